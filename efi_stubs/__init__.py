@@ -1,0 +1,1 @@
+"""UEFI runtime in x86-64 assembly (package data: the .s/.inc files and program manifests)."""

@@ -1,0 +1,3 @@
+from peasm.cli import main
+
+main()

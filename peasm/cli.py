@@ -1,0 +1,122 @@
+"""`peasm`: assemble, link, inspect and run UEFI programs written in x86-64 assembly."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from peasm import __version__
+from peasm.errors import PeasmError
+
+
+def _fail(err: Exception) -> None:
+    click.echo(f"peasm: error: {err}", err=True)
+    sys.exit(1)
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number (use decimal or 0x...)") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="peasm")
+def main() -> None:
+    """Build UEFI applications from hand-written x86-64 assembly, with Python alone.
+
+    \b
+      peasm link -o BOOTX64.EFI          link the chat program (the default)
+      peasm inspect BOOTX64.EFI          sections, entry point, relocations, symbols
+      peasm asm kernel.s -o kernel.bin   one file to a flat binary
+      peasm run BOOTX64.EFI --volume DIR run it on this machine (hosted firmware model)
+    """
+
+
+@main.command("asm")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Flat binary to write.")
+@click.option("--base", default="0", show_default=True, help="Load address the code is assembled for.")
+@click.option("--backend", default="keystone", show_default=True, help="Assembler backend.")
+@click.option("-I", "--include-dir", "include_dirs", multiple=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Extra include directory.")
+def asm_cmd(source: Path, output: Path, base: str, backend: str, include_dirs: tuple[Path, ...]) -> None:
+    """Assemble one SOURCE file to a flat binary (sections back to back, page-aligned)."""
+    from peasm.linker import assemble_flat
+
+    try:
+        data, symbols = assemble_flat(source, _int(base), backend=backend, include_dirs=list(include_dirs))
+        output.write_bytes(data)
+    except (PeasmError, OSError) as e:
+        _fail(e)
+    click.echo(f"{output}: {len(data)} bytes, {len(symbols)} global symbols")
+
+
+@main.command("link")
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="PE32+ EFI application to write (e.g. BOOTX64.EFI).")
+@click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a map: symbol -> RVA, size, source line; and the relocations.")
+@click.option("--backend", default="keystone", show_default=True, help="Assembler backend.")
+def link_cmd(manifest: Path | None, output: Path, map_file: Path | None, backend: str) -> None:
+    """Link the program described by MANIFEST (TOML: entry, sources) into a UEFI application.
+
+    Without MANIFEST, links the project's default program (the chat app)."""
+    from peasm.linker import link, load_manifest
+    from peasm.pe import build_pe
+    from peasm.programs import default_manifest
+
+    try:
+        m = load_manifest(manifest if manifest is not None else default_manifest())
+        image = link(m.sources, m.entry, backend=backend, include_dirs=m.include_dirs,
+                     display_root=m.path.parent if manifest is None else None)
+        data = build_pe(image)
+        output.write_bytes(data)
+        if map_file:
+            map_file.write_text(image.map_text(), encoding="utf-8")
+    except (PeasmError, OSError) as e:
+        _fail(e)
+    click.echo(f"{output}: {m.name}, {len(data)} bytes, {len(image.relocs)} relocations, "
+               f"entry {m.entry} at rva 0x{image.entry_rva:x}")
+
+
+@main.command("inspect")
+@click.argument("efi", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Map file for symbols (default: EFI with .map beside it, if present).")
+def inspect_cmd(efi: Path, map_file: Path | None) -> None:
+    """Show an EFI image's header, sections, relocations and (with a map) its symbols."""
+    from peasm.pe import describe
+
+    try:
+        info = describe(efi.read_bytes())
+    except (PeasmError, OSError) as e:
+        _fail(e)
+    click.echo(f"{efi}: machine {info['machine']}, subsystem {info['subsystem']}")
+    click.echo(f"image base 0x{info['image_base']:x}, size 0x{info['size_of_image']:x}, "
+               f"entry rva 0x{info['entry_rva']:x}")
+    click.echo("sections:")
+    for name, rva, vsize, raw, chars in info["sections"]:
+        click.echo(f"  {name:<8} rva 0x{rva:08x}  vsize 0x{vsize:06x}  raw 0x{raw:06x}  flags 0x{chars:08x}")
+    click.echo(f"relocations: {len(info['relocations'])}")
+    for rva, kind in info["relocations"]:
+        click.echo(f"  0x{rva:08x} {kind}")
+    if map_file is None and efi.with_suffix(".map").is_file():
+        map_file = efi.with_suffix(".map")
+    if map_file is not None:
+        try:
+            lines = map_file.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            _fail(PeasmError(f"cannot read map {map_file}: {e.strerror}"))
+        symbols = [ln.split() for ln in lines if ln.startswith("symbol ")]
+        click.echo(f"symbols ({map_file}): {len(symbols)}")
+        for _, rva, size, section, name, source, *flags in symbols:
+            click.echo(f"  {rva} {size:>8} {section:<7} {name}  {source}{' global' if flags else ''}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

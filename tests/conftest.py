@@ -1,0 +1,1 @@
+from tests.support import models_dir  # noqa: F401  (fixture)
