@@ -108,9 +108,7 @@ class LinkedImage:
         """`symbol+0xOFF (file:line)` for an address inside the image, for fault reports."""
         best = None
         for s in self.symbols:
-            if s.rva <= rva and (best is None or s.rva >= best.rva) and not s.name.startswith("__"):
-                if ".L" in s.name or "#" in s.name:
-                    continue
+            if s.rva <= rva and (best is None or s.rva >= best.rva) and not _is_local(s.name):
                 best = s
         where = ""
         i = bisect.bisect_right([r for r, _ in self.lines], rva) - 1
@@ -319,7 +317,12 @@ def link(sources: list[Path], entry: str, *, backend: Backend | str = "keystone"
 
     base1 = image_base + FIRST_RVA
     bytes1, addrs = _assemble(backend, unit, program, base1)
-    bytes2, addrs2 = _assemble(backend, unit, program, base1 + DIFF_DELTA)
+    try:
+        bytes2, addrs2 = _assemble(backend, unit, program, base1 + DIFF_DELTA)
+    except PeasmError as e:
+        # It assembled at the low base: what fails above 4 GiB is a 32-bit absolute address.
+        raise PeasmError("32-bit absolute address (not relocatable; use RIP-relative "
+                         "addressing, or a .quad for a data pointer)", e.origin) from None
     if len(bytes1) != len(bytes2) or addrs != addrs2:
         moved = next((n for n in unit.table if addrs.get(n) != addrs2.get(n)), None)
         origin = unit.line_labels.get(moved) if moved else None
@@ -389,10 +392,17 @@ def _symbols(program: Program, addrs: dict[str, int], sec_end: dict[str, int]) -
     for sec, items in by_section.items():
         items.sort()
         for k, (rva, name) in enumerate(items):
-            nxt = next((r for r, _ in items[k + 1:] if r > rva), sec_end[sec])
             label = program.labels[name]
+            # a function's size runs to the next function; a local label's to the next label
+            local = _is_local(label.pretty)
+            nxt = next((r for r, n in items[k + 1:]
+                        if r > rva and (local or not _is_local(program.labels[n].pretty))), sec_end[sec])
             out.append(Symbol(label.pretty, name, rva, nxt - rva, sec, label.origin, label.is_global))
     return out
+
+
+def _is_local(pretty: str) -> bool:
+    return ".L" in pretty or "#" in pretty
 
 
 def assemble_flat(path: Path, base: int = 0, *, backend: Backend | str = "keystone",

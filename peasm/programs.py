@@ -15,7 +15,7 @@ def manifest_path(name: str) -> Path | None:
     package, filename = SHIPPED[name]
     try:
         path = Path(str(resources.files(package) / filename))
-    except ModuleNotFoundError:
+    except (ModuleNotFoundError, NotADirectoryError, TypeError):
         return None
     return path if path.is_file() else None
 
@@ -34,7 +34,7 @@ def shipped_sources() -> list[Path]:
     for package in ("efi_stubs", "kernels_asm", "app_asm"):
         try:
             root = Path(str(resources.files(package)))
-        except ModuleNotFoundError:
+        except (ModuleNotFoundError, NotADirectoryError, TypeError):
             continue
         out.extend(sorted(root.glob("*.s")))
     return out

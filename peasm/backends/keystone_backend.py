@@ -1,8 +1,8 @@
 """The default backend: keystone (LLVM MC), run in a forked child.
 
-No symbol resolver is installed for a real assembly: with `sym_resolver` set, keystone 0.9.2
-silently ignores `.balign`/`.p2align` (and it computes RIP-relative fixups to resolved symbols
-wrongly). The resolver is used only to learn the names of missing symbols after a failure,
+No symbol resolver is installed for a real assembly: once any `sym_resolver` has been set in a
+process, keystone 0.9.2 silently ignores `.balign`/`.p2align` there from then on (and it
+computes RIP-relative fixups to resolved symbols wrongly) - one more reason for the child. The resolver is used only to learn the names of missing symbols after a failure,
 and in lenient mode, where only syntax matters.
 
 Why a child: on some malformed operands keystone does not return an error but prints
