@@ -408,13 +408,40 @@ class DirState:
     entries: list[Entry] = field(default_factory=list)
     dirty: bool = False
     reserved_shorts: set[bytes] = field(default_factory=set)   # e.g. the volume label's 11 bytes
+    free_hint: int = 0                  # no free slot lies before this one
+    tails: dict = field(default_factory=dict)  # basis name -> next numeric tail to try
+    _index: dict[str, Entry] | None = field(default=None, repr=False)
+    _shorts: set[bytes] | None = field(default=None, repr=False)
 
     def names(self) -> dict[str, Entry]:
-        out = {}
-        for e in self.entries:
-            out[_key(e.name)] = e
-            out.setdefault(_key(e.short_display), e)
-        return out
+        """Case-insensitive long and short names -> entry (cached; kept up to date)."""
+        if self._index is None:
+            out: dict[str, Entry] = {}
+            for e in self.entries:
+                out.setdefault(_key(e.short_display), e)
+            for e in self.entries:
+                out[_key(e.name)] = e
+            self._index = out
+        return self._index
+
+    def shorts(self) -> set[bytes]:
+        if self._shorts is None:
+            self._shorts = {e.short for e in self.entries} | self.reserved_shorts
+        return self._shorts
+
+    def add(self, e: Entry) -> None:
+        self.entries.append(e)
+        if self._index is not None:
+            self._index.setdefault(_key(e.short_display), e)
+            self._index[_key(e.name)] = e
+        if self._shorts is not None:
+            self._shorts.add(e.short)
+
+    def drop(self, e: Entry) -> None:
+        self.entries.remove(e)
+        self._index = self._shorts = None
+        self.tails.clear()
+        self.free_hint = min(self.free_hint, e.slot - e.n_slots + 1)
 
 
 @dataclass
@@ -766,13 +793,15 @@ class FatVolume:
         where = st.path.rstrip("/") + "/" + name
         if st.names().get(_key(name)) is not None:
             raise ImageError(f"{where}: already exists in the image (use --force to replace a file)")
-        shorts = {e.short for e in st.entries} | st.reserved_shorts
-        plan = N.plan_short_name(name, shorts)
+        plan = N.plan_short_name(name, st.shorts(), st.tails)
         slots = (lfn_records(name, plan.short) if plan.needs_lfn else [])
         slots.append(self._dir_entry_bytes(plan.short, attr, cluster, size, plan.ntres))
         n = len(slots)
-        end = _end_marker(st.raw)
-        start = _find_free_run(st.raw, n)
+        total_slots = len(st.raw) // 32
+        while st.free_hint < total_slots and st.raw[st.free_hint * 32] not in (0, 0xE5):
+            st.free_hint += 1
+        end = _end_marker(st.raw, st.free_hint)
+        start = _find_free_run(st.raw, n, st.free_hint)
         while start is None:
             if st.clusters is None:
                 raise ImageError(f"{where}: the root directory is full ({self.layout.root_entries} entries)")
@@ -784,7 +813,9 @@ class FatVolume:
             self.fat[st.clusters[-1]] = new
             st.clusters.append(new)
             st.raw.extend(bytes(cb))
-            start = _find_free_run(st.raw, n)
+            start = _find_free_run(st.raw, n, st.free_hint)
+        if start == st.free_hint:
+            st.free_hint = start + n
         for i, s in enumerate(slots):
             st.raw[(start + i) * 32:(start + i + 1) * 32] = s
         if start + n > end:
@@ -793,7 +824,7 @@ class FatVolume:
         st.dirty = True
         e = Entry(name if plan.needs_lfn else N.short_to_display(plan.short, plan.ntres), plan.short, attr,
                   cluster, size, plan.ntres, self._stamp[0], self._stamp[1], start + n - 1, n, plan.needs_lfn)
-        st.entries.append(e)
+        st.add(e)
         return e
 
     @_planning
@@ -857,7 +888,7 @@ class FatVolume:
             self._writes = [w for w in self._writes if int(w.clusters[0]) != e.first_cluster]
         for s in range(e.slot - e.n_slots + 1, e.slot + 1):
             st.raw[s * 32] = 0xE5
-        st.entries.remove(e)
+        st.drop(e)
         st.dirty = True
 
     @_planning
@@ -1016,17 +1047,17 @@ def _runs(clusters) -> list[tuple[int, int]]:
     return [(int(arr[s]), int(e - s)) for s, e in zip(starts, ends)]
 
 
-def _end_marker(raw: bytearray) -> int:
-    for slot in range(len(raw) // 32):
+def _end_marker(raw: bytearray, first: int = 0) -> int:
+    for slot in range(first, len(raw) // 32):
         if raw[slot * 32] == 0:
             return slot
     return len(raw) // 32
 
 
-def _find_free_run(raw: bytearray, n: int) -> int | None:
+def _find_free_run(raw: bytearray, n: int, first: int = 0) -> int | None:
     total = len(raw) // 32
     run = 0
-    for slot in range(total):
+    for slot in range(first, total):
         b = raw[slot * 32]
         if b == 0:
             # Everything from here is free.
@@ -1072,7 +1103,9 @@ def _copy_into(vol: FatVolume, w: _DataWrite, buf: bytearray, hasher, cb: int) -
                     raise ImageError(f"{src} shrank while it was being copied")
                 if hasher is not None:
                     hasher.update(mv[:got])
-                vol.region.write(off + done, mv[:got])
+                # A new image reads as zeros already: leave zero blocks as holes (sparse images).
+                if not (vol._fresh and not np.frombuffer(mv[:got], dtype=np.uint8).any()):
+                    vol.region.write(off + done, mv[:got])
                 done += got
             left -= n
         if f.read(1):

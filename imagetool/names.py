@@ -139,8 +139,11 @@ def basis_name(name: str) -> tuple[str, str, bool]:
     return base, ext, lossy
 
 
-def plan_short_name(name: str, existing_shorts: set[bytes]) -> ShortPlan:
-    """Choose the short entry for long name `name` in a directory already holding `existing_shorts`."""
+def plan_short_name(name: str, existing_shorts: set[bytes], tails: dict | None = None) -> ShortPlan:
+    """Choose the short entry for long name `name` in a directory already holding `existing_shorts`.
+
+    `tails` (optional, per directory) remembers the last numeric tail used for each basis name, so
+    thousands of similar names do not each retry ~1, ~2, ... from the start."""
     exact = exact_short(name)
     if exact is not None and exact.short not in existing_shorts:
         return exact
@@ -149,10 +152,13 @@ def plan_short_name(name: str, existing_shorts: set[bytes]) -> ShortPlan:
         candidate = format_short(base, ext)
         if candidate not in existing_shorts:
             return ShortPlan(candidate, 0, True)
-    for n in range(1, 1000000):
+    start = tails.get((base, ext), 1) if tails is not None else 1
+    for n in range(start, 1000000):
         tail = f"~{n}"
         cand = format_short(base[:8 - len(tail)] + tail, ext)
         if cand not in existing_shorts:
+            if tails is not None:
+                tails[(base, ext)] = n + 1
             return ShortPlan(cand, 0, True)
     raise ImageError(f"no free 8.3 alias for {name!r}")
 
