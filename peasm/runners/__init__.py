@@ -1,0 +1,1 @@
+"""Ways to run the same machine code: unicorn (emu), native, and the hosted firmware model."""
