@@ -89,6 +89,14 @@ def test_topp_by_hand():
     assert ref.sample_topp(p, 0.95, 0.99999) == 3
 
 
+def test_topp_cut_is_strictly_greater():
+    # exact float32 sums: cum 0.5, 0.75, 1.0; 0.75 > 0.75 is false, so the cut is at the
+    # third candidate (cum 1.0), and coin 0.9 -> r 0.9 -> the third
+    p = np.array([0.5, 0.25, 0.25], F)
+    assert ref.sample_topp(p, 0.75, 0.9) == 2
+    assert ref.sample_topp(p, 0.74, 0.9) == 1   # cut after the second: r = 0.9 * 0.75
+
+
 def test_topp_stable_ties():
     p = np.array([0.25, 0.25, 0.25, 0.25], F)
     # all tie: sorted order is index order; cum 0.25, 0.5 > 0.4 -> keep i0, i1
