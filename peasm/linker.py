@@ -130,6 +130,9 @@ class LinkedImage:
         out.append(f"# {len(self.relocs)} DIR64 relocations")
         for r in self.relocs:
             out.append(f"reloc 0x{r:08x}")
+        out.append("# lines: rva source (the first byte of each statement)")
+        for rva, origin in self.lines:
+            out.append(f"line 0x{rva:08x} {origin}")
         return "\n".join(out) + "\n"
 
 

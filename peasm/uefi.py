@@ -159,6 +159,7 @@ CONSTANTS: dict[str, int] = {
     "EFI_OUT_OF_RESOURCES": _ERR | 9, "EFI_VOLUME_CORRUPTED": _ERR | 10, "EFI_VOLUME_FULL": _ERR | 11,
     "EFI_NO_MEDIA": _ERR | 12, "EFI_MEDIA_CHANGED": _ERR | 13, "EFI_NOT_FOUND": _ERR | 14,
     "EFI_ACCESS_DENIED": _ERR | 15, "EFI_END_OF_FILE": _ERR | 31,
+    "EFI_WARN_DELETE_FAILURE": 2,
     # EFI_ALLOCATE_TYPE and EFI_MEMORY_TYPE
     "AllocateAnyPages": 0, "AllocateMaxAddress": 1, "AllocateAddress": 2,
     "EfiReservedMemoryType": 0, "EfiLoaderCode": 1, "EfiLoaderData": 2, "EfiBootServicesCode": 3,

@@ -46,7 +46,11 @@ class EmuFault(Exception):
 
 
 class Stop(Exception):
-    """Raised by a trap to end the run (e.g. ResetSystem); carries the reason."""
+    """Raised by a trap to end the run (e.g. ResetSystem); `cause` is what ended it."""
+
+    def __init__(self, reason: str, cause: BaseException | None = None):
+        super().__init__(reason)
+        self.cause = cause
 
 
 def _round_up(n: int, a: int = PAGE) -> int:
@@ -165,7 +169,10 @@ class Emu:
         if i < 4:
             return self.uc.reg_read(ARG_REGS[i])
         rsp = self.uc.reg_read(X.UC_X86_REG_RSP)
-        return self.read_u64(rsp + 8 * (i + 1))
+        try:
+            return self.read_u64(rsp + 8 * (i + 1))
+        except UcError:
+            return 0  # past the top of the stack: not an argument this call passed
 
     def _on_trap(self, uc, address, size, _):
         fn = self._traps.get(address)
@@ -181,6 +188,10 @@ class Emu:
             result = fn(self, self.arg)
         except Stop as stop:
             self.stopped = stop
+            uc.emu_stop()
+            return
+        except Exception as e:  # noqa: BLE001 - a failing service ends the run with its cause
+            self.stopped = Stop(f"{type(e).__name__} in {self._trap_names[address]}: {e}", e)
             uc.emu_stop()
             return
         if result is not None:

@@ -1,0 +1,535 @@
+"""A small UEFI firmware in Python, for running BOOTX64.EFI on the host.
+
+The tables (system table, boot and runtime services, console in/out, loaded image, simple
+file system, file protocol) are laid out in the guest's memory from the declarations in
+peasm.uefi, so their offsets are the ones the asm uses. Each function pointer is a service
+of the machine (a unicorn trap or a native callback thunk) that lands in a method here.
+
+What it models: a console on a byte stream (UCS-2 in, UTF-8 out), a keyboard from a script or
+a terminal, a host directory as the boot volume (case-insensitive names, as FAT), pages and
+pool from a memory budget with a memory map that tells the truth about what is left, a Stall
+that really waits, and ResetSystem ending the run.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Protocol
+
+from peasm import uefi
+
+S = uefi.CONSTANTS
+EFI_SUCCESS = 0
+ERR = {name: value for name, value in S.items() if name.startswith("EFI_") and value >> 63}
+PAGE = 4096
+
+
+class Machine(Protocol):
+    """What the firmware needs from whatever runs the code."""
+
+    def alloc(self, size: int, data: bytes | None = None, *, align: int = 8) -> int: ...
+    def alloc_pages(self, size: int) -> int: ...
+    def read(self, address: int, size: int) -> bytes: ...
+    def write(self, address: int, data: bytes) -> None: ...
+    def service(self, fn: Callable[[list[int]], int | None], name: str, nargs: int) -> int: ...
+
+
+class PowerOff(Exception):
+    """ResetSystem was called: the program is done."""
+
+    def __init__(self, reset_type: int, status: int):
+        super().__init__(f"ResetSystem(type={reset_type}, status=0x{status:x})")
+        self.reset_type = reset_type
+        self.status = status
+
+
+class InputEnded(Exception):
+    """The program waits for a key and the scripted input has none left."""
+
+
+# ----------------------------------------------------------------------------------------
+# Keyboard
+
+
+class Keyboard:
+    """Keys from bytes (a script, or a terminal read as it comes), as EFI_INPUT_KEYs.
+
+    Enter is CHAR_CARRIAGE_RETURN (a lone "\\n", "\\r" or "\\r\\n"), DEL/BS is backspace,
+    ANSI arrows are scan codes, and UTF-8 becomes UCS-2 characters."""
+
+    ARROWS = {b"A": S["SCAN_UP"], b"B": S["SCAN_DOWN"], b"C": S["SCAN_RIGHT"], b"D": S["SCAN_LEFT"],
+              b"H": S["SCAN_HOME"], b"F": S["SCAN_END"]}
+
+    def __init__(self, data: bytes = b"", stream: BinaryIO | None = None):
+        self.pending = bytearray(data)
+        self.stream = stream
+        self.keys: list[tuple[int, int]] = []
+
+    def _fill(self, block: bool) -> None:
+        if self.stream is None or (not block and not _readable(self.stream)):
+            return
+        chunk = os.read(self.stream.fileno(), 4096)
+        if not chunk:
+            self.stream = None
+        self.pending += chunk
+
+    def _parse(self) -> None:
+        p = self.pending
+        while p:
+            b = p[0]
+            if b == 0x1B:
+                if len(p) >= 3 and p[1:2] == b"[" and bytes(p[2:3]) in self.ARROWS:
+                    self.keys.append((self.ARROWS[bytes(p[2:3])], 0))
+                    del p[:3]
+                else:
+                    self.keys.append((S["SCAN_ESC"], 0))
+                    del p[:1]
+            elif b in (0x0A, 0x0D):
+                self.keys.append((0, 0x0D))
+                del p[:2 if p[:2] == b"\r\n" else 1]
+            elif b in (0x08, 0x7F):
+                self.keys.append((0, 0x08))
+                del p[:1]
+            elif b < 0x80:
+                self.keys.append((0, b))
+                del p[:1]
+            else:
+                need = 2 if b >> 5 == 6 else 3 if b >> 4 == 14 else 4 if b >> 3 == 30 else 1
+                if len(p) < need and self.stream is not None:
+                    return  # the rest of the character is still coming
+                ch = bytes(p[:need]).decode("utf-8", "replace")
+                self.keys.append((0, ord(ch[0]) if ord(ch[0]) <= 0xFFFF else 0xFFFD))
+                del p[:need]
+
+    def poll(self) -> tuple[int, int] | None:
+        if not self.keys:
+            self._fill(block=False)
+            self._parse()
+        return self.keys.pop(0) if self.keys else None
+
+    def wait(self) -> None:
+        while not self.keys:
+            self._parse()
+            if self.keys:
+                return
+            if self.stream is None:
+                raise InputEnded()
+            self._fill(block=True)
+
+
+def _readable(stream: BinaryIO) -> bool:
+    import select
+
+    try:
+        return bool(select.select([stream], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------
+# Files
+
+
+@dataclass
+class OpenFile:
+    path: Path
+    is_dir: bool
+    writable: bool
+    position: int = 0
+    entries: list[Path] | None = None   # directory listing, read one by one
+
+
+@dataclass
+class Firmware:
+    machine: Machine
+    volume: Path
+    out: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
+    keyboard: Keyboard = field(default_factory=Keyboard)
+    memory_bytes: int = 1 << 30
+    image_base: int = 0
+    image_size: int = 0
+    trace: Callable[[str], None] | None = None
+
+    def __post_init__(self):
+        self.volume = Path(self.volume).resolve()
+        self.output = bytearray()          # everything printed, for tests
+        self.allocated = 0
+        self.pools: dict[int, int] = {}
+        self.pages: dict[int, int] = {}
+        self.files: dict[int, OpenFile] = {}
+        self._file_protocol_template = self._table("EFI_FILE_PROTOCOL", "file", {"Revision": 0x00010000})
+        self.image_handle = self.machine.alloc(8, align=8)
+        self.device_handle = self.machine.alloc(8, align=8)
+        self.wait_for_key_event = self.machine.alloc(8, align=8)
+        mode = self._write_struct("SIMPLE_TEXT_OUTPUT_MODE", {"MaxMode": 1, "CursorVisible": 1})
+        self.con_out = self._alloc_table("EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL", "conout", {"Mode": mode})
+        self.con_in = self._alloc_table("EFI_SIMPLE_TEXT_INPUT_PROTOCOL", "conin",
+                                        {"WaitForKey": self.wait_for_key_event})
+        self.boot_services = self._alloc_table("EFI_BOOT_SERVICES", "bs", {})
+        self.runtime_services = self._alloc_table("EFI_RUNTIME_SERVICES", "rt", {})
+        self.simple_fs = self._alloc_table("EFI_SIMPLE_FILE_SYSTEM_PROTOCOL", "sfs", {"Revision": 0x00010000})
+        vendor = self.machine.alloc(64, "peasm hosted firmware\0".encode("utf-16-le"), align=8)
+        self.system_table = self._write_struct("EFI_SYSTEM_TABLE", {
+            "FirmwareVendor": vendor, "FirmwareRevision": 0x00010000,
+            "ConsoleInHandle": self.image_handle, "ConIn": self.con_in,
+            "ConsoleOutHandle": self.image_handle, "ConOut": self.con_out,
+            "StandardErrorHandle": self.image_handle, "StdErr": self.con_out,
+            "RuntimeServices": self.runtime_services, "BootServices": self.boot_services})
+        self.loaded_image = self._write_struct("EFI_LOADED_IMAGE_PROTOCOL", {
+            "Revision": 0x1000, "SystemTable": self.system_table, "DeviceHandle": self.device_handle,
+            "ImageBase": self.image_base, "ImageSize": self.image_size,
+            "ImageCodeType": S["EfiLoaderCode"], "ImageDataType": S["EfiLoaderData"]})
+        self.protocols = {
+            (self.image_handle, uefi.GUIDS["EFI_LOADED_IMAGE_PROTOCOL_GUID"].bytes_le): self.loaded_image,
+            (self.device_handle, uefi.GUIDS["EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_GUID"].bytes_le): self.simple_fs,
+        }
+
+    # -- table construction ------------------------------------------------------------
+
+    def _values_bytes(self, struct_name: str, values: dict) -> bytes:
+        s = uefi.STRUCTS[struct_name]
+        offsets, size, _ = s.layout()
+        buf = bytearray(size)
+        for f in s.fields:
+            if f.name in values:
+                width = uefi.type_size(f.type)[0] if f.type in uefi.SCALARS else 8
+                buf[offsets[f.name]:offsets[f.name] + width] = values[f.name].to_bytes(width, "little")
+        return bytes(buf)
+
+    def _write_struct(self, struct_name: str, values: dict) -> int:
+        data = self._values_bytes(struct_name, values)
+        return self.machine.alloc(len(data), data, align=8)
+
+    def _table(self, struct_name: str, prefix: str, values: dict) -> dict:
+        """Values for a table: every fn field is a service (unsupported ones say so)."""
+        values = dict(values)
+        for name in uefi.STRUCTS[struct_name].functions():
+            method = getattr(self, f"{prefix}_{name}", None)
+            values[name] = self.machine.service(self._wrap(method, f"{prefix}.{name}"),
+                                                f"{struct_name}.{name}", 10)
+        return values
+
+    def _alloc_table(self, struct_name: str, prefix: str, values: dict) -> int:
+        return self._write_struct(struct_name, self._table(struct_name, prefix, values))
+
+    def _wrap(self, method, name):
+        def service(args):
+            if self.trace:
+                self.trace(f"{name}({', '.join(hex(a) for a in args[:4])})")
+            if method is None:
+                return ERR["EFI_UNSUPPORTED"]
+            result = method(*args)
+            return EFI_SUCCESS if result is None else result
+        return service
+
+    # -- memory helpers -----------------------------------------------------------------
+
+    def _u64(self, address: int) -> int:
+        return struct.unpack("<Q", self.machine.read(address, 8))[0]
+
+    def _put_u64(self, address: int, value: int) -> None:
+        self.machine.write(address, struct.pack("<Q", value & (2**64 - 1)))
+
+    def _ucs2(self, address: int, limit: int = 4096) -> str:
+        units = []
+        while len(units) < limit:
+            u = struct.unpack("<H", self.machine.read(address + 2 * len(units), 2))[0]
+            if u == 0:
+                break
+            units.append(u)
+        return struct.pack(f"<{len(units)}H", *units).decode("utf-16-le", "replace")
+
+    def free_bytes(self) -> int:
+        return max(0, self.memory_bytes - self.allocated)
+
+    # -- console ------------------------------------------------------------------------
+
+    def conout_OutputString(self, this, string, *_):
+        text = self._ucs2(string, 1 << 20).replace("\r\n", "\n").replace("\r", "")
+        data = text.encode("utf-8")
+        self.output += data
+        if self.out is not None:
+            self.out.write(data)
+            self.out.flush()
+
+    def conout_Reset(self, *_): pass
+    def conout_TestString(self, *_): pass
+    def conout_SetAttribute(self, *_): pass
+    def conout_ClearScreen(self, *_): pass
+    def conout_EnableCursor(self, *_): pass
+    def conout_SetCursorPosition(self, *_): pass
+    def conout_SetMode(self, this, mode, *_):
+        return None if mode == 0 else ERR["EFI_UNSUPPORTED"]
+
+    def conout_QueryMode(self, this, mode, columns, rows, *_):
+        if mode != 0:
+            return ERR["EFI_UNSUPPORTED"]
+        self._put_u64(columns, 80)
+        self._put_u64(rows, 25)
+
+    def conin_Reset(self, *_): pass
+
+    def conin_ReadKeyStroke(self, this, key, *_):
+        got = self.keyboard.poll()
+        if got is None:
+            return ERR["EFI_NOT_READY"]
+        self.machine.write(key, struct.pack("<HH", *got))
+
+    # -- boot services ------------------------------------------------------------------
+
+    def bs_SetWatchdogTimer(self, *_): pass
+
+    def bs_Stall(self, microseconds, *_):
+        time.sleep(min(microseconds, 10_000_000) / 1e6)
+
+    def bs_WaitForEvent(self, count, events, index, *_):
+        if count != 1 or self._u64(events) != self.wait_for_key_event:
+            return ERR["EFI_UNSUPPORTED"]
+        self.keyboard.wait()     # raises InputEnded when a script runs dry
+        self._put_u64(index, 0)
+
+    def bs_AllocatePages(self, kind, memory_type, pages, memory, *_):
+        if kind != S["AllocateAnyPages"]:
+            return ERR["EFI_UNSUPPORTED"]
+        size = pages * PAGE
+        if pages == 0 or size > self.free_bytes():
+            return ERR["EFI_OUT_OF_RESOURCES"]
+        address = self.machine.alloc_pages(size)
+        self.pages[address] = size
+        self.allocated += size
+        self._put_u64(memory, address)
+
+    def bs_FreePages(self, address, pages, *_):
+        size = self.pages.pop(address, None)
+        if size is None:
+            return ERR["EFI_NOT_FOUND"]
+        self.allocated -= size
+
+    def bs_AllocatePool(self, memory_type, size, buffer, *_):
+        if size > self.free_bytes():
+            return ERR["EFI_OUT_OF_RESOURCES"]
+        address = self.machine.alloc(max(size, 1), align=8)
+        self.pools[address] = size
+        self.allocated += size
+        self._put_u64(buffer, address)
+
+    def bs_FreePool(self, address, *_):
+        size = self.pools.pop(address, None)
+        if size is None:
+            return ERR["EFI_INVALID_PARAMETER"]
+        self.allocated -= size
+
+    def bs_GetMemoryMap(self, size_ptr, buffer, key_ptr, desc_size_ptr, desc_version_ptr, *_):
+        desc = uefi.STRUCTS["EFI_MEMORY_DESCRIPTOR"]
+        dsize = desc.size
+        regions = [(S["EfiLoaderCode"], 0x100000, max(1, self.image_size // PAGE)),
+                   (S["EfiLoaderData"], 0x200000, max(1, self.allocated // PAGE)),
+                   (S["EfiConventionalMemory"], 0x1_0000_0000, self.free_bytes() // PAGE)]
+        needed = dsize * len(regions)
+        self._put_u64(desc_size_ptr, dsize)
+        self.machine.write(desc_version_ptr, struct.pack("<I", 1))
+        have = self._u64(size_ptr)
+        self._put_u64(size_ptr, needed)
+        if have < needed or buffer == 0:
+            return ERR["EFI_BUFFER_TOO_SMALL"]
+        data = b"".join(self._values_bytes("EFI_MEMORY_DESCRIPTOR", {
+            "Type": t, "PhysicalStart": start, "NumberOfPages": pages}) for t, start, pages in regions)
+        self.machine.write(buffer, data)
+        self._put_u64(key_ptr, 1)
+
+    def bs_HandleProtocol(self, handle, guid, interface, *_):
+        found = self.protocols.get((handle, self.machine.read(guid, 16)))
+        if found is None:
+            return ERR["EFI_UNSUPPORTED"]
+        self._put_u64(interface, found)
+
+    def bs_OpenProtocol(self, handle, guid, interface, *_):
+        return self.bs_HandleProtocol(handle, guid, interface)
+
+    def bs_LocateProtocol(self, guid, registration, interface, *_):
+        return ERR["EFI_NOT_FOUND"]
+
+    def bs_CloseProtocol(self, *_): pass
+
+    # -- runtime services ---------------------------------------------------------------
+
+    def rt_ResetSystem(self, reset_type, status, *_):
+        raise PowerOff(reset_type, status)
+
+    def rt_GetTime(self, time_ptr, caps, *_):
+        t = time.gmtime()
+        self.machine.write(time_ptr, struct.pack("<HBBBBBBIhBB", t.tm_year, t.tm_mon, t.tm_mday,
+                                                 t.tm_hour, t.tm_min, t.tm_sec, 0, 0, 0, 0, 0))
+
+    # -- file system --------------------------------------------------------------------
+
+    def sfs_OpenVolume(self, this, root, *_):
+        self._put_u64(root, self._new_file(OpenFile(self.volume, True, False)))
+
+    def _new_file(self, f: OpenFile) -> int:
+        address = self._write_struct("EFI_FILE_PROTOCOL", self._file_protocol_template)
+        self.files[address] = f
+        return address
+
+    def _resolve(self, base: Path, name: str, create: bool) -> Path | None:
+        """A path inside the volume, matching names case-insensitively as FAT does."""
+        parts = [p for p in name.replace("/", "\\").split("\\") if p not in ("", ".")]
+        current = self.volume if name.startswith("\\") else base
+        for i, part in enumerate(parts):
+            if part == "..":
+                if current == self.volume:
+                    return None
+                current = current.parent
+                continue
+            match = None
+            if current.is_dir():
+                match = next((c for c in current.iterdir() if c.name.lower() == part.lower()), None)
+            if match is None:
+                if create and i == len(parts) - 1 and current.is_dir():
+                    match = current / part
+                else:
+                    return None
+            current = match
+        return current
+
+    def file_Open(self, this, new_handle, name_ptr, mode, attributes, *_):
+        parent = self.files.get(this)
+        if parent is None or not parent.is_dir:
+            return ERR["EFI_INVALID_PARAMETER"]
+        name = self._ucs2(name_ptr)
+        create = bool(mode & S["EFI_FILE_MODE_CREATE"])
+        path = self._resolve(parent.path, name, create)
+        if path is None:
+            return ERR["EFI_NOT_FOUND"]
+        if not path.exists():
+            if attributes & S["EFI_FILE_DIRECTORY"]:
+                path.mkdir()
+            else:
+                path.touch()
+        writable = bool(mode & S["EFI_FILE_MODE_WRITE"])
+        self._put_u64(new_handle, self._new_file(OpenFile(path, path.is_dir(), writable)))
+
+    def file_Close(self, this, *_):
+        self.files.pop(this, None)
+
+    def file_Delete(self, this, *_):
+        f = self.files.pop(this, None)
+        if f is None or not f.writable or f.path == self.volume:
+            return S["EFI_WARN_DELETE_FAILURE"]
+        if f.is_dir:
+            f.path.rmdir()
+        else:
+            f.path.unlink()
+
+    def file_Read(self, this, size_ptr, buffer, *_):
+        f = self.files.get(this)
+        if f is None:
+            return ERR["EFI_INVALID_PARAMETER"]
+        want = self._u64(size_ptr)
+        if f.is_dir:
+            if f.entries is None:
+                f.entries = sorted(f.path.iterdir(), key=lambda p: p.name.lower())
+            if f.position >= len(f.entries):
+                self._put_u64(size_ptr, 0)
+                return None
+            info = self._file_info(f.entries[f.position])
+            if want < len(info):
+                self._put_u64(size_ptr, len(info))
+                return ERR["EFI_BUFFER_TOO_SMALL"]
+            self.machine.write(buffer, info)
+            self._put_u64(size_ptr, len(info))
+            f.position += 1
+            return None
+        with open(f.path, "rb") as fh:
+            fh.seek(f.position)
+            data = fh.read(want)
+        self.machine.write(buffer, data)
+        f.position += len(data)
+        self._put_u64(size_ptr, len(data))
+
+    def file_Write(self, this, size_ptr, buffer, *_):
+        f = self.files.get(this)
+        if f is None or f.is_dir:
+            return ERR["EFI_UNSUPPORTED"]
+        if not f.writable:
+            return ERR["EFI_ACCESS_DENIED"]
+        n = self._u64(size_ptr)
+        data = self.machine.read(buffer, n)
+        with open(f.path, "r+b") as fh:
+            fh.seek(f.position)
+            fh.write(data)
+        f.position += n
+
+    def file_GetPosition(self, this, position, *_):
+        f = self.files.get(this)
+        if f is None or f.is_dir:
+            return ERR["EFI_UNSUPPORTED"]
+        self._put_u64(position, f.position)
+
+    def file_SetPosition(self, this, position, *_):
+        f = self.files.get(this)
+        if f is None:
+            return ERR["EFI_INVALID_PARAMETER"]
+        if f.is_dir:
+            if position != 0:
+                return ERR["EFI_UNSUPPORTED"]
+            f.entries = None
+        f.position = f.path.stat().st_size if position == 2**64 - 1 and not f.is_dir else position
+
+    def file_Flush(self, *_): pass
+
+    def _file_info(self, path: Path) -> bytes:
+        st = path.stat()
+        name = (path.name if path != self.volume else "").encode("utf-16-le") + b"\0\0"
+        offsets, size, _ = uefi.STRUCTS["EFI_FILE_INFO"].layout()
+        total = offsets["FileName"] + len(name)
+        t = time.gmtime(st.st_mtime)
+        stamp = struct.pack("<HBBBBBBIhBB", t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
+                            t.tm_sec, 0, 0, 0, 0, 0)
+        attr = S["EFI_FILE_DIRECTORY"] if path.is_dir() else S["EFI_FILE_ARCHIVE"]
+        fsize = 0 if path.is_dir() else st.st_size
+        head = self._values_bytes("EFI_FILE_INFO", {"Size": total, "FileSize": fsize,
+                                                    "PhysicalSize": (fsize + 511) // 512 * 512,
+                                                    "Attribute": attr})
+        head = bytearray(head[:offsets["FileName"]])
+        for field_name in ("CreateTime", "LastAccessTime", "ModificationTime"):
+            head[offsets[field_name]:offsets[field_name] + 16] = stamp
+        return bytes(head) + name
+
+    def file_GetInfo(self, this, guid, size_ptr, buffer, *_):
+        f = self.files.get(this)
+        if f is None:
+            return ERR["EFI_INVALID_PARAMETER"]
+        if self.machine.read(guid, 16) != uefi.GUIDS["EFI_FILE_INFO_GUID"].bytes_le:
+            return ERR["EFI_UNSUPPORTED"]
+        info = self._file_info(f.path)
+        have = self._u64(size_ptr)
+        self._put_u64(size_ptr, len(info))
+        if have < len(info):
+            return ERR["EFI_BUFFER_TOO_SMALL"]
+        self.machine.write(buffer, info)
+
+    def file_SetInfo(self, this, guid, size, buffer, *_):
+        """Renames (a new FileName in the same directory) and truncation (a new FileSize)."""
+        f = self.files.get(this)
+        if f is None or not f.writable:
+            return ERR["EFI_ACCESS_DENIED"]
+        if self.machine.read(guid, 16) != uefi.GUIDS["EFI_FILE_INFO_GUID"].bytes_le:
+            return ERR["EFI_UNSUPPORTED"]
+        offsets = uefi.STRUCTS["EFI_FILE_INFO"].layout()[0]
+        new_size = self._u64(buffer + offsets["FileSize"])
+        new_name = self._ucs2(buffer + offsets["FileName"], 512)
+        if not f.is_dir and new_size != f.path.stat().st_size:
+            os.truncate(f.path, new_size)
+        if new_name and new_name != f.path.name:
+            if "\\" in new_name or "/" in new_name or new_name in ("..", "."):
+                return ERR["EFI_UNSUPPORTED"]
+            target = f.path.parent / new_name
+            if target.exists() and target.name.lower() != f.path.name.lower():
+                return ERR["EFI_ACCESS_DENIED"]
+            f.path.rename(target)
+            f.path = target
