@@ -167,7 +167,25 @@ def test_tokenizer_truncated_rejected():
         ref.read_tokenizer(b"\x01\x00")
 
 
-@pytest.mark.parametrize("size", [259, 300, 512, 1000])
+@pytest.mark.parametrize("kind", ref.TOKENIZER_CORRUPTIONS)
+def test_corrupt_tokenizers_rejected(kind):
+    good = ref.make_tokenizer(300)
+    with pytest.raises(ref.TokenizerFormatError):
+        ref.read_tokenizer(ref.corrupt_tokenizer_bytes(good, kind), 300)
+
+
+def test_write_test_pair(tmp_path):
+    mp, tp = ref.write_test_pair(tmp_path, "tiny_gqa", seed=1)
+    m = ref.read_model(mp, allow_trailing=False)
+    tok = ref.read_tokenizer(tp, m.config.vocab_size)
+    assert tok.to_bytes() == tp.read_bytes()
+    assert ref.generate(m, tok, "the", steps=8, temperature=0.0).tokens[:2] == [1, tok.lookup(b" the")]
+    mp2, tp2 = ref.write_test_pair(tmp_path / "b", "stories260K", 0, tokenizer_src=model_file("tok512.bin"))
+    assert tp2.read_bytes() == model_file("tok512.bin").read_bytes()
+    assert ref.read_header(mp2.read_bytes()).header_ints() == (64, 172, 5, 8, 4, 512, 512)
+
+
+@pytest.mark.parametrize("size", [259, 300, 512, 1000, 32000])
 def test_make_tokenizer(size):
     tok = ref.make_tokenizer(size)
     assert tok.vocab_size == size and not tok.duplicates

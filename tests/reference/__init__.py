@@ -21,6 +21,8 @@ Usage::
     ref.write_model(m, path); ref.write_random_model(path, "stories110M", seed)  # streamed
     ref.corrupt_model_bytes(m, kind)  for kind in ref.CORRUPTIONS
     ref.make_tokenizer(vocab_size); ref.write_tokenizer(tok, path)
+    ref.corrupt_tokenizer_bytes(tok, kind)  for kind in ref.TOKENIZER_CORRUPTIONS
+    model_path, tok_path = ref.write_test_pair(tmp_path, "tiny_gqa", seed)   # app test inputs
     ref.read_gguf(path)                               # minimal GGUF reader (metadata, F32/F16)
 
 Modules: :mod:`.modelfile` (.bin format), :mod:`.tokenizer`, :mod:`.sampler`,

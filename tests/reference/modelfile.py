@@ -399,3 +399,27 @@ def write_corrupt_model(dst: str | Path, good: bytes | Model, kind: str) -> Path
     return Path(dst)
 
 
+
+
+def write_test_pair(directory: str | Path, shape: str | Config = "tiny_gqa", seed: int = 0,
+                    tokenizer_src: str | Path | None = None,
+                    names: tuple[str, str] = ("model.bin", "tokenizer.bin")) -> tuple[Path, Path]:
+    """Write a random model and a matching tokenizer into ``directory``; return both paths.
+
+    The tokenizer is copied from ``tokenizer_src`` when given (e.g. the real 32000-piece
+    tokenizer.bin for stories15M/110M shapes), else ``make_tokenizer(vocab_size)``.
+    """
+    from .tokenizer import make_tokenizer, read_tokenizer, write_tokenizer
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = write_random_model(d / names[0], shape, seed)
+    tok_path = d / names[1]
+    if tokenizer_src is not None:
+        tok = read_tokenizer(tokenizer_src, cfg.vocab_size)
+        if tok.vocab_size != cfg.vocab_size:
+            raise ValueError("tokenizer and model vocab sizes differ")
+        tok_path.write_bytes(Path(tokenizer_src).read_bytes())
+    else:
+        write_tokenizer(make_tokenizer(cfg.vocab_size), tok_path)
+    return d / names[0], tok_path

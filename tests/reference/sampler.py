@@ -228,6 +228,7 @@ class Sampler:
         if changed:
             probs = (probs / seqsum_f32(probs)).astype(F32)
         coin = self.rng.f32()
-        if self.topp <= 0 or self.topp >= 1:
+        topp = F32(self.topp)  # a C float: 0.99999999 is 1.0f -> multinomial
+        if topp <= 0 or topp >= 1:
             return sample_mult(probs, coin)
         return sample_topp(probs, self.topp, coin)

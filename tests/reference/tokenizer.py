@@ -229,6 +229,35 @@ def write_tokenizer(tok: Tokenizer, dst: str | Path | BinaryIO) -> None:
         dst.write(piece)
 
 
+#: Kinds understood by :func:`corrupt_tokenizer_bytes`.
+TOKENIZER_CORRUPTIONS = ("empty", "short", "truncated_piece", "negative_length", "huge_length",
+                         "missing_entries")
+
+
+def corrupt_tokenizer_bytes(good: bytes | Tokenizer, kind: str) -> bytes:
+    """A broken tokenizer file derived from a good one. :func:`read_tokenizer` raises
+    TokenizerFormatError on each when asked for the good file's entry count.
+
+    ``short``: 2 bytes; ``truncated_piece``: cut inside the last piece; ``negative_length``
+    / ``huge_length``: the first entry's length field is -1 / 2**31-1; ``missing_entries``:
+    the last entry removed (fewer entries than the model's vocab_size).
+    """
+    data = good.to_bytes() if isinstance(good, Tokenizer) else bytes(good)
+    if kind == "empty":
+        return b""
+    if kind == "short":
+        return data[:2]
+    if kind == "truncated_piece":
+        return data[:-1]
+    if kind in ("negative_length", "huge_length"):
+        v = -1 if kind == "negative_length" else 2**31 - 1
+        return data[:8] + struct.pack("<i", v) + data[12:]
+    if kind == "missing_entries":
+        tok = read_tokenizer(data)
+        return Tokenizer(tok.pieces[:-1], tok.scores[:-1], tok.max_token_length).to_bytes()
+    raise ValueError(f"unknown corruption {kind!r}; choose from {TOKENIZER_CORRUPTIONS}")
+
+
 # ----------------------------------------------------------------------------- synthetic vocab
 
 _COMMON = [
