@@ -6,8 +6,6 @@ program), and well-known Llama-2 tokenizations ("Hello world" -> 1 15043 3186).
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 

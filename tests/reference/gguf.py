@@ -6,8 +6,8 @@ u64 dims[n_dims] with dims[0] the fastest-varying, u32 ggml_type, u64 offset); p
 ``general.alignment`` (default 32); the tensor data, each tensor at data_start + offset.
 A string is u64 length + bytes. Value types: 0 u8, 1 i8, 2 u16, 3 i16, 4 u32, 5 i32, 6 f32,
 7 bool, 8 string, 9 array (u32 element type, u64 count, elements), 10 u64, 11 i64, 12 f64.
-Strings are returned as ``bytes`` (vocab pieces need not be valid UTF-8... in practice they
-are). Used by the tests to cross-check the .bin readers; the app's GGUF loader is separate.
+Strings are returned as ``bytes`` (a vocab piece need not be valid UTF-8 on its own).
+Used by the tests to cross-check the .bin readers; the app's GGUF loader is separate.
 """
 from __future__ import annotations
 
