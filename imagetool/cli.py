@@ -356,6 +356,12 @@ def run(argv: list[str] | None = None, obj: dict | None = None) -> int:
     except KeyboardInterrupt:
         click.echo(f"{PROG}: interrupted", err=True)
         return 130
+    except Exception as e:  # a bug, not a user error: still one line (IMAGETOOL_DEBUG=1 shows it all)
+        if os.environ.get("IMAGETOOL_DEBUG"):
+            raise
+        click.echo(f"{PROG}: internal error: {type(e).__name__}: {_one_line(str(e))} "
+                   f"(please report; IMAGETOOL_DEBUG=1 shows the traceback)", err=True)
+        return 70
     if isinstance(rv, int):
         return rv
     return 0

@@ -743,14 +743,20 @@ class FatVolume:
             return [entry]
         return list(self._dir_state(entry, "/" + "/".join(split_path(path))).entries)
 
-    def walk(self, path: str = "/") -> Iterator[tuple[str, Entry]]:
+    def walk(self, path: str = "/", _seen: set[int] | None = None) -> Iterator[tuple[str, Entry]]:
         """(path, entry) for everything below `path`, depth first, directory order."""
         base = "/" + "/".join(split_path(path))
+        if _seen is None:
+            start = self.lookup(path)
+            _seen = {start.first_cluster if start is not None else self._root().first_cluster}
         for e in self.listdir(path):
             p = base.rstrip("/") + "/" + e.name
             yield p, e
             if e.is_dir:
-                yield from self.walk(p)
+                if e.first_cluster in _seen or e.first_cluster == self._root().first_cluster:
+                    raise ImageError(f"{p}: directory loop (cluster {e.first_cluster} is already in the tree)")
+                _seen.add(e.first_cluster)
+                yield from self.walk(p, _seen)
 
     # ---- reading files -------------------------------------------------------------------
     def iter_file(self, path: str, chunk: int = 1 << 22) -> Iterator[bytes]:
