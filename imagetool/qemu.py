@@ -125,6 +125,8 @@ def _check_args(target: Path, smp: int, mem_mib: int, timeout: float | None) -> 
         raise QemuError(f"{target}: not an image file or directory")
     if target.is_dir() and not (target / "EFI").exists() and not any(target.iterdir()):
         raise QemuError(f"{target}: the directory is empty (expected EFI/BOOT/BOOTX64.EFI)")
+    if "," in str(target.resolve()):
+        raise QemuError(f"{target}: QEMU's -drive option cannot take a path containing ','; rename it")
     if smp < 1:
         raise QemuError(f"--smp must be at least 1 (got {smp})")
     if mem_mib < 32:
