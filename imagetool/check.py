@@ -55,7 +55,7 @@ def verify(path: str | os.PathLike) -> Report:
     with img:
         rep.info["scheme"] = img.location.scheme
         if img.location.scheme == "gpt":
-            rep.problems.extend(gpt.check(img.fd, img.size)[1])
+            rep.problems.extend(gpt.check(img.fd, img.size, rep.warnings)[1])
             p = img.location.partition
             rep.info["partition"] = f"{p.index} ({p.first_lba}-{p.last_lba}, {p.type_guid})"
             if p.type_guid != gpt.ESP_TYPE:

@@ -181,9 +181,12 @@ def _parse_entries(raw: bytes, hdr: dict) -> list[Partition]:
     return parts
 
 
-def check(fd: int, file_size: int) -> tuple[GptDisk | None, list[str]]:
-    """Parse and check the whole GPT. Returns (disk from the primary header or None, problems)."""
+def check(fd: int, file_size: int, warnings: list[str] | None = None) -> tuple[GptDisk | None, list[str]]:
+    """Parse and check the whole GPT. Returns (disk from the primary header or None, problems);
+    legal-but-odd states go to `warnings` when given."""
     problems: list[str] = []
+    if warnings is None:
+        warnings = []
     sector0 = _pread(fd, SECTOR, 0)
     if not has_protective_mbr(sector0):
         problems.append("LBA 0: no protective MBR (signature 0xAA55 with a type 0xEE record)")
@@ -195,8 +198,8 @@ def check(fd: int, file_size: int) -> tuple[GptDisk | None, list[str]]:
         problems.append(f"image truncated: the GPT describes a disk of {disk_sectors * SECTOR} bytes, "
                         f"the image has {file_size}")
     elif disk_sectors * SECTOR < file_size:
-        problems.append(f"backup GPT header (AlternateLBA {primary['AlternateLBA']}) is not in the last "
-                        f"block of the image (LBA {file_size // SECTOR - 1})")
+        warnings.append(f"the GPT covers {disk_sectors * SECTOR} bytes of {file_size}: its backup header is "
+                        f"not in the last block (normal after writing an image to a larger disk)")
     raw_entries = _read_entries(fd, file_size, primary, "primary", problems)
     if raw_entries is None:
         return None, problems
