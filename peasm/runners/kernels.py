@@ -1,0 +1,320 @@
+"""The math kernels (kernels_asm) from Python: one façade over unicorn and native machines.
+
+    k = open_kernels("unicorn")            # SSE2 bodies, guard pages, ABI checks
+    k = open_kernels("native", "avx2")     # the host CPU, AVX2/FMA bodies (or "sse2")
+    out = k.matvec(W, x)                   # numpy in, numpy out
+
+Each operation copies its inputs into fresh machine buffers (each between guard pages under
+unicorn, and natively too unless `guard=False`), calls the body of the chosen path by
+symbol (`matvec_sse2`, ...; see kernels_asm/kernels.inc for every contract), copies the
+results out and frees the buffers. Tests and `peasm bench kernels` both use it.
+"""
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from peasm.linker import LinkedImage, link, load_manifest
+
+PATHS = ("sse2", "avx2")
+PATH_IDS = {"sse2": 1, "avx2": 2}
+# the dispatch table's entries (kernels.inc), in order
+TABLE = ("matvec", "rmsnorm", "softmax", "expf", "swiglu", "add", "scale", "axpy", "dot",
+         "argmax", "rope_table", "rope_apply", "attention", "stream_read")
+# efi_stubs/runtime.inc CPU_* bits
+CPU_SSE2, CPU_AVX, CPU_AVX2, CPU_FMA = 1, 2, 4, 8
+ATT_SIZE = 64
+
+
+def manifest_path() -> Path:
+    """kernels_asm/kernels.toml, where the package's data lives."""
+    try:
+        path = Path(str(resources.files("kernels_asm") / "kernels.toml"))
+        if path.is_file():
+            return path
+    except (NotADirectoryError, TypeError):
+        pass  # an editable install made before kernels_asm had its __init__.py: a namespace
+    import kernels_asm
+
+    for entry in getattr(kernels_asm, "__path__", []):
+        path = Path(str(entry)) / "kernels.toml"
+        if path.is_file():
+            return path
+    raise FileNotFoundError("kernels_asm/kernels.toml not found (broken installation?)")
+
+
+@lru_cache(maxsize=4)
+def kernels_image(backend: str = "keystone") -> LinkedImage:
+    """kernels_asm linked alone (entry kernels_init), cached per backend."""
+    m = load_manifest(manifest_path())
+    return link(m.sources, m.entry, backend=backend, include_dirs=m.include_dirs)
+
+
+def body(name: str, path: str) -> str:
+    """The symbol of a kernel's body on a path (rope_table is x87, shared by both)."""
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r} (use one of {PATHS})")
+    return "rope_table_x87" if name == "rope_table" else f"{name}_{path}"
+
+
+def f32_bits(value: float) -> int:
+    return struct.unpack("<I", struct.pack("<f", float(value)))[0]
+
+
+# ----------------------------------------------------------------------------------------
+# machines: alloc/write/read/free_all/address/call
+
+
+class NativeKernelMachine:
+    """The kernels in host memory, called through native.call (ABI sentinels checked)."""
+
+    where_name = "native"
+
+    def __init__(self, image: LinkedImage, *, guard: bool = True):
+        from peasm.runners import native
+
+        self._native = native
+        self.loaded = native.NativeImage(image)
+        self.guard = guard
+        self._bufs: list = []
+
+    def alloc(self, nbytes: int, name: str = "") -> int:
+        if self.guard:
+            buf = self._native.GuardedBuffer(nbytes, name=name)
+        else:
+            buf = np.empty(max(nbytes, 4) // 4 + 1, np.float32)
+        self._bufs.append(buf)
+        return buf.address if self.guard else buf.ctypes.data
+
+    def write(self, address: int, data: bytes) -> None:
+        self._native.write_memory(address, data)
+
+    def read(self, address: int, size: int) -> bytes:
+        return self._native.read_memory(address, size)
+
+    def address(self, symbol: str) -> int:
+        return self.loaded.address(symbol)
+
+    def free_all(self) -> None:
+        for b in self._bufs:
+            if self.guard:
+                b.free()
+        self._bufs.clear()
+
+    def call(self, function: str | int, *args):
+        address = self.address(function) if isinstance(function, str) else function
+        return self._native.call(address, *args, where=self.loaded.where)
+
+
+def open_machine(where: str = "unicorn", *, guard: bool = True, backend: str = "keystone"):
+    image = kernels_image(backend)
+    if where == "unicorn":
+        from peasm.runners.unicorn_kernels import UnicornKernelMachine
+
+        return UnicornKernelMachine(image)
+    if where == "native":
+        return NativeKernelMachine(image, guard=guard)
+    raise ValueError(f"unknown machine {where!r} (unicorn or native)")
+
+
+def open_kernels(where: str = "unicorn", path: str | None = None, **kw) -> "Kernels":
+    """Kernels on a machine: unicorn runs the SSE2 bodies only; native runs either."""
+    path = path or ("sse2" if where == "unicorn" else "avx2")
+    if where == "unicorn" and path != "sse2":
+        raise ValueError("unicorn cannot execute AVX: only the sse2 path runs there")
+    return Kernels(open_machine(where, **kw), path)
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+class Kernels:
+    """numpy-level operations on one machine and path."""
+
+    def __init__(self, machine, path: str):
+        if path not in PATHS:
+            raise ValueError(f"unknown path {path!r}")
+        self.m = machine
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Kernels({self.m.where_name}, {self.path})"
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def put(self, array, name: str) -> int:
+        a = np.ascontiguousarray(array)
+        address = self.m.alloc(a.nbytes, name)
+        if a.nbytes:
+            self.m.write(address, a.tobytes())
+        return address
+
+    def get(self, address: int, count: int, dtype=np.float32) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        if count == 0:
+            return np.zeros(0, dtype)
+        return np.frombuffer(self.m.read(address, count * dtype.itemsize), dtype=dtype).copy()
+
+    def run(self, name: str, *args):
+        """Call the body of kernel `name` on this path (args: ints, addresses, floats)."""
+        return self.m.call(body(name, self.path), *args)
+
+    def _done(self):
+        self.m.free_all()
+
+    # -- the kernels --------------------------------------------------------------------
+
+    def matvec(self, W, x) -> np.ndarray:
+        W, x = _f32(W), _f32(x)
+        d, n = W.shape
+        try:
+            pw, px, po = self.put(W, "W"), self.put(x, "x"), self.m.alloc(4 * d, "out")
+            self.run("matvec", po, pw, px, n, d)
+            return self.get(po, d)
+        finally:
+            self._done()
+
+    def rmsnorm(self, x, weight, eps: float = 1e-5, *, inplace: bool = False) -> np.ndarray:
+        x, weight = _f32(x), _f32(weight)
+        n = x.size
+        try:
+            px, pw = self.put(x, "x"), self.put(weight, "weight")
+            po = px if inplace else self.m.alloc(4 * n, "out")
+            self.run("rmsnorm", po, px, pw, n, f32_bits(eps))
+            return self.get(po, n)
+        finally:
+            self._done()
+
+    def softmax(self, x) -> np.ndarray:
+        x = _f32(x)
+        try:
+            px = self.put(x, "x")
+            self.run("softmax", px, x.size)
+            return self.get(px, x.size)
+        finally:
+            self._done()
+
+    def expf(self, x, *, inplace: bool = False) -> np.ndarray:
+        x = _f32(x)
+        try:
+            px = self.put(x, "x")
+            po = px if inplace else self.m.alloc(4 * x.size, "out")
+            self.run("expf", po, px, x.size)
+            return self.get(po, x.size)
+        finally:
+            self._done()
+
+    def swiglu(self, a, b) -> np.ndarray:
+        a, b = _f32(a), _f32(b)
+        try:
+            pa, pb = self.put(a, "a"), self.put(b, "b")
+            self.run("swiglu", pa, pb, a.size)
+            return self.get(pa, a.size)
+        finally:
+            self._done()
+
+    def add(self, dst, src) -> np.ndarray:
+        dst, src = _f32(dst), _f32(src)
+        try:
+            pd, ps = self.put(dst, "dst"), self.put(src, "src")
+            self.run("add", pd, ps, dst.size)
+            return self.get(pd, dst.size)
+        finally:
+            self._done()
+
+    def scale(self, x, s: float) -> np.ndarray:
+        x = _f32(x)
+        try:
+            px = self.put(x, "x")
+            self.run("scale", px, x.size, float(s))
+            return self.get(px, x.size)
+        finally:
+            self._done()
+
+    def axpy(self, y, x, a: float) -> np.ndarray:
+        y, x = _f32(y), _f32(x)
+        try:
+            py, px = self.put(y, "y"), self.put(x, "x")
+            self.run("axpy", py, px, y.size, float(a))
+            return self.get(py, y.size)
+        finally:
+            self._done()
+
+    def dot(self, a, b) -> float:
+        a, b = _f32(a), _f32(b)
+        try:
+            pa, pb = self.put(a, "a"), self.put(b, "b")
+            return self.run("dot", pa, pb, a.size).f32
+        finally:
+            self._done()
+
+    def argmax(self, x) -> int:
+        x = _f32(x)
+        try:
+            px = self.put(x, "x")
+            return self.run("argmax", px, x.size).eax
+        finally:
+            self._done()
+
+    def rope_table(self, pos: int, head_size: int) -> np.ndarray:
+        try:
+            pt = self.m.alloc(8 * head_size, "table")
+            self.run("rope_table", pt, pos, head_size)
+            return self.get(pt, 2 * head_size)
+        finally:
+            self._done()
+
+    def rope_apply(self, v, table, head_size: int) -> np.ndarray:
+        v, table = _f32(v), _f32(table)
+        try:
+            pv, pt = self.put(v, "v"), self.put(table, "table")
+            self.run("rope_apply", pv, pt, v.size, head_size)
+            return self.get(pv, v.size)
+        finally:
+            self._done()
+
+    def rope(self, q, k, pos: int, head_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """llama2.c's RoPE for one position: the table, then q and k rotated with it."""
+        q, k = _f32(q), _f32(k)
+        try:
+            pt = self.m.alloc(8 * head_size, "table")
+            pq, pk = self.put(q, "q"), self.put(k, "k")
+            self.m.call("rope_table_x87", pt, pos, head_size)
+            self.run("rope_apply", pq, pt, q.size, head_size)
+            self.run("rope_apply", pk, pt, k.size, head_size)
+            return self.get(pq, q.size), self.get(pk, k.size)
+        finally:
+            self._done()
+
+    def attention(self, q, key_cache, value_cache, pos: int, n_heads: int, n_kv_heads: int,
+                  head_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """(out, att): out (n_heads*head_size), att (n_heads, seq_len) with rows' first
+        pos+1 entries the softmaxed scores. Caches are (seq_len, kv_dim)."""
+        q, kc, vc = _f32(q), _f32(key_cache), _f32(value_cache)
+        dim = n_heads * head_size
+        try:
+            po = self.m.alloc(4 * dim, "out")
+            pq, pk, pv = self.put(q, "q"), self.put(kc, "key_cache"), self.put(vc, "value_cache")
+            pa = self.m.alloc(4 * n_heads * seq_len, "att")
+            self.m.write(pa, bytes(4 * n_heads * seq_len))
+            block = struct.pack("<5Q5I4x", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len)
+            pp = self.put(np.frombuffer(block, np.uint8), "params")
+            self.run("attention", pp)
+            return self.get(po, dim), self.get(pa, n_heads * seq_len).reshape(n_heads, seq_len)
+        finally:
+            self._done()
+
+    def init(self, cpu_bits: int, choice: int) -> tuple[int, dict[str, int]]:
+        """kernels_init(bits, choice): (path chosen, table entry -> the address it holds)."""
+        path = self.m.call("kernels_init", cpu_bits, choice).eax
+        table = {name: struct.unpack("<Q", self.m.read(self.m.address(f"k_{name}"), 8))[0]
+                 for name in TABLE}
+        return path, table
