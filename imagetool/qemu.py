@@ -186,6 +186,8 @@ def _run_interactive(cmd: list[str], timeout: float | None) -> BootResult:
         _stop(proc)
         raise
     rc = proc.returncode
+    if timed_out and rc == 0:
+        rc = -15  # QEMU exits 0 on SIGTERM; a timeout must not look like a clean power-off
     return BootResult(rc, "", b"", timed_out, rc == 0 and not timed_out, "", time.monotonic() - start)
 
 
@@ -250,8 +252,8 @@ def _run_captured(cmd: list[str], timeout: float | None, interact: Sequence[tupl
         _stop(proc)
         raise
     finally:
-        if timed_out:
-            _stop(proc)
+        if timed_out and proc.poll() is None:
+            proc.kill()  # no terminal to restore here; a killed QEMU reports a non-zero status
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
