@@ -1,0 +1,799 @@
+# The tokenizer: load and validate llama2.c's tokenizer.bin, encode text exactly as llama2.c's
+# run.c does, decode one token. Contracts, struct layout and status codes: tokenizer.inc.
+#
+# How it works. tok_load copies every piece (NUL-terminated) into the workspace, records its
+# C-string length and score, and heap-sorts an index of ids by (piece bytes, id): heap sort
+# because it needs no extra memory and is O(n log n) whatever the order (the 32000-piece
+# vocab is mostly pieces starting with the same 3-byte U+2581, so comparisons are many and
+# short). Lookups are a binary search for the first entry not below the key, so duplicate
+# pieces answer with their lowest id. tok_encode keeps, for every adjacent pair, the id and
+# score of its concatenation: after a merge only the two pairs touching the merged token
+# change, so each merge costs two lookups plus a linear scan for the best score, instead of
+# llama2.c's lookup of every pair every round. The scan applies llama2.c's rule (strictly
+# greater, starting from -1e10, so the leftmost wins ties), which makes the result identical.
+#
+# Private helpers (file-local names) use their own register conventions, stated with each;
+# they never call out, so stack alignment inside them does not matter.
+.include "tokenizer.inc"
+
+.equ NO_MERGE, 0xD01502F9           # -1e10 as f32: llama2.c's starting best score
+.equ SCRATCH_BYTES, TOK_SCRATCH_SLOTS * 4          # one encode scratch array (16-multiple)
+.equ CONCAT_BYTES, TOK_MAX_TOKEN_LEN * 2 + 16      # the pair-concatenation buffer
+# tok_encode's negated codes (keystone takes no "-SYMBOL" operand, an .equ it does)
+.equ NEG_CAPACITY, -TOK_E_CAPACITY
+.equ NEG_TEXT_TOO_LONG, -TOK_E_TEXT_TOO_LONG
+.equ NEG_NO_SPACE, -TOK_E_NO_SPACE
+.equ NEG_BAD_ID, -TOK_E_BAD_ID
+.equ NEG_NOT_LOADED, -TOK_E_NOT_LOADED
+
+.section .rdata
+# byte_table[b] = b: tok_decode's answer for a <0xXX> piece is a pointer into it.
+byte_table:
+    .byte 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f
+    .byte 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f
+    .byte 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f
+    .byte 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f
+    .byte 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b, 0x4c, 0x4d, 0x4e, 0x4f
+    .byte 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f
+    .byte 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f
+    .byte 0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x7b, 0x7c, 0x7d, 0x7e, 0x7f
+    .byte 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f
+    .byte 0x90, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f
+    .byte 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf
+    .byte 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf
+    .byte 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf
+    .byte 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf
+    .byte 0xe0, 0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xef
+    .byte 0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff
+empty_piece:
+    .byte 0
+# tok_error_text's messages, in code order (TOK_OK .. TOK_E_LAST), then the generic one.
+messages:
+    .asciz "tokenizer: ok"
+    .asciz "tokenizer: file too short to hold max_token_length"
+    .asciz "tokenizer: max_token_length out of range (1..1024)"
+    .asciz "tokenizer: vocab_size out of range (1..1048576)"
+    .asciz "tokenizer: file ends before vocab_size entries (truncated, or vocab_size too large)"
+    .asciz "tokenizer: an entry has a negative length"
+    .asciz "tokenizer: an entry is longer than max_token_length"
+    .asciz "tokenizer: workspace too small"
+    .asciz "tokenizer: file too large (over 1 GiB)"
+    .asciz "tokenizer: too many tokens for the output buffer"
+    .asciz "tokenizer: text too long (over 65536 bytes)"
+    .asciz "tokenizer: the vocab has no space piece for the dummy prefix"
+    .asciz "tokenizer: vocab too small for the BOS, EOS or byte-fallback ids"
+    .asciz "tokenizer: not loaded"
+    .asciz "tokenizer: unknown error"
+
+.section .text
+.global tok_workspace_bytes, tok_load, tok_encode, tok_decode, tok_piece_id, tok_error_text
+
+# carve(r8 = workspace base, 16-aligned; r9 = vocab_size; r10 = file size; r11 = Tokenizer*)
+#   -> rax = end of the part of the workspace used. Stores each region's address in the
+#   struct. The one place the workspace layout is decided (tok_workspace_bytes runs it from
+#   base 0 on a throwaway struct). Every region starts 16-aligned. Clobbers rax only.
+carve:
+    mov rax, r8
+    mov [r11 + TOK_PIECES], rax
+    lea rax, [rax + r9 * 8 + 15]
+    and rax, -16
+    mov [r11 + TOK_LENS], rax
+    lea rax, [rax + r9 * 4 + 15]
+    and rax, -16
+    mov [r11 + TOK_SCORES], rax
+    lea rax, [rax + r9 * 4 + 15]
+    and rax, -16
+    mov [r11 + TOK_SORTED], rax
+    lea rax, [rax + r9 * 4 + 15]
+    and rax, -16
+    mov [r11 + TOK_SEQ], rax
+    add rax, SCRATCH_BYTES
+    mov [r11 + TOK_PAIR_SCORE], rax
+    add rax, SCRATCH_BYTES
+    mov [r11 + TOK_PAIR_ID], rax
+    add rax, SCRATCH_BYTES
+    mov [r11 + TOK_CONCAT], rax
+    add rax, CONCAT_BYTES
+    mov [r11 + TOK_COPIES], rax
+    # copies: each piece + NUL. Entry i takes 8 + len bytes of the file and len + 1 here,
+    # and the file's 4-byte header comes first, so the file size always suffices.
+    lea rax, [rax + r10 + 15]
+    and rax, -16
+    ret
+
+# tok_workspace_bytes(rcx = file size, edx = vocab_size) -> rax (contract in tokenizer.inc)
+tok_workspace_bytes:
+    mov r9d, edx
+    lea rax, [r9 - 1]                 # vocab_size 0 wraps to a huge value: refused too
+    cmp rax, TOK_MAX_VOCAB - 1
+    ja .Lrefuse
+    cmp rcx, TOK_MAX_FILE
+    ja .Lrefuse
+    mov r10, rcx
+    sub rsp, TOK_SIZE + 8             # a throwaway struct for carve's stores
+    mov r11, rsp
+    xor r8d, r8d
+    call carve
+    add rsp, TOK_SIZE + 8
+    add rax, 16                       # room to align an unaligned workspace up to 16
+    ret
+.Lrefuse:
+    xor eax, eax
+    ret
+
+# tok_load(rcx = Tokenizer*, rdx = file, r8 = file size, r9d = vocab_size,
+#          [rsp+40] = workspace, [rsp+48] = workspace size) -> eax (contract in tokenizer.inc)
+.equ LOAD_WS, 144                     # the stack arguments after the 8 pushes and the frame
+.equ LOAD_WS_SIZE, 152
+.equ LOAD_KEY, 32                     # a byte of scratch in our own frame
+tok_load:
+    push rbx
+    push rbp
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 40
+    mov rbx, rcx                      # Tokenizer*
+    mov r12, rdx                      # file bytes
+    mov r13, r8                       # file size
+    mov r14d, r9d                     # vocab_size, zero-extended
+    mov dword ptr [rbx + TOK_MAGIC], 0    # not loaded until everything checks out
+
+    mov eax, TOK_E_VOCAB_SIZE
+    lea rcx, [r14 - 1]
+    cmp rcx, TOK_MAX_VOCAB - 1
+    ja .Lout
+    mov eax, TOK_E_FILE_SIZE
+    cmp r13, TOK_MAX_FILE
+    ja .Lout
+    mov eax, TOK_E_HEADER
+    cmp r13, 4
+    jb .Lout
+    mov eax, TOK_E_MAX_LEN
+    mov ecx, [r12]                    # max_token_length, an int32
+    lea edx, [rcx - 1]                # 1..max maps to 0..max-1; 0 and negatives wrap high
+    cmp edx, TOK_MAX_TOKEN_LEN - 1
+    ja .Lout
+    mov r15d, ecx                     # max_token_length
+
+    mov rsi, [rsp + LOAD_WS]
+    mov rdi, [rsp + LOAD_WS_SIZE]
+    mov eax, TOK_E_WORKSPACE
+    test rsi, rsi
+    jz .Lout
+    lea r8, [rsi + 15]
+    and r8, -16
+    mov r9, r14
+    mov r10, r13
+    mov r11, rbx
+    call carve
+    sub rax, r8                       # bytes from the aligned base
+    add rax, 16                       # = tok_workspace_bytes for these arguments
+    cmp rdi, rax
+    mov eax, TOK_E_WORKSPACE
+    jb .Lout
+    mov [rbx + TOK_VOCAB_SIZE], r14d
+    mov [rbx + TOK_MAX_LEN], r15d
+
+    # The entries. rsi = file offset (always <= file size), rbp = entry index,
+    # rdi = where the next piece copy goes.
+    mov rdi, [rbx + TOK_COPIES]
+    mov esi, 4
+    xor ebp, ebp
+.Lentry:
+    cmp rbp, r14
+    jae .Lentries_done
+    mov rax, r13
+    sub rax, rsi                      # bytes left in the file
+    cmp rax, 8
+    jb .Ltruncated
+    mov eax, [r12 + rsi]              # score (the f32's bits)
+    mov rcx, [rbx + TOK_SCORES]
+    mov [rcx + rbp * 4], eax
+    movsxd rcx, dword ptr [r12 + rsi + 4]   # length, signed
+    add rsi, 8
+    test rcx, rcx
+    js .Lnegative
+    cmp rcx, r15
+    ja .Llong
+    mov rax, r13
+    sub rax, rsi
+    cmp rcx, rax
+    ja .Ltruncated
+    mov rax, [rbx + TOK_PIECES]
+    mov [rax + rbp * 8], rdi
+    # copy the piece; r9 ends as the index of its first NUL (its C-string length)
+    mov r8, rcx
+    mov r9, rcx
+    xor edx, edx
+.Lcopy:
+    cmp rdx, r8
+    jae .Lcopied
+    movzx eax, byte ptr [r12 + rsi]
+    mov [rdi + rdx], al
+    inc rsi
+    test eax, eax
+    jnz .Lcopy_next
+    cmp rdx, r9
+    cmovb r9, rdx
+.Lcopy_next:
+    inc rdx
+    jmp .Lcopy
+.Lcopied:
+    mov byte ptr [rdi + r8], 0
+    lea rdi, [rdi + r8 + 1]
+    mov rax, [rbx + TOK_LENS]
+    mov [rax + rbp * 4], r9d
+    inc rbp
+    jmp .Lentry
+
+.Lentries_done:
+    mov rdi, [rbx + TOK_SORTED]
+    xor eax, eax
+.Liota:
+    mov [rdi + rax * 4], eax
+    inc rax
+    cmp rax, r14
+    jb .Liota
+    call sort_index
+    mov byte ptr [rsp + LOAD_KEY], 0x20
+    lea r8, [rsp + LOAD_KEY]
+    mov r9d, 1
+    call lookup
+    mov [rbx + TOK_SPACE_ID], eax
+    mov dword ptr [rbx + TOK_MAGIC], TOK_MAGIC_VALUE
+    xor eax, eax
+    jmp .Lout
+.Ltruncated:
+    mov eax, TOK_E_TRUNCATED
+    jmp .Lout
+.Lnegative:
+    mov eax, TOK_E_NEGATIVE_LEN
+    jmp .Lout
+.Llong:
+    mov eax, TOK_E_LONG_PIECE
+.Lout:
+    add rsp, 40
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbp
+    pop rbx
+    ret
+
+# cmp_bytes(r8 = a, r9 = a's length, r10 = b, r11 = b's length) -> eax < 0, 0 or > 0 as a
+#   sorts before, equal to or after b: unsigned bytes, a proper prefix first. Lengths are
+#   below 2^31. Reads min(lengths) bytes of each at most. Clobbers rax, rcx, rdx only.
+cmp_bytes:
+    mov rcx, r9
+    cmp rcx, r11
+    cmova rcx, r11                    # the common length
+    xor edx, edx
+.Lloop:
+    cmp rdx, rcx
+    jae .Lprefix
+    movzx eax, byte ptr [r8 + rdx]
+    cmp al, byte ptr [r10 + rdx]
+    jne .Ldiffer
+    inc rdx
+    jmp .Lloop
+.Ldiffer:
+    movzx ecx, byte ptr [r10 + rdx]
+    sub eax, ecx
+    ret
+.Lprefix:
+    mov eax, r9d
+    sub eax, r11d
+    ret
+
+# cmp_ids(ecx = id a, edx = id b, both zero-extended; rdi = piece pointers, rbp = piece
+#   lengths) -> eax: the sign of (piece a, a) - (piece b, b), never 0 for a != b.
+#   Clobbers rax, rcx, rdx, r8-r11.
+cmp_ids:
+    mov r8, [rdi + rcx * 8]
+    mov r9d, [rbp + rcx * 4]
+    mov r10, [rdi + rdx * 8]
+    mov r11d, [rbp + rdx * 4]
+    sub ecx, edx                      # the tie-break: ids are below 2^20, no overflow
+    push rcx
+    call cmp_bytes
+    pop rcx
+    test eax, eax
+    cmovz eax, ecx
+    ret
+
+# sort_index(rbx = Tokenizer* with pieces, lengths, vocab_size and the identity index):
+#   heap-sorts TOK_SORTED ascending by cmp_ids. Clobbers rax, rcx, rdx, r8-r11.
+sort_index:
+    push rbx
+    push rbp
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rsi, [rbx + TOK_SORTED]       # the array A being sorted
+    mov rdi, [rbx + TOK_PIECES]
+    mov rbp, [rbx + TOK_LENS]
+    mov r12d, [rbx + TOK_VOCAB_SIZE]  # n >= 1
+    mov rbx, r12
+    shr rbx, 1                        # heapify: sift every parent, the last one first
+.Lheapify:
+    test rbx, rbx
+    jz .Lextract_all
+    dec rbx
+    mov r13, rbx
+    mov r14, r12
+    call .Lsift
+    jmp .Lheapify
+.Lextract_all:
+    mov rbx, r12
+.Lextract:                            # move the max to the end, shrink the heap by one
+    dec rbx
+    jz .Lsorted
+    mov eax, [rsi]
+    mov ecx, [rsi + rbx * 4]
+    mov [rsi], ecx
+    mov [rsi + rbx * 4], eax
+    xor r13d, r13d
+    mov r14, rbx
+    call .Lsift
+    jmp .Lextract
+.Lsorted:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbp
+    pop rbx
+    ret
+# .Lsift: sift A[r13] down within the heap A[0 .. r14). Clobbers r13, r15, rax, rcx, rdx, r8-r11.
+.Lsift:
+    lea r15, [r13 + r13 + 1]          # left child
+    cmp r15, r14
+    jae .Lsift_done
+    lea rax, [r15 + 1]
+    cmp rax, r14
+    jae .Lbigger_child
+    mov ecx, [rsi + r15 * 4]
+    mov edx, [rsi + r15 * 4 + 4]
+    call cmp_ids
+    test eax, eax
+    jns .Lbigger_child
+    inc r15                           # the right child is the bigger one
+.Lbigger_child:
+    mov ecx, [rsi + r13 * 4]
+    mov edx, [rsi + r15 * 4]
+    call cmp_ids
+    test eax, eax
+    jns .Lsift_done                   # the parent is already the bigger
+    mov eax, [rsi + r13 * 4]
+    mov ecx, [rsi + r15 * 4]
+    mov [rsi + r13 * 4], ecx
+    mov [rsi + r15 * 4], eax
+    mov r13, r15
+    jmp .Lsift
+.Lsift_done:
+    ret
+
+# lookup(rbx = Tokenizer*, r8 = bytes, r9 = length) -> eax = the lowest id whose piece equals
+#   the bytes, or -1. Binary search for the first index entry not below the key.
+#   Clobbers rax, rcx, rdx, r10, r11 (r8, r9 unchanged).
+lookup:
+    push rsi
+    push rdi
+    push rbp
+    push r12
+    push r13
+    push r14
+    mov rsi, [rbx + TOK_SORTED]
+    mov rdi, [rbx + TOK_PIECES]
+    mov rbp, [rbx + TOK_LENS]
+    xor r12d, r12d                    # lo
+    mov r13d, [rbx + TOK_VOCAB_SIZE]  # hi
+.Lsearch:
+    cmp r12, r13
+    jae .Lslot
+    lea r14, [r12 + r13]
+    shr r14, 1                        # mid
+    mov ecx, [rsi + r14 * 4]
+    mov r10, [rdi + rcx * 8]
+    mov r11d, [rbp + rcx * 4]
+    call cmp_bytes                    # key vs piece
+    test eax, eax
+    jle .Lgo_left
+    lea r12, [r14 + 1]
+    jmp .Lsearch
+.Lgo_left:
+    mov r13, r14
+    jmp .Lsearch
+.Lslot:
+    mov eax, -1
+    cmp r12d, [rbx + TOK_VOCAB_SIZE]
+    jae .Ldone
+    mov r14d, [rsi + r12 * 4]
+    mov r10, [rdi + r14 * 8]
+    mov r11d, [rbp + r14 * 4]
+    call cmp_bytes
+    test eax, eax
+    mov eax, -1
+    jnz .Ldone
+    mov eax, r14d
+.Ldone:
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rdi
+    pop rsi
+    ret
+
+# tok_piece_id(rcx = Tokenizer*, rdx = bytes, r8 = length) -> eax (contract in tokenizer.inc)
+tok_piece_id:
+    push rbx
+    mov rbx, rcx
+    mov eax, -1
+    cmp dword ptr [rbx + TOK_MAGIC], TOK_MAGIC_VALUE
+    jne .Lout
+    mov r9, r8
+    mov r8, rdx
+    call lookup
+.Lout:
+    pop rbx
+    ret
+
+# pair_score(rbx = Tokenizer*, r12 = pair index j, tokens in TOK_SEQ): looks up the
+#   concatenation of the pieces of tokens j and j+1 and stores its id (or -1) in
+#   TOK_PAIR_ID[j], its score (or NO_MERGE) in TOK_PAIR_SCORE[j].
+#   Clobbers rax, rcx, rdx, r8-r11.
+pair_score:
+    mov r8, [rbx + TOK_CONCAT]
+    xor r9d, r9d
+    mov rax, [rbx + TOK_SEQ]
+    mov ecx, [rax + r12 * 4]
+    call .Lappend
+    mov rax, [rbx + TOK_SEQ]
+    mov ecx, [rax + r12 * 4 + 4]
+    call .Lappend
+    call lookup
+    mov rcx, [rbx + TOK_PAIR_ID]
+    mov [rcx + r12 * 4], eax
+    mov edx, NO_MERGE
+    test eax, eax
+    js .Lstore
+    mov rcx, [rbx + TOK_SCORES]
+    mov edx, [rcx + rax * 4]
+.Lstore:
+    mov rcx, [rbx + TOK_PAIR_SCORE]
+    mov [rcx + r12 * 4], edx
+    ret
+# .Lappend: append the piece of id ecx (zero-extended) at r8 + r9; r9 += its length.
+#   The buffer holds 2 * TOK_MAX_TOKEN_LEN bytes and no piece is longer than that half.
+.Lappend:
+    mov r10, [rbx + TOK_PIECES]
+    mov r10, [r10 + rcx * 8]
+    mov r11, [rbx + TOK_LENS]
+    mov r11d, [r11 + rcx * 4]
+    xor edx, edx
+.Lappend_byte:
+    cmp rdx, r11
+    jae .Lappended
+    movzx eax, byte ptr [r10 + rdx]
+    mov [r8 + r9], al
+    inc r9
+    inc rdx
+    jmp .Lappend_byte
+.Lappended:
+    ret
+
+# tok_encode(rcx = Tokenizer*, rdx = text, r8 = length, r9d = flags, [rsp+40] = out int32*,
+#            [rsp+48] = capacity) -> eax (contract in tokenizer.inc)
+.equ ENC_FLAGS, 32                    # our frame
+.equ ENC_OUT, 144                     # the stack arguments after the 8 pushes and the frame
+.equ ENC_CAPACITY, 152
+tok_encode:
+    push rbx
+    push rbp
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 40
+    mov rbx, rcx                      # Tokenizer*
+    mov r12, rdx                      # text
+    mov [rsp + ENC_FLAGS], r9d
+    mov eax, NEG_NOT_LOADED
+    cmp dword ptr [rbx + TOK_MAGIC], TOK_MAGIC_VALUE
+    jne .Lout
+
+    # The text is a C string: its length is up to the first NUL. Look at no more than
+    # TOK_MAX_TEXT + 1 bytes, enough to tell a text that is too long.
+    mov rcx, r8
+    mov eax, TOK_MAX_TEXT + 1
+    cmp rcx, rax
+    cmova rcx, rax
+    xor r13d, r13d
+.Lstrlen:
+    cmp r13, rcx
+    jae .Lhave_length
+    cmp byte ptr [r12 + r13], 0
+    je .Lhave_length
+    inc r13
+    jmp .Lstrlen
+.Lhave_length:
+    mov eax, NEG_TEXT_TOO_LONG
+    cmp r13, TOK_MAX_TEXT
+    ja .Lout
+
+    # r14 = the token sequence (scratch), r15 = its length. At most 2 + TOK_MAX_TEXT.
+    mov r14, [rbx + TOK_SEQ]
+    xor r15d, r15d
+    test byte ptr [rsp + ENC_FLAGS], TOK_ADD_BOS
+    jz .Lprefix
+    mov eax, NEG_BAD_ID
+    cmp dword ptr [rbx + TOK_VOCAB_SIZE], TOK_BOS
+    jbe .Lout
+    mov dword ptr [r14], TOK_BOS
+    inc r15
+.Lprefix:
+    test r13, r13
+    jz .Lmerge
+    mov eax, NEG_NO_SPACE
+    mov ecx, [rbx + TOK_SPACE_ID]
+    test ecx, ecx
+    js .Lout
+    mov [r14 + r15 * 4], ecx          # the dummy prefix
+    inc r15
+
+    # Groups: a byte and the continuation bytes after it, up to 4 bytes in all.
+    xor esi, esi
+.Lgroup:
+    cmp rsi, r13
+    jae .Lmerge
+    mov rdi, rsi                      # the group's first byte
+    inc rsi
+.Lcontinuation:
+    cmp rsi, r13
+    jae .Lgroup_end
+    mov rax, rsi
+    sub rax, rdi
+    cmp rax, 4
+    jae .Lgroup_end
+    movzx eax, byte ptr [r12 + rsi]
+    and eax, 0xC0
+    cmp eax, 0x80
+    jne .Lgroup_end
+    inc rsi
+    jmp .Lcontinuation
+.Lgroup_end:
+    lea r8, [r12 + rdi]
+    mov r9, rsi
+    sub r9, rdi
+    call lookup
+    test eax, eax
+    js .Lfallback
+    mov [r14 + r15 * 4], eax
+    inc r15
+    jmp .Lgroup
+.Lfallback:                           # not a piece: one <0xXX> token per byte
+    movzx eax, byte ptr [r12 + rdi]
+    add eax, TOK_BYTE_BASE
+    cmp eax, [rbx + TOK_VOCAB_SIZE]
+    jae .Lbad_id
+    mov [r14 + r15 * 4], eax
+    inc r15
+    inc rdi
+    cmp rdi, rsi
+    jb .Lfallback
+    jmp .Lgroup
+.Lbad_id:
+    mov eax, NEG_BAD_ID
+    jmp .Lout
+
+    # Merges. r12 = pair index from here on (the text is done with).
+.Lmerge:
+    xor r12d, r12d
+.Lpairs:
+    lea rax, [r12 + 1]
+    cmp rax, r15
+    jae .Lbest
+    call pair_score
+    inc r12
+    jmp .Lpairs
+.Lbest:                               # the best pair: score > best, so the leftmost wins ties
+    cmp r15, 2
+    jb .Lmerged
+    mov eax, NO_MERGE
+    movd xmm0, eax
+    mov rsi, [rbx + TOK_PAIR_SCORE]
+    lea rdx, [r15 - 1]                # number of pairs
+    mov r12, -1
+    xor ecx, ecx
+.Lscan:
+    movss xmm1, dword ptr [rsi + rcx * 4]
+    ucomiss xmm1, xmm0
+    jbe .Lnot_better                  # not greater, or NaN (as C's > is false for NaN)
+    movaps xmm0, xmm1
+    mov r12, rcx
+.Lnot_better:
+    inc rcx
+    cmp rcx, rdx
+    jb .Lscan
+    test r12, r12
+    js .Lmerged
+    # token r12 becomes the pair's piece; tokens r12+2 .. k-1 move down one
+    mov rax, [rbx + TOK_PAIR_ID]
+    mov eax, [rax + r12 * 4]
+    mov [r14 + r12 * 4], eax
+    lea rsi, [r14 + r12 * 4 + 8]
+    lea rdi, [r14 + r12 * 4 + 4]
+    mov rcx, r15
+    sub rcx, r12
+    sub rcx, 2
+    rep movs dword ptr [rdi], dword ptr [rsi]
+    # pairs r12+2 .. k-2 move down one (pair r12+1 is gone, pair r12 is recomputed)
+    mov rcx, r15
+    sub rcx, r12
+    sub rcx, 3
+    jle .Lpairs_moved
+    mov rdx, rcx
+    mov rax, [rbx + TOK_PAIR_SCORE]
+    lea rsi, [rax + r12 * 4 + 8]
+    lea rdi, [rax + r12 * 4 + 4]
+    rep movs dword ptr [rdi], dword ptr [rsi]
+    mov rcx, rdx
+    mov rax, [rbx + TOK_PAIR_ID]
+    lea rsi, [rax + r12 * 4 + 8]
+    lea rdi, [rax + r12 * 4 + 4]
+    rep movs dword ptr [rdi], dword ptr [rsi]
+.Lpairs_moved:
+    dec r15
+    test r12, r12                     # the pair on the merged token's left
+    jz .Lright_pair
+    dec r12
+    call pair_score
+    inc r12
+.Lright_pair:                         # and the one on its right
+    lea rax, [r12 + 1]
+    cmp rax, r15
+    jae .Lbest
+    call pair_score
+    jmp .Lbest
+
+.Lmerged:
+    mov rdx, r15                      # tokens to write
+    test byte ptr [rsp + ENC_FLAGS], TOK_ADD_EOS
+    jz .Lcheck_capacity
+    mov eax, NEG_BAD_ID
+    cmp dword ptr [rbx + TOK_VOCAB_SIZE], TOK_EOS
+    jbe .Lout
+    inc rdx
+.Lcheck_capacity:
+    mov eax, NEG_CAPACITY
+    cmp rdx, [rsp + ENC_CAPACITY]
+    ja .Lout
+    mov rdi, [rsp + ENC_OUT]
+    mov rsi, r14
+    mov rcx, r15
+    rep movs dword ptr [rdi], dword ptr [rsi]
+    cmp rdx, r15
+    je .Lwritten
+    mov dword ptr [rdi], TOK_EOS
+.Lwritten:
+    mov eax, edx
+.Lout:
+    add rsp, 40
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbp
+    pop rbx
+    ret
+
+# tok_decode(rcx = Tokenizer*, edx = previous token, r8d = token, r9 = u64* length or 0)
+#   -> rax = the piece's bytes (contract in tokenizer.inc)
+tok_decode:
+    lea rax, [rip + empty_piece]
+    xor r10d, r10d                    # length
+    cmp dword ptr [rcx + TOK_MAGIC], TOK_MAGIC_VALUE
+    jne .Ldone
+    cmp r8d, [rcx + TOK_VOCAB_SIZE]
+    jae .Ldone                        # out of range (negative ids too, as unsigned)
+    mov r8d, r8d                      # the id's upper half may hold anything
+    mov rax, [rcx + TOK_PIECES]
+    mov rax, [rax + r8 * 8]
+    mov r11, [rcx + TOK_LENS]
+    mov r10d, [r11 + r8 * 4]
+    cmp edx, TOK_BOS                  # after BOS a leading space goes
+    jne .Lbyte_piece
+    test r10, r10
+    jz .Lbyte_piece
+    cmp byte ptr [rax], 0x20
+    jne .Lbyte_piece
+    inc rax
+    dec r10
+.Lbyte_piece:                         # exactly "<0x" hex hex ">" -> the raw byte
+    cmp r10, 6
+    jne .Ldone
+    cmp byte ptr [rax], 0x3C          # <
+    jne .Ldone
+    cmp byte ptr [rax + 1], 0x30      # 0
+    jne .Ldone
+    cmp byte ptr [rax + 2], 0x78      # x
+    jne .Ldone
+    cmp byte ptr [rax + 5], 0x3E      # >
+    jne .Ldone
+    movzx ecx, byte ptr [rax + 3]
+    call .Lhex
+    test ecx, ecx
+    js .Ldone
+    mov edx, ecx
+    shl edx, 4
+    movzx ecx, byte ptr [rax + 4]
+    call .Lhex
+    test ecx, ecx
+    js .Ldone
+    or edx, ecx
+    lea rax, [rip + byte_table]
+    add rax, rdx
+    mov r10d, 1
+.Ldone:
+    test r9, r9
+    jz .Lreturn
+    mov [r9], r10
+.Lreturn:
+    ret
+# .Lhex: ecx = a byte -> ecx = its value as a hex digit (either case), or -1. Clobbers r11.
+.Lhex:
+    lea r11d, [rcx - 0x30]
+    cmp r11d, 9
+    jbe .Lhex_value
+    or ecx, 0x20                      # A-F -> a-f; nothing else lands in a-f
+    lea r11d, [rcx - 0x61]
+    cmp r11d, 5
+    ja .Lnot_hex
+    add r11d, 10
+.Lhex_value:
+    mov ecx, r11d
+    ret
+.Lnot_hex:
+    mov ecx, -1
+    ret
+
+# tok_error_text(ecx = code) -> rax (contract in tokenizer.inc)
+tok_error_text:
+    mov eax, ecx
+    neg eax
+    cmovs eax, ecx                    # |code| (INT_MIN stays negative: unknown)
+    cmp eax, TOK_E_LAST
+    jbe .Lfind
+    mov eax, TOK_E_LAST + 1           # the generic message
+.Lfind:
+    lea rdx, [rip + messages]
+.Lskip_message:
+    test eax, eax
+    jz .Lfound
+.Lskip_byte:
+    movzx ecx, byte ptr [rdx]
+    inc rdx
+    test ecx, ecx
+    jnz .Lskip_byte
+    dec eax
+    jmp .Lskip_message
+.Lfound:
+    mov rax, rdx
+    ret
