@@ -6,8 +6,9 @@ RNG (``random_u32``), on a 64-bit unsigned state, all arithmetic mod 2**64::
     return (s * 0x2545F4914F6CDD1D) >> 32          # low 32 bits of the high half -> u32
 
 ``random_f32 = (random_u32 >> 8) / 16777216.0`` (exact in float32: a multiple of 2**-24 in
-[0, 1)). The state starts as the seed (run.c substitutes time(NULL) for seed 0; we never do:
-seed 0 is a fixed point of xorshift and yields 0 forever).
+[0, 1)). ``Rng(seed)`` starts with state = seed, 0 included (a fixed point of xorshift: it
+yields 0 forever). run.c substitutes time(NULL) for seed 0; ``Sampler`` (like
+app_asm/sampler.s) substitutes the fixed state ``SEED_ZERO_STATE`` instead.
 
 ``sample(logits)`` (run.c), with float32 arithmetic everywhere:
 
@@ -48,6 +49,20 @@ far, prompt included, oldest first):
 6. if 4 or 5 zeroed anything, renormalise: divide every p by their float32 sequential sum.
 7. coin, then top-p or multinomial exactly as above (zeroed entries can never be picked:
    multinomial needs ``coin < cdf`` to grow; top-p's cutoff is > 0 for topp < 1).
+
+Inputs llama2.c leaves undefined (they never occur with its defaults and a sane model; the
+asm sampler must still return a valid token for them, and does what is written here):
+
+* knob values are read as C floats/ints: ``repeat_penalty`` is off unless
+  ``0 < penalty < inf`` and ``penalty != 1``; ``temperature <= 0`` or NaN is greedy;
+  ``min_p`` is off unless ``> 0``, and acts as 1 above 1; ``topp`` NaN is multinomial.
+* history ids outside ``[0, n)`` are never penalised or banned (they still take part in
+  n-gram matching), and do not count toward "every token banned".
+* after the division by temperature (greedy: before the argmax), logits are clamped into
+  ``[-FLT_MAX, FLT_MAX]`` with NaN -> ``-FLT_MAX``: a tiny temperature or an infinite logit
+  can then not make the softmax NaN (it changes nothing for finite quotients).
+* top-p with no candidate at all (``topp < 1/n`` on a flat distribution; n = 1, where the
+  cutoff divides by zero) returns the first maximum of the probabilities.
 """
 from __future__ import annotations
 
@@ -59,6 +74,8 @@ import numpy as np
 MASK64 = (1 << 64) - 1
 MULT = 0x2545F4914F6CDD1D
 F32 = np.float32
+FLT_MAX = np.finfo(np.float32).max
+SEED_ZERO_STATE = 0x9E3779B97F4A7C15   # the RNG state a Sampler seeded with 0 starts from
 
 
 def xorshift_step(state: int) -> tuple[int, int]:
@@ -106,6 +123,12 @@ def softmax_f32(x: np.ndarray) -> np.ndarray:
     return (e / seqsum_f32(e)).astype(F32)
 
 
+def clamp_logits(x: np.ndarray) -> np.ndarray:
+    """Into [-FLT_MAX, FLT_MAX], NaN -> -FLT_MAX (float32; finite values unchanged)."""
+    x = np.asarray(x, dtype=F32)
+    return np.clip(np.where(np.isnan(x), -FLT_MAX, x), -FLT_MAX, FLT_MAX).astype(F32)
+
+
 def argmax_first(x: np.ndarray) -> int:
     """Index of the first maximum (llama2.c ``sample_argmax`` uses strict ``>``)."""
     return int(np.argmax(np.asarray(x)))
@@ -123,8 +146,11 @@ def sample_topp(probs: np.ndarray, topp: float, coin: float) -> int:
     probs = np.asarray(probs, dtype=F32)
     n = len(probs)
     topp32 = F32(topp)
-    cutoff = (F32(1.0) - topp32) / F32(n - 1)
+    with np.errstate(divide="ignore"):
+        cutoff = (F32(1.0) - topp32) / F32(n - 1)            # n = 1: +inf
     idx = np.nonzero(probs >= cutoff)[0]
+    if idx.size == 0:
+        return argmax_first(probs)
     order = idx[np.argsort(-probs[idx], kind="stable")]
     kept = probs[order]
     cum = np.cumsum(kept, dtype=F32)
@@ -140,11 +166,11 @@ def sample_topp(probs: np.ndarray, topp: float, coin: float) -> int:
 def apply_repeat_penalty(logits: np.ndarray, history: Sequence[int], penalty: float,
                          last_n: int = 64) -> np.ndarray:
     """Step 1 of the module doc (in place on a float32 array; returns it)."""
-    if penalty == 1.0 or not history:
+    p = F32(penalty)
+    if not (0 < p < np.inf) or p == 1 or len(history) == 0:
         return logits
     window = history[-last_n:] if last_n > 0 else history
-    p = F32(penalty)
-    for t in sorted(set(int(t) for t in window)):
+    for t in sorted(set(int(t) for t in window if 0 <= int(t) < len(logits))):
         v = logits[t]
         logits[t] = v / p if v > 0 else v * p
     return logits
@@ -179,9 +205,9 @@ def top_k_filter(probs: np.ndarray, k: int) -> bool:
 
 def min_p_filter(probs: np.ndarray, min_p: float) -> bool:
     """Step 5: zero probabilities below ``min_p * max``. True if anything changed."""
-    if min_p <= 0.0:
+    if not F32(min_p) > 0:
         return False
-    thr = F32(min_p) * probs.max()
+    thr = min(F32(min_p), F32(1.0)) * probs.max()
     drop = (probs < thr) & (probs != 0)
     probs[drop] = 0
     return bool(drop.any())
@@ -209,26 +235,27 @@ class Sampler:
     rng: Rng = field(init=False)
 
     def __post_init__(self) -> None:
-        self.rng = Rng(self.seed)
+        self.rng = Rng(self.seed if self.seed & MASK64 else SEED_ZERO_STATE)
 
     def sample(self, logits: np.ndarray, history: Sequence[int] = ()) -> int:
         logits = np.array(logits, dtype=F32).reshape(-1)[: self.vocab_size].copy()
         n = len(logits)
         apply_repeat_penalty(logits, history, self.repeat_penalty, self.repeat_last_n)
         if self.no_repeat_ngram > 0:
-            banned = banned_ngram_tokens(history, self.no_repeat_ngram)
+            banned = {t for t in banned_ngram_tokens(history, self.no_repeat_ngram) if 0 <= t < n}
             if banned and len(banned) < n:
                 logits[sorted(banned)] = -np.inf
         temperature = F32(self.temperature)
-        if temperature == 0:
-            return argmax_first(logits)
-        probs = softmax_f32(logits / temperature)
+        if not temperature > 0:
+            return argmax_first(clamp_logits(logits))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            probs = softmax_f32(clamp_logits(logits / temperature))
         changed = top_k_filter(probs, self.top_k)
         changed = min_p_filter(probs, self.min_p) or changed
         if changed:
             probs = (probs / seqsum_f32(probs)).astype(F32)
         coin = self.rng.f32()
         topp = F32(self.topp)  # a C float: 0.99999999 is 1.0f -> multinomial
-        if topp <= 0 or topp >= 1:
+        if not 0 < topp < 1:                 # NaN too
             return sample_mult(probs, coin)
         return sample_topp(probs, self.topp, coin)
