@@ -187,7 +187,8 @@ def test_guids_follow_content_unless_given(tmp_path, inputs):
 def test_long_names_aliases_and_unicode_read_back_by_mtools(tmp_path, inputs):
     names = ["Long File Name One.txt", "Long File Name Two.txt", "Long File Name Three.txt",
              "caf\u00e9 cr\u00e8me.txt", "\u65e5\u672c\u8a9e.md", "x" * 200 + ".bin", "UPPER.TXT", "lower.txt",
-             "MiXeD.TxT", "two.dots.tar.gz", "spaces in name", ".dotfile"]
+             "MiXeD.TxT", "two.dots.tar.gz", "spaces in name", ".dotfile",
+             "exactly13.chr", "twenty-six characters.txt2", "y" * 255]  # 13, 26: no NUL terminator
     items = [Item("/EFI/BOOT/BOOTX64.EFI", src=inputs["efi"])]
     items += [Item(f"/names/{n}", data=n.encode("utf-8")) for n in names]
     img = tmp_path / "n.img"
