@@ -18,13 +18,13 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def img(tmp_path: Path) -> Path:
+@pytest.fixture(params=[8, 64], ids=["fat16", "fat32"])
+def img(tmp_path: Path, request) -> Path:
     efi = fake_efi(tmp_path / "BOOTX64.EFI", 20_000)
     out = tmp_path / "disk.img"
     build_image(out, [Item("/EFI/BOOT/BOOTX64.EFI", src=efi), Item("/model.bin", data=pseudo_random(50_000, 5)),
                       Item("/docs/Read me first.txt", data=b"hello\n"), Item("/docs/b.txt", data=b"b\n")],
-                size_mib=8)
+                size_mib=request.param)
     return out
 
 
