@@ -1,12 +1,40 @@
-# swiglu: the FFN gate, a = silu(a) * b with silu(v) = v / (1 + exp(-v)).
-# Large negative v: exp(-v) saturates at exp(88), so silu(v) -> v / 1.65e38, a tiny value
-# of the right sign (no inf, no NaN).
+# swiglu: the FFN gate, a = silu(a) * b with silu(v) = v / (1 + exp(-v)), computed as
+# v * sigmoid(v) with e = exp(-|v|) (never overflows): sigmoid = 1/(1+e) for v >= 0 (the
+# very expression llama2.c evaluates) and e/(1+e) for v < 0, so silu of a huge negative v is
+# (-)0 as it should be, not v / exp(88).
 .include "kernels.inc"
 .include "expf.inc"
 
 .section .text
 .global swiglu_sse2, swiglu_avx2
 .extern kc_sign, kc_one
+
+# xmm4 = silu(xmm4) (all lanes); xmm0..xmm3 clobbered
+.macro SILU_SSE2
+    movaps xmm0, xmm4
+    orps xmm0, [rip + kc_sign]        # -|v|
+    KEXP_SSE2 xmm0, xmm1, xmm2, xmm3  # e = exp(-|v|) in (0, 1]
+    movaps xmm1, xmm4
+    psrad xmm1, 31                    # v < 0 (sign bit) mask
+    movaps xmm2, [rip + kc_one]
+    addps xmm2, xmm0                  # 1 + e
+    andps xmm0, xmm1
+    andnps xmm1, [rip + kc_one]
+    orps xmm0, xmm1                   # e where v < 0, else 1
+    divps xmm0, xmm2                  # sigmoid(v)
+    mulps xmm4, xmm0
+.endm
+
+# the same on ymm/xmm registers: \vv = silu(\vv); \v0..\v3 clobbered
+.macro SILU_AVX2 vv, v0, v1, v2, v3
+    vorps \v0, \vv, [rip + kc_sign]
+    KEXP_AVX2 \v0, \v1, \v2, \v3
+    vmovaps \v1, [rip + kc_one]
+    vaddps \v2, \v1, \v0              # 1 + e
+    vblendvps \v0, \v1, \v0, \vv       # e where v < 0, else 1
+    vdivps \v0, \v0, \v2
+    vmulps \vv, \vv, \v0
+.endm
 
 # swiglu_sse2(rcx = a, rdx = b, r8d = n)
 swiglu_sse2:
@@ -18,12 +46,8 @@ swiglu_sse2:
 .Lvec:
     cmp rax, r10
     jae .Lone
-    movups xmm4, [rcx + rax]          # v
-    movaps xmm0, xmm4
-    xorps xmm0, [rip + kc_sign]       # -v
-    KEXP_SSE2 xmm0, xmm1, xmm2, xmm3
-    addps xmm0, [rip + kc_one]
-    divps xmm4, xmm0                  # silu(v)
+    movups xmm4, [rcx + rax]
+    SILU_SSE2
     movups xmm1, [rdx + rax]
     mulps xmm4, xmm1
     movups [rcx + rax], xmm4
@@ -33,11 +57,7 @@ swiglu_sse2:
     cmp rax, r9
     jae .Ldone
     movss xmm4, dword ptr [rcx + rax]
-    movaps xmm0, xmm4
-    xorps xmm0, [rip + kc_sign]
-    KEXP_SSE2 xmm0, xmm1, xmm2, xmm3
-    addss xmm0, [rip + kc_one]
-    divss xmm4, xmm0
+    SILU_SSE2
     mulss xmm4, dword ptr [rdx + rax]
     movss dword ptr [rcx + rax], xmm4
     add rax, 4
@@ -56,10 +76,7 @@ swiglu_avx2:
     cmp rax, r10
     jae .Lone
     vmovups ymm4, [rcx + rax]
-    vxorps ymm0, ymm4, [rip + kc_sign]
-    KEXP_AVX2 ymm0, ymm1, ymm2, ymm3
-    vaddps ymm0, ymm0, [rip + kc_one]
-    vdivps ymm4, ymm4, ymm0
+    SILU_AVX2 ymm4, ymm0, ymm1, ymm2, ymm3
     vmulps ymm4, ymm4, [rdx + rax]
     vmovups [rcx + rax], ymm4
     add rax, 32
@@ -68,10 +85,7 @@ swiglu_avx2:
     cmp rax, r9
     jae .Ldone
     vmovss xmm4, dword ptr [rcx + rax]
-    vxorps xmm0, xmm4, [rip + kc_sign]
-    KEXP_AVX2 xmm0, xmm1, xmm2, xmm3
-    vaddss xmm0, xmm0, dword ptr [rip + kc_one]
-    vdivss xmm4, xmm4, xmm0
+    SILU_AVX2 xmm4, xmm0, xmm1, xmm2, xmm3
     vmulss xmm4, xmm4, dword ptr [rdx + rax]
     vmovss dword ptr [rcx + rax], xmm4
     add rax, 4

@@ -139,11 +139,15 @@ def _f32(a) -> np.ndarray:
 class Kernels:
     """numpy-level operations on one machine and path."""
 
-    def __init__(self, machine, path: str):
+    def __init__(self, machine, path: str, *, misalign: int = 0):
         if path not in PATHS:
             raise ValueError(f"unknown path {path!r}")
         self.m = machine
         self.path = path
+        # 0: every input's end is flush against a guard page (a 1-element overrun faults).
+        # k > 0: k bytes of slack after each input, so that inputs whose size is a multiple
+        # of 16 start k bytes off alignment (to try unaligned pointers on any length).
+        self.misalign = misalign
 
     def __repr__(self) -> str:
         return f"Kernels({self.m.where_name}, {self.path})"
@@ -152,7 +156,7 @@ class Kernels:
 
     def put(self, array, name: str) -> int:
         a = np.ascontiguousarray(array)
-        address = self.m.alloc(a.nbytes, name)
+        address = self.m.alloc(a.nbytes + self.misalign, name)
         if a.nbytes:
             self.m.write(address, a.tobytes())
         return address
