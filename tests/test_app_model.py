@@ -144,9 +144,9 @@ def kernel_image():
 # ----------------------------------------------------------------------------- the module
 
 class AsmModel:
-    """A Model struct in an Emu, with the loader's calls and field readers."""
+    """A Model struct in an Emu (or a NativeMachine), with the loader's calls and readers."""
 
-    def __init__(self, emu: Emu):
+    def __init__(self, emu):
         self.emu = emu
         self.m = emu.alloc(C["MODEL_SIZE"], align=8)
         self.file = None
@@ -289,6 +289,60 @@ def sse2_model() -> AsmModel:
     emu = Emu(kernel_image())
     assert emu.call("kernels_init", 1, 0) == C["K_PATH_SSE2"]
     return AsmModel(emu)
+
+
+class NativeMachine:
+    """The subset of Emu's interface AsmModel uses, on the host CPU (peasm.runners.native):
+    guard-paged buffers, callee-saved registers checked after every call."""
+
+    def __init__(self, image):
+        from peasm.runners import native
+        self.native = native
+        self.loaded = native.NativeImage(image)
+        self.buffers: list = []
+
+    def alloc(self, size: int, data: bytes | None = None, *, align: int = 4) -> int:
+        buf = self.native.GuardedBuffer(max(size, len(data or b"")), align=align)
+        self.buffers.append(buf)
+        if data:
+            self.native.write_memory(buf.address, data)
+        return buf.address
+
+    def read(self, address: int, size: int) -> bytes:
+        return self.native.read_memory(address, size)
+
+    def write(self, address: int, data: bytes) -> None:
+        self.native.write_memory(address, data)
+
+    def read_u64(self, address: int) -> int:
+        return struct.unpack("<Q", self.read(address, 8))[0]
+
+    def read_cstr(self, address: int) -> bytes:
+        import ctypes
+        return ctypes.string_at(address)
+
+    def call(self, function: str, *args: int) -> int:
+        return self.native.call(self.loaded.address(function), *args, where=self.loaded.where).rax
+
+    def free(self) -> None:
+        for b in self.buffers:
+            b.free()
+        self.buffers.clear()
+
+
+def native_model(choice: str) -> AsmModel:
+    """The real kernels on the host: choice "auto" (AVX2/FMA when the host has them) or "sse2"."""
+    from peasm.runners import native
+    ok, why = native.supported()
+    require(ok, why)
+    machine = NativeMachine(kernel_image())
+    want = C["K_CHOICE_SSE2"] if choice == "sse2" else C["K_CHOICE_AUTO"]
+    path = machine.call("kernels_init", native.host_cpu_bits(), want)
+    if choice == "sse2":
+        assert path == C["K_PATH_SSE2"]
+    else:
+        assert path == (C["K_PATH_AVX2"] if native.host_has_avx2_fma() else C["K_PATH_SSE2"])
+    return AsmModel(machine)
 
 
 # ----------------------------------------------------------------------------- header
@@ -620,9 +674,62 @@ def test_forward_sse2_stories15m_shape():
     am = sse2_model()
     am.load(ref.model_bytes(m), ctx=8)
     t0 = time.perf_counter()
-    steps = 3
+    steps = 6
     ours, theirs, worst = _greedy(am, ref.Transformer(m, max_seq_len=8), steps, check_logits=steps,
                                   rtol=RTOL, atol=ATOL)
     assert ours == theirs
     print(f"stories15M sse2 in unicorn: {(time.perf_counter() - t0) / steps:.2f}s/token, "
           f"max |logit - ref| {worst:.2e}")
+
+
+# ----------------------------------------------------------------------------- forward (native)
+
+@pytest.fixture(scope="module")
+def stories15m_random():
+    m = ref.random_model("stories15M", seed=2)
+    return m, ref.model_bytes(m)
+
+
+@pytest.mark.parametrize("choice", ["auto", "sse2"])
+def test_forward_native(choice, stories15m_random):
+    """The same code on the host CPU (AVX2/FMA bodies under "auto" when the host has them):
+    stories260K 200 greedy steps, stories15M-shaped random weights 64 steps, the GQA +
+    unshared variant 64 steps, a short context; logits of the first positions within the
+    stated tolerance, greedy tokens equal to the reference's."""
+    am = native_model(choice)
+    path = model_file("stories260K.bin")
+    am.load(path.read_bytes())
+    ours, theirs, worst = _greedy(am, ref.Transformer(ref.read_model(path)), 200, check_logits=8,
+                                  rtol=RTOL, atol=ATOL)
+    assert ours == theirs
+
+    m, data = stories15m_random
+    am = native_model(choice)
+    am.load(data, ctx=64)
+    t0 = time.perf_counter()
+    ours, theirs, worst15 = _greedy(am, ref.Transformer(m, max_seq_len=64), 64, check_logits=4,
+                                    rtol=RTOL, atol=ATOL)
+    assert ours == theirs
+    t_asm = time.perf_counter() - t0
+    # speed: asm forward alone (no reference) over 32 positions
+    t0 = time.perf_counter()
+    for pos in range(32):
+        assert am.forward(ours[pos], pos)
+    per_token = (time.perf_counter() - t0) / 32
+    print(f"native {choice}: stories15M-shape {per_token * 1e3:.1f} ms/token "
+          f"({1 / per_token:.0f} tok/s incl. Python call overhead), max |logit - ref| "
+          f"{max(worst, worst15):.2e}, 64 checked steps in {t_asm:.1f}s")
+
+    m = ref.random_model("tiny_gqa", seed=5)
+    am = native_model(choice)
+    am.load(ref.model_bytes(m), ctx=12)
+    ours, theirs, _ = _greedy(am, ref.Transformer(m, max_seq_len=12), 12, check_logits=12,
+                              rtol=RTOL, atol=ATOL)
+    assert ours == theirs
+    assert am.forward(ours[-1], 12) == 0 and am.u32("MODEL_ERROR") == CODES["MODEL_E_POS"]
+    assert am.forward(m.config.vocab_size, 0) == 0 and am.u32("MODEL_ERROR") == CODES["MODEL_E_TOKEN"]
+    m = ref.random_model("tiny_gqa", seed=6)
+    am = native_model(choice)
+    am.load(ref.model_bytes(m))
+    ours, theirs, _ = _greedy(am, ref.Transformer(m), 64, check_logits=64, rtol=RTOL, atol=ATOL)
+    assert ours == theirs
