@@ -131,6 +131,8 @@ class UnicornKernelMachine:
         try:
             rax = self.emu.call(function, *ints, floats=floats, timeout_s=timeout_s)
         except EmuFault as e:
+            if self._call_error:          # our call-site hook stopped it
+                raise KernelFault(f"{name}: {self._call_error}") from None
             message = str(e)
             m = re.search(r"memory 0x([0-9a-f]+)", message)
             if m:
