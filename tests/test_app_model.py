@@ -733,3 +733,30 @@ def test_forward_native(choice, stories15m_random):
     am.load(ref.model_bytes(m))
     ours, theirs, _ = _greedy(am, ref.Transformer(m), 64, check_logits=64, rtol=RTOL, atol=ATOL)
     assert ours == theirs
+
+
+def test_fuzz_accepted_files_run_without_fault():
+    """Any file the loader accepts is safe to run: random small shapes (every field, GQA or
+    not, shared or not, odd sizes) over random bytes (NaN, inf and denormals included), a
+    random context; forward at the first positions, the last one and one past it. The
+    file, the state and the struct all end at guard pages."""
+    rng = np.random.default_rng(99)
+    am = sse2_model()
+    for i in range(200):
+        heads = int(rng.integers(1, 5))
+        kv = int(rng.choice([h for h in range(1, heads + 1) if heads % h == 0]))
+        cfg = ref.Config(heads * 2 * int(rng.integers(1, 5)), int(rng.integers(1, 40)),
+                         int(rng.integers(1, 4)), heads, kv, int(rng.integers(1, 70)),
+                         int(rng.integers(1, 12)), bool(rng.integers(0, 2)))
+        body = rng.integers(0, 256, cfg.file_size() - ref.HEADER_SIZE, dtype=np.uint8).tobytes()
+        if i % 2:                                               # half of them finite, O(1)
+            body = rng.standard_normal(len(body) // 4, dtype=np.float32).tobytes()
+        ctx = int(rng.integers(1, cfg.seq_len + 1))
+        am.load(cfg.header_bytes() + body, ctx=ctx)
+        tok = int(rng.integers(0, cfg.vocab_size))
+        for pos in sorted({0, min(1, ctx - 1), ctx - 1}):
+            assert am.forward(tok, pos), (cfg, ctx, pos)
+        assert am.forward(tok, ctx) == 0
+        assert am.forward(cfg.vocab_size, 0) == 0
+        if i % 2:
+            assert np.isfinite(am.logits(tok, 0)).all()
