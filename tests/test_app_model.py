@@ -635,15 +635,15 @@ ATOL, RTOL = 2e-4, 1e-4
 
 def test_forward_sse2_stories260k():
     """The real model: logits of the first 8 positions within tolerance of the reference,
-    greedy tokens equal over 200 steps (what the app prints with -t 0)."""
+    greedy tokens equal over 96 steps (natively: the 200 of the app's -t 0 reference text)."""
     path = model_file("stories260K.bin")
     m = ref.read_model(path)
     am = sse2_model()
     am.load(path.read_bytes())
     t0 = time.perf_counter()
-    ours, theirs, worst = _greedy(am, ref.Transformer(m), 200, check_logits=8, rtol=RTOL, atol=ATOL)
+    ours, theirs, worst = _greedy(am, ref.Transformer(m), 96, check_logits=8, rtol=RTOL, atol=ATOL)
     assert ours == theirs
-    print(f"stories260K sse2 in unicorn: 200 steps in {time.perf_counter() - t0:.1f}s, "
+    print(f"stories260K sse2 in unicorn: 96 steps in {time.perf_counter() - t0:.1f}s, "
           f"max |logit - ref| {worst:.2e}")
 
 
@@ -674,7 +674,7 @@ def test_forward_sse2_stories15m_shape():
     am = sse2_model()
     am.load(ref.model_bytes(m), ctx=8)
     t0 = time.perf_counter()
-    steps = 6
+    steps = 4
     ours, theirs, worst = _greedy(am, ref.Transformer(m, max_seq_len=8), steps, check_logits=steps,
                                   rtol=RTOL, atol=ATOL)
     assert ours == theirs
@@ -742,7 +742,7 @@ def test_fuzz_accepted_files_run_without_fault():
     file, the state and the struct all end at guard pages."""
     rng = np.random.default_rng(99)
     am = sse2_model()
-    for i in range(200):
+    for i in range(120):
         heads = int(rng.integers(1, 5))
         kv = int(rng.choice([h for h in range(1, heads + 1) if heads % h == 0]))
         cfg = ref.Config(heads * 2 * int(rng.integers(1, 5)), int(rng.integers(1, 40)),
