@@ -6,11 +6,11 @@
 # because it needs no extra memory and is O(n log n) whatever the order (the 32000-piece
 # vocab is mostly pieces starting with the same 3-byte U+2581, so comparisons are many and
 # short). Lookups are a binary search for the first entry not below the key, so duplicate
-# pieces answer with their lowest id. tok_encode keeps, for every adjacent pair, the id and
-# score of its concatenation: after a merge only the two pairs touching the merged token
-# change, so each merge costs two lookups plus a linear scan for the best score, instead of
-# llama2.c's lookup of every pair every round. The scan applies llama2.c's rule (strictly
-# greater, starting from -1e10, so the leftmost wins ties), which makes the result identical.
+# pieces answer with their lowest id. tok_encode does not rescan every pair after every
+# merge as llama2.c does (O(n^2) lookups: seconds for a long paste): the tokens form a linked
+# list, the mergeable pairs sit in a max-heap ordered by (score, then leftmost), and after a
+# merge only the two pairs touching the merged token are new. The heap's order is llama2.c's
+# rule (highest score strictly above -1e10, the leftmost on ties), so the ids are identical.
 #
 # Private helpers (file-local names) use their own register conventions, stated with each;
 # they never call out, so stack alignment inside them does not matter.
@@ -18,6 +18,7 @@
 
 .equ NO_MERGE, 0xD01502F9           # -1e10 as f32: llama2.c's starting best score
 .equ SCRATCH_BYTES, TOK_SCRATCH_SLOTS * 4          # one encode scratch array (16-multiple)
+.equ HEAP_BYTES, TOK_SCRATCH_SLOTS * 48            # 3 entries of 16 bytes per token
 .equ CONCAT_BYTES, TOK_MAX_TOKEN_LEN * 2 + 16      # the pair-concatenation buffer
 # tok_encode's negated codes (keystone takes no "-SYMBOL" operand, an .equ it does)
 .equ NEG_CAPACITY, -TOK_E_CAPACITY
@@ -88,10 +89,14 @@ carve:
     and rax, -16
     mov [r11 + TOK_SEQ], rax
     add rax, SCRATCH_BYTES
-    mov [r11 + TOK_PAIR_SCORE], rax
+    mov [r11 + TOK_NEXT], rax
     add rax, SCRATCH_BYTES
-    mov [r11 + TOK_PAIR_ID], rax
+    mov [r11 + TOK_PREV], rax
     add rax, SCRATCH_BYTES
+    mov [r11 + TOK_STAMP], rax
+    add rax, SCRATCH_BYTES
+    mov [r11 + TOK_HEAP], rax
+    add rax, HEAP_BYTES
     mov [r11 + TOK_CONCAT], rax
     add rax, CONCAT_BYTES
     mov [r11 + TOK_COPIES], rax
@@ -451,33 +456,25 @@ tok_piece_id:
     pop rbx
     ret
 
-# pair_score(rbx = Tokenizer*, r12 = pair index j, tokens in TOK_SEQ): looks up the
-#   concatenation of the pieces of tokens j and j+1 and stores its id (or -1) in
-#   TOK_PAIR_ID[j], its score (or NO_MERGE) in TOK_PAIR_SCORE[j].
-#   Clobbers rax, rcx, rdx, r8-r11.
-pair_score:
+# pair_lookup(rbx = Tokenizer*, ecx = left token, edx = right token) -> eax = the id of the
+#   concatenation of their pieces, or -1; xmm0 = its score when found.
+#   Clobbers rax, rcx, rdx, r8-r11, xmm0.
+pair_lookup:
     mov r8, [rbx + TOK_CONCAT]
     xor r9d, r9d
-    mov rax, [rbx + TOK_SEQ]
-    mov ecx, [rax + r12 * 4]
+    push rdx
     call .Lappend
-    mov rax, [rbx + TOK_SEQ]
-    mov ecx, [rax + r12 * 4 + 4]
+    pop rcx
     call .Lappend
     call lookup
-    mov rcx, [rbx + TOK_PAIR_ID]
-    mov [rcx + r12 * 4], eax
-    mov edx, NO_MERGE
     test eax, eax
-    js .Lstore
+    js .Lnot_found
     mov rcx, [rbx + TOK_SCORES]
-    mov edx, [rcx + rax * 4]
-.Lstore:
-    mov rcx, [rbx + TOK_PAIR_SCORE]
-    mov [rcx + r12 * 4], edx
+    movss xmm0, dword ptr [rcx + rax * 4]
+.Lnot_found:
     ret
 # .Lappend: append the piece of id ecx (zero-extended) at r8 + r9; r9 += its length.
-#   The buffer holds 2 * TOK_MAX_TOKEN_LEN bytes and no piece is longer than that half.
+#   The buffer holds 2 * TOK_MAX_TOKEN_LEN bytes and no piece is longer than half that.
 .Lappend:
     mov r10, [rbx + TOK_PIECES]
     mov r10, [r10 + rcx * 8]
@@ -493,6 +490,118 @@ pair_score:
     inc rdx
     jmp .Lappend_byte
 .Lappended:
+    ret
+
+# The merge heap. An entry is 16 bytes: f32 score, dword left node, dword stamp of the left
+# node, dword stamp of the right node, when pushed. Entry A comes before entry B when
+#   A.score > B.score, or the scores are equal and A.node < B.node,
+# which is llama2.c's choice (highest score, leftmost on ties) since nodes keep their text
+# order. Only scores above -1e10 are pushed, so no NaN is ever compared. Entries are never
+# removed when their pair disappears: a popped entry whose stamps no longer match its nodes
+# is stale and skipped (every merge restamps both nodes).
+
+# push_pair(rbx = Tokenizer*, r12 = node p that has a right neighbour, r13 = heap entries):
+#   pushes the pair (p, next[p]) if its concatenation is a piece scoring above -1e10;
+#   r13 += 1 then. Clobbers rax, rcx, rdx, r8-r11, xmm0-xmm2.
+push_pair:
+    mov rax, [rbx + TOK_SEQ]
+    mov rcx, [rbx + TOK_NEXT]
+    movsxd rdx, dword ptr [rcx + r12 * 4]
+    mov ecx, [rax + r12 * 4]
+    mov edx, [rax + rdx * 4]
+    call pair_lookup
+    test eax, eax
+    js .Lnone
+    mov eax, NO_MERGE
+    movd xmm1, eax
+    comiss xmm0, xmm1
+    jbe .Lnone                        # not above -1e10 (or NaN): llama2.c never merges it
+    mov rcx, [rbx + TOK_STAMP]
+    mov rax, [rbx + TOK_NEXT]
+    movsxd rdx, dword ptr [rax + r12 * 4]
+    mov r10d, [rcx + rdx * 4]         # stamp of the right node
+    mov r9d, [rcx + r12 * 4]          # stamp of the left node
+    mov r11, [rbx + TOK_HEAP]
+    mov rax, r13                      # the new slot, sifted up
+    inc r13
+.Lup:
+    test rax, rax
+    jz .Lplace
+    lea rcx, [rax - 1]
+    shr rcx, 1                        # parent
+    mov rdx, rcx
+    shl rdx, 4
+    comiss xmm0, dword ptr [r11 + rdx]
+    jb .Lplace
+    ja .Lparent_down
+    cmp r12d, [r11 + rdx + 4]
+    jae .Lplace
+.Lparent_down:
+    movups xmm2, [r11 + rdx]
+    mov r8, rax
+    shl r8, 4
+    movups [r11 + r8], xmm2
+    mov rax, rcx
+    jmp .Lup
+.Lplace:
+    shl rax, 4
+    movss dword ptr [r11 + rax], xmm0
+    mov [r11 + rax + 4], r12d
+    mov [r11 + rax + 8], r9d
+    mov [r11 + rax + 12], r10d
+.Lnone:
+    ret
+
+# sift_down(rbx = Tokenizer*, r13 = entries left after taking the top): moves the entry at
+#   heap[r13] (the old last) down from the root to its place. Clobbers rax, rcx, rdx,
+#   r8-r11, xmm0-xmm2.
+sift_down:
+    test r13, r13
+    jz .Ldone
+    mov r11, [rbx + TOK_HEAP]
+    mov rax, r13
+    shl rax, 4
+    movups xmm1, [r11 + rax]          # the entry E being placed
+    movss xmm0, dword ptr [r11 + rax]
+    mov r8d, [r11 + rax + 4]
+    xor eax, eax                      # its slot so far
+.Ldown:
+    lea rcx, [rax + rax + 1]          # left child
+    cmp rcx, r13
+    jae .Lput
+    lea rdx, [rcx + 1]
+    cmp rdx, r13
+    jae .Lchild
+    mov r9, rcx
+    shl r9, 4
+    movss xmm2, dword ptr [r11 + r9 + 16]
+    comiss xmm2, dword ptr [r11 + r9]
+    jb .Lchild
+    ja .Lright_child
+    mov r10d, [r11 + r9 + 20]
+    cmp r10d, [r11 + r9 + 4]
+    jae .Lchild
+.Lright_child:
+    inc rcx
+.Lchild:                              # rcx = the child that comes first; before E?
+    mov r9, rcx
+    shl r9, 4
+    comiss xmm0, dword ptr [r11 + r9]
+    ja .Lput
+    jb .Lchild_up
+    cmp r8d, [r11 + r9 + 4]
+    jbe .Lput
+.Lchild_up:
+    movups xmm2, [r11 + r9]
+    mov rdx, rax
+    shl rdx, 4
+    movups [r11 + rdx], xmm2
+    mov rax, rcx
+    jmp .Ldown
+.Lput:
+    shl rax, 4
+    movups [r11 + rax], xmm1
+.Ldone:
     ret
 
 # tok_encode(rcx = Tokenizer*, rdx = text, r8 = length, r9d = flags, [rsp+40] = out int32*,
@@ -601,75 +710,91 @@ tok_encode:
     mov eax, NEG_BAD_ID
     jmp .Lout
 
-    # Merges. r12 = pair index from here on (the text is done with).
+    # Merges. The tokens become a linked list of nodes (their indices in TOK_SEQ, which
+    # keep the text order); every pair goes on the heap; the best pair merges into its left
+    # node, the right node leaves the list, and the two pairs around the merged node are
+    # pushed. rbp = the next fresh stamp, r13 = heap entries, r15 = live tokens.
 .Lmerge:
+    test r15, r15
+    jz .Lmerged
+    mov rax, [rbx + TOK_NEXT]
+    mov rcx, [rbx + TOK_PREV]
+    mov rdx, [rbx + TOK_STAMP]
+    xor r8d, r8d
+.Llink:
+    lea r9d, [r8 + 1]
+    mov [rax + r8 * 4], r9d
+    lea r9d, [r8 - 1]                 # node 0 gets -1: no previous
+    mov [rcx + r8 * 4], r9d
+    mov [rdx + r8 * 4], r8d           # stamps start as the node numbers: all distinct
+    inc r8
+    cmp r8, r15
+    jb .Llink
+    mov dword ptr [rax + r15 * 4 - 4], -1    # the last node has no next
+    mov rbp, r15
+    xor r13d, r13d
     xor r12d, r12d
-.Lpairs:
+.Linitial_pairs:
     lea rax, [r12 + 1]
     cmp rax, r15
-    jae .Lbest
-    call pair_score
+    jae .Lpop
+    call push_pair
     inc r12
-    jmp .Lpairs
-.Lbest:                               # the best pair: score > best, so the leftmost wins ties
-    cmp r15, 2
-    jb .Lmerged
-    mov eax, NO_MERGE
-    movd xmm0, eax
-    mov rsi, [rbx + TOK_PAIR_SCORE]
-    lea rdx, [r15 - 1]                # number of pairs
-    mov r12, -1
-    xor ecx, ecx
-.Lscan:
-    movss xmm1, dword ptr [rsi + rcx * 4]
-    ucomiss xmm1, xmm0
-    jbe .Lnot_better                  # not greater, or NaN (as C's > is false for NaN)
-    movaps xmm0, xmm1
-    mov r12, rcx
-.Lnot_better:
-    inc rcx
-    cmp rcx, rdx
-    jb .Lscan
-    test r12, r12
-    js .Lmerged
-    # token r12 becomes the pair's piece; tokens r12+2 .. k-1 move down one
-    mov rax, [rbx + TOK_PAIR_ID]
-    mov eax, [rax + r12 * 4]
-    mov [r14 + r12 * 4], eax
-    lea rsi, [r14 + r12 * 4 + 8]
-    lea rdi, [r14 + r12 * 4 + 4]
-    mov rcx, r15
-    sub rcx, r12
-    sub rcx, 2
-    rep movs dword ptr [rdi], dword ptr [rsi]
-    # pairs r12+2 .. k-2 move down one (pair r12+1 is gone, pair r12 is recomputed)
-    mov rcx, r15
-    sub rcx, r12
-    sub rcx, 3
-    jle .Lpairs_moved
-    mov rdx, rcx
-    mov rax, [rbx + TOK_PAIR_SCORE]
-    lea rsi, [rax + r12 * 4 + 8]
-    lea rdi, [rax + r12 * 4 + 4]
-    rep movs dword ptr [rdi], dword ptr [rsi]
-    mov rcx, rdx
-    mov rax, [rbx + TOK_PAIR_ID]
-    lea rsi, [rax + r12 * 4 + 8]
-    lea rdi, [rax + r12 * 4 + 4]
-    rep movs dword ptr [rdi], dword ptr [rsi]
-.Lpairs_moved:
+    jmp .Linitial_pairs
+.Lpop:
+    test r13, r13
+    jz .Lmerged
+    mov r11, [rbx + TOK_HEAP]
+    mov esi, [r11 + 4]                # the best entry: left node, stamps
+    mov r8d, [r11 + 8]
+    mov r9d, [r11 + 12]
+    dec r13
+    push r8
+    push r9
+    call sift_down
+    pop r9
+    pop r8
+    mov rax, [rbx + TOK_STAMP]
+    cmp r8d, [rax + rsi * 4]
+    jne .Lpop                         # stale: the left node changed since
+    mov rcx, [rbx + TOK_NEXT]
+    movsxd rdi, dword ptr [rcx + rsi * 4]    # right node
+    test rdi, rdi
+    js .Lpop
+    cmp r9d, [rax + rdi * 4]
+    jne .Lpop                         # stale: the right node changed since
+    mov ecx, [r14 + rsi * 4]
+    mov edx, [r14 + rdi * 4]
+    call pair_lookup
+    test eax, eax
+    js .Lpop                          # cannot happen (same tokens as when pushed)
+    mov [r14 + rsi * 4], eax          # the left node becomes the merged piece
+    mov rax, [rbx + TOK_STAMP]
+    mov [rax + rsi * 4], ebp
+    inc ebp
+    mov [rax + rdi * 4], ebp          # the right node leaves: no entry may match it again
+    inc ebp
+    mov rcx, [rbx + TOK_NEXT]
+    movsxd rdx, dword ptr [rcx + rdi * 4]
+    mov [rcx + rsi * 4], edx
+    test rdx, rdx
+    js .Lunlinked
+    mov rcx, [rbx + TOK_PREV]
+    mov [rcx + rdx * 4], esi
+.Lunlinked:
     dec r15
-    test r12, r12                     # the pair on the merged token's left
-    jz .Lright_pair
-    dec r12
-    call pair_score
-    inc r12
+    mov rcx, [rbx + TOK_PREV]         # the pair on the merged node's left
+    movsxd r12, dword ptr [rcx + rsi * 4]
+    test r12, r12
+    js .Lright_pair
+    call push_pair
 .Lright_pair:                         # and the one on its right
-    lea rax, [r12 + 1]
-    cmp rax, r15
-    jae .Lbest
-    call pair_score
-    jmp .Lbest
+    mov rcx, [rbx + TOK_NEXT]
+    cmp dword ptr [rcx + rsi * 4], 0
+    jl .Lpop
+    mov r12, rsi
+    call push_pair
+    jmp .Lpop
 
 .Lmerged:
     mov rdx, r15                      # tokens to write
@@ -684,9 +809,19 @@ tok_encode:
     cmp rdx, [rsp + ENC_CAPACITY]
     ja .Lout
     mov rdi, [rsp + ENC_OUT]
-    mov rsi, r14
-    mov rcx, r15
-    rep movs dword ptr [rdi], dword ptr [rsi]
+    mov rcx, [rbx + TOK_NEXT]
+    xor eax, eax                      # node 0 is never merged away: the list's head
+    mov r8, r15
+.Lwrite:
+    test r8, r8
+    jz .Lwritten_list
+    mov r9d, [r14 + rax * 4]
+    mov [rdi], r9d
+    add rdi, 4
+    movsxd rax, dword ptr [rcx + rax * 4]
+    dec r8
+    jmp .Lwrite
+.Lwritten_list:
     cmp rdx, r15
     je .Lwritten
     mov dword ptr [rdi], TOK_EOS
