@@ -257,13 +257,19 @@ class AsmTokenizer:
 
 
 def ref_encode(ref: reftok.Tokenizer, text: bytes, bos: bool = True, eos: bool = False):
-    """The oracle's ids, or the status the asm must give where llama2.c would misbehave."""
+    """The oracle's ids, or the status the asm must give where llama2.c would misbehave,
+    checked in tokenizer.inc's order: BOS id, " " piece, byte-fallback ids, EOS id."""
+    if bos and ref.vocab_size <= reftok.BOS:
+        return -C["TOK_E_BAD_ID"]
     try:
-        return ref.encode(text, bos=bos, eos=eos)
+        ids = ref.encode(text, bos=bos, eos=eos)
     except ValueError:                   # no " " piece for the dummy prefix
         return -C["TOK_E_NO_SPACE"]
     except IndexError:                   # a byte-fallback id beyond the vocab
         return -C["TOK_E_BAD_ID"]
+    if eos and ref.vocab_size <= reftok.EOS:
+        return -C["TOK_E_BAD_ID"]
+    return ids
 
 
 # ------------------------------------------------------------------------------ fixtures
