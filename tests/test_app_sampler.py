@@ -687,3 +687,51 @@ def test_stories260k_generation(make):
             got.append(s.sample(logits, gen.tokens[: pos + 1]))
         want = gen.tokens[n_prompt:]
         assert got[: len(want)] == want
+
+
+# ----------------------------------------------------------------------------- fuzz
+
+SPECIAL_F32 = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e-45, -1e-45, 1e-38, 1e38, 3.4028235e38,
+               float("inf"), float("-inf"), float("nan"), 0.9, 0.999, 1e-6, 1.0000001]
+SPECIAL_U32 = [0, 1, 2, 3, 5, 64, 255, 256, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
+
+
+def test_fuzz_fields_history_logits(make):
+    """Random knob values (special floats, random bit patterns, huge counts), histories with
+    garbage ids and logits with NaN/inf: never a fault (every buffer ends at a guard page),
+    always an id in range, always the reference's token (exact softmax), and the choice is
+    the reference's on the buffer the sampler left."""
+    rng = np.random.default_rng(2024)
+
+    def f32():
+        if rng.random() < 0.6:
+            return F(SPECIAL_F32[rng.integers(len(SPECIAL_F32))])
+        return np.frombuffer(rng.integers(0, 2 ** 32, dtype=np.uint64).astype(np.uint32).tobytes(), F)[0]
+
+    def u32(limit):
+        return int(SPECIAL_U32[rng.integers(len(SPECIAL_U32))]) if rng.random() < 0.5 \
+            else int(rng.integers(0, limit))
+
+    for case in range(120):
+        vocab = int(rng.choice([1, 2, 3, 7, 64, 65, 300]))
+        knobs = dict(temperature=f32() if rng.random() < 0.5 else F(rng.random() * 2),
+                     topp=f32() if rng.random() < 0.5 else F(rng.random()),
+                     top_k=u32(vocab + 2), min_p=f32() if rng.random() < 0.3 else F(0),
+                     repeat_penalty=f32() if rng.random() < 0.5 else F(1 + rng.random()),
+                     repeat_last_n=u32(40), no_repeat_ngram=u32(5))
+        seed = int(rng.integers(0, 2 ** 63))
+        s = make(vocab, seed=seed, **knobs)
+        r = reference(vocab, seed=seed, **knobs)
+        for _ in range(3):
+            x = (rng.standard_normal(vocab) * rng.choice([0.1, 3, 1e20])).astype(F)
+            k = int(rng.integers(0, 4))
+            if k == 1:
+                x[rng.integers(0, vocab, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
+            elif k == 2:
+                x[:] = rng.choice([np.nan, np.inf, -np.inf, 0.0])
+            n_hist = int(rng.choice([0, 1, 2, 5, 50]))
+            h = list(rng.integers(-2, vocab + 2, n_hist))
+            with np.errstate(all="ignore"):
+                got, want = run_both(s, r, [x], [h], own=[])
+            assert got == want, (case, vocab, knobs, x, h)
+            assert s.state == r.rng.state
