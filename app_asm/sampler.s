@@ -156,8 +156,8 @@ sampler_strerror:
 .equ SS_BITMAP, 56                    # qword: id bitmap
 .equ SS_BITMAP_QWORDS, 64             # qword: its size in qwords (for cap ids)
 .equ SS_FRAME, 72                     # 8 pushes + 72: rsp 16-aligned for the calls
-.equ SS_BITMAP_FROM_HELPER, SS_BITMAP + 8               # the same seen from a helper it
-.equ SS_BITMAP_QWORDS_FROM_HELPER, SS_BITMAP_QWORDS + 8 # calls (one return address down)
+.equ SS_BITMAP_FROM_HELPER, SS_BITMAP + 8               # the two above as seen from a
+.equ SS_BITMAP_QWORDS_FROM_HELPER, SS_BITMAP_QWORDS + 8 # helper it calls (+8: the return address)
 
 sampler_sample:
     push rbx
@@ -209,7 +209,7 @@ sampler_sample:
     comiss xmm0, dword ptr [rip + smp_pos_max4]
     ja .Lno_penalty                   # +inf: off
     ucomiss xmm0, dword ptr [rip + smp_one]
-    je .Lno_penalty                   # exactly 1: off (llama2.c)
+    je .Lno_penalty                   # exactly 1: the neutral value
     test r12, r12
     jz .Lno_penalty
     mov eax, dword ptr [rbx + SMP_REPEAT_WINDOW]
