@@ -11,7 +11,7 @@ The same bytes unicorn runs, at full speed and with the host's AVX2/FMA:
   position (and as 4 bytes in their stack slot from the 5th on). Before the call every
   callee-saved register (rbx rbp rdi rsi r12-r15, xmm6-xmm15) is loaded with a random
   sentinel; after it they are compared, so a body that clobbers one fails loudly here too,
-  not only under unicorn. `call_many` runs a batch of calls in one trip (for timing).
+  not only under unicorn. `Batch`/`call_many` run many calls in one trip (for timing).
 * `callback(fn, nargs)` is the other direction: an address MS x64 code can call that runs
   a Python function (through ctypes, SysV), with rdi/rsi and xmm6-xmm15 saved across it
   since SysV code may clobber them. For hosted runners' firmware services.
@@ -420,17 +420,31 @@ def call(address: int, *args, floats: dict[int, float] | None = None, check_abi:
     return CallResult(rax, x_lo | (x_hi << 64))
 
 
+class Batch:
+    """Calls of one function prepared once (arguments already packed), run in one trip
+    from Python each time `run()` is called: for timing, where per-call Python work would
+    swamp a microsecond kernel. No ABI sentinels (the loop lives in callee-saved registers)."""
+
+    def __init__(self, address: int, calls: Iterable[Sequence]):
+        _, _, self._many = _thunks()
+        rows = [_slots(list(c), None) for c in calls]
+        self.address = address
+        self.count = len(rows)
+        self.width = max((len(r) for r in rows), default=4)
+        flat = [v for r in rows for v in r + [0] * (self.width - len(r))]
+        self._records = (ctypes.c_uint64 * max(1, len(flat)))(*flat)
+
+    def run(self) -> int:
+        """Make the calls; rax of the last one."""
+        if not self.count:
+            return 0
+        return self._many(self.address, ctypes.addressof(self._records), self.width, self.count)
+
+
 def call_many(address: int, calls: Iterable[Sequence]) -> int:
     """Run several calls of the same function in one trip from Python (no ABI checks);
     each item is that call's argument list. Returns rax of the last call."""
-    _, _, many = _thunks()
-    rows = [_slots(list(c), None) for c in calls]
-    if not rows:
-        return 0
-    width = max(len(r) for r in rows)
-    flat = [v for r in rows for v in r + [0] * (width - len(r))]
-    arr = (ctypes.c_uint64 * len(flat))(*flat)
-    return many(address, ctypes.addressof(arr), width, len(rows))
+    return Batch(address, calls).run()
 
 
 class Callbacks:
