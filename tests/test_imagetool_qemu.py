@@ -7,6 +7,7 @@ both from an image and from a plain directory.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,9 +141,13 @@ def test_timeout_stops_qemu(shell_image):
     assert 14 <= res.seconds < 40
 
 
+# The project's default program prints a line containing 'llm-uefi'; the first one powered off by
+# itself, the chat app waits at its '> ' prompt, where '/shutdown' powers off. Both pass.
+SHUTDOWN = [("> ", b"/shutdown\r")]
+
+
 def _peasm_efi(path: Path) -> Path:
-    """BOOTX64.EFI from the project's own toolchain (peasm link; its default program prints a
-    line containing 'llm-uefi' and powers off)."""
+    """BOOTX64.EFI from the project's own toolchain (`peasm link`, default program)."""
     try:
         import peasm.cli  # noqa: F401
     except ImportError:
@@ -160,7 +165,7 @@ def test_boot_peasm_app_from_image(tmp_path):
     img = tmp_path / "app.img"
     r = imagetool("build", "-q", "-o", img, "--efi", efi)
     assert r.returncode == 0, r.stderr
-    res = qemu.boot(img, timeout=240)
+    res = qemu.boot(img, timeout=240, interact=SHUTDOWN)
     assert not res.timed_out, res.output[-2000:]
     assert res.powered_off, (res.returncode, res.stderr[-2000:])
     assert "llm-uefi" in res.output
@@ -172,7 +177,7 @@ def test_boot_peasm_app_from_directory(tmp_path):
     root = tmp_path / "esp"
     (root / "EFI" / "BOOT").mkdir(parents=True)
     _peasm_efi(root / "EFI" / "BOOT" / "BOOTX64.EFI")
-    res = qemu.boot(root, timeout=240, cpu="qemu64", smp=2, mem_mib=256)
+    res = qemu.boot(root, timeout=240, cpu="qemu64", smp=2, mem_mib=256, interact=SHUTDOWN)
     assert res.powered_off and "llm-uefi" in res.output, res.output[-2000:]
 
 
@@ -182,9 +187,23 @@ def test_cli_boot_exit_status(tmp_path):
     efi = _peasm_efi(tmp_path / "BOOTX64.EFI")
     img = tmp_path / "app.img"
     assert imagetool("build", "-q", "-o", img, "--efi", efi).returncode == 0
-    r = imagetool("boot", img, "--timeout", "240", timeout=300, input=b"")
-    assert r.returncode == 0, r.stderr
-    assert b"llm-uefi" in r.stdout
+    # console on "the terminal" (here: pipes); type /shutdown at the prompt like a user would
+    p = subprocess.Popen([sys.executable, "-m", "imagetool", "boot", str(img), "--timeout", "240"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    seen = b""
+    while True:
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+        if qemu.strip_ansi(seen.decode("utf-8", "replace")).rstrip().endswith(">"):
+            p.stdin.write(b"/shutdown\r")
+            p.stdin.flush()
+            seen += p.stdout.read()
+            break
+    p.wait(300)
+    assert p.returncode == 0, p.stderr.read()
+    assert b"llm-uefi" in seen
     # a guest that never powers off: non-zero status and one line naming the timeout
     junk = tmp_path / "junk.img"
     build_image(junk, [Item("/EFI/BOOT/BOOTX64.EFI", src=fake_efi(tmp_path / "j.efi"))])
