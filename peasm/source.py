@@ -413,6 +413,8 @@ def preprocess(files: list[Path], sources: SourceSet) -> Program:
             owner = next((o for u, (n, o) in program.private.items() if n.endswith(":" + name)), None)
             hint = f" (defined at {owner} but not .global there)" if owner else ""
             raise PeasmError(f"undefined symbol {name!r} declared .extern{hint}", origin)
+    from peasm.constants import fold_constants
+    fold_constants(program)
     return program
 
 

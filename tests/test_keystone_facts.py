@@ -70,3 +70,26 @@ def test_some_garbage_is_accepted_silently():
         print(json.dumps([len(asm("add rax, -", 0)), len(asm("mov rax, [rip+rip]", 0))]))
     """)
     assert all(ok)
+
+
+def test_equ_symbols_in_memory_operands_are_misencoded():
+    # why peasm.constants folds constants to numbers before keystone sees them
+    out = _run("""
+        def disp32(text):
+            code = asm(".equ E, 24\\n" + text, 0)
+            return int.from_bytes(code[2:3], "little", signed=True)   # 8b 43 disp8
+        print(json.dumps([disp32("mov eax, dword ptr [rbx - E]"), disp32("mov eax, dword ptr [rbx - 24]")]))
+    """)
+    assert out == [24, -24]
+
+
+def test_peasm_folds_constants_so_keystone_gets_them_right(tmp_path):
+    from peasm.linker import link
+    src = tmp_path / "m.s"
+    src.write_text(".equ E, 24\n.global f\nf:\n    mov eax, dword ptr [rbx - E]\n"
+                   "    lea rcx, [rip + data + E]\n    ret\n.section .data\ndata: .skip 64\n")
+    image = link([src], "f")
+    code = image.flat()[image.entry_rva:image.entry_rva + 16]
+    assert code[:3] == bytes([0x8B, 0x43, 0xE8])          # mov eax, [rbx - 24]
+    disp = int.from_bytes(code[6:10], "little", signed=True)
+    assert image.entry_rva + 3 + 7 + disp == image.symbol("m.s:data").rva + 24

@@ -65,7 +65,8 @@ class Buffer:
 
 class Emu:
     def __init__(self, image: LinkedImage, *, base: int = IMAGE_BASE, stack_size: int = 1 << 20,
-                 cpuid: Callable[[int, int], tuple[int, int, int, int]] | None = None):
+                 cpuid: Callable[[int, int], tuple[int, int, int, int]] | None = None,
+                 check_entries: bool = True):
         self.image = image
         self.base = base
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
@@ -98,8 +99,9 @@ class Emu:
                          self._on_bad_access)
         self._functions = {base + s.rva: s.name for s in image.symbols
                            if s.section == ".text" and s.is_global}
-        for addr in self._functions:
-            self.uc.hook_add(UC_HOOK_CODE, self._on_function_entry, None, addr, addr)
+        if check_entries:  # costs time per hook: whole-program runs may skip it
+            for addr in self._functions:
+                self.uc.hook_add(UC_HOOK_CODE, self._on_function_entry, None, addr, addr)
 
     # -- memory -------------------------------------------------------------------------
 

@@ -87,7 +87,7 @@ def run(efi: Path | LinkedImage, volume: Path, *, cpu: str = "unicorn", input_by
 def _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s) -> RunResult:
     from peasm.runners.emu import Emu, EmuFault
 
-    emu = Emu(image)
+    emu = Emu(image, check_entries=False)   # stack alignment is still checked at every firmware call
     fw = Firmware(EmuMachine(emu), volume, out=out, keyboard=keyboard, memory_bytes=mem_mib << 20,
                   image_base=emu.base, image_size=image.size_of_image)
     try:

@@ -1,0 +1,402 @@
+# One turn of the conversation: encode the prompt, feed it through the model (prefill), then
+# sample, print and feed back tokens until a stop: BOS/EOS, max_tokens, the context's end,
+# or a stop rule on the printed text. The KV cache keeps the conversation between turns.
+.include "model.inc"
+.include "tokenizer.inc"
+.include "sampler.inc"
+.include "settings.inc"
+
+.equ TAIL_BYTES, 8                    # printed bytes remembered for the stop rules
+.equ WRAP_MAX, TOK_MAX_TEXT           # a you_ai turn: "You: " + text + "\nAI:"
+.equ YOU_LEN, 5
+.equ AI_LEN, 4
+
+.section .bss
+.balign 8
+t_start:      .skip 8
+t_prefill:    .skip 8
+n_prompt:     .skip 4
+n_gen:        .skip 4
+tail:         .skip 8                 # the last TAIL_BYTES printed bytes, newest in the top byte
+piece_len:    .skip 8
+wrap_buf:     .skip WRAP_MAX + 16
+
+.section .rdata
+s_no_model:   .asciz "no model loaded: put a model on the volume, or /model FILE\n"
+s_tok_err:    .asciz "tokenizer: "
+s_model_err:  .asciz "model: "
+s_nl:         .asciz "\n"
+s_full:       .asciz "\n[context full: the conversation was cleared to go on]\n"
+s_too_long:   .asciz "prompt too long for the context ("
+s_tokens_ctx: .asciz " tokens, context "
+s_close:      .asciz ")\n"
+s_stats:      .asciz "[stats] prompt_tokens="
+s_gen:        .asciz " gen_tokens="
+s_prefill:    .asciz " prefill_tok_s="
+s_decode:     .asciz " decode_tok_s="
+s_dot:        .asciz "."
+s_you:        .ascii "You: "          # YOU_LEN bytes
+s_ai:         .ascii "\nAI:"           # AI_LEN bytes
+
+.section .text
+.global generate
+.extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history, sess_pending
+.extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
+.extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
+.extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
+.extern print_uint_width, rt_memcpy
+
+# generate(rcx = prompt text, rdx = length)
+generate:
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 64
+    mov rsi, rcx
+    mov rdi, rdx
+    cmp dword ptr [rip + sess_loaded], 0
+    je .Lno_model
+    cmp dword ptr [rip + set_chat_format], CHAT_YOU_AI
+    jne .Lencode
+    test rdi, rdi
+    jz .Lencode
+    call wrap_you_ai                  # rsi/rdi = "You: text\nAI:"
+.Lencode:
+    # tokens go to slot 1 on; slot 0 is for a pending token of the last turn
+    mov rcx, [rip + sess_prompt_buf]
+    lea rax, [rcx + 4]
+    mov [rsp + 32], rax
+    mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS - 1
+    xor r9d, r9d
+    cmp dword ptr [rip + sess_pos], 0
+    jne .Lflags
+    cmp dword ptr [rip + sess_pending], -1
+    jne .Lflags
+    mov r9d, TOK_ADD_BOS              # the first turn of a conversation starts with BOS
+.Lflags:
+    lea rcx, [rip + sess_tok]
+    mov rdx, rsi
+    mov r8, rdi
+    call tok_encode
+    test eax, eax
+    js .Ltok_error
+    mov r12d, eax                     # token count
+    mov rbx, [rip + sess_prompt_buf]
+    add rbx, 4                        # first token
+    mov eax, [rip + sess_pending]
+    cmp eax, -1
+    je .Lno_pending
+    sub rbx, 4
+    mov [rbx], eax
+    inc r12d
+    mov dword ptr [rip + sess_pending], -1
+.Lno_pending:
+    test r12d, r12d
+    jnz .Lhave_tokens
+    mov dword ptr [rbx], TOK_BOS      # an empty line with nothing to continue: a new sequence
+    mov r12d, 1
+.Lhave_tokens:
+    mov eax, [rip + sess_pos]
+    add eax, r12d
+    cmp eax, [rip + sess_model + MODEL_CTX_LEN]
+    jbe .Lroom
+    cmp dword ptr [rip + sess_pos], 0
+    je .Ltoo_long                     # even an empty context cannot hold it
+    lea rcx, [rip + s_full]
+    call rt_print_cstr
+    call session_clear
+    jmp .Lencode
+.Lroom:
+    mov [rip + n_prompt], r12d
+    mov dword ptr [rip + n_gen], 0
+    mov qword ptr [rip + tail], 0
+    call rt_ticks
+    mov [rip + t_start], rax
+    # prefill: every prompt token through the model
+    xor r13d, r13d
+.Lprefill:
+    mov edx, [rbx + r13 * 4]
+    call .Lfeed                       # edx = token -> rax = logits or 0
+    test rax, rax
+    jz .Lmodel_error
+    mov r14, rax
+    inc r13d
+    cmp r13d, r12d
+    jb .Lprefill
+    call rt_ticks
+    mov [rip + t_prefill], rax
+    mov r15d, [rbx + r12 * 4 - 4]     # previous token, for decoding
+.Lsample:
+    lea rcx, [rip + sess_sampler]
+    mov rdx, r14
+    mov r8, [rip + sess_history]
+    mov r9d, [rip + sess_pos]
+    call sampler_sample
+    mov r13d, eax                     # next token
+    inc dword ptr [rip + n_gen]
+    cmp r13d, TOK_BOS
+    je .Ldone
+    cmp r13d, TOK_EOS
+    je .Ldone
+    lea rcx, [rip + sess_tok]
+    mov edx, r15d
+    mov r8d, r13d
+    lea r9, [rip + piece_len]
+    call tok_decode
+    mov rcx, rax
+    mov rdx, [rip + piece_len]
+    call print_piece                  # eax = 1 if a stop rule fired
+    test eax, eax
+    jnz .Lstop_rule
+    mov eax, [rip + n_gen]
+    cmp eax, [rip + set_max_tokens]
+    jae .Lkeep_pending
+    mov eax, [rip + sess_pos]
+    cmp eax, [rip + sess_model + MODEL_CTX_LEN]
+    jae .Lctx_end
+    mov edx, r13d
+    call .Lfeed
+    test rax, rax
+    jz .Lmodel_error
+    mov r14, rax
+    mov r15d, r13d
+    jmp .Lsample
+.Lctx_end:
+    mov [rip + sess_pending], r13d
+    lea rcx, [rip + s_full]
+    call rt_print_cstr
+    call session_clear
+    jmp .Ldone
+.Lstop_rule:
+.Lkeep_pending:
+    mov [rip + sess_pending], r13d    # sampled and shown, not yet in the KV cache
+.Ldone:
+    call rt_ticks
+    mov rbx, rax
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    cmp dword ptr [rip + set_stats], 0
+    je .Lout
+    call print_stats                  # rbx = end ticks
+    jmp .Lout
+.Lno_model:
+    lea rcx, [rip + s_no_model]
+    call rt_print_cstr
+    jmp .Lout
+.Ltok_error:
+    neg eax
+    mov ebx, eax
+    lea rcx, [rip + s_tok_err]
+    call rt_print_cstr
+    mov ecx, ebx
+    call tok_error_text
+    mov rcx, rax
+    call rt_print_cstr
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    jmp .Lout
+.Ltoo_long:
+    lea rcx, [rip + s_too_long]
+    call rt_print_cstr
+    mov ecx, r12d
+    call rt_print_u64
+    lea rcx, [rip + s_tokens_ctx]
+    call rt_print_cstr
+    mov ecx, [rip + sess_model + MODEL_CTX_LEN]
+    call rt_print_u64
+    lea rcx, [rip + s_close]
+    call rt_print_cstr
+    jmp .Lout
+.Lmodel_error:
+    lea rcx, [rip + s_model_err]
+    call rt_print_cstr
+    mov ecx, [rip + sess_model + MODEL_ERROR]
+    call model_error_text
+    mov rcx, rax
+    call rt_print_cstr
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    call session_clear
+.Lout:
+    add rsp, 64
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# local: feed token edx at the next position -> rax = logits (or 0); records the history
+.Lfeed:
+    sub rsp, 40
+    mov r8d, [rip + sess_pos]
+    mov rax, [rip + sess_history]
+    mov [rax + r8 * 4], edx
+    lea rcx, [rip + sess_model]
+    call model_forward
+    test rax, rax
+    jz .Lfeed_out
+    inc dword ptr [rip + sess_pos]
+.Lfeed_out:
+    add rsp, 40
+    ret
+
+# wrap_you_ai(rsi = text, rdi = length) -> rsi/rdi = "You: " + text + "\nAI:" in wrap_buf
+# (text cut to fit)
+wrap_you_ai:
+    push rbx
+    sub rsp, 32
+    lea rbx, [rip + wrap_buf]
+    mov rcx, rbx
+    lea rdx, [rip + s_you]
+    mov r8d, YOU_LEN
+    call rt_memcpy
+    mov r8, rdi
+    mov eax, WRAP_MAX - 16
+    cmp r8, rax
+    cmova r8, rax
+    mov rdi, r8
+    lea rcx, [rbx + YOU_LEN]
+    mov rdx, rsi
+    call rt_memcpy
+    lea rcx, [rbx + rdi + YOU_LEN]
+    lea rdx, [rip + s_ai]
+    mov r8d, AI_LEN
+    call rt_memcpy
+    mov rsi, rbx
+    add rdi, YOU_LEN + AI_LEN
+    add rsp, 32
+    pop rbx
+    ret
+
+# print_piece(rcx = bytes, rdx = length) -> eax = 1 when a stop rule fires on the text so far.
+# A lone control byte (other than newline and tab) is not printed, as llama2.c's safe_printf.
+print_piece:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
+    mov rsi, rcx
+    mov rdi, rdx
+    test rdi, rdi
+    jz .Lrules
+    cmp rdi, 1
+    jne .Lprint
+    movzx eax, byte ptr [rsi]
+    cmp eax, 0x20
+    jae .Lprint
+    cmp eax, 10
+    je .Lprint
+    cmp eax, 9
+    jne .Lrules
+.Lprint:
+    mov rcx, rsi
+    mov rdx, rdi
+    call rt_print_utf8
+    xor ecx, ecx                      # remember the last bytes for the stop rules
+.Ltail:
+    cmp rcx, rdi
+    jae .Lrules
+    mov rax, [rip + tail]
+    shr rax, 8
+    movzx edx, byte ptr [rsi + rcx]
+    shl rdx, 56
+    or rax, rdx
+    mov [rip + tail], rax
+    inc rcx
+    jmp .Ltail
+.Lrules:
+    xor eax, eax
+    mov rdx, [rip + tail]
+    cmp dword ptr [rip + set_stop_nl], 0
+    je .Lyou
+    mov rcx, rdx                      # a blank line: the text ends in "\n\n"
+    shr rcx, 48
+    cmp ecx, 0x0A0A
+    je .Lfire
+.Lyou:
+    cmp dword ptr [rip + set_stop_you], 0
+    je .Lout
+    cmp dword ptr [rip + set_chat_format], CHAT_YOU_AI
+    jne .Lout
+    mov rcx, rdx                      # the model starts the user's turn: "\nYou:"
+    shr rcx, 24
+    mov r8, 0x3A756F590A             # "\nYou:" with '\n' in the low byte
+    cmp rcx, r8
+    jne .Lout
+.Lfire:
+    mov eax, 1
+.Lout:
+    add rsp, 32
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# print_rate(rcx = tokens, rdx = ticks): tokens per second with two decimals
+print_rate:
+    push rbx
+    sub rsp, 32
+    xor eax, eax
+    mov r9, rdx                       # ticks
+    test r9, r9
+    jz .Lhave
+    mov rax, rcx
+    imul rax, [rip + rt_tsc_hz]
+    mov r8d, 100
+    mul r8                            # rdx:rax = tokens * hz * 100
+    cmp rdx, r9
+    jae .Lhave_zero                   # would not fit: not a real rate
+    div r9
+    jmp .Lhave
+.Lhave_zero:
+    xor eax, eax
+.Lhave:
+    xor edx, edx
+    mov ecx, 100
+    div rcx
+    mov rbx, rdx
+    mov rcx, rax
+    call rt_print_u64
+    lea rcx, [rip + s_dot]
+    call rt_print_cstr
+    mov rcx, rbx
+    mov edx, 2
+    call print_uint_width
+    add rsp, 32
+    pop rbx
+    ret
+
+# print_stats(rbx = end ticks): the [stats] line
+print_stats:
+    sub rsp, 40
+    lea rcx, [rip + s_stats]
+    call rt_print_cstr
+    mov ecx, [rip + n_prompt]
+    call rt_print_u64
+    lea rcx, [rip + s_gen]
+    call rt_print_cstr
+    mov ecx, [rip + n_gen]
+    call rt_print_u64
+    lea rcx, [rip + s_prefill]
+    call rt_print_cstr
+    mov ecx, [rip + n_prompt]
+    mov rdx, [rip + t_prefill]
+    sub rdx, [rip + t_start]
+    call print_rate
+    lea rcx, [rip + s_decode]
+    call rt_print_cstr
+    mov ecx, [rip + n_gen]
+    mov rdx, rbx
+    sub rdx, [rip + t_prefill]
+    call print_rate
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    add rsp, 40
+    ret

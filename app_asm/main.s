@@ -1,0 +1,79 @@
+# The chat program's start: what runs once at boot, in order, before the REPL takes over.
+.include "runtime.inc"
+.include "settings.inc"
+.include "kernels.inc"
+.include "tokenizer.inc"
+
+.section .bss
+.balign 8
+cfg_size: .skip 8
+
+.section .rdata
+s_banner:     .asciz "llm-uefi 0.1.0: a llama2.c chat in x86-64 assembly, booted from UEFI\n"
+s_no_volume:  .asciz "boot volume not readable: no model, config or autorun can be loaded"
+s_nl:         .asciz "\n"
+s_repl_cfg:   .asciz "repl.cfg"
+s_cfg_loaded: .asciz "config: repl.cfg\n"
+s_no_buffer:  .asciz "not enough memory for the prompt buffer\n"
+
+.section .text
+.global app_main
+.extern rt_print_cstr, rt_timer_init, rt_fs_init, rt_alloc_pages, cpu_print_features
+.extern cpu_features, kernels_init, config_parse, set_attn, session_autoload, session_clear
+.extern session_read_file, session_free_file, session_print_status_error, sess_prompt_buf
+.extern repl_load_autorun, repl_run, rt_file_status
+
+app_main:
+    push rbx
+    sub rsp, 32
+    lea rcx, [rip + s_banner]
+    call rt_print_cstr
+    call cpu_print_features
+    call rt_timer_init
+    call session_clear
+    mov ecx, TOK_SCRATCH_SLOTS * 4 + 4
+    call rt_alloc_pages
+    mov [rip + sess_prompt_buf], rax
+    test rax, rax
+    jnz .Lhave_buffer
+    lea rcx, [rip + s_no_buffer]
+    call rt_print_cstr
+.Lhave_buffer:
+    call rt_fs_init
+    test rax, rax
+    jz .Lconfig
+    lea rcx, [rip + s_no_volume]
+    call rt_print_cstr
+    call session_print_status_error
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    jmp .Lkernels
+.Lconfig:
+    lea rcx, [rip + s_repl_cfg]
+    lea rdx, [rip + cfg_size]
+    call session_read_file
+    test rax, rax
+    jz .Lkernels
+    mov rbx, rax
+    lea rcx, [rip + s_cfg_loaded]
+    call rt_print_cstr
+    mov rcx, rbx
+    mov rdx, [rip + cfg_size]
+    call config_parse
+    mov rcx, rbx
+    mov rdx, [rip + cfg_size]
+    call session_free_file
+.Lkernels:
+    mov ecx, [rip + cpu_features]
+    mov edx, [rip + set_attn]
+    call kernels_init
+    cmp qword ptr [rip + sess_prompt_buf], 0
+    je .Lrepl
+    call session_autoload
+    call repl_load_autorun
+.Lrepl:
+    call repl_run
+    xor eax, eax
+    add rsp, 32
+    pop rbx
+    ret

@@ -1,0 +1,647 @@
+# The chat program's settings and repl.cfg (see settings.inc for the interface).
+.include "settings.inc"
+
+.section .data
+.balign 8
+.global set_temperature, set_top_p, set_top_k, set_min_p, set_repeat_penalty
+.global set_no_repeat_ngram, set_max_tokens, set_seed, set_stats, set_stop_you, set_stop_nl
+.global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun
+set_seed:            .quad 0          # 0: from the clock at boot
+set_temperature:     .float 1.0       # llama2.c's defaults
+set_top_p:           .float 0.9
+set_top_k:           .long 0          # 0: off
+set_min_p:           .float 0.0       # 0: off
+set_repeat_penalty:  .float 1.0       # 1: off
+set_no_repeat_ngram: .long 0          # 0: off
+set_max_tokens:      .long 256
+set_stats:           .long 1
+set_stop_you:        .long 1
+set_stop_nl:         .long 0
+set_attn:            .long ATTN_AUTO
+set_ctx_len:         .long 0          # 0: the model's seq_len (shrunk if memory is short)
+set_chat_format:     .long CHAT_RAW
+set_model:           .skip SET_STR_MAX
+set_tokenizer:       .skip SET_STR_MAX
+set_autorun:         .skip SET_STR_MAX
+
+.balign 8
+settings_table:
+    .quad k_temperature, set_temperature
+    .long SET_T_F32, 0, 0x00000000, 0x40A00000          # 0 .. 5
+    .quad 0
+    .quad k_top_p, set_top_p
+    .long SET_T_F32, 0, 0x00000000, 0x3F800000          # 0 .. 1
+    .quad 0
+    .quad k_top_k, set_top_k
+    .long SET_T_U32, 0, 0, 1048576
+    .quad 0
+    .quad k_min_p, set_min_p
+    .long SET_T_F32, 0, 0x00000000, 0x3F800000          # 0 .. 1
+    .quad 0
+    .quad k_repeat_penalty, set_repeat_penalty
+    .long SET_T_F32, 0, 0x3DCCCCCD, 0x41200000          # 0.1 .. 10
+    .quad 0
+    .quad k_no_repeat_ngram, set_no_repeat_ngram
+    .long SET_T_U32, 0, 0, 16
+    .quad 0
+    .quad k_max_tokens, set_max_tokens
+    .long SET_T_U32, 0, 1, 1048576
+    .quad 0
+    .quad k_seed, set_seed
+    .long SET_T_U64, 0, 0, 0
+    .quad 0
+    .quad k_stats, set_stats
+    .long SET_T_BOOL, 0, 0, 1
+    .quad 0
+    .quad k_stop_you, set_stop_you
+    .long SET_T_BOOL, 0, 0, 1
+    .quad 0
+    .quad k_stop_nl, set_stop_nl
+    .long SET_T_BOOL, 0, 0, 1
+    .quad 0
+    .quad k_attn, set_attn
+    .long SET_T_ENUM, 0, 0, 2
+    .quad attn_names
+    .quad k_ctx_len, set_ctx_len
+    .long SET_T_U32, 0, 0, 1048576
+    .quad 0
+    .quad k_chat_format, set_chat_format
+    .long SET_T_ENUM, 0, 0, 1
+    .quad chat_names
+    .quad k_model, set_model
+    .long SET_T_STR, 0, 0, 0
+    .quad 0
+    .quad k_tokenizer, set_tokenizer
+    .long SET_T_STR, 0, 0, 0
+    .quad 0
+    .quad k_autorun, set_autorun
+    .long SET_T_STR, 0, 0, 0
+    .quad 0
+    .quad 0, 0                                           # end of the table
+    .long 0, 0, 0, 0
+    .quad 0
+
+.section .rdata
+k_temperature:     .asciz "temperature"
+k_top_p:           .asciz "top_p"
+k_top_k:           .asciz "top_k"
+k_min_p:           .asciz "min_p"
+k_repeat_penalty:  .asciz "repeat_penalty"
+k_no_repeat_ngram: .asciz "no_repeat_ngram"
+k_max_tokens:      .asciz "max_tokens"
+k_seed:            .asciz "seed"
+k_stats:           .asciz "stats"
+k_stop_you:        .asciz "stop_you"
+k_stop_nl:         .asciz "stop_nl"
+k_attn:            .asciz "attn"
+k_ctx_len:         .asciz "ctx_len"
+k_chat_format:     .asciz "chat_format"
+k_model:           .asciz "model"
+k_tokenizer:       .asciz "tokenizer"
+k_autorun:         .asciz "autorun"
+attn_names:        .asciz "auto"
+                   .asciz "sse2"
+                   .asciz "avx2"
+                   .byte 0
+chat_names:        .asciz "raw"
+                   .asciz "you_ai"
+                   .byte 0
+bool_words:        .asciz "0"
+                   .asciz "1"
+                   .asciz "off"
+                   .asciz "on"
+                   .asciz "false"
+                   .asciz "true"
+                   .asciz "no"
+                   .asciz "yes"
+                   .byte 0
+s_on:              .asciz "on"
+s_off:             .asciz "off"
+s_eq:              .asciz " = "
+s_open:            .asciz "  ("
+s_close:           .asciz ")\n"
+s_quote:           .asciz "'"
+s_nl:              .asciz "\n"
+s_or:              .asciz " or "
+s_comma:           .asciz ", "
+s_to:              .asciz " to "
+s_u_number:        .asciz "a number from "
+s_u_integer:       .asciz "a whole number from "
+s_u_bool:          .asciz "on or off"
+s_u_str:           .asciz "a file name (up to 127 bytes)"
+s_u_u64:           .asciz "a whole number (0: from the clock)"
+s_u_one_of:        .asciz "one of "
+s_src_default:     .asciz "default"
+s_src_cfg:         .asciz "repl.cfg"
+s_src_command:     .asciz "command"
+s_cfg_prefix:      .asciz "repl.cfg:"
+s_cfg_noeq:        .asciz ": expected key=value (line ignored)\n"
+s_cfg_unknown:     .asciz ": unknown key '"
+s_cfg_ignored:     .asciz "' (line ignored)\n"
+s_cfg_bad:         .asciz ": bad value '"
+s_cfg_for:         .asciz "' for "
+s_cfg_expected:    .asciz ": expected "
+s_cfg_ignored2:    .asciz " (line ignored)\n"
+s_empty:           .asciz "(none)"
+.balign 8
+source_names:      .quad s_src_default, s_src_cfg, s_src_command
+
+.section .text
+.global settings_find, settings_set, settings_print_value, settings_print_usage
+.global settings_print_all, config_parse, settings_first
+.extern str_eq, str_len, trim, parse_float, parse_uint, print_fixed, str_copy, mem_ieq
+.extern rt_print_cstr, rt_print_utf8, rt_print_u64
+
+# settings_first() -> rax = the first table entry
+settings_first:
+    lea rax, [rip + settings_table]
+    ret
+
+# settings_find(rcx = name, rdx = length) -> rax = entry or 0
+settings_find:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
+    mov rsi, rcx
+    mov rdi, rdx
+    lea rbx, [rip + settings_table]
+.Lnext:
+    mov r8, [rbx + SET_NAME]
+    test r8, r8
+    jz .Lnone
+    mov rcx, rsi
+    mov rdx, rdi
+    call str_eq
+    test eax, eax
+    jnz .Lfound
+    add rbx, SET_ENTRY
+    jmp .Lnext
+.Lfound:
+    mov rax, rbx
+    jmp .Lout
+.Lnone:
+    xor eax, eax
+.Lout:
+    add rsp, 32
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# enum_index(rcx = text, rdx = length, r8 = names "a\0b\0\0") -> eax = index or -1
+# (case-insensitive)
+enum_index:
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    sub rsp, 40
+    mov rsi, rcx
+    mov rdi, rdx
+    mov rbx, r8
+    xor r12d, r12d
+.Lname:
+    cmp byte ptr [rbx], 0
+    je .Lnone
+    mov rcx, rbx
+    call str_len
+    cmp rax, rdi
+    jne .Lskip
+    mov rcx, rsi
+    mov rdx, rbx
+    mov r8, rdi
+    call mem_ieq
+    test eax, eax
+    jz .Lskip
+    mov eax, r12d
+    jmp .Lout
+.Lskip:
+    mov rcx, rbx
+    call str_len
+    lea rbx, [rbx + rax + 1]
+    inc r12d
+    jmp .Lname
+.Lnone:
+    mov eax, -1
+.Lout:
+    add rsp, 40
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# settings_set(rcx = entry, rdx = text, r8 = length, r9d = source) -> eax = 1 ok, 0 bad
+settings_set:
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    sub rsp, 56
+    mov rbx, rcx
+    mov rsi, rdx
+    mov rdi, r8
+    mov r12d, r9d
+    mov eax, [rbx + SET_TYPE]
+    cmp eax, SET_T_F32
+    je .Lf32
+    cmp eax, SET_T_U32
+    je .Lu32
+    cmp eax, SET_T_U64
+    je .Lu64
+    cmp eax, SET_T_BOOL
+    je .Lbool
+    cmp eax, SET_T_ENUM
+    je .Lenum
+    # string: a file name, not empty, must fit
+    test rdi, rdi
+    jz .Lbad
+    cmp rdi, SET_STR_MAX - 1
+    ja .Lbad
+    mov rcx, [rbx + SET_PTR]
+    mov rdx, rsi
+    mov r8, rdi
+    mov r9d, SET_STR_MAX
+    call str_copy
+    jmp .Lgood
+.Lf32:
+    mov rcx, rsi
+    mov rdx, rdi
+    lea r8, [rsp + 32]
+    call parse_float
+    test eax, eax
+    jz .Lbad
+    movss xmm0, [rsp + 32]
+    movd xmm1, dword ptr [rbx + SET_MIN]
+    comiss xmm0, xmm1
+    jb .Lbad                          # below the minimum (or NaN)
+    movd xmm1, dword ptr [rbx + SET_MAX]
+    comiss xmm1, xmm0
+    jb .Lbad
+    mov rax, [rbx + SET_PTR]
+    movss [rax], xmm0
+    jmp .Lgood
+.Lu32:
+    mov rcx, rsi
+    mov rdx, rdi
+    lea r8, [rsp + 32]
+    call parse_uint
+    test eax, eax
+    jz .Lbad
+    mov rax, [rsp + 32]
+    mov ecx, [rbx + SET_MIN]
+    cmp rax, rcx
+    jb .Lbad
+    mov ecx, [rbx + SET_MAX]
+    cmp rax, rcx
+    ja .Lbad
+    mov rcx, [rbx + SET_PTR]
+    mov [rcx], eax
+    jmp .Lgood
+.Lu64:
+    mov rcx, rsi
+    mov rdx, rdi
+    lea r8, [rsp + 32]
+    call parse_uint
+    test eax, eax
+    jz .Lbad
+    mov rax, [rsp + 32]
+    mov rcx, [rbx + SET_PTR]
+    mov [rcx], rax
+    jmp .Lgood
+.Lbool:
+    mov rcx, rsi
+    mov rdx, rdi
+    lea r8, [rip + bool_words]
+    call enum_index
+    cmp eax, -1
+    je .Lbad
+    and eax, 1                        # words alternate false, true
+    mov rcx, [rbx + SET_PTR]
+    mov [rcx], eax
+    jmp .Lgood
+.Lenum:
+    mov rcx, rsi
+    mov rdx, rdi
+    mov r8, [rbx + SET_ENUM]
+    call enum_index
+    cmp eax, -1
+    je .Lbad
+    mov rcx, [rbx + SET_PTR]
+    mov [rcx], eax
+.Lgood:
+    mov [rbx + SET_SOURCE], r12d
+    mov eax, 1
+    jmp .Lout
+.Lbad:
+    xor eax, eax
+.Lout:
+    add rsp, 56
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# print_enum_name(rcx = names, edx = index)
+print_enum_name:
+    push rbx
+    push rsi
+    sub rsp, 40
+    mov rbx, rcx
+    mov esi, edx
+.Lwalk:
+    test esi, esi
+    jz .Lprint
+    cmp byte ptr [rbx], 0
+    je .Lprint
+    mov rcx, rbx
+    call str_len
+    lea rbx, [rbx + rax + 1]
+    dec esi
+    jmp .Lwalk
+.Lprint:
+    mov rcx, rbx
+    call rt_print_cstr
+    add rsp, 40
+    pop rsi
+    pop rbx
+    ret
+
+# settings_print_value(rcx = entry)
+settings_print_value:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    mov rax, [rbx + SET_PTR]
+    mov ecx, [rbx + SET_TYPE]
+    cmp ecx, SET_T_F32
+    jne .Lnot_f32
+    movss xmm0, [rax]
+    mov ecx, 3
+    call print_fixed
+    jmp .Lout
+.Lnot_f32:
+    cmp ecx, SET_T_U32
+    jne .Lnot_u32
+    mov ecx, [rax]
+    call rt_print_u64
+    jmp .Lout
+.Lnot_u32:
+    cmp ecx, SET_T_U64
+    jne .Lnot_u64
+    mov rcx, [rax]
+    call rt_print_u64
+    jmp .Lout
+.Lnot_u64:
+    cmp ecx, SET_T_BOOL
+    jne .Lnot_bool
+    lea rcx, [rip + s_off]
+    cmp dword ptr [rax], 0
+    je .Lprint_word
+    lea rcx, [rip + s_on]
+.Lprint_word:
+    call rt_print_cstr
+    jmp .Lout
+.Lnot_bool:
+    cmp ecx, SET_T_ENUM
+    jne .Lstring
+    mov rcx, [rbx + SET_ENUM]
+    mov edx, [rax]
+    call print_enum_name
+    jmp .Lout
+.Lstring:
+    lea rcx, [rip + s_empty]
+    cmp byte ptr [rax], 0
+    je .Lprint_word
+    mov rcx, rax
+    call rt_print_cstr
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# settings_print_usage(rcx = entry): what the key accepts
+settings_print_usage:
+    push rbx
+    push rsi
+    sub rsp, 40
+    mov rbx, rcx
+    mov eax, [rbx + SET_TYPE]
+    cmp eax, SET_T_F32
+    jne .Lnot_f32
+    lea rcx, [rip + s_u_number]
+    call rt_print_cstr
+    movd xmm0, dword ptr [rbx + SET_MIN]
+    mov ecx, 3
+    call print_fixed
+    lea rcx, [rip + s_to]
+    call rt_print_cstr
+    movd xmm0, dword ptr [rbx + SET_MAX]
+    mov ecx, 3
+    call print_fixed
+    jmp .Lout
+.Lnot_f32:
+    cmp eax, SET_T_U32
+    jne .Lnot_u32
+    lea rcx, [rip + s_u_integer]
+    call rt_print_cstr
+    mov ecx, [rbx + SET_MIN]
+    call rt_print_u64
+    lea rcx, [rip + s_to]
+    call rt_print_cstr
+    mov ecx, [rbx + SET_MAX]
+    call rt_print_u64
+    jmp .Lout
+.Lnot_u32:
+    lea rcx, [rip + s_u_bool]
+    cmp eax, SET_T_BOOL
+    je .Lword
+    lea rcx, [rip + s_u_str]
+    cmp eax, SET_T_STR
+    je .Lword
+    lea rcx, [rip + s_u_u64]
+    cmp eax, SET_T_U64
+    je .Lword
+    lea rcx, [rip + s_u_one_of]       # an enum: list its names
+    call rt_print_cstr
+    mov rsi, [rbx + SET_ENUM]
+.Lname:
+    mov rcx, rsi
+    call rt_print_cstr
+    mov rcx, rsi
+    call str_len
+    lea rsi, [rsi + rax + 1]
+    cmp byte ptr [rsi], 0
+    je .Lout
+    lea rcx, [rip + s_comma]
+    call rt_print_cstr
+    jmp .Lname
+.Lword:
+    call rt_print_cstr
+.Lout:
+    add rsp, 40
+    pop rsi
+    pop rbx
+    ret
+
+# settings_print_all(): "key = value  (source)" for every key
+settings_print_all:
+    push rbx
+    sub rsp, 32
+    lea rbx, [rip + settings_table]
+.Lnext:
+    mov rcx, [rbx + SET_NAME]
+    test rcx, rcx
+    jz .Ldone
+    call rt_print_cstr
+    lea rcx, [rip + s_eq]
+    call rt_print_cstr
+    mov rcx, rbx
+    call settings_print_value
+    lea rcx, [rip + s_open]
+    call rt_print_cstr
+    mov eax, [rbx + SET_SOURCE]
+    lea rcx, [rip + source_names]
+    mov rcx, [rcx + rax * 8]
+    call rt_print_cstr
+    lea rcx, [rip + s_close]
+    call rt_print_cstr
+    add rbx, SET_ENTRY
+    jmp .Lnext
+.Ldone:
+    add rsp, 32
+    pop rbx
+    ret
+
+# config_parse(rcx = text, rdx = length): apply repl.cfg; report and skip bad lines
+config_parse:
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 48
+    mov rsi, rcx                      # cursor
+    lea rdi, [rcx + rdx]              # end
+    xor r12d, r12d                    # line number
+.Lline:
+    cmp rsi, rdi
+    jae .Ldone
+    inc r12d
+    mov rbx, rsi                      # line start; find its end and any '#'
+    mov r13, rsi
+.Lscan:
+    cmp r13, rdi
+    jae .Lhave_end
+    cmp byte ptr [r13], 10
+    je .Lhave_end
+    inc r13
+    jmp .Lscan
+.Lhave_end:
+    lea rsi, [r13 + 1]                # next line
+    mov r14, rbx                      # cut at '#'
+.Lhash:
+    cmp r14, r13
+    jae .Lcut
+    cmp byte ptr [r14], '#'
+    je .Lcut
+    inc r14
+    jmp .Lhash
+.Lcut:
+    mov rcx, rbx
+    mov rdx, r14
+    sub rdx, rbx
+    call trim
+    test rdx, rdx
+    jz .Lline                         # blank or comment
+    mov rbx, rax                      # the statement
+    mov r13, rdx
+    xor r14d, r14d                    # find '='
+.Leq:
+    cmp r14, r13
+    jae .Lno_eq
+    cmp byte ptr [rbx + r14], '='
+    je .Lsplit
+    inc r14
+    jmp .Leq
+.Lsplit:
+    mov rcx, rbx                      # key = trim(statement[0:eq])
+    mov rdx, r14
+    call trim
+    mov [rsp + 32], rax
+    mov [rsp + 40], rdx
+    lea rcx, [rbx + r14 + 1]          # value = trim(statement[eq+1:])
+    mov rdx, r13
+    sub rdx, r14
+    dec rdx
+    call trim
+    mov rbx, rax
+    mov r13, rdx
+    mov rcx, [rsp + 32]
+    mov rdx, [rsp + 40]
+    call settings_find
+    test rax, rax
+    jz .Lunknown
+    mov r15, rax
+    mov rcx, rax
+    mov rdx, rbx
+    mov r8, r13
+    mov r9d, SET_SRC_CFG
+    call settings_set
+    test eax, eax
+    jnz .Lline
+    call .Lprefix                     # repl.cfg:N: bad value 'v' for key: expected ...
+    lea rcx, [rip + s_cfg_bad]
+    call rt_print_cstr
+    mov rcx, rbx
+    mov rdx, r13
+    call rt_print_utf8
+    lea rcx, [rip + s_cfg_for]
+    call rt_print_cstr
+    mov rcx, [r15 + SET_NAME]
+    call rt_print_cstr
+    lea rcx, [rip + s_cfg_expected]
+    call rt_print_cstr
+    mov rcx, r15
+    call settings_print_usage
+    lea rcx, [rip + s_cfg_ignored2]
+    call rt_print_cstr
+    jmp .Lline
+.Lunknown:
+    call .Lprefix
+    lea rcx, [rip + s_cfg_unknown]
+    call rt_print_cstr
+    mov rcx, [rsp + 32]
+    mov rdx, [rsp + 40]
+    call rt_print_utf8
+    lea rcx, [rip + s_cfg_ignored]
+    call rt_print_cstr
+    jmp .Lline
+.Lno_eq:
+    call .Lprefix
+    lea rcx, [rip + s_cfg_noeq]
+    call rt_print_cstr
+    jmp .Lline
+.Ldone:
+    add rsp, 48
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+# local helper: prints "repl.cfg:N" (N = r12d); keeps the caller's stack aligned for calls
+.Lprefix:
+    sub rsp, 40
+    lea rcx, [rip + s_cfg_prefix]
+    call rt_print_cstr
+    mov ecx, r12d
+    call rt_print_u64
+    add rsp, 40
+    ret
