@@ -118,5 +118,70 @@ def inspect_cmd(efi: Path, map_file: Path | None) -> None:
             click.echo(f"  {rva} {size:>8} {section:<7} {name}  {source}{' global' if flags else ''}")
 
 
+@main.command("run")
+@click.argument("efi", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--volume", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Host directory that plays the boot volume (models, tokenizer, repl.cfg).")
+@click.option("--cpu", type=click.Choice(["native", "unicorn"]), default="native", show_default=True,
+              help="native: the host CPU at full speed (AVX2 when present); unicorn: emulated "
+                   "SSE2 with guard pages, faults reported as symbol+offset.")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Type this file's bytes as keystrokes (default: the terminal).")
+@click.option("--mem", "mem_mib", default=1024, show_default=True, type=click.IntRange(16, 1 << 20),
+              help="Memory the firmware model offers, in MiB.")
+@click.option("--timeout", "timeout_s", default=0.0, type=click.FloatRange(0), help="Seconds before giving up (0: none).")
+def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib: int, timeout_s: float) -> None:
+    """Run EFI on this machine against peasm's firmware model (no QEMU, no reboot).
+
+    Exit status: 0 when the program powers off (or returns) successfully or the --input
+    runs out, 1 when it returns an error, 2 on a fault, 3 on a timeout."""
+    from peasm.runners.hosted import run
+    from peasm.runners.terminal import raw_terminal
+
+    try:
+        data = input_file.read_bytes() if input_file else b""
+    except OSError as e:
+        _fail(PeasmError(f"cannot read {input_file}: {e.strerror}"))
+    stdin = None if input_file else sys.stdin.buffer
+    try:
+        with raw_terminal(stdin):
+            result = run(efi, volume, cpu=cpu, input_bytes=data, stdin=stdin, out=sys.stdout.buffer,
+                         mem_mib=mem_mib, timeout_s=timeout_s)
+    except PeasmError as e:
+        _fail(e)
+    if result.status != 0 or result.reason not in ("powered off", "returned 0x0"):
+        click.echo(f"peasm run: {result.reason}", err=True)
+    sys.exit(result.status)
+
+
+# ---- bench: `peasm bench kernels` (the kernels' benchmark; the code is peasm/bench.py) ------
+@main.group("bench")
+def bench_group() -> None:
+    """Measure performance natively, as ratios to this host's measured bandwidth."""
+
+
+@bench_group.command("kernels")
+@click.option("--path", "paths", multiple=True, type=click.Choice(["avx2", "sse2"]),
+              help="Kernel bodies to measure (default: both, or sse2 without AVX2+FMA).")
+@click.option("--only", multiple=True, type=click.Choice(["matvec", "numpy", "others"]),
+              help="Parts to run (default: all).")
+@click.option("--pool-mib", type=int, default=None,
+              help="Weight pool streamed through (default: max(256, 8 x LLC) MiB).")
+@click.option("--seconds", type=float, default=0.3, show_default=True,
+              help="Minimum duration of one timed run.")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs; the best counts.")
+@click.option("--quick", is_flag=True, help="Small pool and few shapes: a smoke test, not a measurement.")
+def bench_kernels_cmd(paths, only, pool_mib, seconds, repeats, quick) -> None:
+    """Bandwidth, then every kernel/path/shape: one `kernel= path= shape= gbs= bw_ratio=` line each."""
+    from peasm.bench import BenchError, run_kernels_bench
+
+    try:
+        run_kernels_bench(list(paths) or None, pool_mib=pool_mib, seconds=seconds, repeats=repeats,
+                          quick=quick, only=list(only) or None, out=click.echo)
+    except BenchError as e:
+        _fail(e)
+# ---- end bench --------------------------------------------------------------------------------
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
