@@ -5,7 +5,9 @@
 # to back, one row after the other, as ONE sequential stream; the hardware prefetcher runs
 # ahead of it on its own. (Interleaving 4 rows, i.e. 4 concurrent streams sharing each
 # load of x, and software prefetch 256..2048 bytes ahead, both measured slower: 4 streams
-# reached about 40% of the bandwidth one stream reaches on the development host.) Rows are
+# reached about 40% of the bandwidth one stream reaches on the development host; cutting
+# long rows into column tiles to keep x in L1 broke the stream the same way and measured
+# slower too, although rows longer than ~3K floats do fall to ~50% of bandwidth.) Rows are
 # still blocked by 4 for the reductions: each row leaves a vector of partial sums in a
 # stack slot, and every 4 rows one transpose-and-add turns the 4 vectors into 4 results
 # and one store. Inside a row: 4 accumulators, 32 (avx2) or 16 (sse2) columns per step,

@@ -116,6 +116,13 @@ def test_matvec_real_shapes_large_native(k):
         check_matvec(k, r.standard_normal((d, n)).astype(np.float32), r.standard_normal(n).astype(np.float32))
 
 
+@pytest.mark.parametrize("d,n", [(5, 2047), (5, 2048), (7, 2049), (3, 4096), (9, 4097), (6, 6151)])
+def test_matvec_column_tiles(k, d, n):
+    """Rows longer than one column tile (2048 floats): tiles add into out; partial blocks."""
+    r = rng(d * n)
+    check_matvec(k, r.standard_normal((d, n)).astype(np.float32), r.standard_normal(n).astype(np.float32))
+
+
 def test_matvec_large_magnitudes(k):
     r = rng(3)
     W = (r.standard_normal((13, 257)) * 1e15).astype(np.float32)

@@ -1,0 +1,288 @@
+"""`peasm bench kernels`: the kernels' speed natively, as ratios to this host's bandwidth.
+
+Absolute speeds on shared machines are noise (DESIGN.md, "Truth in tests"), so every figure
+is set against a bandwidth measured in the same run, by the same kind of code:
+
+1. bandwidth: `stream_read` (kernels_asm/stream.s) reads a pool far larger than the last-level
+   cache (default max(256 MiB, 8 x LLC)) front to back, one core; best of `repeats` runs,
+   measured at the start and again at the end (the larger is used: a neighbour's burst can
+   only make a run slower).
+2. matvec, `mode=streamed`: the pool is cut into as many matrices of the shape as fit, and the
+   timed calls rotate through them, so between two uses of one matrix the whole pool has been
+   read: every weight comes from DRAM, as in a real forward pass whose weights exceed the
+   LLC. `gbs` = weight bytes / time, `bw_ratio` = gbs / bandwidth. numpy's matvec (its BLAS
+   on one thread) runs the same rotation, for comparison.
+3. matvec `mode=hot` (one matrix, reused: cache-resident) and the other kernels at model
+   shapes, always in cache: `gbs` = bytes the kernel reads and writes / time. Their
+   bw_ratio can exceed 1; they are not bandwidth-bound, they say how far from it they are.
+
+Calls are packed once and run in one trip from Python (peasm.runners.native.Batch), so
+Python's overhead stays out of the figures. One line per measurement:
+
+    kernel=matvec path=avx2 shape=2048x768 mode=streamed bytes=6291456 us=... gbs=... bw_ratio=...
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")   # numpy's BLAS on one core, like the kernels (set
+                                        # before numpy loads; `peasm bench` imports us first)
+
+import platform  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+MATVEC_SHAPES = [(288, 288), (768, 768), (2048, 768), (768, 2048), (5632, 768), (768, 5632),
+                 (32000, 288), (32000, 768)]
+TARGET_SHAPES = [(2048, 768), (768, 2048), (32000, 768)]
+TARGETS = {"avx2": 0.90, "sse2": 0.60}
+HOT_SHAPES = [(288, 288), (768, 768)]
+QUICK_SHAPES = [(288, 288), (768, 768), (2048, 768), (768, 2048), (5632, 768)]
+
+
+class BenchError(Exception):
+    """The benchmark cannot run here (no native execution, no AVX2 for an avx2 request...)."""
+
+
+def llc_bytes() -> int:
+    """Size of the largest CPU cache (sysfs), or 32 MiB when unknown."""
+    best = 0
+    for idx in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (idx / "size").read_text().strip()
+        except OSError:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        try:
+            best = max(best, int(text.rstrip("KMG")) * mult)
+        except ValueError:
+            continue
+    return best or 32 << 20
+
+
+@dataclass
+class Result:
+    kernel: str
+    path: str
+    shape: str
+    mode: str
+    nbytes: int           # bytes counted per call
+    seconds: float        # per call
+    bw: float             # bytes/s the ratio is taken against
+
+    @property
+    def gbs(self) -> float:
+        return self.nbytes / self.seconds / 1e9
+
+    @property
+    def bw_ratio(self) -> float:
+        return self.nbytes / self.seconds / self.bw
+
+    def line(self) -> str:
+        return (f"kernel={self.kernel} path={self.path} shape={self.shape} mode={self.mode} "
+                f"bytes={self.nbytes} us={self.seconds * 1e6:.2f} gbs={self.gbs:.2f} "
+                f"bw_ratio={self.bw_ratio:.3f}")
+
+
+def _best_time(run: Callable[[], object], calls: int, repeats: int) -> float:
+    """Seconds per call: the best of `repeats` timed runs of `calls` calls."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+    return best / calls
+
+
+class KernelBench:
+    def __init__(self, *, pool_mib: int | None = None, seconds: float = 0.3, repeats: int = 3,
+                 out: Callable[[str], None] = print):
+        from peasm.runners import native
+        from peasm.runners.kernels import kernels_image
+
+        ok, why = native.supported()
+        if not ok:
+            raise BenchError(why)
+        self.native = native
+        self.img = native.NativeImage(kernels_image())
+        self.seconds = seconds
+        self.repeats = repeats
+        self.out = out
+        self.llc = llc_bytes()
+        self.pool_bytes = (pool_mib << 20) if pool_mib else max(256 << 20, 8 * self.llc)
+        self.pool = np.empty(self.pool_bytes // 4 + 16, np.float32)
+        rng = np.random.default_rng(0)
+        step = 1 << 22
+        for i in range(0, self.pool.size, step):   # random weights (no zeros, no denormals)
+            chunk = self.pool[i:i + step]
+            chunk[:] = rng.standard_normal(chunk.size, dtype=np.float32)
+        self.base = (self.pool.ctypes.data + 63) // 64 * 64
+        self.scratch = np.zeros(1 << 20, np.float32)   # vectors and outputs (in cache)
+        self.bw = 0.0
+        self.results: list[Result] = []
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def addr(self, symbol: str) -> int:
+        return self.img.address(symbol)
+
+    def timed(self, symbol: str, make_args: Callable[[int], tuple], bytes_per_call: int) -> float:
+        """Seconds per call of `symbol`, with call i's args from make_args(i); the number of
+        calls is picked so that one timed run lasts about `self.seconds`."""
+        address = self.addr(symbol)
+        probe = self.native.Batch(address, [make_args(i) for i in range(4)])
+        t = _best_time(probe.run, 4, 1)
+        calls = max(4, min(200_000, int(self.seconds / max(t, 1e-9))))
+        batch = self.native.Batch(address, [make_args(i) for i in range(calls)])
+        batch.run()   # warm-up: code, TLB, caches for the hot cases
+        return _best_time(batch.run, calls, self.repeats)
+
+    def emit(self, result: Result) -> None:
+        self.results.append(result)
+        self.out(result.line())
+
+    # -- measurements -------------------------------------------------------------------
+
+    def bandwidth(self, paths: list[str], when: str) -> float:
+        """Measure stream_read on each path (a line each); the best rate found."""
+        found = 0.0
+        for path in paths:
+            sec = self.timed(f"stream_read_{path}", lambda i: (self.base, self.pool_bytes), self.pool_bytes)
+            found = max(found, self.pool_bytes / sec)
+            self.emit(Result("stream_read", path, f"{self.pool_bytes}B", when, self.pool_bytes, sec,
+                             self.bw or self.pool_bytes / sec))
+        return found
+
+    def matvec(self, path: str, d: int, n: int, mode: str) -> Result:
+        mat = 4 * d * n
+        x = self.scratch[:n]
+        out = self.scratch[8192:8192 + d] if d <= len(self.scratch) - 8192 else np.zeros(d, np.float32)
+        if mode == "streamed":
+            count = max(1, self.pool_bytes // mat)
+            mats = [self.base + (i % count) * mat for i in range(count)]
+        else:
+            mats = [self.base]
+        sec = self.timed(f"matvec_{path}",
+                         lambda i: (out.ctypes.data, mats[i % len(mats)], x.ctypes.data, n, d), mat)
+        return Result("matvec", path, f"{d}x{n}", mode, mat, sec, self.bw)
+
+    def matvec_numpy(self, d: int, n: int) -> Result:
+        mat = 4 * d * n
+        count = max(1, self.pool_bytes // mat)
+        W = [np.ndarray((d, n), np.float32, buffer=self.pool, offset=(self.base - self.pool.ctypes.data) + i * mat)
+             for i in range(count)]
+        x = self.scratch[:n].copy()
+        out = np.zeros(d, np.float32)
+        probe_t0 = time.perf_counter()
+        for i in range(4):
+            np.matmul(W[i % count], x, out=out)
+        per = (time.perf_counter() - probe_t0) / 4
+        calls = max(4, min(100_000, int(self.seconds / max(per, 1e-9))))
+
+        def run():
+            for i in range(calls):
+                np.matmul(W[i % count], x, out=out)
+
+        run()
+        sec = _best_time(run, calls, self.repeats)
+        return Result("matvec", "numpy", f"{d}x{n}", "streamed", mat, sec, self.bw)
+
+    def small_kernels(self, path: str) -> None:
+        s = self.scratch
+        a = s.ctypes.data                      # 4 MiB of scratch, in cache at these sizes
+        f = 4
+
+        def emit(kernel, shape, nbytes, symbol, args):
+            sec = self.timed(symbol, lambda i: args, nbytes)
+            self.emit(Result(kernel, path, shape, "hot", nbytes, sec, self.bw))
+
+        rng = np.random.default_rng(1)
+        s[:200_000] = rng.standard_normal(200_000, dtype=np.float32)
+        # in-place kernels run again and again on their own output: keep it from drifting
+        # into subnormals (slow) -- swiglu's a near its fixed point 20 with b = 1, scale by 1
+        swig_a, swig_b = s[300_000:306_000], s[310_000:316_000]
+        swig_a[:] = 20.0
+        swig_b[:] = 1.0
+        for n in (288, 768, 2048):
+            emit("rmsnorm", str(n), 3 * f * n, f"rmsnorm_{path}", (a + 600_000, a, a + f * n, n, 1e-5))
+        for n in (256, 1024, 32000):
+            emit("softmax", str(n), 2 * f * n, f"softmax_{path}", (a + 600_000, n))
+        for n in (768, 2048, 5632):
+            emit("swiglu", str(n), 3 * f * n, f"swiglu_{path}", (swig_a.ctypes.data, swig_b.ctypes.data, n))
+        emit("expf", "32000", 2 * f * 32000, f"expf_{path}", (a + 600_000, a, 32000))
+        for n in (288, 768):
+            emit("add", str(n), 3 * f * n, f"add_{path}", (a + 600_000, a, n))
+        emit("scale", "32000", 2 * f * 32000, f"scale_{path}", (a + 600_000, 32000, 1.0))
+        for n in (48, 64, 768):
+            emit("dot", str(n), 2 * f * n, f"dot_{path}", (a, a + 4 * n, n))
+            emit("axpy", str(n), 3 * f * n, f"axpy_{path}", (a + 600_000, a, n, 0.5))
+        emit("argmax", "32000", f * 32000, f"argmax_{path}", (a, 32000))
+        table = a + 2_000_000
+        self.native.call(self.addr("rope_table_x87"), table, 100, 48)
+        emit("rope_apply", "288/48", 2 * f * 288 + 8 * 48, f"rope_apply_{path}", (a + 600_000, table, 288, 48))
+        emit("rope_table", "48", 8 * 48, "rope_table_x87", (table, 100, 48))
+        # attention, stories15M-like: 6 heads of 48, pos 255 of 256: keys and values read
+        n_heads, hs, seq, pos = 6, 48, 256, 255
+        kv = n_heads * hs
+        kc, vc = a + 1_000_000, a + 1_000_000 + 4 * seq * kv
+        params = self.scratch[3_000_000 // 4:3_000_000 // 4 + 16]
+        block = struct.pack("<5Q5I4x", a + 700_000, a, kc, vc, a + 800_000, pos, n_heads, n_heads, hs, seq)
+        params.view(np.uint8)[:64] = np.frombuffer(block, np.uint8)
+        emit("attention", f"{n_heads}x{hs}@{pos + 1}", 2 * f * (pos + 1) * kv, f"attention_{path}",
+             (params.ctypes.data,))
+
+
+def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = None,
+                      seconds: float = 0.3, repeats: int = 3, quick: bool = False,
+                      only: list[str] | None = None, out: Callable[[str], None] = print) -> list[Result]:
+    """Run the benchmark, printing one line per measurement (see the module docstring)."""
+    from peasm.runners import native
+
+    avx2_ok = native.host_has_avx2_fma()
+    if paths is None:
+        paths = ["avx2", "sse2"] if avx2_ok else ["sse2"]
+    if "avx2" in paths and not avx2_ok:
+        raise BenchError("this CPU has no AVX2+FMA: only --path sse2 can run here")
+    if quick:
+        pool_mib, seconds, repeats = pool_mib or 48, min(seconds, 0.02), 1
+    bench = KernelBench(pool_mib=pool_mib, seconds=seconds, repeats=repeats, out=out)
+    want = set(only or ["matvec", "numpy", "others"])
+    out(f"# host: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}; "
+        f"llc={bench.llc >> 20} MiB; pool={bench.pool_bytes >> 20} MiB; "
+        f"numpy BLAS threads={os.environ.get('OPENBLAS_NUM_THREADS')}")
+    bench.bw = bench.bandwidth(paths, "start")
+    shapes = QUICK_SHAPES if quick else MATVEC_SHAPES
+    too_big = [(d, n) for d, n in shapes if 4 * d * n > bench.pool_bytes]
+    if too_big:
+        out(f"# skipped (larger than the pool): {', '.join(f'{d}x{n}' for d, n in too_big)}")
+        shapes = [s for s in shapes if s not in too_big]
+    if "matvec" in want:
+        for path in paths:
+            for d, n in shapes:
+                bench.emit(bench.matvec(path, d, n, "streamed"))
+            for d, n in HOT_SHAPES:
+                bench.emit(bench.matvec(path, d, n, "hot"))
+    if "numpy" in want:
+        for d, n in shapes:
+            bench.emit(bench.matvec_numpy(d, n))
+    if "others" in want:
+        for path in paths:
+            bench.small_kernels(path)
+    end_bw = bench.bandwidth(paths, "end")
+    out(f"# bandwidth: {bench.bw / 1e9:.2f} GB/s at the start (the reference of every bw_ratio), "
+        f"{end_bw / 1e9:.2f} GB/s at the end; best of {repeats} runs of stream_read over the pool")
+    for path in paths:
+        got = [r for r in bench.results if r.kernel == "matvec" and r.path == path and r.mode == "streamed"
+               and tuple(map(int, r.shape.split("x"))) in TARGET_SHAPES]
+        if got:
+            worst = min(r.bw_ratio for r in got)
+            verdict = "met" if worst >= TARGETS[path] else "NOT met"
+            out(f"# target matvec {path} bw_ratio >= {TARGETS[path]:.2f} at "
+                f"{', '.join(r.shape for r in got)}: worst {worst:.3f} ({verdict})")
+    return bench.results

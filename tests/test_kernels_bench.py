@@ -1,0 +1,41 @@
+"""`peasm bench kernels` runs and prints what it promises (numbers are measured, not judged:
+a shared machine makes them noise; the quick mode is a smoke test of the machinery)."""
+from __future__ import annotations
+
+import re
+
+from peasm.runners import native
+from tests.peasm_helpers import peasm
+from tests.support import require
+
+LINE = re.compile(r"^kernel=(\S+) path=(\S+) shape=(\S+) mode=(\S+) bytes=(\d+) us=([\d.]+) "
+                  r"gbs=([\d.]+) bw_ratio=([\d.]+)$")
+
+
+def test_bench_kernels_quick_prints_one_line_per_measurement():
+    ok, why = native.supported()
+    require(ok, why)
+    from peasm.bench import run_kernels_bench
+
+    lines: list[str] = []
+    results = run_kernels_bench(pool_mib=24, quick=True, out=lines.append)
+    body = [ln for ln in lines if not ln.startswith("#")]
+    assert body and all(LINE.match(ln) for ln in body), [ln for ln in body if not LINE.match(ln)]
+    kinds = {(m.group(1), m.group(2), m.group(4)) for m in map(LINE.match, body)}
+    paths = ["avx2", "sse2"] if native.host_has_avx2_fma() else ["sse2"]
+    for path in paths:
+        assert ("stream_read", path, "start") in kinds and ("stream_read", path, "end") in kinds
+        assert ("matvec", path, "streamed") in kinds and ("matvec", path, "hot") in kinds
+        for kernel in ("rmsnorm", "softmax", "swiglu", "expf", "add", "scale", "dot", "axpy",
+                       "argmax", "rope_apply", "attention"):
+            assert (kernel, path, "hot") in kinds, kernel
+    assert ("matvec", "numpy", "streamed") in kinds
+    assert all(r.seconds > 0 and r.gbs > 0 for r in results)
+    assert any(ln.startswith("# bandwidth:") for ln in lines)
+    assert any("2048x768" in ln for ln in body)
+
+
+def test_bench_cli_help():
+    r = peasm("bench", "kernels", "--help")
+    assert r.returncode == 0, r.stderr
+    assert "bw_ratio" in r.stdout and "--quick" in r.stdout
