@@ -5,7 +5,6 @@ The independent judges: fsck.fat (dosfstools) on the partition, sgdisk -v on the
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
