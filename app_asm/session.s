@@ -71,6 +71,7 @@ s_tok_stem:       .asciz "tok"
 s_bin:            .asciz ".bin"
 s_models_dir:     .asciz "models"
 s_models_prefix:  .asciz "models/"
+s_root_dir:       .asciz "/"
 s_root:           .asciz ""
 s_no_model:       .asciz "no model found: put a llama2.c .bin model in the volume root or models\\\n"
 s_fallback:       .asciz "trying the models found on the volume instead\n"
@@ -899,7 +900,7 @@ session_autoload:
     call rt_print_cstr
 .Ldiscover:
     mov dword ptr [rip + found_count], 0
-    lea rcx, [rip + s_root]
+    lea rcx, [rip + s_root_dir]       # "\" opens the root itself on every firmware
     lea rdx, [rip + s_root]
     call scan_dir
     lea rcx, [rip + s_models_dir]
