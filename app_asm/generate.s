@@ -35,6 +35,7 @@ s_gen:        .asciz " gen_tokens="
 s_prefill:    .asciz " prefill_tok_s="
 s_decode:     .asciz " decode_tok_s="
 s_dot:        .asciz "."
+s_ev_gen:     .asciz "generation"
 s_you:        .ascii "You: "          # YOU_LEN bytes
 s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 
@@ -44,7 +45,7 @@ s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
 .extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
-.extern print_uint_width, rt_memcpy
+.extern print_uint_width, rt_memcpy, log_event
 
 # generate(rcx = prompt text, rdx = length)
 generate:
@@ -177,6 +178,8 @@ generate:
 .Ldone:
     call rt_ticks
     mov rbx, rax
+    lea rcx, [rip + s_ev_gen]
+    call log_event
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     cmp dword ptr [rip + set_stats], 0

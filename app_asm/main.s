@@ -14,6 +14,10 @@ s_no_volume:  .asciz "boot volume not readable: no model, config or autorun can 
 s_nl:         .asciz "\n"
 s_repl_cfg:   .asciz "repl.cfg"
 s_cfg_loaded: .asciz "config: repl.cfg\n"
+s_repl_bak:   .asciz "repl.bak"
+s_bak_loaded: .asciz "config: repl.bak (repl.cfg is missing: an interrupted /save_cfg?)\n"
+s_ev_boot:    .asciz "boot: llm-uefi 0.1.0"
+s_ev_cfg:     .asciz "config read: "
 s_no_buffer:  .asciz "not enough memory for the prompt buffer\n"
 
 .section .text
@@ -21,15 +25,21 @@ s_no_buffer:  .asciz "not enough memory for the prompt buffer\n"
 .extern rt_print_cstr, rt_timer_init, rt_fs_init, rt_alloc_pages, cpu_print_features
 .extern cpu_features, kernels_init, config_parse, set_attn, session_autoload, session_clear
 .extern session_read_file, session_free_file, session_print_status_error, sess_prompt_buf
-.extern repl_load_autorun, repl_run, rt_file_status
+.extern repl_load_autorun, repl_run, rt_file_status, log_init, log_event, log_event2
+.extern settings_snapshot
 
 app_main:
     push rbx
-    sub rsp, 32
+    push rsi
+    sub rsp, 40
     lea rcx, [rip + s_banner]
     call rt_print_cstr
     call cpu_print_features
     call rt_timer_init
+    call log_init
+    lea rcx, [rip + s_ev_boot]
+    call log_event
+    call settings_snapshot
     call session_clear
     mov ecx, TOK_SCRATCH_SLOTS * 4 + 4
     call rt_alloc_pages
@@ -52,11 +62,23 @@ app_main:
     lea rcx, [rip + s_repl_cfg]
     lea rdx, [rip + cfg_size]
     call session_read_file
+    lea rcx, [rip + s_cfg_loaded]
+    lea rsi, [rip + s_repl_cfg]
+    test rax, rax
+    jnz .Lparse
+    lea rcx, [rip + s_repl_bak]       # a /save_cfg cut short leaves the previous one here
+    lea rdx, [rip + cfg_size]
+    call session_read_file
     test rax, rax
     jz .Lkernels
+    lea rcx, [rip + s_bak_loaded]
+    lea rsi, [rip + s_repl_bak]
+.Lparse:
     mov rbx, rax
-    lea rcx, [rip + s_cfg_loaded]
     call rt_print_cstr
+    lea rcx, [rip + s_ev_cfg]
+    mov rdx, rsi
+    call log_event2
     mov rcx, rbx
     mov rdx, [rip + cfg_size]
     call config_parse
@@ -74,6 +96,7 @@ app_main:
 .Lrepl:
     call repl_run
     xor eax, eax
-    add rsp, 32
+    add rsp, 40
+    pop rsi
     pop rbx
     ret

@@ -82,12 +82,23 @@ s_pick:           .asciz "choose a model [1-"
 s_pick2:          .asciz "]: "
 s_pick_bad:       .asciz "type a number from the list\n"
 s_sampler_fail:   .asciz "sampler: "
+s_ev_loaded:      .asciz "model loaded: "
+s_ev_failed:      .asciz "model not loaded: "
+s_keeping:        .asciz "keeping the current model\n"
+s_list_sep:       .asciz "  "
+s_mib_comma:      .asciz " MiB, dim "
+s_seq:            .asciz ", seq_len "
+s_hidden:         .asciz ", hidden "
+s_unshared:       .asciz " (own classifier)"
+s_info_size:      .asciz ": "
 s_status:         .asciz " (EFI status "
 s_paren:          .asciz ")"
 
 .section .text
 .global session_load_model, session_autoload, session_clear, session_read_file
-.global session_free_file, session_print_status_error, session_unload
+.global session_free_file, session_print_status_error, session_unload, session_apply_settings
+.global session_switch_model, session_list_models, session_model_info, session_print_summary
+.global session_write_file, session_delete_file, session_rename_file, session_file_exists
 .extern rt_alloc_pages, rt_free_pages, rt_memory_free_bytes, rt_file_open, rt_file_close
 .extern rt_file_size, rt_file_read, rt_file_read_entry, rt_file_status
 .extern rt_print_cstr, rt_print_u64, rt_print_utf8, rt_read_key
@@ -96,7 +107,8 @@ s_paren:          .asciz ")"
 .extern sampler_workspace_bytes, sampler_init, sampler_strerror
 .extern set_model, set_tokenizer, set_ctx_len, set_seed, str_len, str_copy, mem_ieq
 .extern repl_read_line, parse_uint, trim, rt_ticks, print_uint_width
-.extern session_apply_settings
+.extern set_temperature, set_top_p, set_top_k, set_min_p, set_repeat_penalty, set_no_repeat_ngram
+.extern log_event2, rt_file_delete, rt_file_rename, rt_file_write
 
 # session_print_status_error(): " (EFI status N)" for the last file operation
 session_print_status_error:
@@ -201,20 +213,23 @@ session_unload:
     add rsp, 40
     ret
 
-# print_model_error(rcx = name, edx = MODEL_E_* code): "model NAME: <reason>\n"
+# print_model_error(rcx = name, edx = MODEL_E_* code, r8 = the Model* that was checked):
+# "model NAME: <reason>\n"
 print_model_error:
     push rbx
     push rsi
-    sub rsp, 40
+    push rdi
+    sub rsp, 32
     mov rbx, rcx
     mov esi, edx
+    mov rdi, r8
     lea rcx, [rip + s_model_prefix]
     call rt_print_cstr
     mov rcx, rbx
     call rt_print_cstr
     lea rcx, [rip + s_colon]
     call rt_print_cstr
-    lea rcx, [rip + sess_model]
+    mov rcx, rdi
     mov edx, esi
     lea r8, [rip + err_buf]
     mov r9d, 256
@@ -223,7 +238,8 @@ print_model_error:
     call rt_print_cstr
     lea rcx, [rip + s_nl]
     call rt_print_cstr
-    add rsp, 40
+    add rsp, 32
+    pop rdi
     pop rsi
     pop rbx
     ret
@@ -510,6 +526,9 @@ session_load_model:
     jz .Lfail
     call session_apply_settings
     mov dword ptr [rip + sess_loaded], 1
+    lea rcx, [rip + s_ev_loaded]
+    mov rdx, rbx
+    call log_event2
     mov eax, 1
     jmp .Lout
 .Lcannot_open:
@@ -531,11 +550,13 @@ session_load_model:
     mov edx, eax
 .Lbad_code_free:
     mov rcx, rbx
+    lea r8, [rip + sess_model]
     call print_model_error
     jmp .Lfail_free
 .Lbad_header:
     mov rcx, rbx
     mov edx, eax
+    lea r8, [rip + sess_model]
     call print_model_error
     jmp .Lfail
 .Lsampler_fail:
@@ -583,6 +604,9 @@ session_load_model:
 .Lfail_free:
     call session_unload
 .Lfail:
+    lea rcx, [rip + s_ev_failed]
+    mov rdx, rbx
+    call log_event2
     xor eax, eax
 .Lout:
     add rsp, 56
@@ -594,6 +618,7 @@ session_load_model:
     pop rbx
     ret
 
+session_print_summary:
 # print_model_summary(): "model: NAME (dim D, layers L, heads H/KV, vocab V, context C, NM params)"
 print_model_summary:
     sub rsp, 40
@@ -971,6 +996,301 @@ session_autoload:
     xor eax, eax
 .Lout:
     add rsp, 56
+    pop rsi
+    pop rbx
+    ret
+# session_apply_settings(): copy the sampling settings into the sampler
+session_apply_settings:
+    mov eax, [rip + set_temperature]
+    mov [rip + sess_sampler + SMP_TEMPERATURE], eax
+    mov eax, [rip + set_top_p]
+    mov [rip + sess_sampler + SMP_TOPP], eax
+    mov eax, [rip + set_top_k]
+    mov [rip + sess_sampler + SMP_TOPK], eax
+    mov eax, [rip + set_min_p]
+    mov [rip + sess_sampler + SMP_MINP], eax
+    mov eax, [rip + set_repeat_penalty]
+    mov [rip + sess_sampler + SMP_REPEAT_PENALTY], eax
+    mov eax, [rip + set_no_repeat_ngram]
+    mov [rip + sess_sampler + SMP_NO_REPEAT_NGRAM], eax
+    ret
+
+
+# session_switch_model(rcx = name): the file is checked first; if it cannot be a model the
+# current one stays
+session_switch_model:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    lea rdx, [rip + probe_struct]
+    call probe_model
+    test eax, eax
+    jz .Lload
+    cmp eax, -1
+    je .Lcannot
+    mov rcx, rbx
+    mov edx, eax
+    lea r8, [rip + probe_struct]
+    call print_model_error
+    jmp .Lkeep
+.Lcannot:
+    lea rcx, [rip + s_model_prefix]
+    mov rdx, rbx
+    lea r8, [rip + s_cannot_open]
+    call print_file_problem
+.Lkeep:
+    cmp dword ptr [rip + sess_loaded], 0
+    je .Lout
+    lea rcx, [rip + s_keeping]
+    call rt_print_cstr
+    jmp .Lout
+.Lload:
+    mov rcx, rbx
+    call session_load_model
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# print_probed_shape(): " X.XX MiB, dim D, hidden H, layers L, heads H/KV, vocab V, seq_len S"
+# of probe_struct
+print_probed_shape:
+    sub rsp, 40
+    mov rax, [rip + probe_struct + MODEL_FILE_SIZE]
+    add rax, 5243                     # MiB with two decimals: bytes * 100 / 2^20, rounded
+    imul rax, rax, 100
+    shr rax, 20
+    xor edx, edx
+    mov ecx, 100
+    div rcx
+    mov [rsp + 32], rdx
+    mov rcx, rax
+    call rt_print_u64
+    lea rcx, [rip + s_point]
+    call rt_print_cstr
+    mov rcx, [rsp + 32]
+    mov edx, 2
+    call print_uint_width
+    lea rcx, [rip + s_mib_comma]
+    call rt_print_cstr
+    mov ecx, [rip + probe_struct + MODEL_DIM]
+    call rt_print_u64
+    lea rcx, [rip + s_hidden]
+    call rt_print_cstr
+    mov ecx, [rip + probe_struct + MODEL_HIDDEN_DIM]
+    call rt_print_u64
+    lea rcx, [rip + s_layers]
+    call rt_print_cstr
+    mov ecx, [rip + probe_struct + MODEL_N_LAYERS]
+    call rt_print_u64
+    lea rcx, [rip + s_heads]
+    call rt_print_cstr
+    mov ecx, [rip + probe_struct + MODEL_N_HEADS]
+    call rt_print_u64
+    lea rcx, [rip + s_kv]
+    call rt_print_cstr
+    mov ecx, [rip + probe_struct + MODEL_N_KV_HEADS]
+    call rt_print_u64
+    lea rcx, [rip + s_vocab]
+    call rt_print_cstr
+    mov ecx, [rip + probe_struct + MODEL_VOCAB_SIZE]
+    call rt_print_u64
+    cmp dword ptr [rip + probe_struct + MODEL_SHARED_CLASSIFIER], 0
+    jne .Lshared
+    lea rcx, [rip + s_unshared]
+    call rt_print_cstr
+.Lshared:
+    lea rcx, [rip + s_seq]
+    call rt_print_cstr
+    mov ecx, [rip + probe_struct + MODEL_SEQ_LEN]
+    call rt_print_u64
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    add rsp, 40
+    ret
+
+# session_model_info(rcx = name): the header of a model file, or why it is not one
+session_model_info:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    lea rdx, [rip + probe_struct]
+    call probe_model
+    test eax, eax
+    jz .Lgood
+    cmp eax, -1
+    je .Lcannot
+    mov rcx, rbx
+    mov edx, eax
+    lea r8, [rip + probe_struct]
+    call print_model_error
+    jmp .Lout
+.Lcannot:
+    lea rcx, [rip + s_model_prefix]
+    mov rdx, rbx
+    lea r8, [rip + s_cannot_open]
+    call print_file_problem
+    jmp .Lout
+.Lgood:
+    mov rcx, rbx
+    call rt_print_cstr
+    lea rcx, [rip + s_info_size]
+    call rt_print_cstr
+    call print_probed_shape
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# session_list_models(): "  N. NAME  size, shape" for every model on the volume
+session_list_models:
+    push rbx
+    push rsi
+    sub rsp, 40
+    mov dword ptr [rip + found_count], 0
+    lea rcx, [rip + s_root_dir]
+    lea rdx, [rip + s_root]
+    call scan_dir
+    lea rcx, [rip + s_models_dir]
+    lea rdx, [rip + s_models_prefix]
+    call scan_dir
+    mov ebx, [rip + found_count]
+    test ebx, ebx
+    jnz .Llist
+    lea rcx, [rip + s_no_model]
+    call rt_print_cstr
+    jmp .Lout
+.Llist:
+    xor esi, esi
+.Lnext:
+    lea rcx, [rip + s_indent]
+    call rt_print_cstr
+    lea ecx, [rsi + 1]
+    call rt_print_u64
+    lea rcx, [rip + s_dot_sp]
+    call rt_print_cstr
+    mov eax, esi
+    imul eax, eax, SESSION_NAME_MAX
+    lea rcx, [rip + found_names]
+    add rcx, rax
+    mov [rsp + 32], rcx
+    call rt_print_cstr
+    lea rcx, [rip + s_list_sep]
+    call rt_print_cstr
+    mov rcx, [rsp + 32]
+    lea rdx, [rip + probe_struct]
+    call probe_model
+    call print_probed_shape
+    inc esi
+    cmp esi, ebx
+    jb .Lnext
+.Lout:
+    add rsp, 40
+    pop rsi
+    pop rbx
+    ret
+
+# session_file_exists(rcx = name) -> eax = 1 if it opens
+session_file_exists:
+    sub rsp, 40
+    mov edx, EFI_FILE_MODE_READ
+    call rt_file_open
+    test rax, rax
+    jz .Lno
+    mov rcx, rax
+    call rt_file_close
+    mov eax, 1
+    jmp .Lout
+.Lno:
+    xor eax, eax
+.Lout:
+    add rsp, 40
+    ret
+
+# session_delete_file(rcx = name) -> eax = 1 if it is gone (or was never there)
+session_delete_file:
+    sub rsp, 40
+    mov rdx, EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE
+    call rt_file_open
+    test rax, rax
+    jz .Lgone
+    mov rcx, rax
+    call rt_file_delete
+    test rax, rax
+    jnz .Lfail
+.Lgone:
+    mov eax, 1
+    jmp .Lout
+.Lfail:
+    xor eax, eax
+.Lout:
+    add rsp, 40
+    ret
+
+# session_write_file(rcx = name, rdx = bytes, r8 = length) -> eax = 1 if the file now holds
+# exactly those bytes (an old file of that name is replaced)
+session_write_file:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
+    mov rbx, rcx
+    mov rsi, rdx
+    mov rdi, r8
+    call session_delete_file          # CREATE would keep an old file's tail: start empty
+    test eax, eax
+    jz .Lfail
+    mov rcx, rbx
+    mov rdx, EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE | EFI_FILE_MODE_CREATE
+    call rt_file_open
+    test rax, rax
+    jz .Lfail
+    mov rbx, rax
+    mov rcx, rbx
+    mov rdx, rsi
+    mov r8, rdi
+    call rt_file_write
+    mov rsi, rax
+    mov rcx, rbx
+    call rt_file_close                # Close flushes
+    cmp rsi, rdi
+    jne .Lfail
+    mov eax, 1
+    jmp .Lout
+.Lfail:
+    xor eax, eax
+.Lout:
+    add rsp, 32
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# session_rename_file(rcx = name, rdx = new name, same directory) -> eax = 1 if renamed
+session_rename_file:
+    push rbx
+    push rsi
+    sub rsp, 40
+    mov rsi, rdx
+    mov rdx, EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE
+    call rt_file_open
+    test rax, rax
+    jz .Lfail
+    mov rbx, rax
+    mov rcx, rbx
+    mov rdx, rsi
+    call rt_file_rename
+    mov rsi, rax
+    mov rcx, rbx
+    call rt_file_close
+    test rsi, rsi
+    jnz .Lfail
+    mov eax, 1
+    jmp .Lout
+.Lfail:
+    xor eax, eax
+.Lout:
+    add rsp, 40
     pop rsi
     pop rbx
     ret

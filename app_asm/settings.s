@@ -3,6 +3,7 @@
 
 .section .data
 .balign 8
+settings_values:                      # the values, contiguous: /reset copies the defaults back
 .global set_temperature, set_top_p, set_top_k, set_min_p, set_repeat_penalty
 .global set_no_repeat_ngram, set_max_tokens, set_seed, set_stats, set_stop_you, set_stop_nl
 .global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun
@@ -23,6 +24,7 @@ set_chat_format:     .long CHAT_RAW
 set_model:           .skip SET_STR_MAX
 set_tokenizer:       .skip SET_STR_MAX
 set_autorun:         .skip SET_STR_MAX
+settings_values_end:
 
 .balign 8
 settings_table:
@@ -80,6 +82,10 @@ settings_table:
     .quad 0, 0                                           # end of the table
     .long 0, 0, 0, 0
     .quad 0
+
+.section .bss
+.balign 8
+settings_defaults: .skip 8 * SET_STR_MAX   # a copy of the values as they were at boot
 
 .section .rdata
 k_temperature:     .asciz "temperature"
@@ -143,14 +149,16 @@ s_cfg_for:         .asciz "' for "
 s_cfg_expected:    .asciz ": expected "
 s_cfg_ignored2:    .asciz " (line ignored)\n"
 s_empty:           .asciz "(none)"
+s_cfg_header:      .asciz "# repl.cfg written by /save_cfg\n"
 .balign 8
 source_names:      .quad s_src_default, s_src_cfg, s_src_command
 
 .section .text
 .global settings_find, settings_set, settings_print_value, settings_print_usage
-.global settings_print_all, config_parse, settings_first
+.global settings_print_all, config_parse, settings_first, settings_snapshot, settings_reset
+.global settings_write_cfg
 .extern str_eq, str_len, trim, parse_float, parse_uint, print_fixed, str_copy, mem_ieq
-.extern rt_print_cstr, rt_print_utf8, rt_print_u64
+.extern rt_print_cstr, rt_print_utf8, rt_print_u64, rt_memcpy
 
 # settings_first() -> rax = the first table entry
 settings_first:
@@ -644,4 +652,68 @@ config_parse:
     mov ecx, r12d
     call rt_print_u64
     add rsp, 40
+    ret
+
+# settings_snapshot(): remember the current values as the defaults /reset returns to (called
+# at boot, before repl.cfg is read)
+settings_snapshot:
+    sub rsp, 40
+    lea rcx, [rip + settings_defaults]
+    lea rdx, [rip + settings_values]
+    lea r8, [rip + settings_values_end]
+    sub r8, rdx
+    call rt_memcpy
+    add rsp, 40
+    ret
+
+# settings_reset(): every value back to its boot default, every source back to "default"
+settings_reset:
+    sub rsp, 40
+    lea rcx, [rip + settings_values]
+    lea rdx, [rip + settings_defaults]
+    lea r8, [rip + settings_values_end]
+    sub r8, rcx
+    call rt_memcpy
+    lea rax, [rip + settings_table]
+.Lentry:
+    cmp qword ptr [rax + SET_NAME], 0
+    je .Ldone
+    mov dword ptr [rax + SET_SOURCE], SET_SRC_DEFAULT
+    add rax, SET_ENTRY
+    jmp .Lentry
+.Ldone:
+    add rsp, 40
+    ret
+
+# settings_write_cfg(): "key = value" lines for every setting (empty file names left out), as
+# repl.cfg takes them back
+settings_write_cfg:
+    push rbx
+    sub rsp, 32
+    lea rcx, [rip + s_cfg_header]
+    call rt_print_cstr
+    lea rbx, [rip + settings_table]
+.Lnext:
+    mov rcx, [rbx + SET_NAME]
+    test rcx, rcx
+    jz .Ldone
+    cmp dword ptr [rbx + SET_TYPE], SET_T_STR
+    jne .Lwrite
+    mov rax, [rbx + SET_PTR]
+    cmp byte ptr [rax], 0
+    je .Lskip
+.Lwrite:
+    call rt_print_cstr
+    lea rcx, [rip + s_eq]
+    call rt_print_cstr
+    mov rcx, rbx
+    call settings_print_value
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+.Lskip:
+    add rbx, SET_ENTRY
+    jmp .Lnext
+.Ldone:
+    add rsp, 32
+    pop rbx
     ret

@@ -14,12 +14,15 @@ con_buf:        .skip 2 * (CON_BUF_UNITS + 4)
 con_digits:     .skip 32
 
 .section .data
-.balign 4
+.balign 8
+capture_buf:    .quad 0               # rt_capture_begin: output goes here instead of ConOut
+capture_cap:    .quad 0
+capture_len:    .quad 0
 utf8_codepoint: .long 0               # bits gathered so far of a multi-byte character
 utf8_pending:   .long 0               # continuation bytes still expected
 
 .section .text
-.global rt_print_ucs2, rt_print_utf8, rt_print_cstr, rt_print_u64
+.global rt_print_ucs2, rt_print_utf8, rt_print_cstr, rt_print_u64, rt_capture_begin, rt_capture_end
 .extern rt_con_out
 
 # rt_print_ucs2(rcx = NUL-terminated UCS-2 string): ConOut->OutputString as is.
@@ -62,8 +65,27 @@ rt_print_u64:
     sub rdx, r8
     jmp rt_print_utf8
 
+# rt_capture_begin(rcx = buffer, rdx = capacity): until rt_capture_end, rt_print_utf8 (and
+# everything built on it) appends its UTF-8 bytes to the buffer instead of printing them, so
+# the same printing code can write a file (/save_dump, /save_cfg). Bytes past the capacity
+# are dropped.
+rt_capture_begin:
+    mov [rip + capture_buf], rcx
+    mov [rip + capture_cap], rdx
+    mov qword ptr [rip + capture_len], 0
+    ret
+
+# rt_capture_end() -> rax = bytes captured; printing goes to the console again
+rt_capture_end:
+    mov qword ptr [rip + capture_buf], 0
+    mov rax, [rip + capture_len]
+    ret
+
 # rt_print_utf8(rcx = bytes, rdx = length). Preserves the callee-saved registers it uses.
 rt_print_utf8:
+    mov rax, [rip + capture_buf]
+    test rax, rax
+    jnz .Lcapture
     push rbx
     push rsi
     push rdi
@@ -156,6 +178,26 @@ rt_print_utf8:
     pop rdi
     pop rsi
     pop rbx
+    ret
+
+.Lcapture:                            # append to the capture buffer, as far as it has room
+    mov r8, [rip + capture_len]
+    mov r9, [rip + capture_cap]
+    sub r9, r8
+    cmp rdx, r9
+    cmova rdx, r9
+    add [rip + capture_len], rdx
+    add r8, rax
+.Lcopy:
+    test rdx, rdx
+    jz .Lcaptured
+    mov al, [rcx]
+    mov [r8], al
+    inc rcx
+    inc r8
+    dec rdx
+    jmp .Lcopy
+.Lcaptured:
     ret
 
 # Local helper: OutputString(staging buffer[0..rdi]); empties it. Called with rsp 16-aligned
