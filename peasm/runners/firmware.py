@@ -47,6 +47,14 @@ class PowerOff(Exception):
         self.status = status
 
 
+class PowerCut(PowerOff):
+    """A simulated power cut (Firmware.power_cut_after): the program is stopped mid-way."""
+
+    def __init__(self, operation: str):
+        super().__init__(-1, 0)
+        self.operation = operation
+
+
 class InputEnded(Exception):
     """The program waits for a key and the scripted input has none left."""
 
@@ -153,6 +161,7 @@ class Firmware:
     image_base: int = 0
     image_size: int = 0
     trace: Callable[[str], None] | None = None
+    power_cut_after: int | None = None   # tests: cut the power at the Nth change to the volume
 
     def __post_init__(self):
         self.volume = Path(self.volume).resolve()
@@ -161,6 +170,7 @@ class Firmware:
         self.pools: dict[int, int] = {}
         self.pages: dict[int, int] = {}
         self.files: dict[int, OpenFile] = {}
+        self.volume_changes = 0
         self._file_protocol_template = self._table("EFI_FILE_PROTOCOL", "file", {"Revision": 0x00010000})
         self.image_handle = self.machine.alloc(8, align=8)
         self.device_handle = self.machine.alloc(8, align=8)
@@ -370,6 +380,13 @@ class Firmware:
     def sfs_OpenVolume(self, this, root, *_):
         self._put_u64(root, self._new_file(OpenFile(self.volume, True, False)))
 
+    def _changing(self, operation: str) -> None:
+        """Every change to the volume goes through here, so a test can cut the power before
+        any one of them (the change is then not made, as with a real cut)."""
+        self.volume_changes += 1
+        if self.power_cut_after is not None and self.volume_changes >= self.power_cut_after:
+            raise PowerCut(operation)
+
     def _new_file(self, f: OpenFile) -> int:
         address = self._write_struct("EFI_FILE_PROTOCOL", self._file_protocol_template)
         self.files[address] = f
@@ -406,6 +423,7 @@ class Firmware:
         if path is None:
             return ERR["EFI_NOT_FOUND"]
         if not path.exists():
+            self._changing(f"create {name}")
             if attributes & S["EFI_FILE_DIRECTORY"]:
                 path.mkdir()
             else:
@@ -420,6 +438,7 @@ class Firmware:
         f = self.files.pop(this, None)
         if f is None or not f.writable or f.path == self.volume:
             return S["EFI_WARN_DELETE_FAILURE"]
+        self._changing(f"delete {f.path.name}")
         if f.is_dir:
             f.path.rmdir()
         else:
@@ -459,6 +478,7 @@ class Firmware:
             return ERR["EFI_ACCESS_DENIED"]
         n = self._u64(size_ptr)
         data = self.machine.read(buffer, n)
+        self._changing(f"write {f.path.name}")
         with open(f.path, "r+b") as fh:
             fh.seek(f.position)
             fh.write(data)
@@ -523,6 +543,7 @@ class Firmware:
         offsets = uefi.STRUCTS["EFI_FILE_INFO"].layout()[0]
         new_size = self._u64(buffer + offsets["FileSize"])
         new_name = self._ucs2(buffer + offsets["FileName"], 512)
+        self._changing(f"set info {f.path.name}")
         if not f.is_dir and new_size != f.path.stat().st_size:
             os.truncate(f.path, new_size)
         if new_name and new_name != f.path.name:

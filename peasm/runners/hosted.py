@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from peasm.errors import PeasmError
 from peasm.linker import LinkedImage
-from peasm.runners.firmware import Firmware, InputEnded, Keyboard, PowerOff
+from peasm.runners.firmware import Firmware, InputEnded, Keyboard, PowerCut, PowerOff
 from peasm.runners.peimage import load_pe
 
 EXIT_OK, EXIT_APP_ERROR, EXIT_FAULT, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -59,7 +59,9 @@ class EmuMachine:
         return self.emu.trap(trap, name)
 
 
-def _ending(cause: BaseException | None, fw: Firmware) -> tuple[int, str]:
+def _ending(cause: BaseException | None) -> tuple[int, str]:
+    if isinstance(cause, PowerCut):
+        return EXIT_OK, f"power cut before: {cause.operation}"
     if isinstance(cause, PowerOff):
         return (EXIT_OK if cause.status == 0 else EXIT_APP_ERROR), "powered off"
     if isinstance(cause, InputEnded):
@@ -69,32 +71,33 @@ def _ending(cause: BaseException | None, fw: Firmware) -> tuple[int, str]:
 
 def run(efi: Path | LinkedImage, volume: Path, *, cpu: str = "unicorn", input_bytes: bytes = b"",
         stdin: BinaryIO | None = None, out: BinaryIO | None = None, mem_mib: int = 1024,
-        timeout_s: float = 0) -> RunResult:
-    """Run the program until it powers off, returns, faults or runs out of input."""
+        timeout_s: float = 0, power_cut_after: int | None = None) -> RunResult:
+    """Run the program until it powers off, returns, faults or runs out of input.
+    `power_cut_after` (tests) stops it before its Nth change to the volume."""
     image = efi if isinstance(efi, LinkedImage) else load_pe(Path(efi))
     volume = Path(volume)
     if not volume.is_dir():
         raise PeasmError(f"volume directory not found: {volume}")
     keyboard = Keyboard(input_bytes, stdin)
     if cpu == "unicorn":
-        return _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s)
+        return _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s, power_cut_after)
     if cpu == "native":
         from peasm.runners.native_app import run_native
-        return run_native(image, volume, keyboard, out, mem_mib, timeout_s)
+        return run_native(image, volume, keyboard, out, mem_mib, timeout_s, power_cut_after)
     raise PeasmError(f"unknown cpu {cpu!r} (native or unicorn)")
 
 
-def _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s) -> RunResult:
+def _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s, power_cut_after) -> RunResult:
     from peasm.runners.emu import Emu, EmuFault
 
     emu = Emu(image, check_entries=False)   # stack alignment is still checked at every firmware call
     fw = Firmware(EmuMachine(emu), volume, out=out, keyboard=keyboard, memory_bytes=mem_mib << 20,
-                  image_base=emu.base, image_size=image.size_of_image)
+                  image_base=emu.base, image_size=image.size_of_image, power_cut_after=power_cut_after)
     try:
         rax = emu.call(emu.base + image.entry_rva, fw.image_handle, fw.system_table, timeout_s=timeout_s)
     except EmuFault as e:
         return RunResult(EXIT_TIMEOUT if "did not return" in str(e) else EXIT_FAULT, bytes(fw.output), str(e))
     if emu.stopped is not None:
-        status, reason = _ending(emu.stopped.cause, fw)
+        status, reason = _ending(emu.stopped.cause)
         return RunResult(status, bytes(fw.output), reason if emu.stopped.cause else str(emu.stopped))
     return RunResult(EXIT_OK if rax == 0 else EXIT_APP_ERROR, bytes(fw.output), f"returned 0x{rax:x}")

@@ -118,27 +118,26 @@ def _number_labels(lines: list[str]) -> list[str]:
 
 
 def _run_here(image: LinkedImage, volume: Path, keyboard: Keyboard, out: BinaryIO | None,
-              mem_mib: int) -> tuple[int, str, bytes]:
-    from peasm.runners.hosted import EXIT_APP_ERROR, EXIT_FAULT, EXIT_OK
+              mem_mib: int, power_cut_after: int | None) -> tuple[int, str, bytes]:
+    from peasm.runners.hosted import EXIT_FAULT, _ending
 
     loaded = native.NativeImage(image)
     machine = NativeMachine()
     fw = Firmware(machine, volume, out=out, keyboard=keyboard, memory_bytes=mem_mib << 20,
-                  image_base=loaded.base, image_size=image.size_of_image)
+                  image_base=loaded.base, image_size=image.size_of_image, power_cut_after=power_cut_after)
     rax = machine.enter(loaded.base + image.entry_rva, fw.image_handle, fw.system_table,
                         machine.saved_rsp)
     if rax == ABORTED:
         e = machine.ending
-        if isinstance(e, PowerOff):
-            return (EXIT_OK if e.status == 0 else EXIT_APP_ERROR), "powered off", bytes(fw.output)
-        if isinstance(e, InputEnded):
-            return EXIT_OK, "input ended", bytes(fw.output)
+        if isinstance(e, (PowerOff, InputEnded)):
+            status, reason = _ending(e)
+            return status, reason, bytes(fw.output)
         return EXIT_FAULT, f"{type(e).__name__}: {e}", bytes(fw.output)
-    return (EXIT_OK if rax == 0 else EXIT_APP_ERROR), f"returned 0x{rax:x}", bytes(fw.output)
+    return (0 if rax == 0 else 1), f"returned 0x{rax:x}", bytes(fw.output)
 
 
 def run_native(image: LinkedImage, volume: Path, keyboard: Keyboard, out: BinaryIO | None,
-               mem_mib: int, timeout_s: float):
+               mem_mib: int, timeout_s: float, power_cut_after: int | None = None):
     """Run in a forked child; output streams through a pipe so it survives a crash."""
     from peasm.runners.hosted import EXIT_FAULT, EXIT_TIMEOUT, RunResult
 
@@ -155,7 +154,7 @@ def run_native(image: LinkedImage, volume: Path, keyboard: Keyboard, out: Binary
             os.close(out_r)
             os.close(res_r)
             stream = os.fdopen(out_w, "wb", buffering=0)
-            status, reason, _ = _run_here(image, volume, keyboard, stream, mem_mib)
+            status, reason, _ = _run_here(image, volume, keyboard, stream, mem_mib, power_cut_after)
             os.write(res_w, json.dumps({"status": status, "reason": reason}).encode())
             code = 0
         except BaseException as e:  # noqa: BLE001
