@@ -54,7 +54,8 @@ s_shrunk:         .asciz "context shrunk to "
 s_shrunk2:        .asciz " tokens to fit in memory (the model allows "
 s_shrunk3:        .asciz ")\n"
 s_loaded:         .asciz "model: "
-s_dim:            .asciz " (dim "
+s_open_paren:     .asciz " ("
+s_dim:            .asciz "dim "
 s_layers:         .asciz ", layers "
 s_heads:          .asciz ", heads "
 s_kv:             .asciz "/"
@@ -86,7 +87,7 @@ s_ev_loaded:      .asciz "model loaded: "
 s_ev_failed:      .asciz "model not loaded: "
 s_keeping:        .asciz "keeping the current model\n"
 s_list_sep:       .asciz "  "
-s_mib_comma:      .asciz " MiB, dim "
+s_mib_comma:      .asciz " MiB, "
 s_seq:            .asciz ", seq_len "
 s_hidden:         .asciz ", hidden "
 s_unshared:       .asciz " (own classifier)"
@@ -618,34 +619,19 @@ session_load_model:
     pop rbx
     ret
 
+# session_print_summary() / print_model_summary(): "model: NAME (dim D, hidden H, layers L,
+# heads H/KV, vocab V, seq_len S, context C, X.XXM params)"
 session_print_summary:
-# print_model_summary(): "model: NAME (dim D, layers L, heads H/KV, vocab V, context C, NM params)"
 print_model_summary:
     sub rsp, 40
     lea rcx, [rip + s_loaded]
     call rt_print_cstr
     lea rcx, [rip + sess_model_name]
     call rt_print_cstr
-    lea rcx, [rip + s_dim]
+    lea rcx, [rip + s_open_paren]
     call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_DIM]
-    call rt_print_u64
-    lea rcx, [rip + s_layers]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_N_LAYERS]
-    call rt_print_u64
-    lea rcx, [rip + s_heads]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_N_HEADS]
-    call rt_print_u64
-    lea rcx, [rip + s_kv]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_N_KV_HEADS]
-    call rt_print_u64
-    lea rcx, [rip + s_vocab]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_VOCAB_SIZE]
-    call rt_print_u64
+    lea rcx, [rip + sess_model]
+    call print_shape
     lea rcx, [rip + s_ctx]
     call rt_print_cstr
     mov ecx, [rip + sess_model + MODEL_CTX_LEN]
@@ -671,6 +657,49 @@ print_model_summary:
     lea rcx, [rip + s_mparams]
     call rt_print_cstr
     add rsp, 40
+    ret
+
+# print_shape(rcx = a checked Model*): "dim D, hidden H, layers L, heads H/KV, vocab V
+# [(own classifier)], seq_len S"
+print_shape:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    lea rcx, [rip + s_dim]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_DIM]
+    call rt_print_u64
+    lea rcx, [rip + s_hidden]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_HIDDEN_DIM]
+    call rt_print_u64
+    lea rcx, [rip + s_layers]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_N_LAYERS]
+    call rt_print_u64
+    lea rcx, [rip + s_heads]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_N_HEADS]
+    call rt_print_u64
+    lea rcx, [rip + s_kv]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_N_KV_HEADS]
+    call rt_print_u64
+    lea rcx, [rip + s_vocab]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_VOCAB_SIZE]
+    call rt_print_u64
+    cmp dword ptr [rbx + MODEL_SHARED_CLASSIFIER], 0
+    jne .Lshared
+    lea rcx, [rip + s_unshared]
+    call rt_print_cstr
+.Lshared:
+    lea rcx, [rip + s_seq]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_SEQ_LEN]
+    call rt_print_u64
+    add rsp, 32
+    pop rbx
     ret
 
 # build_tok_name(): tok_name = "tok<vocab>.bin"
@@ -1052,8 +1081,7 @@ session_switch_model:
     pop rbx
     ret
 
-# print_probed_shape(): " X.XX MiB, dim D, hidden H, layers L, heads H/KV, vocab V, seq_len S"
-# of probe_struct
+# print_probed_shape(): "X.XX MiB, " and the shape of probe_struct, then a new line
 print_probed_shape:
     sub rsp, 40
     mov rax, [rip + probe_struct + MODEL_FILE_SIZE]
@@ -1073,37 +1101,8 @@ print_probed_shape:
     call print_uint_width
     lea rcx, [rip + s_mib_comma]
     call rt_print_cstr
-    mov ecx, [rip + probe_struct + MODEL_DIM]
-    call rt_print_u64
-    lea rcx, [rip + s_hidden]
-    call rt_print_cstr
-    mov ecx, [rip + probe_struct + MODEL_HIDDEN_DIM]
-    call rt_print_u64
-    lea rcx, [rip + s_layers]
-    call rt_print_cstr
-    mov ecx, [rip + probe_struct + MODEL_N_LAYERS]
-    call rt_print_u64
-    lea rcx, [rip + s_heads]
-    call rt_print_cstr
-    mov ecx, [rip + probe_struct + MODEL_N_HEADS]
-    call rt_print_u64
-    lea rcx, [rip + s_kv]
-    call rt_print_cstr
-    mov ecx, [rip + probe_struct + MODEL_N_KV_HEADS]
-    call rt_print_u64
-    lea rcx, [rip + s_vocab]
-    call rt_print_cstr
-    mov ecx, [rip + probe_struct + MODEL_VOCAB_SIZE]
-    call rt_print_u64
-    cmp dword ptr [rip + probe_struct + MODEL_SHARED_CLASSIFIER], 0
-    jne .Lshared
-    lea rcx, [rip + s_unshared]
-    call rt_print_cstr
-.Lshared:
-    lea rcx, [rip + s_seq]
-    call rt_print_cstr
-    mov ecx, [rip + probe_struct + MODEL_SEQ_LEN]
-    call rt_print_u64
+    lea rcx, [rip + probe_struct]
+    call print_shape
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     add rsp, 40

@@ -91,7 +91,7 @@ GOOD_AND_BAD = [
     ("/version 2", ["usage: /version"]),
     ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = (none)  (default)"]),
     ("/cfg x", ["usage: /cfg"]),
-    ("/model", ["model: model.bin (dim 48, layers 3, heads 6/2, vocab 512, context 64, 0.11M params)"]),
+    ("/model", ["model: model.bin (dim 48, hidden 100, layers 3, heads 6/2, vocab 512 (own classifier), seq_len 64, context 64, 0.11M params)"]),
     ("/model missing.bin", ["model missing.bin: cannot open the file (EFI status 14)", "keeping the current model"]),
     ("/models", ["  1. model.bin  {mib} MiB, dim 48, hidden 100, layers 3, heads 6/2, vocab 512 (own classifier), seq_len 64"]),
     ("/models all", ["usage: /models"]),
