@@ -97,7 +97,8 @@ class Outcome:
         head = f"{self.case.id}: {'ok' if self.ok else 'FAIL'} ({self.verdict})"
         lines = [head, f"  case: {self.case.describe()}"]
         if self.message:
-            lines.append("  asm said: " + self.message.replace("\n", "\n            "))
+            msg = self.message if len(self.message) <= 3000 else self.message[:3000] + " ..."
+            lines.append("  asm said: " + msg.replace("\n", "\n            "))
         lines += [f"  problem: {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -579,6 +580,7 @@ class CfgRunner(Runner):
         self.data_bytes = emu.read(self.data_at, data.vsize)
         self.text = Area(emu, MAX_FILE + 4096)
         self.table = self._table()
+        self.has_write_cfg = any(s.name == "settings_write_cfg" and s.is_global for s in image.symbols)
 
     def _table(self) -> dict[str, dict]:
         emu, at, table = self.emu, self.emu.call("settings_first"), {}
@@ -633,6 +635,42 @@ class CfgRunner(Runner):
             if n not in want:
                 out.problems.append(f"line {n} reported but valid: {got[n][:200]!r}")
         self._check_settings(out)
+        if self.has_write_cfg:
+            self._round_trip(out)
+
+    def _values(self) -> dict[str, object]:
+        emu, vals = self.emu, {}
+        for name, e in self.table.items():
+            t, p = e["type"], e["ptr"]
+            if t == SC["SET_T_F32"]:
+                vals[name] = struct.unpack("<f", emu.read(p, 4))[0]
+            elif t == SC["SET_T_U64"]:
+                vals[name] = emu.read_u64(p)
+            elif t == SC["SET_T_STR"]:
+                vals[name] = emu.read(p, SC["SET_STR_MAX"]).split(b"\0", 1)[0]
+            else:
+                vals[name] = struct.unpack("<I", emu.read(p, 4))[0]
+        return vals
+
+    def _round_trip(self, out: Outcome) -> None:
+        """What /save_cfg writes (settings_write_cfg) reads back with no report and the
+        same values (floats to the 3 decimals it prints)."""
+        before = self._values()
+        self.printed = bytearray()
+        self.call("settings_write_cfg")
+        written = bytes(self.printed)
+        self.emu.write(self.data_at, self.data_bytes)
+        self.printed = bytearray()
+        self.call("config_parse", self.text.place(written), len(written))
+        if self.printed:
+            out.problems.append(f"the file settings_write_cfg writes is not read back cleanly: "
+                                f"{bytes(self.printed)[:300]!r} (written: {written[:600]!r})")
+        after = self._values()
+        for name, v in before.items():
+            w = after[name]
+            same = abs(v - w) <= 0.0005 + 1e-6 * abs(v) if isinstance(v, float) else v == w
+            if not same:
+                out.problems.append(f"{name}: {v!r} written by settings_write_cfg, read back as {w!r}")
 
     def _check_settings(self, out: Outcome) -> None:
         emu = self.emu

@@ -225,6 +225,31 @@ def op_header_field(rng: Random, d: bytearray) -> str:
     return f"{HEADER_FIELDS[i]}={v}"
 
 
+def op_header_relation(rng: Random, d: bytearray) -> str:
+    """Fields that are each in range but break a rule between them: dim not a multiple of
+    n_heads, an odd head size, n_kv_heads not dividing n_heads (or above it)."""
+    h = _header(d)
+    if h is None:
+        return op_header_all(rng, d)
+    heads = max(1, h[3]) if 0 < h[3] <= 64 else 4
+    what = rng.choice(("heads", "odd_head", "kv", "kv_big", "kv_equal"))
+    if what == "heads":
+        h[3] = max(heads, 2)
+        h[0] = h[3] * rng.randrange(1, 8) + rng.randrange(1, h[3])
+    elif what == "odd_head":
+        h[3] = heads
+        h[0] = heads * rng.choice((1, 3, 5, 7, 9))
+    elif what == "kv":
+        h[3] = rng.choice((2, 3, 4, 6, 8))
+        h[4] = next(k for k in range(2, h[3] + 2) if h[3] % k)
+    elif what == "kv_big":
+        h[4] = heads * rng.choice((2, 3)) if h[4] <= heads else h[4] + 1
+    else:
+        h[4] = h[3]
+    struct.pack_into("<7i", d, 0, *h)
+    return f"{what}: header=" + ",".join(map(str, h))
+
+
 def op_header_all(rng: Random, d: bytearray) -> str:
     """Every header field a boundary value at once."""
     if len(d) < 28:
@@ -272,7 +297,7 @@ def op_reshape(rng: Random, d: bytearray) -> str:
 
 
 _MODEL_OPS = (
-    (op_header_field, 6), (op_header_all, 1), (op_vocab_sign, 1), (op_reshape, 4),
+    (op_header_field, 6), (op_header_relation, 2), (op_header_all, 1), (op_vocab_sign, 1), (op_reshape, 4),
     (lambda rng, d: op_bitflip(rng, d, 28), 4), (op_int32, 3),
     (lambda rng, d: op_truncate(rng, d, 28), 2), (op_append, 1), (op_chunk, 2), (op_insert, 1),
 )
@@ -458,6 +483,21 @@ _VALUES = (
     "\x00", "1\x002", "\x7f", "a=b", "= =", "0.9 # comment", "1 2",
 )
 
+_GOOD_VALUES = {
+    "temperature": ("0", "0.8", "1.0", "5", "0.0001", "4.999", "+2", "5e-1", "0.25E1"),
+    "top_p": ("0", "0.9", "1", "1.0", "0.95", ".5", "1e-3"),
+    "top_k": ("0", "40", "1048576", "+7"), "min_p": ("0", "0.05", "1"),
+    "repeat_penalty": ("1", "1.1", "0.1", "10", "10.0", "2.5e0"),
+    "no_repeat_ngram": ("0", "3", "16"), "max_tokens": ("1", "256", "1048576", "0004"),
+    "seed": ("0", "42", "18446744073709551615", "+1"),
+    "stats": ("on", "off", "0", "1", "yes", "NO", "True"),
+    "stop_you": ("on", "off"), "stop_nl": ("on", "FALSE"),
+    "attn": ("auto", "sse2", "avx2", "AUTO", "Sse2"), "ctx_len": ("0", "32", "1048576"),
+    "chat_format": ("raw", "you_ai", "RAW"),
+    "model": ("model.bin", "models\\stories15M.bin", "a" * 127, "é.bin", "x\x01y"),
+    "tokenizer": ("tokenizer.bin", "tok512.bin"), "autorun": ("autorun.txt", "x y z"),
+}
+
 
 def _cfg_line(rng: Random) -> str | bytes:
     r = rng.random()
@@ -483,14 +523,16 @@ def _cfg_line(rng: Random) -> str | bytes:
     else:
         key = rng.choice(CFG_KEYS)
     r = rng.random()
-    if r < 0.75:
+    if r < 0.3:
+        value = rng.choice(_GOOD_VALUES.get(key, ("1",)))
+    elif r < 0.75:
         value = rng.choice(_VALUES)
     elif r < 0.85:
         value = str(rng.choice((rng.randrange(-10**6, 10**6), rng.uniform(-10, 10),
                                 rng.uniform(0, 1), 10 ** rng.randrange(0, 40))))
     else:
         value = "".join(rng.choice(("0", "1", ".", "e", "-", "+", "9", "E")) for _ in range(rng.randrange(1, 10)))
-    eq = rng.choice(("=", "=", "=", "==", "= =", "=" * 5, ""))
+    eq = rng.choice(("=",) * 8 + ("==", "= =", "=" * 5, ""))
     tail = rng.choice(("", "", "", " # comment", "#", " #= x"))
     return f"{sp()}{key}{sp()}{eq}{sp()}{value}{sp()}{tail}"
 
