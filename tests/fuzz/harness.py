@@ -180,8 +180,10 @@ def model_expectation(data: bytes) -> tuple[bool, set[int], str]:
     ints = struct.unpack_from("<7i", data)
     bad = set()
     for i, v in enumerate(ints):
-        a = -v if i == 5 and v < 0 else v          # -2**31 stays out of range either way
-        if a <= 0:
+        a = -v if i == 5 and v < 0 else v
+        if i == 5 and v == -2**31:                 # int32 abs() leaves it negative: either
+            bad |= {E["MODEL_E_NONPOSITIVE"], E["MODEL_E_TOO_BIG"]}
+        elif a <= 0:
             bad.add(E["MODEL_E_NONPOSITIVE"])
         elif a > MODEL_LIMITS[i]:
             bad.add(E["MODEL_E_TOO_BIG"])
@@ -278,6 +280,7 @@ class ModelRunner(Runner):
                 v = struct.unpack_from("<i", data, 4 * i)[0]
                 a = -v if i == 5 and v < 0 else v
                 wrong = (a > 0) if code == E["MODEL_E_NONPOSITIVE"] else (0 < a <= MODEL_LIMITS[i])
+                wrong = wrong and not (i == 5 and v == -2**31)
                 if wrong:
                     out.problems.append(f"code {code} names field {FIELD_NAMES[i]} = {v}, which is fine")
                 if FIELD_NAMES[i].encode() not in line or str(v).encode() not in line:
@@ -418,8 +421,9 @@ class TokenizerRunner(Runner):
             ref = None
         if status == 0 and ref is None:
             out.problems.append("tok_load loaded a file the reference cannot read")
-        if ref is not None and status != 0 and 1 <= ref.max_token_length <= TC["TOK_MAX_TOKEN_LEN"] \
-                and all(len(p) <= ref.max_token_length for p in ref.pieces):
+        mtl = struct.unpack_from("<i", data)[0] if len(data) >= 4 else 0   # as in the file
+        if ref is not None and status != 0 and 1 <= mtl <= TC["TOK_MAX_TOKEN_LEN"] \
+                and all(len(p) <= mtl for p in ref.pieces):
             out.problems.append(f"tok_load refused ({status}) a file the reference reads")
         if status != 0:
             out.verdict = f"refused: code {status}"

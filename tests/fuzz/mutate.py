@@ -246,6 +246,7 @@ def op_header_relation(rng: Random, d: bytearray) -> str:
         h[4] = heads * rng.choice((2, 3)) if h[4] <= heads else h[4] + 1
     else:
         h[4] = h[3]
+    h = [_wrap32(x) for x in h]
     struct.pack_into("<7i", d, 0, *h)
     return f"{what}: header=" + ",".join(map(str, h))
 
