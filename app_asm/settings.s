@@ -134,7 +134,7 @@ s_to:              .asciz " to "
 s_u_number:        .asciz "a number from "
 s_u_integer:       .asciz "a whole number from "
 s_u_bool:          .asciz "on or off"
-s_u_str:           .asciz "a file name (up to 127 bytes)"
+s_u_str:           .asciz "a file name (up to 127 bytes, no control characters)"
 s_u_u64:           .asciz "a whole number (0: from the clock)"
 s_u_one_of:        .asciz "one of "
 s_src_default:     .asciz "default"
@@ -262,11 +262,18 @@ settings_set:
     je .Lbool
     cmp eax, SET_T_ENUM
     je .Lenum
-    # string: a file name, not empty, must fit
+    # string: a file name, not empty, must fit, no control bytes (a NUL would cut it short)
     test rdi, rdi
     jz .Lbad
     cmp rdi, SET_STR_MAX - 1
     ja .Lbad
+    xor ecx, ecx
+.Lname_byte:
+    cmp byte ptr [rsi + rcx], 0x20
+    jb .Lbad
+    inc rcx
+    cmp rcx, rdi
+    jb .Lname_byte
     mov rcx, [rbx + SET_PTR]
     mov rdx, rsi
     mov r8, rdi

@@ -507,8 +507,8 @@ def value_verdict(entry: dict, value: bytes) -> bool | None:
     """settings_set's verdict restated: True valid, False refused, None either (a float at a
     range boundary, with an extreme exponent or more digits than parse_float keeps)."""
     t = entry["type"]
-    if t == SC["SET_T_STR"]:
-        return 0 < len(value) <= SC["SET_STR_MAX"] - 1
+    if t == SC["SET_T_STR"]:   # a file name: no control bytes (a NUL would cut it short)
+        return 0 < len(value) <= SC["SET_STR_MAX"] - 1 and min(value) >= 0x20
     if t == SC["SET_T_BOOL"]:
         return value.lower() in _BOOL_WORDS
     if t == SC["SET_T_ENUM"]:

@@ -6,8 +6,4 @@ stays green while the owners fix the code; when a fix lands the xfail turns into
 `python scripts/fuzz.py --replay ID`).
 """
 KNOWN_FAILURES: dict[str, str] = {
-    "cfg:20261124:371": (
-        "settings.s: a file-name value with a NUL inside is accepted and silently cut at the "
-        "NUL ('tokenizer = tok512.bin \\0...' stores 'tok512.bin ' with its trailing space), so "
-        "settings_write_cfg (/save_cfg) writes a line that reads back as a different name"),
 }
