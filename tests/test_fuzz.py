@@ -28,7 +28,7 @@ import pytest
 from tests.app_helpers import chat_efi, make_volume, run_chat  # noqa: F401
 from tests.fuzz.harness import RUNNERS, model_expectation
 from tests.fuzz.known import KNOWN_FAILURES
-from tests.fuzz.mutate import case_from_id, make_case, model_base, tokenizer_base
+from tests.fuzz.mutate import case_from_id, make_case
 from tests.reference import llama2 as ref
 from tests.support import REPO
 
