@@ -51,6 +51,9 @@ def run(kinds: list[str], seed: int, start: int, count: int, stop_after: int, qu
             outcome = runner.run_case(make_case(kind, seed, index))
             total += 1
             key = outcome.verdict.split(",")[0]
+            if kind == "cfg":                       # "N lines reported": bucket N
+                n = int(key.split()[0])
+                key = "no line reported" if n == 0 else ("1-9 lines reported" if n < 10 else "10+ lines reported")
             verdicts[key] = verdicts.get(key, 0) + 1
             if not outcome.ok:
                 failed_ids.append(outcome.case.id)
