@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Benchmark: the chat program's decode speed against the weight-bandwidth limit, natively.
+
+    .venv/bin/python scripts/bench_app.py [--workdir DIR] [--efi BOOTX64.EFI] [--models stories15M,stories110M]
+                                          [--tokens 128] [--repeat 1]
+
+For each model shape (random weights from tests/reference, the real 32000-piece
+tokenizer.bin from ../shared/models or $LLM_UEFI_MODELS), runs BOOTX64.EFI in the native
+hosted runner (peasm.runners.hosted.run, cpu="native": the host CPU, AVX2 paths when it has
+them) with repl.cfg `temperature = 0`, `max_tokens = N` and an autorun of one empty line (a
+generation from BOS) and /shutdown, and reads the program's own `[stats]` line. In the same
+run it measures single-core read bandwidth with peasm.bench's stream_read measurement (the
+one `peasm bench kernels` uses), before the models and again after them; the larger is used.
+
+One line per model:
+
+    model=stories15M decode_tok_s=.. limit_tok_s=.. ratio=.. weights_mb=.. bandwidth_gbs=.. gen_tokens=.. wall_tok_s=..
+
+weights_mb is what one decode step must read of the weights: every matrix once -- per layer
+wq, wk, wv, wo, w1, w2, w3, plus the classifier (V x D; with a shared classifier that is the
+embedding table, counted once; the one embedding row a step looks up is not counted) -- as
+float32. The RMS-norm vectors (a few KB) and the KV cache (which attention reads and which
+grows with the position: ~1.8 MB at position 128 for stories15M, ~19 MB for stories110M) are
+not counted. limit_tok_s = bandwidth / weights bytes: the decode rate if each step read its
+weights at the measured single-core bandwidth and did nothing else; ratio = decode_tok_s /
+limit_tok_s. wall_tok_s is a cross-check of the program's clock (the TSC calibrated against
+the hosted firmware's Stall): decode steps over the host's wall-clock time between the first
+generated piece and the [stats] line, as they arrived through the runner's output pipe.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+MODELS_DIR = Path(os.environ.get("LLM_UEFI_MODELS",
+                                 Path(os.environ.get("LLM_UEFI_SHARED", REPO.parent / "shared")) / "models"))
+STATS = re.compile(r"\[stats\] prompt_tokens=(\d+) gen_tokens=(\d+) prefill_tok_s=([\d.]+) decode_tok_s=([\d.]+)")
+SEED = 1
+
+
+def weight_bytes_per_token(cfg) -> int:
+    """float32 bytes of every matrix one decode step reads (the classifier once)."""
+    d, h, k = cfg.dim, cfg.hidden_dim, cfg.kv_dim
+    per_layer = d * d + 2 * k * d + d * d + 3 * h * d      # wq, wk + wv, wo, w1 + w2 + w3
+    return 4 * (cfg.n_layers * per_layer + cfg.vocab_size * d)
+
+
+def prepare_volume(work: Path, shape: str, tokens: int) -> tuple[Path, object]:
+    """work/SHAPE/: model.bin (random, seed 1; reused when already there at the right size),
+    tokenizer.bin, repl.cfg, autorun.txt."""
+    from tests.reference import llama2 as ref
+
+    cfg = ref.SHAPES[shape]
+    vol = work / shape
+    vol.mkdir(parents=True, exist_ok=True)
+    model = vol / "model.bin"
+    tok_src = MODELS_DIR / "tokenizer.bin"
+    if not tok_src.is_file():
+        raise SystemExit(f"bench_app: {tok_src} not found (the real 32000-piece tokenizer; "
+                         f"set LLM_UEFI_MODELS)")
+    if not (model.is_file() and model.stat().st_size == cfg.file_size()
+            and (vol / "seed").is_file() and (vol / "seed").read_text() == str(SEED)):
+        print(f"# writing a random {shape} model to {model} ...", flush=True)
+        ref.write_test_pair(vol, shape, seed=SEED, tokenizer_src=tok_src, names=("model.bin", "tokenizer.bin"))
+        (vol / "seed").write_text(str(SEED))
+    else:
+        (vol / "tokenizer.bin").write_bytes(tok_src.read_bytes())
+    (vol / "repl.cfg").write_text(f"model = model.bin\ntokenizer = tokenizer.bin\ntemperature = 0\n"
+                                  f"max_tokens = {tokens}\nstats = on\n", encoding="utf-8")
+    (vol / "autorun.txt").write_text("\n/shutdown\n", encoding="utf-8")
+    return vol, cfg
+
+
+class Clock:
+    """The runner's output stream: keeps (wall time, bytes so far) of every chunk."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.marks: list[tuple[float, int]] = []
+
+    def write(self, chunk: bytes) -> int:
+        self.data += chunk
+        self.marks.append((time.perf_counter(), len(self.data)))
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+    def time_at(self, offset: int) -> float:
+        """When the byte at `offset` arrived."""
+        return next(t for t, end in self.marks if end > offset)
+
+
+def run_once(efi, vol: Path, cfg) -> dict:
+    from peasm.runners.hosted import run
+
+    need_mib = (cfg.file_size() >> 20) + 256                  # weights + KV cache + reserve, roomy
+    clock = Clock()
+    r = run(efi, vol, cpu="native", out=clock, mem_mib=max(1024, need_mib), timeout_s=1800)
+    text = r.text
+    m = STATS.search(text)
+    if r.status != 0 or r.reason != "powered off" or not m:
+        raise SystemExit(f"bench_app: the run on {vol.name} did not end as expected ({r.reason}):\n{text[-1500:]}")
+    prompt, gen, prefill, decode = int(m.group(1)), int(m.group(2)), float(m.group(3)), float(m.group(4))
+    # wall-clock cross-check: first generated piece (after the echoed empty prompt line) .. [stats]
+    raw = bytes(clock.data)
+    echo = raw.find(b"> \n")
+    stats_at = raw.find(b"[stats]")
+    wall = None
+    if echo >= 0 and stats_at > echo + 3 and gen > 1:
+        span = clock.time_at(stats_at) - clock.time_at(echo + 3)
+        wall = (gen - 1) / span if span > 0 else None
+    return {"prompt": prompt, "gen": gen, "prefill": prefill, "decode": decode, "wall": wall}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="where the random models go; kept and reused (default: a temporary directory)")
+    ap.add_argument("--efi", type=Path, default=None, help="BOOTX64.EFI to run (default: link the chat now)")
+    ap.add_argument("--models", default="stories15M,stories110M", help="comma-separated shapes from tests/reference")
+    ap.add_argument("--tokens", type=int, default=128, help="greedy tokens per run (max_tokens)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per model; the fastest decode is reported")
+    args = ap.parse_args()
+
+    from peasm.bench import KernelBench, llc_bytes
+    from peasm.runners import native
+
+    ok, why = native.supported()
+    if not ok:
+        print(f"bench_app: the native runner cannot run here: {why}", file=sys.stderr)
+        return 1
+    shapes = [s.strip() for s in args.models.split(",") if s.strip()]
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="bench-app-") if args.workdir is None else None
+    work = Path(tmp_ctx.name) if tmp_ctx else args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.efi is None:
+            from peasm.linker import link, load_manifest
+            from peasm.pe import build_pe
+            from peasm.programs import manifest_path
+            m = load_manifest(manifest_path("chat"))
+            efi = work / "BOOTX64.EFI"
+            efi.write_bytes(build_pe(link(m.sources, m.entry, include_dirs=m.include_dirs)))
+        else:
+            efi = args.efi
+        volumes = [prepare_volume(work, shape, args.tokens) for shape in shapes]
+
+        path = "avx2" if native.host_has_avx2_fma() else "sse2"    # the bodies the program uses here
+        bw_lines: list[str] = []
+        bench = KernelBench(out=bw_lines.append)
+        bw_start = bench.bandwidth([path], "start")
+        results = []
+        for vol, cfg in volumes:
+            runs = [run_once(efi, vol, cfg) for _ in range(max(1, args.repeat))]
+            results.append((vol.name, cfg, max(runs, key=lambda r: r["decode"])))
+        bench.bw = bw_start
+        bw_end = bench.bandwidth([path], "end")
+        bw = max(bw_start, bw_end)
+
+        print(f"# host: cpus={os.cpu_count()} llc={llc_bytes() >> 20} MiB; kernels path {path}; "
+              f"stream_read over {bench.pool_bytes >> 20} MiB, one core: {bw_start / 1e9:.2f} GB/s before the runs, "
+              f"{bw_end / 1e9:.2f} GB/s after (the larger is used)")
+        for vol_name, cfg, r in results:
+            wbytes = weight_bytes_per_token(cfg)
+            limit = bw / wbytes
+            wall = f"{r['wall']:.2f}" if r["wall"] else "n/a"
+            print(f"model={vol_name} decode_tok_s={r['decode']:.2f} limit_tok_s={limit:.2f} "
+                  f"ratio={r['decode'] / limit:.3f} weights_mb={wbytes / 1e6:.1f} bandwidth_gbs={bw / 1e9:.2f} "
+                  f"gen_tokens={r['gen']} wall_tok_s={wall}")
+            if r["gen"] < args.tokens:
+                print(f"# {vol_name}: generation stopped after {r['gen']} of {args.tokens} tokens (BOS/EOS)")
+        print(f"# weights_mb: every matrix one decode step reads, classifier once, float32 (KV cache not "
+              f"counted); limit_tok_s = bandwidth / weights; ratio = decode_tok_s / limit_tok_s; "
+              f"best of {max(1, args.repeat)} run(s) per model")
+    finally:
+        if tmp_ctx:
+            tmp_ctx.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
