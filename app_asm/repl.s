@@ -235,6 +235,8 @@ repl_read_line:
     je .Lbackspace
     test eax, eax
     jnz .Lchar
+    cmp ebx, SCAN_DELETE              # a serial terminal's DEL (0x7f, the Backspace key of
+    je .Lbackspace                    # most terminal emulators) arrives as this scan code
     cmp ebx, SCAN_UP
     je .Lup
     cmp ebx, SCAN_DOWN

@@ -49,7 +49,9 @@ s_cannot_open:    .asciz "cannot open the file"
 s_cannot_read:    .asciz "cannot read the file"
 s_no_memory:      .asciz "not enough memory: needs "
 s_mib_free:       .asciz " MiB, "
-s_mib_free2:      .asciz " MiB free"
+s_mib_free2:      .asciz " MiB free, the largest piece "
+s_mib_weights:    .asciz " MiB (the weights need "
+s_mib_one:        .asciz " MiB in one piece)\n"
 s_shrunk:         .asciz "context shrunk to "
 s_shrunk2:        .asciz " tokens to fit in memory (the model allows "
 s_shrunk3:        .asciz ")\n"
@@ -145,7 +147,11 @@ session_read_file:
     lea rcx, [rax + 1]                # +1: a zero-length file still gets a buffer
     call rt_alloc_pages
     test rax, rax
-    jz .Lclose_fail
+    jnz .Lhave_buffer
+    mov rax, EFI_OUT_OF_RESOURCES     # so callers can tell "no memory" from "no file"
+    mov [rip + rt_file_status], rax
+    jmp .Lclose_fail
+.Lhave_buffer:
     mov rdi, rax
     mov rcx, rbx
     mov rdx, rdi
@@ -407,10 +413,10 @@ session_load_model:
     je .Lcannot_open
     test eax, eax
     jnz .Lbad_header
-    # memory: weights + run state (+ reserve) must fit
+    # memory, as the map says it is now. Free memory comes in pieces, and the weights and the
+    # run state are one allocation each: the weights need a free range of their own size, and
+    # what stays free (less SESSION_RESERVE) must hold the state for at least a useful context.
     mov r12, [rip + sess_model + MODEL_FILE_SIZE]
-    call rt_memory_free_bytes
-    mov r13, rax                      # free bytes
     mov r14d, [rip + sess_model + MODEL_SEQ_LEN]
     mov eax, [rip + set_ctx_len]
     test eax, eax
@@ -418,15 +424,45 @@ session_load_model:
     cmp eax, r14d
     cmovb r14d, eax                   # a configured ctx_len below seq_len
 .Lctx_chosen:
-    mov rcx, r13
+    call rt_memory_free_bytes         # rax = all free, rdx = the largest range
+    cmp rdx, r12
+    jb .Lno_room
+    mov rcx, rax
     sub rcx, r12
     jb .Lno_room
     sub rcx, SESSION_RESERVE
     jb .Lno_room
     mov edx, r14d
-    call fit_context
+    call fit_context                  # can the state for some useful context fit at all?
     test eax, eax
     jz .Lno_room
+    # the weights
+    mov rcx, rbx
+    lea rdx, [rip + file_size_tmp]
+    call session_read_file
+    test rax, rax
+    jnz .Lread
+    mov rax, EFI_OUT_OF_RESOURCES
+    cmp [rip + rt_file_status], rax
+    je .Lno_room
+    jmp .Lcannot_read
+.Lread:
+    mov [rip + weights_buf], rax
+    mov rcx, [rip + file_size_tmp]
+    mov [rip + weights_size], rcx
+    cmp rcx, r12
+    jne .Lbad_size_changed
+    # the context: the state is fitted in one free range, now that the weights have theirs
+    call rt_memory_free_bytes
+    sub rax, SESSION_RESERVE
+    jb .Lno_room_free
+    cmp rdx, rax
+    cmovb rax, rdx
+    mov rcx, rax
+    mov edx, r14d
+    call fit_context
+    test eax, eax
+    jz .Lno_room_free
     cmp eax, r14d
     je .Lctx_ok
     mov r14d, eax
@@ -441,17 +477,7 @@ session_load_model:
     lea rcx, [rip + s_shrunk3]
     call rt_print_cstr
 .Lctx_ok:
-    # the weights
-    mov rcx, rbx
-    lea rdx, [rip + file_size_tmp]
-    call session_read_file
-    test rax, rax
-    jz .Lcannot_read
-    mov [rip + weights_buf], rax
-    mov rcx, [rip + file_size_tmp]
-    mov [rip + weights_size], rcx
-    cmp rcx, r12
-    jne .Lbad_size_changed
+    mov rax, [rip + weights_buf]
     lea rcx, [rip + sess_model]       # the header again, from the loaded bytes
     mov rdx, rax
     mov r8, r12
@@ -594,12 +620,20 @@ session_load_model:
     lea rcx, [rip + s_mib_free]
     call rt_print_cstr
     call rt_memory_free_bytes
+    mov [rsp + 32], rdx
     mov rcx, rax
     shr rcx, 20
     call rt_print_u64
     lea rcx, [rip + s_mib_free2]
     call rt_print_cstr
-    lea rcx, [rip + s_nl]
+    mov rcx, [rsp + 32]
+    shr rcx, 20
+    call rt_print_u64
+    lea rcx, [rip + s_mib_weights]
+    call rt_print_cstr
+    mov rcx, [rip + sess_model + MODEL_FILE_SIZE]
+    call print_mib
+    lea rcx, [rip + s_mib_one]
     call rt_print_cstr
     jmp .Lfail
 .Lfail_free:

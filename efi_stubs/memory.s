@@ -49,11 +49,14 @@ rt_free_pages:
     ret
 
 # rt_memory_free_bytes() -> rax = bytes of EfiConventionalMemory in the memory map (what
-# AllocatePages can still hand out), or 0 if the map cannot be read.
+# AllocatePages can still hand out, in all), rdx = bytes of its largest single range (the
+# biggest one allocation that can succeed: free memory is often in pieces); 0, 0 if the map
+# cannot be read.
 rt_memory_free_bytes:
     push rbx
     push rsi
-    sub rsp, 40
+    push rdi
+    sub rsp, 48                       # shadow space and GetMemoryMap's 5th argument
     mov qword ptr [rip + mm_size], 0
     mov qword ptr [rip + mm_buffer], 0
 .Lquery:
@@ -91,6 +94,7 @@ rt_memory_free_bytes:
     jmp .Lquery
 .Lhave_map:
     xor ebx, ebx                      # total free bytes
+    xor edi, edi                      # the largest range
     mov rsi, [rip + mm_buffer]
     mov rcx, [rip + mm_size]
     lea r8, [rsi + rcx]               # end of the map
@@ -106,6 +110,8 @@ rt_memory_free_bytes:
     mov rax, [rsi + EFI_MEMORY_DESCRIPTOR_NumberOfPages]
     shl rax, 12
     add rbx, rax
+    cmp rax, rdi
+    cmova rdi, rax
 .Lnext:
     add rsi, r9
     jmp .Lwalk
@@ -114,6 +120,7 @@ rt_memory_free_bytes:
     mov rax, [rip + rt_boot_services]
     call qword ptr [rax + EFI_BOOT_SERVICES_FreePool]
     mov rax, rbx
+    mov rdx, rdi
     jmp .Lout
 .Lno_map:
     mov rcx, [rip + mm_buffer]
@@ -123,8 +130,10 @@ rt_memory_free_bytes:
     call qword ptr [rax + EFI_BOOT_SERVICES_FreePool]
 .Lzero:
     xor eax, eax
+    xor edx, edx
 .Lout:
-    add rsp, 40
+    add rsp, 48
+    pop rdi
     pop rsi
     pop rbx
     ret

@@ -61,7 +61,7 @@ def test_golden_in_ovmf(chat_efi, tmp_path):
 # program for the two bytes a terminal may send for Backspace: 0x08 becomes UnicodeChar 8
 # (CHAR_BACKSPACE), which the program treats as Backspace; 0x7f (DEL, what most terminal
 # emulators send for the Backspace key) becomes ScanCode SCAN_DELETE (8) with UnicodeChar 0,
-# which the program ignores (repl_read_line only looks at UnicodeChar 8): see the xfail below.
+# which the program takes as Backspace too.
 
 TYPED_TEXT = "Hello world"
 MULTILINE = ["Once upon a time\\", "there was a\\"]     # then ";;" alone
@@ -106,11 +106,6 @@ def test_typed_backspace_0x08_edits_the_line(typed_session):
     assert _tokenize_answers(out)[0] == _tok512_ids(TYPED_TEXT)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app bug: OVMF's serial terminal turns DEL (0x7f, the Backspace key of most terminal "
-    "emulators, e.g. in `imagetool boot`) into ScanCode SCAN_DELETE (8) with UnicodeChar 0; "
-    "repl_read_line (app_asm/repl.s) only handles UnicodeChar 8 and drops the key, so "
-    "Backspace does nothing on a serial console. Treating SCAN_DELETE as Backspace would fix it"))
 def test_typed_backspace_0x7f_edits_the_line(typed_session):
     assert _tokenize_answers(typed_session.output)[1] == _tok512_ids(TYPED_TEXT)
 
@@ -181,10 +176,12 @@ def test_too_little_memory_refuses_the_model_then_shrinks_the_context(low_memory
     out = _boot_low(low_memory_image, 80)
     lines = out.splitlines()
     refused = next(ln for ln in lines if ln.startswith("model big.bin: "))
-    m = re.fullmatch(r"model big\.bin: not enough memory: needs (\d+) MiB, (\d+) MiB free", refused)
+    m = re.fullmatch(r"model big\.bin: not enough memory: needs (\d+) MiB, (\d+) MiB free, the largest "
+                     r"piece (\d+) MiB \(the weights need 58 MiB in one piece\)", refused)
     assert m, refused
-    needs, free = map(int, m.groups())
+    needs, free, largest = map(int, m.groups())
     assert needs == 75 and free < 80 - 32, refused      # 58 MiB + 32 tokens of state + 16 MiB
+    assert largest <= free
     assert "trying the models found on the volume instead" in out
     assert "  1. big.bin\n  2. models/long.bin\n" in out
     shrunk = next(ln for ln in lines if ln.startswith("context shrunk to "))
@@ -199,15 +196,6 @@ def test_too_little_memory_refuses_the_model_then_shrinks_the_context(low_memory
     assert "> /shutdown\npowering off" in out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app bug: the memory check (session_load_model, app_asm/session.s) compares the model with "
-    "the SUM of EfiConventionalMemory (rt_memory_free_bytes), but the weights and the run state "
-    "are each one AllocatePages; at -m 128 OVMF has 82 MiB free in pieces of at most ~38 MiB, so "
-    "big.bin (58 MiB, 75 needed) passes the check and then fails as 'cannot read the file (EFI "
-    "status 0)' (the allocation in session_read_file failed; no EFI call did), and long.bin's "
-    "context is 'shrunk' to 32296 tokens (a 63 MiB state) whose allocation fails with the "
-    "contradictory 'not enough memory: needs 19 MiB, 82 MiB free'. Fitting against the largest "
-    "free range (or allocating in pieces) would fix both"))
 def test_fragmented_memory_is_fitted_by_its_largest_free_range(low_memory_image):
     out = _boot_low(low_memory_image, 128)
     assert "model big.bin: cannot read the file" not in out
