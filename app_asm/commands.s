@@ -179,9 +179,9 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern settings_find, settings_set, settings_print_value, settings_print_usage
 .extern settings_print_all, settings_write_cfg, settings_reset, set_seed, set_attn
 .extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_prompt_buf, sess_model_name
-.extern session_clear, session_apply_settings, session_switch_model, session_list_models
-.extern session_model_info, session_print_summary, session_write_file, session_delete_file
-.extern session_rename_file, session_file_exists, trim, str_eq, str_len, parse_uint, str_copy
+.extern session_clear, session_apply_settings, models_switch, models_list
+.extern models_info, session_print_summary, vol_write_file, vol_delete_file
+.extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
 .extern tok_encode, tok_error_text, sampler_seed, log_print, log_event, log_event2
 
 # run_command(rcx = line after '/', rdx = length)
@@ -587,7 +587,7 @@ cmd_model:
     jmp .Lout
 .Lswitch:
     mov rcx, rax
-    call session_switch_model
+    call models_switch
 .Lout:
     add rsp, 40
     ret
@@ -598,7 +598,7 @@ cmd_models:
     call no_args
     test eax, eax
     jz .Lout
-    call session_list_models
+    call models_list
 .Lout:
     add rsp, 40
     ret
@@ -612,7 +612,7 @@ cmd_model_info:
     test rdx, rdx
     jz .Lusage
     mov rcx, rax
-    call session_model_info
+    call models_info
     jmp .Lout
 .Lusage:
     mov rcx, rbx
@@ -699,7 +699,7 @@ save_text:
     mov rcx, rbx
     lea rdx, [rip + save_buf]
     mov r8, rsi
-    call session_write_file
+    call vol_write_file
     lea rcx, [rip + s_saved]
     test eax, eax
     jnz .Lsay
@@ -804,28 +804,28 @@ cmd_save_cfg:
     lea rcx, [rip + s_cfg_tmp]
     lea rdx, [rip + save_buf]
     mov r8, rbx
-    call session_write_file
+    call vol_write_file
     test eax, eax
     jz .Lfailed
     lea rcx, [rip + s_cfg_bak]
-    call session_delete_file
+    call vol_delete_file
     lea rcx, [rip + s_cfg_name]
-    call session_file_exists
+    call vol_file_exists
     test eax, eax
     jz .Lno_old
     lea rcx, [rip + s_cfg_name]
     lea rdx, [rip + s_cfg_bak]
-    call session_rename_file
+    call vol_rename_file
     test eax, eax
     jz .Lfailed
 .Lno_old:
     lea rcx, [rip + s_cfg_tmp]
     lea rdx, [rip + s_cfg_name]
-    call session_rename_file
+    call vol_rename_file
     test eax, eax
     jz .Lfailed
     lea rcx, [rip + s_cfg_bak]
-    call session_delete_file
+    call vol_delete_file
     lea rcx, [rip + s_saved]
     call rt_print_cstr
     jmp .Lname

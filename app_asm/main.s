@@ -23,8 +23,8 @@ s_no_buffer:  .asciz "not enough memory for the prompt buffer\n"
 .section .text
 .global app_main
 .extern rt_print_cstr, rt_timer_init, rt_fs_init, rt_alloc_pages, cpu_print_features
-.extern cpu_features, kernels_init, config_parse, set_attn, session_autoload, session_clear
-.extern session_read_file, session_free_file, session_print_status_error, sess_prompt_buf
+.extern cpu_features, kernels_init, config_parse, set_attn, models_autoload, session_clear
+.extern vol_read_file, vol_free_file, vol_print_status, sess_prompt_buf
 .extern repl_load_autorun, repl_run, rt_file_status, log_init, log_event, log_event2
 .extern settings_snapshot
 
@@ -54,21 +54,21 @@ app_main:
     jz .Lconfig
     lea rcx, [rip + s_no_volume]
     call rt_print_cstr
-    call session_print_status_error
+    call vol_print_status
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     jmp .Lkernels
 .Lconfig:
     lea rcx, [rip + s_repl_cfg]
     lea rdx, [rip + cfg_size]
-    call session_read_file
+    call vol_read_file
     lea rcx, [rip + s_cfg_loaded]
     lea rsi, [rip + s_repl_cfg]
     test rax, rax
     jnz .Lparse
     lea rcx, [rip + s_repl_bak]       # a /save_cfg cut short leaves the previous one here
     lea rdx, [rip + cfg_size]
-    call session_read_file
+    call vol_read_file
     test rax, rax
     jz .Lkernels
     lea rcx, [rip + s_bak_loaded]
@@ -84,14 +84,14 @@ app_main:
     call config_parse
     mov rcx, rbx
     mov rdx, [rip + cfg_size]
-    call session_free_file
+    call vol_free_file
 .Lkernels:
     mov ecx, [rip + cpu_features]
     mov edx, [rip + set_attn]
     call kernels_init
     cmp qword ptr [rip + sess_prompt_buf], 0
     je .Lrepl
-    call session_autoload
+    call models_autoload
     call repl_load_autorun
 .Lrepl:
     call repl_run

@@ -38,8 +38,8 @@ s_help_hint:   .asciz "type /help for commands\n"
 
 .section .text
 .global repl_read_line, repl_run, repl_load_autorun
-.extern rt_read_key, rt_print_cstr, rt_print_utf8, rt_memcpy, set_autorun, session_read_file
-.extern session_print_status_error, generate, run_command
+.extern rt_read_key, rt_print_cstr, rt_print_utf8, rt_memcpy, set_autorun, vol_read_file
+.extern vol_print_status, generate, run_command
 
 # repl_load_autorun(): the autorun file (set_autorun, else autorun.txt if present) becomes the
 # first input lines
@@ -53,7 +53,7 @@ repl_load_autorun:
 .Lread:
     mov rcx, rbx
     lea rdx, [rip + auto_len]
-    call session_read_file
+    call vol_read_file
     mov [rip + auto_buf], rax
     mov qword ptr [rip + auto_pos], 0
     test rax, rax
@@ -66,7 +66,7 @@ repl_load_autorun:
     call rt_print_cstr
     mov rcx, rbx
     call rt_print_cstr
-    call session_print_status_error
+    call vol_print_status
     lea rcx, [rip + s_nl]
     call rt_print_cstr
 .Lout:

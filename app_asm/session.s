@@ -13,7 +13,6 @@
 .global sess_pending, sess_prompt_buf, sess_model_name
 sess_model:        .skip MODEL_SIZE
 sess_tok:          .skip TOK_SIZE
-probe_struct:      .skip MODEL_SIZE       # for looking at other model files' headers
 .balign 8
 sess_sampler:      .skip SMP_SIZE
 sess_loaded:       .skip 4            # 1 when model, tokenizer and sampler are all ready
@@ -32,159 +31,48 @@ smp_ws:            .skip 8
 smp_ws_size:       .skip 8
 hist_size:         .skip 8
 file_size_tmp:     .skip 8
-header_buf:        .skip 32
 sess_model_name:   .skip SESSION_NAME_MAX
 tok_name:          .skip SESSION_NAME_MAX
-err_buf:           .skip 256
-found_names:       .skip SESSION_MAX_MODELS * SESSION_NAME_MAX
-found_count:       .skip 4
+
 
 .section .rdata
-s_loading:        .asciz "loading "
-s_dots:           .asciz " ... "
-s_nl:             .asciz "\n"
-s_model_prefix:   .asciz "model "
-s_colon:          .asciz ": "
 s_cannot_open:    .asciz "cannot open the file"
 s_cannot_read:    .asciz "cannot read the file"
-s_no_memory:      .asciz "not enough memory: needs "
+s_colon:          .asciz ": "
+s_ctx:            .asciz ", context "
+s_ev_failed:      .asciz "model not loaded: "
+s_ev_loaded:      .asciz "model loaded: "
+s_loaded:         .asciz "model: "
+s_loading:        .asciz "loading "
 s_mib_free:       .asciz " MiB, "
 s_mib_free2:      .asciz " MiB free, the largest piece "
-s_mib_weights:    .asciz " MiB (the weights need "
 s_mib_one:        .asciz " MiB in one piece)\n"
+s_mib_weights:    .asciz " MiB (the weights need "
+s_model_prefix:   .asciz "model "
+s_mparams:        .asciz "M params)\n"
+s_nl:             .asciz "\n"
+s_no_memory:      .asciz "not enough memory: needs "
+s_open_paren:     .asciz " ("
+s_params:         .asciz ", "
+s_point:          .asciz "."
+s_sampler_fail:   .asciz "sampler: "
 s_shrunk:         .asciz "context shrunk to "
 s_shrunk2:        .asciz " tokens to fit in memory (the model allows "
 s_shrunk3:        .asciz ")\n"
-s_loaded:         .asciz "model: "
-s_open_paren:     .asciz " ("
-s_dim:            .asciz "dim "
-s_layers:         .asciz ", layers "
-s_heads:          .asciz ", heads "
-s_kv:             .asciz "/"
-s_vocab:          .asciz ", vocab "
-s_ctx:            .asciz ", context "
-s_params:         .asciz ", "
-s_mparams:        .asciz "M params)\n"
-s_point:          .asciz "."
-s_tok_prefix:     .asciz "tokenizer "
-s_tok_ok:         .asciz "tokenizer: "
 s_tok_none:       .asciz "no tokenizer found: put tokenizer.bin (or tok<vocab>.bin) beside the model\n"
+s_tok_ok:         .asciz "tokenizer: "
+s_tok_prefix:     .asciz "tokenizer "
 s_tokenizer_bin:  .asciz "tokenizer.bin"
-s_tok_stem:       .asciz "tok"
-s_bin:            .asciz ".bin"
-s_models_dir:     .asciz "models"
-s_models_prefix:  .asciz "models/"
-s_root_dir:       .asciz "/"
-s_root:           .asciz ""
-s_no_model:       .asciz "no model found: put a llama2.c .bin model in the volume root or models\\\n"
-s_fallback:       .asciz "trying the models found on the volume instead\n"
-s_found:          .asciz "models found:\n"
-s_indent:         .asciz "  "
-s_dot_sp:         .asciz ". "
-s_pick:           .asciz "choose a model [1-"
-s_pick2:          .asciz "]: "
-s_pick_bad:       .asciz "type a number from the list\n"
-s_sampler_fail:   .asciz "sampler: "
-s_ev_loaded:      .asciz "model loaded: "
-s_ev_failed:      .asciz "model not loaded: "
-s_keeping:        .asciz "keeping the current model\n"
-s_list_sep:       .asciz "  "
-s_mib_comma:      .asciz " MiB, "
-s_seq:            .asciz ", seq_len "
-s_hidden:         .asciz ", hidden "
-s_unshared:       .asciz " (own classifier)"
-s_info_size:      .asciz ": "
-s_status:         .asciz " (EFI status "
-s_paren:          .asciz ")"
 
 .section .text
-.global session_load_model, session_autoload, session_clear, session_read_file
-.global session_free_file, session_print_status_error, session_unload, session_apply_settings
-.global session_switch_model, session_list_models, session_model_info, session_print_summary
-.global session_write_file, session_delete_file, session_rename_file, session_file_exists
-.extern rt_alloc_pages, rt_free_pages, rt_memory_free_bytes, rt_file_open, rt_file_close
-.extern rt_file_size, rt_file_read, rt_file_read_entry, rt_file_status
-.extern rt_print_cstr, rt_print_u64, rt_print_utf8, rt_read_key
-.extern model_check_header, model_bind_weights, model_state_bytes, model_init_state
-.extern model_format_error, tok_workspace_bytes, tok_load, tok_error_text
-.extern sampler_workspace_bytes, sampler_init, sampler_strerror
-.extern set_model, set_tokenizer, set_ctx_len, set_seed, str_len, str_copy, mem_ieq
-.extern repl_read_line, parse_uint, trim, rt_ticks, print_uint_width
-.extern set_temperature, set_top_p, set_top_k, set_min_p, set_repeat_penalty, set_no_repeat_ngram
-.extern log_event2, rt_file_delete, rt_file_rename, rt_file_write
-
-# session_print_status_error(): " (EFI status N)" for the last file operation
-session_print_status_error:
-    sub rsp, 40
-    lea rcx, [rip + s_status]
-    call rt_print_cstr
-    mov rcx, [rip + rt_file_status]
-    btr rcx, 63                       # the error bit off: the spec's small numbers
-    call rt_print_u64
-    lea rcx, [rip + s_paren]
-    call rt_print_cstr
-    add rsp, 40
-    ret
-
-# session_read_file(rcx = name, rdx = u64* size) -> rax = buffer or 0
-session_read_file:
-    push rbx
-    push rsi
-    push rdi
-    push r12
-    sub rsp, 40
-    mov r12, rdx
-    mov edx, EFI_FILE_MODE_READ
-    call rt_file_open
-    test rax, rax
-    jz .Lfail
-    mov rbx, rax                      # handle
-    mov rcx, rbx
-    call rt_file_size
-    cmp rax, -1
-    je .Lclose_fail
-    mov rsi, rax                      # size
-    lea rcx, [rax + 1]                # +1: a zero-length file still gets a buffer
-    call rt_alloc_pages
-    test rax, rax
-    jnz .Lhave_buffer
-    mov rax, EFI_OUT_OF_RESOURCES     # so callers can tell "no memory" from "no file"
-    mov [rip + rt_file_status], rax
-    jmp .Lclose_fail
-.Lhave_buffer:
-    mov rdi, rax
-    mov rcx, rbx
-    mov rdx, rdi
-    mov r8, rsi
-    call rt_file_read
-    cmp rax, rsi
-    jne .Lread_fail
-    mov rcx, rbx
-    call rt_file_close
-    mov [r12], rsi
-    mov rax, rdi
-    jmp .Lout
-.Lread_fail:
-    mov rcx, rdi
-    lea rdx, [rsi + 1]
-    call rt_free_pages
-.Lclose_fail:
-    mov rcx, rbx
-    call rt_file_close
-.Lfail:
-    xor eax, eax
-.Lout:
-    add rsp, 40
-    pop r12
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# session_free_file(rcx = buffer, rdx = size)
-session_free_file:
-    inc rdx
-    jmp rt_free_pages
+.global session_apply_settings, session_clear, session_load_model, session_print_summary, session_unload
+.extern log_event2, model_bind_weights, model_check_header, model_init_state, model_state_bytes, print_uint_width
+.extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
+.extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
+.extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
+.extern set_top_p, str_copy, str_len, tok_error_text, tok_load, tok_workspace_bytes
+.extern vol_free_file, vol_read_file, print_model_error, print_file_problem, probe_model, print_mib
+.extern print_shape
 
 # session_clear(): an empty conversation
 session_clear:
@@ -218,108 +106,6 @@ session_unload:
     mov [rip + smp_ws], rax
     mov [rip + sess_history], rax
     add rsp, 40
-    ret
-
-# print_model_error(rcx = name, edx = MODEL_E_* code, r8 = the Model* that was checked):
-# "model NAME: <reason>\n"
-print_model_error:
-    push rbx
-    push rsi
-    push rdi
-    sub rsp, 32
-    mov rbx, rcx
-    mov esi, edx
-    mov rdi, r8
-    lea rcx, [rip + s_model_prefix]
-    call rt_print_cstr
-    mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_colon]
-    call rt_print_cstr
-    mov rcx, rdi
-    mov edx, esi
-    lea r8, [rip + err_buf]
-    mov r9d, 256
-    call model_format_error
-    lea rcx, [rip + err_buf]
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 32
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# print_file_problem(rcx = "model "/"tokenizer " prefix, rdx = name, r8 = message)
-print_file_problem:
-    push rbx
-    push rsi
-    push rdi
-    sub rsp, 32
-    mov rbx, rdx
-    mov rsi, r8
-    call rt_print_cstr
-    mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_colon]
-    call rt_print_cstr
-    mov rcx, rsi
-    call rt_print_cstr
-    call session_print_status_error
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 32
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# probe_model(rcx = name, rdx = Model* to fill) -> eax = MODEL_OK if the file's header and
-# size make a model, else a MODEL_E_* code, or -1 if the file cannot be opened/read. Reads
-# 28 bytes only.
-probe_model:
-    push rbx
-    push rsi
-    push rdi
-    sub rsp, 32
-    mov rdi, rdx
-    mov edx, EFI_FILE_MODE_READ
-    call rt_file_open
-    test rax, rax
-    jz .Lno_file
-    mov rbx, rax
-    mov rcx, rbx
-    call rt_file_size
-    mov rsi, rax
-    cmp rax, -1
-    je .Lclose_no
-    mov qword ptr [rip + header_buf], 0
-    mov rcx, rbx
-    lea rdx, [rip + header_buf]
-    mov r8d, MODEL_HEADER_BYTES
-    cmp rsi, r8
-    cmovb r8, rsi
-    call rt_file_read
-    cmp rax, -1
-    je .Lclose_no
-    mov rcx, rbx
-    call rt_file_close
-    mov rcx, rdi
-    lea rdx, [rip + header_buf]
-    mov r8, rsi
-    call model_check_header
-    jmp .Lout
-.Lclose_no:
-    mov rcx, rbx
-    call rt_file_close
-.Lno_file:
-    mov eax, -1
-.Lout:
-    add rsp, 32
-    pop rdi
-    pop rsi
-    pop rbx
     ret
 
 # fit_context(edx = wanted ctx, rcx = bytes available for the run state) -> eax = the largest
@@ -382,12 +168,6 @@ fit_context:
     pop rbx
     ret
 
-# print_mib(rcx = bytes): rounded up to MiB
-print_mib:
-    add rcx, 0xFFFFF
-    shr rcx, 20
-    jmp rt_print_u64
-
 # session_load_model(rcx = name) -> eax = 1 if loaded
 session_load_model:
     push rbx
@@ -439,7 +219,7 @@ session_load_model:
     # the weights
     mov rcx, rbx
     lea rdx, [rip + file_size_tmp]
-    call session_read_file
+    call vol_read_file
     test rax, rax
     jnz .Lread
     mov rax, EFI_OUT_OF_RESOURCES
@@ -693,49 +473,6 @@ print_model_summary:
     add rsp, 40
     ret
 
-# print_shape(rcx = a checked Model*): "dim D, hidden H, layers L, heads H/KV, vocab V
-# [(own classifier)], seq_len S"
-print_shape:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    lea rcx, [rip + s_dim]
-    call rt_print_cstr
-    mov ecx, [rbx + MODEL_DIM]
-    call rt_print_u64
-    lea rcx, [rip + s_hidden]
-    call rt_print_cstr
-    mov ecx, [rbx + MODEL_HIDDEN_DIM]
-    call rt_print_u64
-    lea rcx, [rip + s_layers]
-    call rt_print_cstr
-    mov ecx, [rbx + MODEL_N_LAYERS]
-    call rt_print_u64
-    lea rcx, [rip + s_heads]
-    call rt_print_cstr
-    mov ecx, [rbx + MODEL_N_HEADS]
-    call rt_print_u64
-    lea rcx, [rip + s_kv]
-    call rt_print_cstr
-    mov ecx, [rbx + MODEL_N_KV_HEADS]
-    call rt_print_u64
-    lea rcx, [rip + s_vocab]
-    call rt_print_cstr
-    mov ecx, [rbx + MODEL_VOCAB_SIZE]
-    call rt_print_u64
-    cmp dword ptr [rbx + MODEL_SHARED_CLASSIFIER], 0
-    jne .Lshared
-    lea rcx, [rip + s_unshared]
-    call rt_print_cstr
-.Lshared:
-    lea rcx, [rip + s_seq]
-    call rt_print_cstr
-    mov ecx, [rbx + MODEL_SEQ_LEN]
-    call rt_print_u64
-    add rsp, 32
-    pop rbx
-    ret
-
 # build_tok_name(): tok_name = "tok<vocab>.bin"
 build_tok_name:
     push rdi
@@ -775,7 +512,7 @@ try_tokenizer:
     sub rsp, 48
     mov rbx, rcx
     lea rdx, [rip + file_size_tmp]
-    call session_read_file
+    call vol_read_file
     test rax, rax
     jz .Lmissing
     mov rsi, rax                      # file bytes
@@ -801,7 +538,7 @@ try_tokenizer:
     mov edi, eax
     mov rcx, rsi                      # the file is copied into the workspace: free it
     mov rdx, [rip + file_size_tmp]
-    call session_free_file
+    call vol_free_file
     test edi, edi
     jnz .Lbad
     lea rcx, [rip + s_tok_ok]
@@ -815,7 +552,7 @@ try_tokenizer:
 .Lfree_fail_code:
     mov rcx, rsi
     mov rdx, [rip + file_size_tmp]
-    call session_free_file
+    call vol_free_file
     mov edi, TOK_E_WORKSPACE
 .Lbad:
     lea rcx, [rip + s_tok_prefix]
@@ -874,194 +611,6 @@ load_tokenizer:
     add rsp, 40
     ret
 
-# has_bin_suffix(rcx = NUL-terminated UTF-8 name) -> eax = 1 if it ends in .bin (any case)
-has_bin_suffix:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    call str_len
-    cmp rax, 4
-    jb .Lno
-    lea rcx, [rbx + rax - 4]
-    lea rdx, [rip + s_bin]
-    mov r8d, 4
-    call mem_ieq
-    jmp .Lout
-.Lno:
-    xor eax, eax
-.Lout:
-    add rsp, 32
-    pop rbx
-    ret
-
-# scan_dir(rcx = directory UTF-8 path ("" = root), rdx = prefix for names found): appends
-# every *.bin whose header makes a model to found_names
-scan_dir:
-    push rbx
-    push rsi
-    push rdi
-    push r12
-    push r13
-    sub rsp, 32
-    mov r12, rdx                      # prefix
-    mov edx, EFI_FILE_MODE_READ
-    call rt_file_open
-    test rax, rax
-    jz .Ldone
-    mov rbx, rax
-.Lentry:
-    mov rcx, rbx
-    call rt_file_read_entry
-    test rax, rax
-    jz .Lclose
-    test qword ptr [rax + EFI_FILE_INFO_Attribute], EFI_FILE_DIRECTORY
-    jnz .Lentry
-    cmp dword ptr [rip + found_count], SESSION_MAX_MODELS
-    jae .Lclose
-    # name: prefix + FileName (UCS-2, kept only when ASCII) into the next found slot
-    mov esi, [rip + found_count]
-    imul esi, esi, SESSION_NAME_MAX
-    lea rdi, [rip + found_names]
-    add rdi, rsi
-    mov r13, rdi
-    mov rcx, r12
-.Lprefix:
-    mov dl, [rcx]
-    test dl, dl
-    jz .Lname
-    mov [rdi], dl
-    inc rdi
-    inc rcx
-    jmp .Lprefix
-.Lname:
-    lea rsi, [rax + EFI_FILE_INFO_FileName]
-    lea r8, [r13 + SESSION_NAME_MAX - 1]
-.Lunit:
-    movzx edx, word ptr [rsi]
-    test edx, edx
-    jz .Lterm
-    cmp edx, 0x80
-    jae .Lentry                       # non-ASCII names: skipped (rare on a boot stick)
-    cmp rdi, r8
-    jae .Lentry
-    mov [rdi], dl
-    inc rdi
-    add rsi, 2
-    jmp .Lunit
-.Lterm:
-    mov byte ptr [rdi], 0
-    mov rcx, r13
-    call has_bin_suffix
-    test eax, eax
-    jz .Lentry
-    mov rcx, r13
-    lea rdx, [rip + probe_struct]
-    call probe_model
-    test eax, eax
-    jnz .Lentry
-    inc dword ptr [rip + found_count]
-    jmp .Lentry
-.Lclose:
-    mov rcx, rbx
-    call rt_file_close
-.Ldone:
-    add rsp, 32
-    pop r13
-    pop r12
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# session_autoload() -> eax = 1 if a model is loaded
-session_autoload:
-    push rbx
-    push rsi
-    sub rsp, 56
-    lea rcx, [rip + set_model]
-    cmp byte ptr [rcx], 0
-    je .Ldiscover
-    call session_load_model
-    test eax, eax
-    jnz .Lout
-    lea rcx, [rip + s_fallback]
-    call rt_print_cstr
-.Ldiscover:
-    mov dword ptr [rip + found_count], 0
-    lea rcx, [rip + s_root_dir]       # "\" opens the root itself on every firmware
-    lea rdx, [rip + s_root]
-    call scan_dir
-    lea rcx, [rip + s_models_dir]
-    lea rdx, [rip + s_models_prefix]
-    call scan_dir
-    mov ebx, [rip + found_count]
-    test ebx, ebx
-    jz .Lnone
-    xor esi, esi                      # the choice (0-based)
-    cmp ebx, 1
-    je .Lchosen
-    lea rcx, [rip + s_found]          # several: a numbered picker
-    call rt_print_cstr
-    xor esi, esi
-.Llist:
-    lea rcx, [rip + s_indent]
-    call rt_print_cstr
-    lea ecx, [rsi + 1]
-    call rt_print_u64
-    lea rcx, [rip + s_dot_sp]
-    call rt_print_cstr
-    mov eax, esi
-    imul eax, eax, SESSION_NAME_MAX
-    lea rcx, [rip + found_names]
-    add rcx, rax
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    inc esi
-    cmp esi, ebx
-    jb .Llist
-.Lask:
-    lea rcx, [rip + s_pick]
-    call rt_print_cstr
-    mov ecx, ebx
-    call rt_print_u64
-    lea rcx, [rip + s_pick2]
-    call rt_print_cstr
-    call repl_read_line               # rax = text, rdx = length
-    mov rcx, rax
-    call trim
-    mov rcx, rax
-    lea r8, [rsp + 32]
-    call parse_uint
-    test eax, eax
-    jz .Lpick_bad
-    mov rax, [rsp + 32]
-    test rax, rax
-    jz .Lpick_bad
-    cmp rax, rbx
-    ja .Lpick_bad
-    lea esi, [rax - 1]
-    jmp .Lchosen
-.Lpick_bad:
-    lea rcx, [rip + s_pick_bad]
-    call rt_print_cstr
-    jmp .Lask
-.Lchosen:
-    mov eax, esi
-    imul eax, eax, SESSION_NAME_MAX
-    lea rcx, [rip + found_names]
-    add rcx, rax
-    call session_load_model
-    jmp .Lout
-.Lnone:
-    lea rcx, [rip + s_no_model]
-    call rt_print_cstr
-    xor eax, eax
-.Lout:
-    add rsp, 56
-    pop rsi
-    pop rbx
-    ret
 # session_apply_settings(): copy the sampling settings into the sampler
 session_apply_settings:
     mov eax, [rip + set_temperature]
@@ -1079,251 +628,3 @@ session_apply_settings:
     ret
 
 
-# session_switch_model(rcx = name): the file is checked first; if it cannot be a model the
-# current one stays
-session_switch_model:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    lea rdx, [rip + probe_struct]
-    call probe_model
-    test eax, eax
-    jz .Lload
-    cmp eax, -1
-    je .Lcannot
-    mov rcx, rbx
-    mov edx, eax
-    lea r8, [rip + probe_struct]
-    call print_model_error
-    jmp .Lkeep
-.Lcannot:
-    lea rcx, [rip + s_model_prefix]
-    mov rdx, rbx
-    lea r8, [rip + s_cannot_open]
-    call print_file_problem
-.Lkeep:
-    cmp dword ptr [rip + sess_loaded], 0
-    je .Lout
-    lea rcx, [rip + s_keeping]
-    call rt_print_cstr
-    jmp .Lout
-.Lload:
-    mov rcx, rbx
-    call session_load_model
-.Lout:
-    add rsp, 32
-    pop rbx
-    ret
-
-# print_probed_shape(): "X.XX MiB, " and the shape of probe_struct, then a new line
-print_probed_shape:
-    sub rsp, 40
-    mov rax, [rip + probe_struct + MODEL_FILE_SIZE]
-    add rax, 5243                     # MiB with two decimals: bytes * 100 / 2^20, rounded
-    imul rax, rax, 100
-    shr rax, 20
-    xor edx, edx
-    mov ecx, 100
-    div rcx
-    mov [rsp + 32], rdx
-    mov rcx, rax
-    call rt_print_u64
-    lea rcx, [rip + s_point]
-    call rt_print_cstr
-    mov rcx, [rsp + 32]
-    mov edx, 2
-    call print_uint_width
-    lea rcx, [rip + s_mib_comma]
-    call rt_print_cstr
-    lea rcx, [rip + probe_struct]
-    call print_shape
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 40
-    ret
-
-# session_model_info(rcx = name): the header of a model file, or why it is not one
-session_model_info:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    lea rdx, [rip + probe_struct]
-    call probe_model
-    test eax, eax
-    jz .Lgood
-    cmp eax, -1
-    je .Lcannot
-    mov rcx, rbx
-    mov edx, eax
-    lea r8, [rip + probe_struct]
-    call print_model_error
-    jmp .Lout
-.Lcannot:
-    lea rcx, [rip + s_model_prefix]
-    mov rdx, rbx
-    lea r8, [rip + s_cannot_open]
-    call print_file_problem
-    jmp .Lout
-.Lgood:
-    mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_info_size]
-    call rt_print_cstr
-    call print_probed_shape
-.Lout:
-    add rsp, 32
-    pop rbx
-    ret
-
-# session_list_models(): "  N. NAME  size, shape" for every model on the volume
-session_list_models:
-    push rbx
-    push rsi
-    sub rsp, 40
-    mov dword ptr [rip + found_count], 0
-    lea rcx, [rip + s_root_dir]
-    lea rdx, [rip + s_root]
-    call scan_dir
-    lea rcx, [rip + s_models_dir]
-    lea rdx, [rip + s_models_prefix]
-    call scan_dir
-    mov ebx, [rip + found_count]
-    test ebx, ebx
-    jnz .Llist
-    lea rcx, [rip + s_no_model]
-    call rt_print_cstr
-    jmp .Lout
-.Llist:
-    xor esi, esi
-.Lnext:
-    lea rcx, [rip + s_indent]
-    call rt_print_cstr
-    lea ecx, [rsi + 1]
-    call rt_print_u64
-    lea rcx, [rip + s_dot_sp]
-    call rt_print_cstr
-    mov eax, esi
-    imul eax, eax, SESSION_NAME_MAX
-    lea rcx, [rip + found_names]
-    add rcx, rax
-    mov [rsp + 32], rcx
-    call rt_print_cstr
-    lea rcx, [rip + s_list_sep]
-    call rt_print_cstr
-    mov rcx, [rsp + 32]
-    lea rdx, [rip + probe_struct]
-    call probe_model
-    call print_probed_shape
-    inc esi
-    cmp esi, ebx
-    jb .Lnext
-.Lout:
-    add rsp, 40
-    pop rsi
-    pop rbx
-    ret
-
-# session_file_exists(rcx = name) -> eax = 1 if it opens
-session_file_exists:
-    sub rsp, 40
-    mov edx, EFI_FILE_MODE_READ
-    call rt_file_open
-    test rax, rax
-    jz .Lno
-    mov rcx, rax
-    call rt_file_close
-    mov eax, 1
-    jmp .Lout
-.Lno:
-    xor eax, eax
-.Lout:
-    add rsp, 40
-    ret
-
-# session_delete_file(rcx = name) -> eax = 1 if it is gone (or was never there)
-session_delete_file:
-    sub rsp, 40
-    mov rdx, EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE
-    call rt_file_open
-    test rax, rax
-    jz .Lgone
-    mov rcx, rax
-    call rt_file_delete
-    test rax, rax
-    jnz .Lfail
-.Lgone:
-    mov eax, 1
-    jmp .Lout
-.Lfail:
-    xor eax, eax
-.Lout:
-    add rsp, 40
-    ret
-
-# session_write_file(rcx = name, rdx = bytes, r8 = length) -> eax = 1 if the file now holds
-# exactly those bytes (an old file of that name is replaced)
-session_write_file:
-    push rbx
-    push rsi
-    push rdi
-    sub rsp, 32
-    mov rbx, rcx
-    mov rsi, rdx
-    mov rdi, r8
-    call session_delete_file          # CREATE would keep an old file's tail: start empty
-    test eax, eax
-    jz .Lfail
-    mov rcx, rbx
-    mov rdx, EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE | EFI_FILE_MODE_CREATE
-    call rt_file_open
-    test rax, rax
-    jz .Lfail
-    mov rbx, rax
-    mov rcx, rbx
-    mov rdx, rsi
-    mov r8, rdi
-    call rt_file_write
-    mov rsi, rax
-    mov rcx, rbx
-    call rt_file_close                # Close flushes
-    cmp rsi, rdi
-    jne .Lfail
-    mov eax, 1
-    jmp .Lout
-.Lfail:
-    xor eax, eax
-.Lout:
-    add rsp, 32
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# session_rename_file(rcx = name, rdx = new name, same directory) -> eax = 1 if renamed
-session_rename_file:
-    push rbx
-    push rsi
-    sub rsp, 40
-    mov rsi, rdx
-    mov rdx, EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE
-    call rt_file_open
-    test rax, rax
-    jz .Lfail
-    mov rbx, rax
-    mov rcx, rbx
-    mov rdx, rsi
-    call rt_file_rename
-    mov rsi, rax
-    mov rcx, rbx
-    call rt_file_close
-    test rsi, rsi
-    jnz .Lfail
-    mov eax, 1
-    jmp .Lout
-.Lfail:
-    xor eax, eax
-.Lout:
-    add rsp, 40
-    pop rsi
-    pop rbx
-    ret

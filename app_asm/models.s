@@ -1,0 +1,540 @@
+# Model files on the volume: looking at a file's header without loading it, finding the models
+# (the volume root and models\), the picker, /model, /models and /model_info, and the lines that
+# say what is wrong with a file. Headers are checked into probe_struct, never into the loaded
+# model's own struct, so looking never disturbs a conversation.
+.include "uefi.inc"
+.include "model.inc"
+.include "settings.inc"
+.include "session.inc"
+
+.section .bss
+.balign 64
+probe_struct:      .skip MODEL_SIZE       # for looking at other model files' headers
+header_buf:        .skip 32
+err_buf:           .skip 256
+found_names:       .skip SESSION_MAX_MODELS * SESSION_NAME_MAX
+found_count:       .skip 4
+
+.section .rdata
+s_bin:            .asciz ".bin"
+s_cannot_open:    .asciz "cannot open the file"
+s_colon:          .asciz ": "
+s_dim:            .asciz "dim "
+s_dot_sp:         .asciz ". "
+s_fallback:       .asciz "trying the models found on the volume instead\n"
+s_found:          .asciz "models found:\n"
+s_heads:          .asciz ", heads "
+s_hidden:         .asciz ", hidden "
+s_indent:         .asciz "  "
+s_info_size:      .asciz ": "
+s_keeping:        .asciz "keeping the current model\n"
+s_kv:             .asciz "/"
+s_layers:         .asciz ", layers "
+s_list_sep:       .asciz "  "
+s_mib_comma:      .asciz " MiB, "
+s_model_prefix:   .asciz "model "
+s_models_dir:     .asciz "models"
+s_models_prefix:  .asciz "models/"
+s_nl:             .asciz "\n"
+s_no_model:       .asciz "no model found: put a llama2.c .bin model in the volume root or models\\\n"
+s_pick:           .asciz "choose a model [1-"
+s_pick2:          .asciz "]: "
+s_pick_bad:       .asciz "type a number from the list\n"
+s_point:          .asciz "."
+s_root:           .asciz ""
+s_root_dir:       .asciz "/"
+s_seq:            .asciz ", seq_len "
+s_unshared:       .asciz " (own classifier)"
+s_vocab:          .asciz ", vocab "
+
+.section .text
+.global models_autoload, models_info, models_list, models_switch, print_file_problem, print_mib
+.global print_model_error, print_shape, probe_model
+.extern mem_ieq, model_check_header, model_format_error, parse_uint, print_uint_width, repl_read_line
+.extern rt_file_close, rt_file_open, rt_file_read, rt_file_read_entry, rt_file_size, rt_print_cstr
+.extern rt_print_u64, sess_loaded, session_load_model, set_model, str_len, trim
+.extern vol_print_status
+
+# print_model_error(rcx = name, edx = MODEL_E_* code, r8 = the Model* that was checked):
+# "model NAME: <reason>\n"
+print_model_error:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
+    mov rbx, rcx
+    mov esi, edx
+    mov rdi, r8
+    lea rcx, [rip + s_model_prefix]
+    call rt_print_cstr
+    mov rcx, rbx
+    call rt_print_cstr
+    lea rcx, [rip + s_colon]
+    call rt_print_cstr
+    mov rcx, rdi
+    mov edx, esi
+    lea r8, [rip + err_buf]
+    mov r9d, 256
+    call model_format_error
+    lea rcx, [rip + err_buf]
+    call rt_print_cstr
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    add rsp, 32
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# print_file_problem(rcx = "model "/"tokenizer " prefix, rdx = name, r8 = message)
+print_file_problem:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
+    mov rbx, rdx
+    mov rsi, r8
+    call rt_print_cstr
+    mov rcx, rbx
+    call rt_print_cstr
+    lea rcx, [rip + s_colon]
+    call rt_print_cstr
+    mov rcx, rsi
+    call rt_print_cstr
+    call vol_print_status
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    add rsp, 32
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# probe_model(rcx = name, rdx = Model* to fill) -> eax = MODEL_OK if the file's header and
+# size make a model, else a MODEL_E_* code, or -1 if the file cannot be opened/read. Reads
+# 28 bytes only.
+probe_model:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
+    mov rdi, rdx
+    mov edx, EFI_FILE_MODE_READ
+    call rt_file_open
+    test rax, rax
+    jz .Lno_file
+    mov rbx, rax
+    mov rcx, rbx
+    call rt_file_size
+    mov rsi, rax
+    cmp rax, -1
+    je .Lclose_no
+    mov qword ptr [rip + header_buf], 0
+    mov rcx, rbx
+    lea rdx, [rip + header_buf]
+    mov r8d, MODEL_HEADER_BYTES
+    cmp rsi, r8
+    cmovb r8, rsi
+    call rt_file_read
+    cmp rax, -1
+    je .Lclose_no
+    mov rcx, rbx
+    call rt_file_close
+    mov rcx, rdi
+    lea rdx, [rip + header_buf]
+    mov r8, rsi
+    call model_check_header
+    jmp .Lout
+.Lclose_no:
+    mov rcx, rbx
+    call rt_file_close
+.Lno_file:
+    mov eax, -1
+.Lout:
+    add rsp, 32
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# print_mib(rcx = bytes): rounded up to MiB
+print_mib:
+    add rcx, 0xFFFFF
+    shr rcx, 20
+    jmp rt_print_u64
+
+# print_shape(rcx = a checked Model*): "dim D, hidden H, layers L, heads H/KV, vocab V
+# [(own classifier)], seq_len S"
+print_shape:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    lea rcx, [rip + s_dim]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_DIM]
+    call rt_print_u64
+    lea rcx, [rip + s_hidden]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_HIDDEN_DIM]
+    call rt_print_u64
+    lea rcx, [rip + s_layers]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_N_LAYERS]
+    call rt_print_u64
+    lea rcx, [rip + s_heads]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_N_HEADS]
+    call rt_print_u64
+    lea rcx, [rip + s_kv]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_N_KV_HEADS]
+    call rt_print_u64
+    lea rcx, [rip + s_vocab]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_VOCAB_SIZE]
+    call rt_print_u64
+    cmp dword ptr [rbx + MODEL_SHARED_CLASSIFIER], 0
+    jne .Lshared
+    lea rcx, [rip + s_unshared]
+    call rt_print_cstr
+.Lshared:
+    lea rcx, [rip + s_seq]
+    call rt_print_cstr
+    mov ecx, [rbx + MODEL_SEQ_LEN]
+    call rt_print_u64
+    add rsp, 32
+    pop rbx
+    ret
+
+# print_probed_shape(): "X.XX MiB, " and the shape of probe_struct, then a new line
+print_probed_shape:
+    sub rsp, 40
+    mov rax, [rip + probe_struct + MODEL_FILE_SIZE]
+    add rax, 5243                     # MiB with two decimals: bytes * 100 / 2^20, rounded
+    imul rax, rax, 100
+    shr rax, 20
+    xor edx, edx
+    mov ecx, 100
+    div rcx
+    mov [rsp + 32], rdx
+    mov rcx, rax
+    call rt_print_u64
+    lea rcx, [rip + s_point]
+    call rt_print_cstr
+    mov rcx, [rsp + 32]
+    mov edx, 2
+    call print_uint_width
+    lea rcx, [rip + s_mib_comma]
+    call rt_print_cstr
+    lea rcx, [rip + probe_struct]
+    call print_shape
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    add rsp, 40
+    ret
+
+# has_bin_suffix(rcx = NUL-terminated UTF-8 name) -> eax = 1 if it ends in .bin (any case)
+has_bin_suffix:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    call str_len
+    cmp rax, 4
+    jb .Lno
+    lea rcx, [rbx + rax - 4]
+    lea rdx, [rip + s_bin]
+    mov r8d, 4
+    call mem_ieq
+    jmp .Lout
+.Lno:
+    xor eax, eax
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# scan_dir(rcx = directory UTF-8 path ("" = root), rdx = prefix for names found): appends
+# every *.bin whose header makes a model to found_names
+scan_dir:
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    sub rsp, 32
+    mov r12, rdx                      # prefix
+    mov edx, EFI_FILE_MODE_READ
+    call rt_file_open
+    test rax, rax
+    jz .Ldone
+    mov rbx, rax
+.Lentry:
+    mov rcx, rbx
+    call rt_file_read_entry
+    test rax, rax
+    jz .Lclose
+    test qword ptr [rax + EFI_FILE_INFO_Attribute], EFI_FILE_DIRECTORY
+    jnz .Lentry
+    cmp dword ptr [rip + found_count], SESSION_MAX_MODELS
+    jae .Lclose
+    # name: prefix + FileName (UCS-2, kept only when ASCII) into the next found slot
+    mov esi, [rip + found_count]
+    imul esi, esi, SESSION_NAME_MAX
+    lea rdi, [rip + found_names]
+    add rdi, rsi
+    mov r13, rdi
+    mov rcx, r12
+.Lprefix:
+    mov dl, [rcx]
+    test dl, dl
+    jz .Lname
+    mov [rdi], dl
+    inc rdi
+    inc rcx
+    jmp .Lprefix
+.Lname:
+    lea rsi, [rax + EFI_FILE_INFO_FileName]
+    lea r8, [r13 + SESSION_NAME_MAX - 1]
+.Lunit:
+    movzx edx, word ptr [rsi]
+    test edx, edx
+    jz .Lterm
+    cmp edx, 0x80
+    jae .Lentry                       # non-ASCII names: skipped (rare on a boot stick)
+    cmp rdi, r8
+    jae .Lentry
+    mov [rdi], dl
+    inc rdi
+    add rsi, 2
+    jmp .Lunit
+.Lterm:
+    mov byte ptr [rdi], 0
+    mov rcx, r13
+    call has_bin_suffix
+    test eax, eax
+    jz .Lentry
+    mov rcx, r13
+    lea rdx, [rip + probe_struct]
+    call probe_model
+    test eax, eax
+    jnz .Lentry
+    inc dword ptr [rip + found_count]
+    jmp .Lentry
+.Lclose:
+    mov rcx, rbx
+    call rt_file_close
+.Ldone:
+    add rsp, 32
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# models_autoload() -> eax = 1 if a model is loaded
+models_autoload:
+    push rbx
+    push rsi
+    sub rsp, 56
+    lea rcx, [rip + set_model]
+    cmp byte ptr [rcx], 0
+    je .Ldiscover
+    call session_load_model
+    test eax, eax
+    jnz .Lout
+    lea rcx, [rip + s_fallback]
+    call rt_print_cstr
+.Ldiscover:
+    mov dword ptr [rip + found_count], 0
+    lea rcx, [rip + s_root_dir]       # "\" opens the root itself on every firmware
+    lea rdx, [rip + s_root]
+    call scan_dir
+    lea rcx, [rip + s_models_dir]
+    lea rdx, [rip + s_models_prefix]
+    call scan_dir
+    mov ebx, [rip + found_count]
+    test ebx, ebx
+    jz .Lnone
+    xor esi, esi                      # the choice (0-based)
+    cmp ebx, 1
+    je .Lchosen
+    lea rcx, [rip + s_found]          # several: a numbered picker
+    call rt_print_cstr
+    xor esi, esi
+.Llist:
+    lea rcx, [rip + s_indent]
+    call rt_print_cstr
+    lea ecx, [rsi + 1]
+    call rt_print_u64
+    lea rcx, [rip + s_dot_sp]
+    call rt_print_cstr
+    mov eax, esi
+    imul eax, eax, SESSION_NAME_MAX
+    lea rcx, [rip + found_names]
+    add rcx, rax
+    call rt_print_cstr
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    inc esi
+    cmp esi, ebx
+    jb .Llist
+.Lask:
+    lea rcx, [rip + s_pick]
+    call rt_print_cstr
+    mov ecx, ebx
+    call rt_print_u64
+    lea rcx, [rip + s_pick2]
+    call rt_print_cstr
+    call repl_read_line               # rax = text, rdx = length
+    mov rcx, rax
+    call trim
+    mov rcx, rax
+    lea r8, [rsp + 32]
+    call parse_uint
+    test eax, eax
+    jz .Lpick_bad
+    mov rax, [rsp + 32]
+    test rax, rax
+    jz .Lpick_bad
+    cmp rax, rbx
+    ja .Lpick_bad
+    lea esi, [rax - 1]
+    jmp .Lchosen
+.Lpick_bad:
+    lea rcx, [rip + s_pick_bad]
+    call rt_print_cstr
+    jmp .Lask
+.Lchosen:
+    mov eax, esi
+    imul eax, eax, SESSION_NAME_MAX
+    lea rcx, [rip + found_names]
+    add rcx, rax
+    call session_load_model
+    jmp .Lout
+.Lnone:
+    lea rcx, [rip + s_no_model]
+    call rt_print_cstr
+    xor eax, eax
+.Lout:
+    add rsp, 56
+    pop rsi
+    pop rbx
+    ret
+# models_switch(rcx = name): the file is checked first; if it cannot be a model the
+# current one stays
+models_switch:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    lea rdx, [rip + probe_struct]
+    call probe_model
+    test eax, eax
+    jz .Lload
+    cmp eax, -1
+    je .Lcannot
+    mov rcx, rbx
+    mov edx, eax
+    lea r8, [rip + probe_struct]
+    call print_model_error
+    jmp .Lkeep
+.Lcannot:
+    lea rcx, [rip + s_model_prefix]
+    mov rdx, rbx
+    lea r8, [rip + s_cannot_open]
+    call print_file_problem
+.Lkeep:
+    cmp dword ptr [rip + sess_loaded], 0
+    je .Lout
+    lea rcx, [rip + s_keeping]
+    call rt_print_cstr
+    jmp .Lout
+.Lload:
+    mov rcx, rbx
+    call session_load_model
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# models_info(rcx = name): the header of a model file, or why it is not one
+models_info:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    lea rdx, [rip + probe_struct]
+    call probe_model
+    test eax, eax
+    jz .Lgood
+    cmp eax, -1
+    je .Lcannot
+    mov rcx, rbx
+    mov edx, eax
+    lea r8, [rip + probe_struct]
+    call print_model_error
+    jmp .Lout
+.Lcannot:
+    lea rcx, [rip + s_model_prefix]
+    mov rdx, rbx
+    lea r8, [rip + s_cannot_open]
+    call print_file_problem
+    jmp .Lout
+.Lgood:
+    mov rcx, rbx
+    call rt_print_cstr
+    lea rcx, [rip + s_info_size]
+    call rt_print_cstr
+    call print_probed_shape
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# models_list(): "  N. NAME  size, shape" for every model on the volume
+models_list:
+    push rbx
+    push rsi
+    sub rsp, 40
+    mov dword ptr [rip + found_count], 0
+    lea rcx, [rip + s_root_dir]
+    lea rdx, [rip + s_root]
+    call scan_dir
+    lea rcx, [rip + s_models_dir]
+    lea rdx, [rip + s_models_prefix]
+    call scan_dir
+    mov ebx, [rip + found_count]
+    test ebx, ebx
+    jnz .Llist
+    lea rcx, [rip + s_no_model]
+    call rt_print_cstr
+    jmp .Lout
+.Llist:
+    xor esi, esi
+.Lnext:
+    lea rcx, [rip + s_indent]
+    call rt_print_cstr
+    lea ecx, [rsi + 1]
+    call rt_print_u64
+    lea rcx, [rip + s_dot_sp]
+    call rt_print_cstr
+    mov eax, esi
+    imul eax, eax, SESSION_NAME_MAX
+    lea rcx, [rip + found_names]
+    add rcx, rax
+    mov [rsp + 32], rcx
+    call rt_print_cstr
+    lea rcx, [rip + s_list_sep]
+    call rt_print_cstr
+    mov rcx, [rsp + 32]
+    lea rdx, [rip + probe_struct]
+    call probe_model
+    call print_probed_shape
+    inc esi
+    cmp esi, ebx
+    jb .Lnext
+.Lout:
+    add rsp, 40
+    pop rsi
+    pop rbx
+    ret
+
