@@ -34,7 +34,6 @@ s_stats:      .asciz "[stats] prompt_tokens="
 s_gen:        .asciz " gen_tokens="
 s_prefill:    .asciz " prefill_tok_s="
 s_decode:     .asciz " decode_tok_s="
-s_dot:        .asciz "."
 s_ev_gen:     .asciz "generation"
 s_you:        .ascii "You: "          # YOU_LEN bytes
 s_ai:         .ascii "\nAI:"           # AI_LEN bytes
@@ -45,7 +44,7 @@ s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
 .extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
-.extern print_uint_width, rt_memcpy, log_event
+.extern print_hundredths, rt_memcpy, log_event
 
 # generate(rcx = prompt text, rdx = length)
 generate:
@@ -344,8 +343,7 @@ print_piece:
 
 # print_rate(rcx = tokens, rdx = ticks): tokens per second with two decimals
 print_rate:
-    push rbx
-    sub rsp, 32
+    sub rsp, 40
     xor eax, eax
     mov r9, rdx                       # ticks
     test r9, r9
@@ -361,19 +359,9 @@ print_rate:
 .Lhave_zero:
     xor eax, eax
 .Lhave:
-    xor edx, edx
-    mov ecx, 100
-    div rcx
-    mov rbx, rdx
     mov rcx, rax
-    call rt_print_u64
-    lea rcx, [rip + s_dot]
-    call rt_print_cstr
-    mov rcx, rbx
-    mov edx, 2
-    call print_uint_width
-    add rsp, 32
-    pop rbx
+    call print_hundredths
+    add rsp, 40
     ret
 
 # print_stats(rbx = end ticks): the [stats] line

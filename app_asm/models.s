@@ -40,7 +40,6 @@ s_no_model:       .asciz "no model found: put a llama2.c .bin model in the volum
 s_pick:           .asciz "choose a model [1-"
 s_pick2:          .asciz "]: "
 s_pick_bad:       .asciz "type a number from the list\n"
-s_point:          .asciz "."
 s_root:           .asciz ""
 s_root_dir:       .asciz "/"
 s_seq:            .asciz ", seq_len "
@@ -50,7 +49,7 @@ s_vocab:          .asciz ", vocab "
 .section .text
 .global models_autoload, models_info, models_list, models_switch, print_file_problem, print_mib
 .global print_model_error, print_shape, probe_model
-.extern mem_ieq, model_check_header, model_format_error, parse_uint, print_uint_width, repl_read_line
+.extern mem_ieq, model_check_header, model_format_error, parse_uint, print_hundredths, repl_read_line
 .extern rt_file_close, rt_file_open, rt_file_read, rt_file_read_entry, rt_file_size, rt_print_cstr
 .extern rt_print_u64, sess_loaded, session_load_model, set_model, str_len, trim
 .extern vol_print_status
@@ -209,21 +208,11 @@ print_shape:
 # print_probed_shape(): "X.XX MiB, " and the shape of probe_struct, then a new line
 print_probed_shape:
     sub rsp, 40
-    mov rax, [rip + probe_struct + MODEL_FILE_SIZE]
-    add rax, 5243                     # MiB with two decimals: bytes * 100 / 2^20, rounded
-    imul rax, rax, 100
-    shr rax, 20
-    xor edx, edx
-    mov ecx, 100
-    div rcx
-    mov [rsp + 32], rdx
-    mov rcx, rax
-    call rt_print_u64
-    lea rcx, [rip + s_point]
-    call rt_print_cstr
-    mov rcx, [rsp + 32]
-    mov edx, 2
-    call print_uint_width
+    mov rcx, [rip + probe_struct + MODEL_FILE_SIZE]
+    add rcx, 5243                     # MiB in hundredths: bytes * 100 / 2^20, rounded
+    imul rcx, rcx, 100
+    shr rcx, 20
+    call print_hundredths
     lea rcx, [rip + s_mib_comma]
     call rt_print_cstr
     lea rcx, [rip + probe_struct]

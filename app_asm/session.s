@@ -54,7 +54,6 @@ s_nl:             .asciz "\n"
 s_no_memory:      .asciz "not enough memory: needs "
 s_open_paren:     .asciz " ("
 s_params:         .asciz ", "
-s_point:          .asciz "."
 s_sampler_fail:   .asciz "sampler: "
 s_shrunk:         .asciz "context shrunk to "
 s_shrunk2:        .asciz " tokens to fit in memory (the model allows "
@@ -66,7 +65,7 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 
 .section .text
 .global session_apply_settings, session_clear, session_load_model, session_print_summary, session_unload
-.extern log_event2, model_bind_weights, model_check_header, model_init_state, model_state_bytes, print_uint_width
+.extern log_event2, model_bind_weights, model_check_header, model_init_state, model_state_bytes, print_hundredths
 .extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
 .extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
 .extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
@@ -453,21 +452,12 @@ print_model_summary:
     lea rcx, [rip + s_params]
     call rt_print_cstr
     mov rax, [rip + sess_model + MODEL_N_PARAMS]
-    add rax, 5000                     # millions, two decimals
+    add rax, 5000                     # millions, in hundredths
     xor edx, edx
     mov ecx, 10000
     div rcx
-    xor edx, edx
-    mov ecx, 100
-    div rcx
-    mov [rsp + 32], rdx
     mov rcx, rax
-    call rt_print_u64
-    lea rcx, [rip + s_point]
-    call rt_print_cstr
-    mov rcx, [rsp + 32]
-    mov edx, 2
-    call print_uint_width
+    call print_hundredths
     lea rcx, [rip + s_mparams]
     call rt_print_cstr
     add rsp, 40

@@ -22,7 +22,7 @@ minus: .asciz "-"
 
 .section .text
 .global str_len, str_eq, mem_eq, mem_ieq, trim, parse_uint, parse_float, is_space
-.global print_fixed, print_uint_width, str_copy
+.global print_fixed, print_uint_width, print_hundredths, str_copy
 .extern rt_print_cstr, rt_print_u64, rt_print_utf8
 
 # str_len(rcx = NUL-terminated) -> rax
@@ -415,6 +415,26 @@ print_uint_width:
     mov rdx, r9
     sub rdx, r8
     jmp rt_print_utf8
+
+# print_hundredths(rcx = a value in hundredths): "X.YY" (sizes in MiB, tokens per second)
+print_hundredths:
+    push rbx
+    sub rsp, 32
+    mov rax, rcx
+    xor edx, edx
+    mov ecx, 100
+    div rcx
+    mov rbx, rdx
+    mov rcx, rax
+    call rt_print_u64
+    lea rcx, [rip + dot]
+    call rt_print_cstr
+    mov rcx, rbx
+    mov edx, 2
+    call print_uint_width
+    add rsp, 32
+    pop rbx
+    ret
 
 # print_fixed(xmm0 = f32 value, ecx = decimals 0..6): "-12.345" rounded half away from zero
 print_fixed:
