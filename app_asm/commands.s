@@ -22,6 +22,8 @@ s_usage:       .asciz "usage: /"
 s_space:       .asciz " "
 s_eq:          .asciz " = "
 s_bad_value:   .asciz "bad value: expected "
+s_usage_open:  .asciz " (usage: /"
+s_usage_close: .asciz ")\n"
 s_help_head:   .asciz "commands (anything else is a prompt; end a line with \\ to continue it, ;; alone submits):\n"
 s_indent:      .asciz "  /"
 s_sep:         .asciz "  "
@@ -337,15 +339,21 @@ cmd_set:
     jne .Lout
     call print_kernel_path
     jmp .Lout
-.Lbad:
+.Lbad:                                # one line: what is wrong and how to say it
     lea rcx, [rip + s_bad_value]
     call rt_print_cstr
     mov rcx, rbx
     call settings_print_usage
-    lea rcx, [rip + s_nl]
+    lea rcx, [rip + s_usage_open]
     call rt_print_cstr
-    mov rcx, r12
-    call print_usage
+    mov rcx, [r12 + CMD_NAME]
+    call rt_print_cstr
+    lea rcx, [rip + s_space]
+    call rt_print_cstr
+    mov rcx, [r12 + CMD_ARGS]
+    call rt_print_cstr
+    lea rcx, [rip + s_usage_close]
+    call rt_print_cstr
 .Lout:
     add rsp, 40
     pop r12

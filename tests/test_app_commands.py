@@ -56,31 +56,31 @@ GOOD_AND_BAD = [
     ("/help me", ["usage: /help"]),
     ("/temp", ["temperature = 1.000"]),
     ("/temp 0.25", ["temperature = 0.250"]),
-    ("/temp -1", ["bad value: expected a number from 0.000 to 5.000", "usage: /temp [VALUE]"]),
-    ("/temp abc", ["bad value: expected a number from 0.000 to 5.000"]),
+    ("/temp -1", ["bad value: expected a number from 0.000 to 5.000 (usage: /temp [VALUE])"]),
+    ("/temp abc", ["bad value: expected a number from 0.000 to 5.000 (usage: /temp [VALUE])"]),
     ("/top_p 0.95", ["top_p = 0.950"]),
-    ("/top_p 2", ["bad value: expected a number from 0.000 to 1.000"]),
+    ("/top_p 2", ["bad value: expected a number from 0.000 to 1.000 (usage: /top_p [VALUE])"]),
     ("/top_k 40", ["top_k = 40"]),
-    ("/top_k 4.5", ["bad value: expected a whole number from 0 to 1048576"]),
+    ("/top_k 4.5", ["bad value: expected a whole number from 0 to 1048576 (usage: /top_k [VALUE])"]),
     ("/min_p 0.05", ["min_p = 0.050"]),
-    ("/min_p x", ["bad value: expected a number from 0.000 to 1.000"]),
+    ("/min_p x", ["bad value: expected a number from 0.000 to 1.000 (usage: /min_p [VALUE])"]),
     ("/repeat 1.1", ["repeat_penalty = 1.100"]),
-    ("/repeat 0", ["bad value: expected a number from 0.100 to 10.000"]),
+    ("/repeat 0", ["bad value: expected a number from 0.100 to 10.000 (usage: /repeat [VALUE])"]),
     ("/norepeat 3", ["no_repeat_ngram = 3"]),
-    ("/norepeat 99", ["bad value: expected a whole number from 0 to 16"]),
+    ("/norepeat 99", ["bad value: expected a whole number from 0 to 16 (usage: /norepeat [VALUE])"]),
     ("/max_tokens 7", ["max_tokens = 7"]),
-    ("/max_tokens 0", ["bad value: expected a whole number from 1 to 1048576"]),
+    ("/max_tokens 0", ["bad value: expected a whole number from 1 to 1048576 (usage: /max_tokens [VALUE])"]),
     ("/seed 1234", ["seed = 1234"]),
-    ("/seed -5", ["bad value: expected a whole number (0: from the clock)"]),
+    ("/seed -5", ["bad value: expected a whole number (0: from the clock) (usage: /seed [VALUE])"]),
     ("/stats off", ["stats = off"]),
-    ("/stats perhaps", ["bad value: expected on or off"]),
+    ("/stats perhaps", ["bad value: expected on or off (usage: /stats [VALUE])"]),
     ("/stop_you on", ["stop_you = on"]),
     ("/stop_nl yes", ["stop_nl = on"]),
-    ("/stop_nl 2", ["bad value: expected on or off"]),
+    ("/stop_nl 2", ["bad value: expected on or off (usage: /stop_nl [VALUE])"]),
     ("/chat_format you_ai", ["chat_format = you_ai"]),
-    ("/chat_format chatml", ["bad value: expected one of raw, you_ai"]),
+    ("/chat_format chatml", ["bad value: expected one of raw, you_ai (usage: /chat_format [VALUE])"]),
     ("/attn sse2", ["attn = sse2", "kernels: sse2"]),
-    ("/attn avx512", ["bad value: expected one of auto, sse2, avx2"]),
+    ("/attn avx512", ["bad value: expected one of auto, sse2, avx2 (usage: /attn [VALUE])"]),
     ("/ctx", ["context: 0 / 64 tokens used"]),
     ("/ctx now", ["usage: /ctx"]),
     ("/clear", ["conversation cleared"]),
@@ -126,6 +126,8 @@ def test_every_command_with_good_and_bad_arguments(chat_efi, tmp_path, small_pai
         got = answers[line]
         for want in expected:
             assert want.format(mib=mib) in got, (line, want, got)
+        if expected and expected[0].startswith(("bad value", "usage:", "unknown command")):
+            assert len(got) == 1, (line, got)        # bad input: one line, nothing else
     # every command in /help is exercised above
     helped = [ln.split()[0][1:] for ln in answers["/help"] if ln.startswith("  /")]
     exercised = {line.split()[0][1:] for line, _ in GOOD_AND_BAD}
