@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from peasm.runners import native
-from tests.test_app_sampler import (KNOWN_SOFTMAX_DEVIATION, AsmSampler, image, random_logits,
-                                    reference, run_both)
+from tests.test_app_sampler import AsmSampler, image, random_logits, reference, run_both
 
 ok, why = native.supported()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
@@ -59,19 +58,20 @@ def test_topp_200_samples_32000(make):
 
 def test_flat_200_samples_32000_own_choice(make):
     """Flat logits (~30000 top-p candidates, the sort at full size): every choice is the
-    reference's on the probabilities k_softmax produced; few tokens differ from the
-    reference's own softmax (see KNOWN_SOFTMAX_DEVIATION)."""
+    reference's on the probabilities k_softmax produced; the exps may still differ from the
+    reference's by an ulp, so a rare token could differ (none does with this seed)."""
     rng = np.random.default_rng(10)
     s = make(32000, seed=42)
     r = reference(32000, seed=42)
     got, want = run_both(s, r, random_logits(rng, 32000, 200, 1.0), own=[])
     differ = sum(a != b for a, b in zip(got, want))
-    assert differ <= 20, differ            # measured ~3%
+    assert differ <= 2, differ             # ~3% before k_softmax summed in index order
     assert s.state == r.rng.state
 
 
-@pytest.mark.xfail(reason=KNOWN_SOFTMAX_DEVIATION, strict=False)
 def test_flat_200_samples_32000_token_for_token(make):
+    """k_softmax sums in index order as llama2.c does, so even flat distributions over 32000
+    tokens (where a last-bit difference moves the coin across a boundary) agree."""
     rng = np.random.default_rng(10)
     s = make(32000, seed=42)
     r = reference(32000, seed=42)
