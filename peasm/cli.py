@@ -62,7 +62,10 @@ def asm_cmd(source: Path, output: Path, base: str, backend: str, include_dirs: t
 @click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a map: symbol -> RVA, size, source line; and the relocations.")
 @click.option("--backend", default="keystone", show_default=True, help="Assembler backend.")
-def link_cmd(manifest: Path | None, output: Path, map_file: Path | None, backend: str) -> None:
+@click.option("--check", is_flag=True,
+              help="Also assemble with binutils (as + ld) and refuse to write if the two disagree "
+                   "(catches operands keystone silently mis-encodes; needs binutils).")
+def link_cmd(manifest: Path | None, output: Path, map_file: Path | None, backend: str, check: bool) -> None:
     """Link the program described by MANIFEST (TOML: entry, sources) into a UEFI application.
 
     Without MANIFEST, links the project's default program (the chat app)."""
@@ -74,6 +77,11 @@ def link_cmd(manifest: Path | None, output: Path, map_file: Path | None, backend
         m = load_manifest(manifest if manifest is not None else default_manifest())
         image = link(m.sources, m.entry, backend=backend, include_dirs=m.include_dirs,
                      display_root=m.path.parent if manifest is None else None)
+        if check:
+            from peasm.crosscheck import check_with_binutils
+            problem = check_with_binutils(m.sources, m.entry, image, m.include_dirs)
+            if problem:
+                raise PeasmError(f"keystone and binutils disagree: {problem}")
         data = build_pe(image)
         output.write_bytes(data)
         if map_file:

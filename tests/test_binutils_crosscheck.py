@@ -7,13 +7,13 @@ cannot slip into BOOTX64.EFI.
 """
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from importlib import resources
+import shutil
 from pathlib import Path
 
 import pytest
 
+from peasm.crosscheck import first_difference
 from peasm.linker import link, load_manifest
 from peasm.programs import shipped_sources
 from tests.support import require_tool
@@ -32,15 +32,6 @@ def shipped_manifests() -> list[Path]:
     return out
 
 
-def _disassemble(code: bytes, vma: int) -> list[str]:
-    with tempfile.NamedTemporaryFile(suffix=".bin") as f:
-        f.write(code)
-        f.flush()
-        out = subprocess.run(["objdump", "-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel",
-                              f"--adjust-vma=0x{vma:x}", f.name], capture_output=True, text=True).stdout
-    return [ln.strip() for ln in out.splitlines() if ln[:1] == " " and ":" in ln]
-
-
 def test_every_shipped_source_is_in_a_manifest():
     covered = {p.resolve() for m in shipped_manifests() for p in load_manifest(m).sources}
     missing = [str(p) for p in shipped_sources() if p.resolve() not in covered]
@@ -53,17 +44,37 @@ def test_keystone_and_binutils_agree(manifest):
     m = load_manifest(manifest)
     ks = link(m.sources, m.entry, backend="keystone", include_dirs=m.include_dirs)
     gas = link(m.sources, m.entry, backend="gas", include_dirs=m.include_dirs)
-    assert [s.name for s in ks.sections] == [s.name for s in gas.sections]
-    for a, b in zip(ks.sections, gas.sections):
-        if a.data == b.data and a.vsize == b.vsize:
-            continue
-        first = next((i for i, (x, y) in enumerate(zip(a.data, b.data)) if x != y), min(len(a.data), len(b.data)))
-        rva = a.rva + first
-        where = ks.locate(rva)
-        start = max(a.rva, rva - 16)
-        ks_dis = _disassemble(a.data[start - a.rva:start - a.rva + 48], start)
-        gas_dis = _disassemble(b.data[start - b.rva:start - b.rva + 48], start)
-        pytest.fail(f"{a.name} differs at rva 0x{rva:x} {where}\nkeystone:\n  " + "\n  ".join(ks_dis)
-                    + "\nbinutils:\n  " + "\n  ".join(gas_dis))
-    assert ks.relocs == gas.relocs
+    assert first_difference(ks, gas) is None, first_difference(ks, gas)
     assert [(s.name, s.rva) for s in ks.symbols] == [(s.name, s.rva) for s in gas.symbols]
+
+
+def test_link_check_names_a_mis_encoding(tmp_path):
+    """`peasm link --check` refuses an operand keystone encodes wrong without a word."""
+    require_tool("as", "ld", "objdump")
+    from tests.peasm_helpers import assert_one_line_error, manifest, peasm, write
+    write(tmp_path, "m.s", ".global efi_main\nefi_main:\n    xor eax, eax\n    add rax, -\n    ret\n")
+    r = peasm("link", manifest(tmp_path, ["m.s"]), "-o", tmp_path / "x.efi", "--check")
+    assert r.returncode == 1 and not (tmp_path / "x.efi").exists()
+    assert "Traceback" not in r.stderr
+    # binutils rejects the line outright: the error names it
+    assert "m.s:4:" in r.stderr
+    ok = write(tmp_path, "ok.s", ".global efi_main\nefi_main:\n    xor eax, eax\n    ret\n")
+    assert peasm("link", manifest(tmp_path, ["ok.s"], name="ok.toml"), "-o", tmp_path / "y.efi", "--check").returncode == 0
+
+
+def test_first_difference_names_the_statement(tmp_path):
+    from dataclasses import replace
+
+    from tests.peasm_helpers import write
+    src = write(tmp_path, "m.s", ".global efi_main\nefi_main:\n    xor eax, eax\n    inc eax\n    ret\n")
+    a = link([src], "efi_main")
+    assert first_difference(a, a) is None
+    text = a.sections[0]
+    changed = bytearray(text.data)
+    changed[3] ^= 0x08                                   # ff c0 inc eax -> ff c8 dec eax
+    b = replace(a, sections=[replace(text, data=bytes(changed))] + a.sections[1:])
+    message = first_difference(a, b)
+    assert message.startswith(f".text differs at rva 0x{text.rva + 3:x} efi_main+0x3 (")
+    assert "m.s:4)" in message
+    if shutil.which("objdump"):
+        assert "keystone `inc eax`, binutils `dec eax`" in message
