@@ -35,6 +35,7 @@ s_gen:        .asciz " gen_tokens="
 s_prefill:    .asciz " prefill_tok_s="
 s_decode:     .asciz " decode_tok_s="
 s_ev_gen:     .asciz "generation"
+s_stopped:    .asciz " [stopped]"
 s_you:        .ascii "You: "          # YOU_LEN bytes
 s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 
@@ -44,7 +45,7 @@ s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
 .extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
-.extern print_hundredths, rt_memcpy, log_event
+.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop
 
 # generate(rcx = prompt text, rdx = length)
 generate:
@@ -152,6 +153,9 @@ generate:
     call print_piece                  # eax = 1 if a stop rule fired
     test eax, eax
     jnz .Lstop_rule
+    call repl_poll_stop               # Esc stops a generation
+    test eax, eax
+    jnz .Lstopped
     mov eax, [rip + n_gen]
     cmp eax, [rip + set_max_tokens]
     jae .Lkeep_pending
@@ -171,6 +175,9 @@ generate:
     call rt_print_cstr
     call session_clear
     jmp .Ldone
+.Lstopped:
+    lea rcx, [rip + s_stopped]
+    call rt_print_cstr
 .Lstop_rule:
 .Lkeep_pending:
     mov [rip + sess_pending], r13d    # sampled and shown, not yet in the KV cache

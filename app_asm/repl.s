@@ -10,6 +10,7 @@
 .equ LINE_MAX, 4096                   # bytes of one typed line
 .equ PROMPT_MAX, 16384                # bytes of a multi-line prompt
 .equ HISTORY_LINES, 8                 # up/down recall
+.equ TYPEAHEAD, 256                   # keys typed during a generation (more are dropped)
 
 .section .bss
 .balign 8
@@ -26,6 +27,10 @@ history_count: .skip 8                # lines stored (saturates at HISTORY_LINES
 history_next:  .skip 8                # slot the next line goes to
 history_view:  .skip 8                # how far back up/down has gone (0 = the new line)
 utf8_tmp:      .skip 8
+.balign 4
+typeahead:     .skip TYPEAHEAD * 4    # keys read while generating, kept for the next line
+ta_first:      .skip 4
+ta_count:      .skip 4
 
 .section .rdata
 s_prompt:      .asciz "> "
@@ -37,8 +42,8 @@ s_cannot:      .asciz "autorun: cannot read "
 s_help_hint:   .asciz "type /help for commands\n"
 
 .section .text
-.global repl_read_line, repl_run, repl_load_autorun
-.extern rt_read_key, rt_print_cstr, rt_print_utf8, rt_memcpy, set_autorun, vol_read_file
+.global repl_read_line, repl_run, repl_load_autorun, repl_poll_stop
+.extern rt_read_key, rt_poll_key, rt_print_cstr, rt_print_utf8, rt_memcpy, set_autorun, vol_read_file
 .extern vol_print_status, generate, run_command
 
 # repl_load_autorun(): the autorun file (set_autorun, else autorun.txt if present) becomes the
@@ -206,6 +211,56 @@ remember_line:
     add rsp, 40
     ret
 
+# repl_poll_stop() -> eax = 1 when Esc has been pressed. Called between tokens: other keys
+# that arrive meanwhile are kept, in order, for the next line (UEFI cannot peek at a key).
+repl_poll_stop:
+    sub rsp, 40
+.Lpoll:
+    call rt_poll_key
+    cmp eax, -1
+    je .Lno
+    mov ecx, eax
+    shr ecx, 16
+    cmp ecx, SCAN_ESC
+    je .Lstop
+    mov ecx, [rip + ta_count]
+    cmp ecx, TYPEAHEAD
+    jae .Lpoll                        # full: drop it
+    add ecx, [rip + ta_first]
+    and ecx, TYPEAHEAD - 1
+    lea rdx, [rip + typeahead]
+    mov [rdx + rcx * 4], eax
+    inc dword ptr [rip + ta_count]
+    jmp .Lpoll
+.Lstop:
+    mov eax, 1
+    jmp .Lout
+.Lno:
+    xor eax, eax
+.Lout:
+    add rsp, 40
+    ret
+
+# next_key() -> eax = (ScanCode << 16) | UnicodeChar: a key typed ahead, else one from ConIn
+next_key:
+    sub rsp, 40
+    mov ecx, [rip + ta_count]
+    test ecx, ecx
+    jz .Lwait
+    mov ecx, [rip + ta_first]
+    lea rdx, [rip + typeahead]
+    mov eax, [rdx + rcx * 4]
+    inc ecx
+    and ecx, TYPEAHEAD - 1
+    mov [rip + ta_first], ecx
+    dec dword ptr [rip + ta_count]
+    jmp .Lout
+.Lwait:
+    call rt_read_key
+.Lout:
+    add rsp, 40
+    ret
+
 # repl_read_line() -> rax = line bytes, rdx = length (valid until the next call). The
 # caller has printed the prompt. An autorun line is echoed as if typed.
 repl_read_line:
@@ -223,7 +278,7 @@ repl_read_line:
     mov qword ptr [rip + line_len], 0
     mov qword ptr [rip + history_view], 0
 .Lkey:
-    call rt_read_key
+    call next_key
     mov ebx, eax
     shr ebx, 16                       # scan code
     and eax, 0xFFFF                   # character

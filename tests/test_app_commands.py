@@ -271,3 +271,16 @@ def test_stop_rules_on_decoded_text(chat_efi, tmp_path, cfg, expected):
     assert r.status == 0, r.reason
     (gen,) = generations(r.text)
     assert gen == (expected if expected is not None else b"".join(SEGMENTS).decode())
+
+
+def test_esc_stops_a_generation_and_typeahead_is_kept(chat_efi, tmp_path, small_pair):
+    vol = _volume(tmp_path, small_pair, cfg="temperature = 0\nmax_tokens = 50\n")
+    # Esc arrives while the first prompt generates; the line typed around it still counts
+    keys = b"Once upon a time\r/tokenize hi\r\x1b/ctx\r/shutdown\r"
+    r = run_chat(chat_efi, vol, "native", input_bytes=keys)
+    assert r.status == 0, r.reason
+    n = len(ref.read_tokenizer(vol / "tokenizer.bin", 512).encode("Once upon a time", bos=True))
+    assert f" [stopped]\n[stats] prompt_tokens={n} gen_tokens=1 " in r.text
+    answers = _answers(r.text)
+    assert "/tokenize hi" in answers and answers["/tokenize hi"][0].split()
+    assert answers["/ctx"] == [f"context: {n} / 64 tokens used"]   # the shown token is pending
