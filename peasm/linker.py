@@ -30,7 +30,7 @@ from pathlib import Path
 from peasm import uefi
 from peasm.backends import AsmError, Backend, get_backend
 from peasm.errors import Origin, PeasmError
-from peasm.source import SECTIONS, Program, SourceSet, Stmt, preprocess
+from peasm.source import SECTIONS, Program, SourceSet, preprocess
 
 DEFAULT_IMAGE_BASE = 0x4000_0000
 SECTION_ALIGN = 0x1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app_helpers import chat_efi, make_volume, run_chat  # noqa: F401
+from tests.app_helpers import make_volume, run_chat
 from tests.reference import llama2 as ref
 
 AFTER = ["hello", "/tokenize hi", "/shutdown"]

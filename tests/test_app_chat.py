@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app_helpers import chat_efi, console_render, generations, make_volume, run_chat  # noqa: F401
+from tests.app_helpers import console_render, generations, make_volume, run_chat
 from tests.reference import llama2 as ref
 from tests.support import REFERENCE, model_file
 

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from peasm.runners.hosted import run
-from tests.app_helpers import chat_efi, generations, make_volume, run_chat  # noqa: F401
+from tests.app_helpers import generations, make_volume, run_chat
 from tests.reference import llama2 as ref
-from tests.support import model_file
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ import pytest
 
 from peasm.errors import PeasmError
 from peasm.linker import link
-from peasm.runners.emu import Emu, EmuFault
+from peasm.runners.emu import Emu
 from tests.reference import llama2 as ref
 from tests.support import REPO, model_file, require
 

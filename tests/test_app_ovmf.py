@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.app_helpers import chat_efi, generations  # noqa: F401
+from tests.app_helpers import generations
 from tests.support import REFERENCE, model_file, require
 
 pytestmark = pytest.mark.slow

@@ -51,14 +51,14 @@ def test_keystone_and_binutils_agree(manifest):
 def test_link_check_names_a_mis_encoding(tmp_path):
     """`peasm link --check` refuses an operand keystone encodes wrong without a word."""
     require_tool("as", "ld", "objdump")
-    from tests.peasm_helpers import assert_one_line_error, manifest, peasm, write
+    from tests.peasm_helpers import manifest, peasm, write
     write(tmp_path, "m.s", ".global efi_main\nefi_main:\n    xor eax, eax\n    add rax, -\n    ret\n")
     r = peasm("link", manifest(tmp_path, ["m.s"]), "-o", tmp_path / "x.efi", "--check")
     assert r.returncode == 1 and not (tmp_path / "x.efi").exists()
     assert "Traceback" not in r.stderr
     # binutils rejects the line outright: the error names it
     assert "m.s:4:" in r.stderr
-    ok = write(tmp_path, "ok.s", ".global efi_main\nefi_main:\n    xor eax, eax\n    ret\n")
+    write(tmp_path, "ok.s", ".global efi_main\nefi_main:\n    xor eax, eax\n    ret\n")
     assert peasm("link", manifest(tmp_path, ["ok.s"], name="ok.toml"), "-o", tmp_path / "y.efi", "--check").returncode == 0
 
 

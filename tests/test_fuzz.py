@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import pytest
 
-from tests.app_helpers import chat_efi, make_volume, run_chat  # noqa: F401
+from tests.app_helpers import make_volume, run_chat
 from tests.fuzz.harness import RUNNERS, model_expectation
 from tests.fuzz.known import KNOWN_FAILURES
 from tests.fuzz.mutate import case_from_id, make_case
@@ -157,7 +157,7 @@ def test_whole_program(chat_efi, tmp_path, kind, index):
                     cfg="max_tokens = 4\n", autorun=AFTER)
         text = _run(chat_efi, vol)
         if module.verdict.startswith("refused"):
-            assert f"tokenizer tokenizer.bin: " in text, text[-2000:]
+            assert "tokenizer tokenizer.bin: " in text, text[-2000:]
             assert "no model loaded" in text
         else:
             assert "gen_tokens=" in text, text[-2000:]

@@ -45,7 +45,7 @@ def test_duplicate_global_names_both_places(tmp_path):
     write(tmp_path, "a.s", ENTRY + ".global twice\ntwice: ret\n")
     write(tmp_path, "b.s", ".global twice\ntwice: ret\n")
     r = peasm("link", manifest(tmp_path, ["a.s", "b.s"]), "-o", tmp_path / "x.efi")
-    msg = assert_one_line_error(r, "duplicate symbol 'twice'", "b.s:2:", "a.s:")
+    assert_one_line_error(r, "duplicate symbol 'twice'", "b.s:2:", "a.s:")
 
 
 def test_symbol_of_another_file_that_is_not_global(tmp_path):

@@ -6,7 +6,6 @@ the same firmware (peasm.runners.firmware), so they print the same thing.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
