@@ -20,7 +20,6 @@ s_unknown:     .asciz "unknown command '"
 s_try_help:    .asciz "' (type /help for the list)\n"
 s_usage:       .asciz "usage: /"
 s_space:       .asciz " "
-s_eq:          .asciz " = "
 s_bad_value:   .asciz "bad value: expected "
 s_usage_open:  .asciz " (usage: /"
 s_usage_close: .asciz ")\n"
@@ -177,14 +176,14 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .section .text
 .global run_command
 .extern rt_print_cstr, rt_print_utf8, rt_print_u64, rt_shutdown, rt_capture_begin, rt_capture_end
-.extern rt_memory_free_bytes, cpu_print_features, cpu_features, kernels_init, kernels_path
-.extern settings_find, settings_set, settings_print_value, settings_print_usage
+.extern rt_memory_free_bytes, cpu_print_features, kernels_path
+.extern settings_find, settings_set, settings_print_setting, settings_print_usage
 .extern settings_print_all, settings_write_cfg, settings_reset, set_seed, set_attn
 .extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_prompt_buf, sess_model_name
-.extern session_clear, session_apply_settings, models_switch, models_list
+.extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern tok_encode, tok_error_text, sampler_seed, log_print, log_event, log_event2
+.extern tok_encode, tok_error_text, log_print, log_event, log_event2
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:
@@ -312,25 +311,11 @@ cmd_set:
     mov rcx, [rbx + SET_PTR]
     lea rax, [rip + set_seed]
     cmp rcx, rax
-    jne .Lnot_seed
-    lea rcx, [rip + sess_sampler]     # a new seed restarts the random sequence
-    mov rdx, [rip + set_seed]
-    call sampler_seed
-.Lnot_seed:
-    mov rcx, [rbx + SET_PTR]
-    lea rax, [rip + set_attn]
-    cmp rcx, rax
     jne .Lshow
-    mov ecx, [rip + cpu_features]
-    mov edx, [rip + set_attn]
-    call kernels_init
+    call session_reseed               # a new seed restarts the random sequence
 .Lshow:
-    mov rcx, [rbx + SET_NAME]
-    call rt_print_cstr
-    lea rcx, [rip + s_eq]
-    call rt_print_cstr
     mov rcx, rbx
-    call settings_print_value
+    call settings_print_setting
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     mov rax, [rbx + SET_PTR]
@@ -638,12 +623,7 @@ cmd_reset:
     jz .Lout
     call settings_reset
     call session_apply_settings
-    lea rcx, [rip + sess_sampler]
-    mov rdx, [rip + set_seed]
-    call sampler_seed
-    mov ecx, [rip + cpu_features]
-    mov edx, [rip + set_attn]
-    call kernels_init
+    call session_reseed
     call session_clear
     lea rcx, [rip + s_reset_done]
     call rt_print_cstr

@@ -23,7 +23,7 @@ s_no_buffer:  .asciz "not enough memory for the prompt buffer\n"
 .section .text
 .global app_main
 .extern rt_print_cstr, rt_timer_init, rt_fs_init, rt_alloc_pages, cpu_print_features
-.extern cpu_features, kernels_init, config_parse, set_attn, models_autoload, session_clear
+.extern config_parse, models_autoload, session_clear, session_apply_settings
 .extern vol_read_file, vol_free_file, vol_print_status, sess_prompt_buf
 .extern repl_load_autorun, repl_run, rt_file_status, log_init, log_event, log_event2
 .extern settings_snapshot
@@ -86,9 +86,7 @@ app_main:
     mov rdx, [rip + cfg_size]
     call vol_free_file
 .Lkernels:
-    mov ecx, [rip + cpu_features]
-    mov edx, [rip + set_attn]
-    call kernels_init
+    call session_apply_settings       # the kernel path (attn) among them
     cmp qword ptr [rip + sess_prompt_buf], 0
     je .Lrepl
     call models_autoload

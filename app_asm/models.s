@@ -48,7 +48,7 @@ s_vocab:          .asciz ", vocab "
 
 .section .text
 .global models_autoload, models_info, models_list, models_switch, print_file_problem, print_mib
-.global print_model_error, print_shape, probe_model
+.global print_model_error, print_shape, probe_model, check_model_file
 .extern mem_ieq, model_check_header, model_format_error, parse_uint, print_hundredths, repl_read_line
 .extern rt_file_close, rt_file_open, rt_file_read, rt_file_read_entry, rt_file_size, rt_print_cstr
 .extern rt_print_u64, sess_loaded, session_load_model, set_model, str_len, trim
@@ -410,6 +410,40 @@ models_autoload:
     pop rsi
     pop rbx
     ret
+# check_model_file(rcx = name, rdx = Model*) -> eax = 1 when the file's header and size make
+# a model (the struct is filled), else 0 after one line saying why ("model NAME: ...")
+check_model_file:
+    push rbx
+    push rsi
+    sub rsp, 40
+    mov rbx, rcx
+    mov rsi, rdx
+    call probe_model
+    test eax, eax
+    jz .Lgood
+    cmp eax, -1
+    je .Lcannot
+    mov rcx, rbx
+    mov edx, eax
+    mov r8, rsi
+    call print_model_error
+    jmp .Lbad
+.Lcannot:
+    lea rcx, [rip + s_model_prefix]
+    mov rdx, rbx
+    lea r8, [rip + s_cannot_open]
+    call print_file_problem
+.Lbad:
+    xor eax, eax
+    jmp .Lout
+.Lgood:
+    mov eax, 1
+.Lout:
+    add rsp, 40
+    pop rsi
+    pop rbx
+    ret
+
 # models_switch(rcx = name): the file is checked first; if it cannot be a model the
 # current one stays
 models_switch:
@@ -417,22 +451,9 @@ models_switch:
     sub rsp, 32
     mov rbx, rcx
     lea rdx, [rip + probe_struct]
-    call probe_model
+    call check_model_file
     test eax, eax
-    jz .Lload
-    cmp eax, -1
-    je .Lcannot
-    mov rcx, rbx
-    mov edx, eax
-    lea r8, [rip + probe_struct]
-    call print_model_error
-    jmp .Lkeep
-.Lcannot:
-    lea rcx, [rip + s_model_prefix]
-    mov rdx, rbx
-    lea r8, [rip + s_cannot_open]
-    call print_file_problem
-.Lkeep:
+    jnz .Lload
     cmp dword ptr [rip + sess_loaded], 0
     je .Lout
     lea rcx, [rip + s_keeping]
@@ -452,23 +473,9 @@ models_info:
     sub rsp, 32
     mov rbx, rcx
     lea rdx, [rip + probe_struct]
-    call probe_model
+    call check_model_file
     test eax, eax
-    jz .Lgood
-    cmp eax, -1
-    je .Lcannot
-    mov rcx, rbx
-    mov edx, eax
-    lea r8, [rip + probe_struct]
-    call print_model_error
-    jmp .Lout
-.Lcannot:
-    lea rcx, [rip + s_model_prefix]
-    mov rdx, rbx
-    lea r8, [rip + s_cannot_open]
-    call print_file_problem
-    jmp .Lout
-.Lgood:
+    jz .Lout
     mov rcx, rbx
     call rt_print_cstr
     lea rcx, [rip + s_info_size]

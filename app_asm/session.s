@@ -64,14 +64,14 @@ s_tok_prefix:     .asciz "tokenizer "
 s_tokenizer_bin:  .asciz "tokenizer.bin"
 
 .section .text
-.global session_apply_settings, session_clear, session_load_model, session_print_summary, session_unload
+.global session_apply_settings, session_reseed, session_clear, session_load_model, session_print_summary, session_unload
 .extern log_event2, model_bind_weights, model_check_header, model_init_state, model_state_bytes, print_hundredths
 .extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
 .extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
 .extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
 .extern set_top_p, str_copy, str_len, tok_error_text, tok_load, tok_workspace_bytes
-.extern vol_free_file, vol_read_file, print_model_error, print_file_problem, probe_model, print_mib
-.extern print_shape
+.extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
+.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed
 
 # session_clear(): an empty conversation
 session_clear:
@@ -187,11 +187,9 @@ session_load_model:
     call rt_print_cstr
     mov rcx, rbx
     lea rdx, [rip + sess_model]
-    call probe_model
-    cmp eax, -1
-    je .Lcannot_open
+    call check_model_file
     test eax, eax
-    jnz .Lbad_header
+    jz .Lfail
     # memory, as the map says it is now. Free memory comes in pieces, and the weights and the
     # run state are one allocation each: the weights need a free range of their own size, and
     # what stays free (less SESSION_RESERVE) must hold the state for at least a useful context.
@@ -337,12 +335,6 @@ session_load_model:
     call log_event2
     mov eax, 1
     jmp .Lout
-.Lcannot_open:
-    lea rcx, [rip + s_model_prefix]
-    mov rdx, rbx
-    lea r8, [rip + s_cannot_open]
-    call print_file_problem
-    jmp .Lfail
 .Lcannot_read:
     lea rcx, [rip + s_model_prefix]
     mov rdx, rbx
@@ -359,12 +351,6 @@ session_load_model:
     lea r8, [rip + sess_model]
     call print_model_error
     jmp .Lfail_free
-.Lbad_header:
-    mov rcx, rbx
-    mov edx, eax
-    lea r8, [rip + sess_model]
-    call print_model_error
-    jmp .Lfail
 .Lsampler_fail:
     lea rcx, [rip + s_sampler_fail]
     call rt_print_cstr
@@ -601,8 +587,25 @@ load_tokenizer:
     add rsp, 40
     ret
 
-# session_apply_settings(): copy the sampling settings into the sampler
+# session_reseed(): restart the sampler's random sequence from set_seed (0: from the clock,
+# as at boot)
+session_reseed:
+    sub rsp, 40
+    mov rdx, [rip + set_seed]
+    test rdx, rdx
+    jnz .Lseed
+    call rt_ticks
+    mov rdx, rax
+.Lseed:
+    lea rcx, [rip + sess_sampler]
+    call sampler_seed
+    add rsp, 40
+    ret
+
+# session_apply_settings(): the settings take effect: sampling knobs into the sampler, the
+# kernel path (attn) into the dispatch table. Cheap and idempotent: called after any change.
 session_apply_settings:
+    sub rsp, 40
     mov eax, [rip + set_temperature]
     mov [rip + sess_sampler + SMP_TEMPERATURE], eax
     mov eax, [rip + set_top_p]
@@ -615,6 +618,10 @@ session_apply_settings:
     mov [rip + sess_sampler + SMP_REPEAT_PENALTY], eax
     mov eax, [rip + set_no_repeat_ngram]
     mov [rip + sess_sampler + SMP_NO_REPEAT_NGRAM], eax
+    mov ecx, [rip + cpu_features]
+    mov edx, [rip + set_attn]
+    call kernels_init
+    add rsp, 40
     ret
 
 

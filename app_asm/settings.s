@@ -154,7 +154,7 @@ s_cfg_header:      .asciz "# repl.cfg written by /save_cfg\n"
 source_names:      .quad s_src_default, s_src_cfg, s_src_command
 
 .section .text
-.global settings_find, settings_set, settings_print_value, settings_print_usage
+.global settings_find, settings_set, settings_print_setting, settings_print_usage
 .global settings_print_all, config_parse, settings_first, settings_snapshot, settings_reset
 .global settings_write_cfg
 .extern str_eq, str_len, trim, parse_float, parse_uint, print_fixed, str_copy, mem_ieq
@@ -384,6 +384,21 @@ print_enum_name:
     pop rbx
     ret
 
+# settings_print_setting(rcx = entry): "key = value", as repl.cfg takes it
+settings_print_setting:
+    push rbx
+    sub rsp, 32
+    mov rbx, rcx
+    mov rcx, [rbx + SET_NAME]
+    call rt_print_cstr
+    lea rcx, [rip + s_eq]
+    call rt_print_cstr
+    mov rcx, rbx
+    call settings_print_value
+    add rsp, 32
+    pop rbx
+    ret
+
 # settings_print_value(rcx = entry)
 settings_print_value:
     push rbx
@@ -510,11 +525,8 @@ settings_print_all:
     mov rcx, [rbx + SET_NAME]
     test rcx, rcx
     jz .Ldone
-    call rt_print_cstr
-    lea rcx, [rip + s_eq]
-    call rt_print_cstr
     mov rcx, rbx
-    call settings_print_value
+    call settings_print_setting
     lea rcx, [rip + s_open]
     call rt_print_cstr
     mov eax, [rbx + SET_SOURCE]
@@ -710,11 +722,8 @@ settings_write_cfg:
     cmp byte ptr [rax], 0
     je .Lskip
 .Lwrite:
-    call rt_print_cstr
-    lea rcx, [rip + s_eq]
-    call rt_print_cstr
     mov rcx, rbx
-    call settings_print_value
+    call settings_print_setting
     lea rcx, [rip + s_nl]
     call rt_print_cstr
 .Lskip:
