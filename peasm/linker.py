@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peasm import uefi
+from peasm import generated
 from peasm.backends import AsmError, Backend, get_backend
 from peasm.errors import Origin, PeasmError
 from peasm.source import SECTIONS, Program, SourceSet, preprocess
@@ -308,7 +308,7 @@ def link(sources: list[Path], entry: str, *, backend: Backend | str = "keystone"
     """Link a program. Raises PeasmError with a location for every user error."""
     if isinstance(backend, str):
         backend = get_backend(backend)
-    source_set = SourceSet(include_dirs, {"uefi.inc": uefi.render_include()},
+    source_set = SourceSet(include_dirs, generated.includes(),
                            display_root if display_root is not None else Path.cwd())
     program = preprocess([Path(s) for s in sources], source_set)
     if entry not in program.globals:
@@ -414,7 +414,7 @@ def assemble_flat(path: Path, base: int = 0, *, backend: Backend | str = "keysto
     .bss zero-filled) and its global symbols' addresses. For `peasm asm` and the runners."""
     if isinstance(backend, str):
         backend = get_backend(backend)
-    source_set = SourceSet(include_dirs, {"uefi.inc": uefi.render_include()}, Path.cwd())
+    source_set = SourceSet(include_dirs, generated.includes(), Path.cwd())
     program = preprocess([Path(path)], source_set)
     unit = _build_unit(program)
     data, addrs = _assemble(backend, unit, program, base)

@@ -1,0 +1,17 @@
+"""The include files peasm generates from Python declarations (never written by hand).
+
+Each name here can be `.include`d by any source as if it were a file on the include path:
+`uefi.inc` (peasm.uefi: UEFI tables, GUIDs, constants), `ggml.inc` and `ggml_table.inc`
+(peasm.ggml: ggml's tensor types and the table the kernels dispatch on).
+"""
+from __future__ import annotations
+
+from . import ggml, uefi
+
+
+def includes() -> dict[str, str]:
+    return {
+        "uefi.inc": uefi.render_include(),
+        "ggml.inc": ggml.render_include(),
+        "ggml_table.inc": ggml.render_table(),
+    }

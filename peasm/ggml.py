@@ -1,0 +1,175 @@
+"""ggml's tensor types, declared once: the type table the asm dispatches on.
+
+Facts from ggml's format documentation (ggml.h `enum ggml_type`, ggml-common.h block
+structs): each type's number, name, block size (elements per block) and block bytes. The
+tests check these against gguf-py's `GGML_QUANT_SIZES`, an independent statement of them.
+
+For each type this program can run, the declaration adds what ggml calls its traits:
+`vec_dot_type` (the format the input vector is quantized to before the dot products: Q8_0
+for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16,
+F32 for F32) and the names of its kernel bodies per CPU path:
+
+    to_float   (rcx = out f32*, rdx = blocks, r8d = n)          dequantize n elements (a
+               multiple of the block size) of one row
+    from_float (rcx = out blocks, rdx = x f32*, r8d = n)        quantize n floats into this
+               type's blocks (only for the activation formats: the vec_dot_types)
+    matvec     (rcx = out f32*, rdx = W, r8 = xq, r9d = n, [rsp+40] dword d)
+               out[i] = dot(row i of W, xq) for i < d; W holds d rows of
+               n / block_size blocks each; xq is n elements in this type's vec_dot_type
+
+From this module peasm generates two includes:
+
+* `ggml.inc`: `.equ GGML_TYPE_<NAME>, id`, `GGML_TYPE_COUNT`, and the row layout of the
+  table (`GGML_TT_*`);
+* `ggml_table.inc`: the table itself (.rdata), one row of `GGML_TT_SIZE` bytes per type id
+  0 .. GGML_TYPE_COUNT-1, for `kernels_asm/ggml_types.s` to include. A row of a type the
+  program cannot run has zero body pointers and flags 0, but still its name and sizes, so
+  an error can name it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .uefi import Field, Struct
+
+
+@dataclass(frozen=True)
+class GgmlType:
+    id: int
+    name: str
+    block_size: int          # elements per block
+    block_bytes: int         # bytes per block
+    vec_dot_type: str | None = None      # the activation format, when this program runs it
+    bodies: dict[str, str] = field(default_factory=dict)   # "to_float" etc -> base name
+
+
+def _bodies(stem: str, *, from_float: bool = False, to_float: bool = True,
+            matvec: bool = True) -> dict[str, str]:
+    out = {}
+    if to_float:
+        out["to_float"] = f"dequantize_row_{stem}"
+    if from_float:
+        out["from_float"] = f"quantize_row_{stem}"
+    if matvec:
+        out["matvec"] = f"matvec_{stem}"
+    return out
+
+
+# Every type id of ggml's enum that a GGUF file may carry (ids 4, 5 and 31-33, 36-38 are
+# retired in ggml and never appear). Sizes from ggml-common.h. Q8_1 is only ever an
+# activation format in memory: ggml's block_q8_1 is {f16 d, f16 s = d * sum(qs), i8 qs[32]},
+# 36 bytes (gguf-py still lists the retired f32 layout, 40).
+TYPES: tuple[GgmlType, ...] = (
+    GgmlType(0, "F32", 1, 4, "F32", {"to_float": "dequantize_row_f32", "matvec": "matvec"}),
+    GgmlType(1, "F16", 1, 2, "F16", _bodies("f16", from_float=True)),
+    GgmlType(2, "Q4_0", 32, 18, "Q8_0", _bodies("q4_0")),
+    GgmlType(3, "Q4_1", 32, 20, "Q8_1", _bodies("q4_1")),
+    GgmlType(6, "Q5_0", 32, 22, "Q8_0", _bodies("q5_0")),
+    GgmlType(7, "Q5_1", 32, 24, "Q8_1", _bodies("q5_1")),
+    GgmlType(8, "Q8_0", 32, 34, "Q8_0", _bodies("q8_0", from_float=True)),
+    GgmlType(9, "Q8_1", 32, 36, None, _bodies("q8_1", from_float=True, to_float=False,
+                                              matvec=False)),
+    GgmlType(10, "Q2_K", 256, 84),
+    GgmlType(11, "Q3_K", 256, 110),
+    GgmlType(12, "Q4_K", 256, 144),
+    GgmlType(13, "Q5_K", 256, 176),
+    GgmlType(14, "Q6_K", 256, 210),
+    GgmlType(15, "Q8_K", 256, 292),
+    GgmlType(16, "IQ2_XXS", 256, 66),
+    GgmlType(17, "IQ2_XS", 256, 74),
+    GgmlType(18, "IQ3_XXS", 256, 98),
+    GgmlType(19, "IQ1_S", 256, 50),
+    GgmlType(20, "IQ4_NL", 32, 18),
+    GgmlType(21, "IQ3_S", 256, 110),
+    GgmlType(22, "IQ2_S", 256, 82),
+    GgmlType(23, "IQ4_XS", 256, 136),
+    GgmlType(24, "I8", 1, 1),
+    GgmlType(25, "I16", 1, 2),
+    GgmlType(26, "I32", 1, 4),
+    GgmlType(27, "I64", 1, 8),
+    GgmlType(28, "F64", 1, 8),
+    GgmlType(29, "IQ1_M", 256, 56),
+    GgmlType(30, "BF16", 1, 2, "BF16", _bodies("bf16", from_float=True)),
+    GgmlType(34, "TQ1_0", 256, 54),
+    GgmlType(35, "TQ2_0", 256, 66),
+    GgmlType(39, "MXFP4", 32, 17),
+    GgmlType(40, "NVFP4", 64, 36),
+    GgmlType(41, "Q1_0", 128, 18),
+)
+BY_ID = {t.id: t for t in TYPES}
+BY_NAME = {t.name: t for t in TYPES}
+TYPE_COUNT = max(BY_ID) + 1
+PATHS = ("sse2", "avx2")          # K_PATH_SSE2 = 1 -> index 0, K_PATH_AVX2 = 2 -> index 1
+BODY_KINDS = ("to_float", "from_float", "matvec")
+NAME_BYTES = 8                    # NUL-padded; the longest name (IQ2_XXS) is 7
+
+
+def runnable(t: GgmlType) -> bool:
+    """A weight of this type can be used by the program (it has a matvec and a to_float)."""
+    return "matvec" in t.bodies and "to_float" in t.bodies
+
+
+def supported_names() -> list[str]:
+    return [t.name for t in TYPES if runnable(t)]
+
+
+# One row of the table. flags: bit 0 = the program can run weights of this type.
+ROW = Struct("GGML_TT", (
+    Field("NAME", "u8", NAME_BYTES),
+    Field("BLOCK_SIZE", "u32"),
+    Field("BLOCK_BYTES", "u32"),
+    Field("VEC_DOT_TYPE", "u32"),      # a type id (GGML_TYPE_COUNT when none)
+    Field("FLAGS", "u32"),
+    Field("BODIES", "ptr", len(PATHS) * len(BODY_KINDS)),   # [path][kind]
+))
+GGML_TT_F_RUNNABLE = 1
+
+
+def body_symbol(t: GgmlType, kind: str, path: str) -> str | None:
+    base = t.bodies.get(kind)
+    return f"{base}_{path}" if base else None
+
+
+def render_include() -> str:
+    """`ggml.inc`: type ids, the row layout, body slot offsets."""
+    lines = ["# Generated by peasm.ggml from its declarations; do not edit.", ""]
+    for t in TYPES:
+        lines.append(f".equ GGML_TYPE_{t.name}, {t.id}")
+    lines.append(f".equ GGML_TYPE_COUNT, {TYPE_COUNT}")
+    lines.append("")
+    offsets, size, _ = ROW.layout()
+    for name, off in offsets.items():
+        lines.append(f".equ GGML_TT_{name}, {off}")
+    lines.append(f".equ GGML_TT_SIZE, {size}")
+    lines.append(f".equ GGML_TT_F_RUNNABLE, {GGML_TT_F_RUNNABLE}")
+    lines.append(f".equ GGML_TT_NAME_BYTES, {NAME_BYTES}")
+    # body slot = GGML_TT_BODIES + (path_index * 3 + kind) * 8
+    for k, kind in enumerate(BODY_KINDS):
+        lines.append(f".equ GGML_TT_{kind.upper()}, {k * 8}      # + GGML_TT_BODIES + path * GGML_TT_PATH_BYTES")
+    lines.append(f".equ GGML_TT_PATH_BYTES, {len(BODY_KINDS) * 8}")
+    return "\n".join(lines) + "\n"
+
+
+def render_table() -> str:
+    """`ggml_table.inc`: the .rdata table, GGML_TYPE_COUNT rows."""
+    lines = ["# Generated by peasm.ggml from its declarations; do not edit.",
+             '.include "ggml.inc"', ".section .rdata", ".balign 8", ".global ggml_type_table",
+             "ggml_type_table:"]
+    externs = sorted({s for t in TYPES for kind in BODY_KINDS for p in PATHS
+                      if (s := body_symbol(t, kind, p))})
+    for t_id in range(TYPE_COUNT):
+        t = BY_ID.get(t_id)
+        if t is None:
+            lines.append(f"    .zero {ROW.size}                 # {t_id}: retired id")
+            continue
+        name = t.name.encode() + bytes(NAME_BYTES - len(t.name))
+        vdt = BY_NAME[t.vec_dot_type].id if t.vec_dot_type else TYPE_COUNT
+        flags = GGML_TT_F_RUNNABLE if runnable(t) else 0
+        lines.append(f"    .byte {', '.join(str(b) for b in name)}    # {t_id}: {t.name}")
+        lines.append(f"    .long {t.block_size}, {t.block_bytes}, {vdt}, {flags}")
+        for p in PATHS:
+            for kind in BODY_KINDS:
+                sym = body_symbol(t, kind, p)
+                lines.append(f"    .quad {sym if sym else 0}")
+    body = "\n".join(lines) + "\n"
+    return (f".extern {', '.join(externs)}\n" if externs else "") + body
