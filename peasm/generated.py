@@ -2,11 +2,12 @@
 
 Each name here can be `.include`d by any source as if it were a file on the include path:
 `uefi.inc` (peasm.uefi: UEFI tables, GUIDs, constants), `ggml.inc` and `ggml_table.inc`
-(peasm.ggml: ggml's tensor types and the table the kernels dispatch on).
+(peasm.ggml: ggml's tensor types and the table the kernels dispatch on), `layouts.inc`
+(peasm.layouts: the app's structs).
 """
 from __future__ import annotations
 
-from . import ggml, uefi
+from . import ggml, layouts, uefi
 
 
 def includes() -> dict[str, str]:
@@ -14,4 +15,5 @@ def includes() -> dict[str, str]:
         "uefi.inc": uefi.render_include(),
         "ggml.inc": ggml.render_include(),
         "ggml_table.inc": ggml.render_table(),
+        "layouts.inc": layouts.render_include(),
     }
