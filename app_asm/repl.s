@@ -3,6 +3,11 @@
 #
 # Input rules: Enter submits; a line ending in '\' continues on the next line (the prompt
 # gets a newline there); ";;" alone submits what has been gathered so far.
+# Keys (characters as keyboard.s decodes them): printable characters are added, Enter (CR,
+# LF or CR LF) submits, Backspace (BS, DEL, or a serial terminal's SCAN_DELETE) erases one
+# character, Up/Down recall, Esc and Ctrl-U clear the line. Every other key is reported on one
+# line and the input line shown again; so is each limit reached (line length, the gathered
+# prompt's size, keys typed ahead during a generation): nothing typed is dropped in silence.
 .include "uefi.inc"
 .include "runtime.inc"
 .include "settings.inc"
@@ -10,7 +15,10 @@
 .equ LINE_MAX, 4096                   # bytes of one typed line
 .equ PROMPT_MAX, 16384                # bytes of a multi-line prompt
 .equ HISTORY_LINES, 8                 # up/down recall
-.equ TYPEAHEAD, 256                   # keys typed during a generation (more are dropped)
+.equ TYPEAHEAD, 256                   # keys typed during a generation (more are dropped, and
+                                      # the next prompt says how many)
+.equ CTRL_U, 0x15
+.equ CHAR_DEL, 0x7F
 
 .section .bss
 .balign 8
@@ -27,10 +35,16 @@ history_count: .skip 8                # lines stored (saturates at HISTORY_LINES
 history_next:  .skip 8                # slot the next line goes to
 history_view:  .skip 8                # how far back up/down has gone (0 = the new line)
 utf8_tmp:      .skip 8
-.balign 4
-typeahead:     .skip TYPEAHEAD * 4    # keys read while generating, kept for the next line
+cur_prompt:    .skip 8                # the prompt on screen (shown again after a report)
+auto_line_no:  .skip 8
+auto_name:     .skip 8                # the autorun file's name, for messages
+.balign 8
+typeahead:     .skip TYPEAHEAD * 8    # keys read while generating: (character, scan code)
 ta_first:      .skip 4
 ta_count:      .skip 4
+ta_dropped:    .skip 4                # keys that found the typeahead full
+line_full_said: .skip 4               # the line-length limit was reported for this line
+prompt_cut:    .skip 4                # the gathered prompt reached PROMPT_MAX
 
 .section .rdata
 s_prompt:      .asciz "> "
@@ -40,10 +54,45 @@ s_erase:       .asciz "\b \b"
 s_autorun_txt: .asciz "autorun.txt"
 s_cannot:      .asciz "autorun: cannot read "
 s_help_hint:   .asciz "type /help for commands\n"
+s_auto_long:   .asciz "%s:%u: line longer than %u bytes: cut there\n"
+s_line_full:   .asciz "\n[line full: %u bytes at most; what follows is not added]\n"
+s_prompt_full: .asciz "[prompt full: %u bytes at most; the rest was not added]\n"
+s_ta_dropped:  .asciz "[%u keys typed during the generation were not kept: %u at most are]\n"
+s_key_unused:  .asciz "\n[%s%u: not used here; keys: Enter, Backspace, Up/Down (recall), Esc (clear the line)]\n"
+s_key_unused_named: .asciz "\n[%s: not used here; keys: Enter, Backspace, Up/Down (recall), Esc (clear the line)]\n"
+s_scan_code:   .asciz "scan code "
+s_ctrl:        .asciz "control character "
+s_key_tab:     .asciz "Tab"
+.balign 8
+scan_names:                           # EFI scan codes 0 .. SCAN_ESC
+    .quad 0, k_up, k_down, k_right, k_left, k_home, k_end, k_insert, 0, k_page_up, k_page_down
+    .quad k_f1, k_f2, k_f3, k_f4, k_f5, k_f6, k_f7, k_f8, k_f9, k_f10, k_f11, k_f12, 0
+k_up:          .asciz "Up"
+k_down:        .asciz "Down"
+k_right:       .asciz "Right (cursor keys do not move in the line)"
+k_left:        .asciz "Left (cursor keys do not move in the line)"
+k_home:        .asciz "Home"
+k_end:         .asciz "End"
+k_insert:      .asciz "Insert"
+k_page_up:     .asciz "Page Up"
+k_page_down:   .asciz "Page Down"
+k_f1:          .asciz "F1"
+k_f2:          .asciz "F2"
+k_f3:          .asciz "F3"
+k_f4:          .asciz "F4"
+k_f5:          .asciz "F5"
+k_f6:          .asciz "F6"
+k_f7:          .asciz "F7"
+k_f8:          .asciz "F8"
+k_f9:          .asciz "F9"
+k_f10:         .asciz "F10"
+k_f11:         .asciz "F11"
+k_f12:         .asciz "F12"
 
 .section .text
-.global repl_read_line, repl_run, repl_load_autorun, repl_poll_stop
-.extern rt_read_key, rt_poll_key, rt_print_cstr, rt_print_utf8, rt_memcpy, set_autorun, vol_read_file
+.global repl_read_line, repl_run, repl_load_autorun, repl_poll_stop, repl_prompt, repl_autorun_pending
+.extern rt_read_key, rt_poll_key, rt_print_cstr, rt_print_utf8, rt_printf, rt_memcpy, set_autorun
+.extern vol_read_file, text_skip_bom, text_line
 .extern vol_print_status, generate, run_command
 
 # repl_load_autorun(): the autorun file (set_autorun, else autorun.txt if present) becomes the
@@ -56,13 +105,22 @@ repl_load_autorun:
     jne .Lread
     lea rbx, [rip + s_autorun_txt]
 .Lread:
+    mov [rip + auto_name], rbx
     mov rcx, rbx
     lea rdx, [rip + auto_len]
     call vol_read_file
     mov [rip + auto_buf], rax
     mov qword ptr [rip + auto_pos], 0
+    mov qword ptr [rip + auto_line_no], 0
     test rax, rax
-    jnz .Lout
+    jz .Lmissing
+    mov rcx, rax                      # a BOM is not part of the first line
+    mov rdx, [rip + auto_len]
+    call text_skip_bom
+    sub rax, [rip + auto_buf]
+    mov [rip + auto_pos], rax
+    jmp .Lout
+.Lmissing:
     mov qword ptr [rip + auto_len], 0
     lea rax, [rip + set_autorun]      # only a configured file is missed out loud
     cmp byte ptr [rax], 0
@@ -79,11 +137,25 @@ repl_load_autorun:
     pop rbx
     ret
 
-# next_autorun_line() -> eax = 1 and the line in line_buf/line_len, or 0 when none is left
+# repl_autorun_pending() -> eax = 1 while autorun lines remain (the picker then must not wait
+# for the keyboard: an autorun boot runs unattended)
+repl_autorun_pending:
+    xor eax, eax
+    cmp qword ptr [rip + auto_buf], 0
+    je .Lout
+    mov rcx, [rip + auto_pos]
+    cmp rcx, [rip + auto_len]
+    setb al
+.Lout:
+    ret
+
+# next_autorun_line() -> eax = 1 and the line in line_buf/line_len, or 0 when none is left.
+# Lines end at LF, CR LF or CR; a line over LINE_MAX bytes is cut there, and says so.
 next_autorun_line:
+    push rbx
     push rsi
     push rdi
-    sub rsp, 40
+    sub rsp, 32
     mov rsi, [rip + auto_buf]
     test rsi, rsi
     jz .Lnone
@@ -91,30 +163,26 @@ next_autorun_line:
     mov rdx, [rip + auto_len]
     cmp rcx, rdx
     jae .Lnone
-    xor edi, edi                      # bytes of this line
-.Lscan:
-    lea rax, [rcx + rdi]
-    cmp rax, rdx
-    jae .Lend
-    cmp byte ptr [rsi + rax], 10
-    je .Lend
-    inc rdi
-    jmp .Lscan
-.Lend:
-    lea rax, [rcx + rdi + 1]
-    mov [rip + auto_pos], rax
-    lea rdx, [rsi + rcx]
-    cmp rdi, 0                        # drop a CR of CRLF files
-    je .Lcopy
-    cmp byte ptr [rdx + rdi - 1], 13
-    jne .Lcopy
-    dec rdi
+    add rcx, rsi
+    add rdx, rsi
+    call text_line                    # rax = start, rdx = length, r8 = next
+    sub r8, rsi
+    mov [rip + auto_pos], r8
+    inc qword ptr [rip + auto_line_no]
+    mov rbx, rax
+    mov rdi, rdx
+    cmp rdi, LINE_MAX
+    jbe .Lcopy
+    mov edi, LINE_MAX
+    lea rcx, [rip + s_auto_long]
+    mov rdx, [rip + auto_name]
+    mov r8, [rip + auto_line_no]
+    mov r9d, LINE_MAX
+    call rt_printf
 .Lcopy:
-    mov eax, LINE_MAX
-    cmp rdi, rax
-    cmova rdi, rax
     mov [rip + line_len], rdi
     lea rcx, [rip + line_buf]
+    mov rdx, rbx
     mov r8, rdi
     call rt_memcpy
     mov eax, 1
@@ -122,9 +190,10 @@ next_autorun_line:
 .Lnone:
     xor eax, eax
 .Lout:
-    add rsp, 40
+    add rsp, 32
     pop rdi
     pop rsi
+    pop rbx
     ret
 
 # erase_line(): backspace over what is on the input line
@@ -212,24 +281,27 @@ remember_line:
     ret
 
 # repl_poll_stop() -> eax = 1 when Esc has been pressed. Called between tokens: other keys
-# that arrive meanwhile are kept, in order, for the next line (UEFI cannot peek at a key).
+# that arrive meanwhile are kept, in order, for the next line (UEFI cannot peek at a key);
+# beyond TYPEAHEAD they are counted, and the next prompt says how many were lost.
 repl_poll_stop:
     sub rsp, 40
 .Lpoll:
     call rt_poll_key
     cmp eax, -1
     je .Lno
-    mov ecx, eax
-    shr ecx, 16
-    cmp ecx, SCAN_ESC
+    cmp edx, SCAN_ESC
     je .Lstop
     mov ecx, [rip + ta_count]
     cmp ecx, TYPEAHEAD
-    jae .Lpoll                        # full: drop it
+    jb .Lroom
+    inc dword ptr [rip + ta_dropped]
+    jmp .Lpoll
+.Lroom:
     add ecx, [rip + ta_first]
     and ecx, TYPEAHEAD - 1
-    lea rdx, [rip + typeahead]
-    mov [rdx + rcx * 4], eax
+    lea r8, [rip + typeahead]
+    mov [r8 + rcx * 8], eax
+    mov [r8 + rcx * 8 + 4], edx
     inc dword ptr [rip + ta_count]
     jmp .Lpoll
 .Lstop:
@@ -241,15 +313,17 @@ repl_poll_stop:
     add rsp, 40
     ret
 
-# next_key() -> eax = (ScanCode << 16) | UnicodeChar: a key typed ahead, else one from ConIn
+# next_key() -> eax = character (code point), edx = scan code: a key typed ahead, else one
+# from ConIn (rt_read_key)
 next_key:
     sub rsp, 40
     mov ecx, [rip + ta_count]
     test ecx, ecx
     jz .Lwait
     mov ecx, [rip + ta_first]
-    lea rdx, [rip + typeahead]
-    mov eax, [rdx + rcx * 4]
+    lea r8, [rip + typeahead]
+    mov eax, [r8 + rcx * 8]
+    mov edx, [r8 + rcx * 8 + 4]
     inc ecx
     and ecx, TYPEAHEAD - 1
     mov [rip + ta_first], ecx
@@ -261,8 +335,60 @@ next_key:
     add rsp, 40
     ret
 
+# repl_prompt(rcx = NUL-terminated prompt): prints it and remembers it, so the line can be
+# shown again under it after a report
+repl_prompt:
+    mov [rip + cur_prompt], rcx
+    jmp rt_print_cstr
+
+# redisplay(): the prompt and the line typed so far, on a fresh line
+redisplay:
+    sub rsp, 40
+    mov rcx, [rip + cur_prompt]
+    test rcx, rcx
+    jz .Lline
+    call rt_print_cstr
+.Lline:
+    lea rcx, [rip + line_buf]
+    mov rdx, [rip + line_len]
+    call rt_print_utf8
+    add rsp, 40
+    ret
+
+# report_key(eax = character, edx = scan code): one line naming a key that does nothing here,
+# then the line again
+report_key:
+    sub rsp, 40
+    test eax, eax
+    jz .Lscan
+    lea rcx, [rip + s_key_unused_named]
+    lea rdx, [rip + s_key_tab]
+    cmp eax, CHAR_TAB
+    je .Lsay
+    lea rcx, [rip + s_key_unused]     # "control character N"
+    mov r8d, eax
+    lea rdx, [rip + s_ctrl]
+    jmp .Lsay
+.Lscan:
+    lea rcx, [rip + s_key_unused]     # "scan code N", or its name when it has one
+    mov r8d, edx
+    lea rdx, [rip + s_scan_code]
+    cmp r8d, SCAN_ESC
+    ja .Lsay
+    lea rax, [rip + scan_names]
+    mov rax, [rax + r8 * 8]
+    test rax, rax
+    jz .Lsay
+    lea rcx, [rip + s_key_unused_named]
+    mov rdx, rax
+.Lsay:
+    call rt_printf
+    call redisplay
+    add rsp, 40
+    ret
+
 # repl_read_line() -> rax = line bytes, rdx = length (valid until the next call). The
-# caller has printed the prompt. An autorun line is echoed as if typed.
+# caller has printed the prompt (repl_prompt). An autorun line is echoed as if typed.
 repl_read_line:
     push rbx
     push rsi
@@ -277,16 +403,23 @@ repl_read_line:
 .Lkeyboard:
     mov qword ptr [rip + line_len], 0
     mov qword ptr [rip + history_view], 0
+    mov dword ptr [rip + line_full_said], 0
+    mov edx, [rip + ta_dropped]
+    test edx, edx
+    jz .Lkey
+    mov dword ptr [rip + ta_dropped], 0
+    lea rcx, [rip + s_ta_dropped]
+    mov r8d, TYPEAHEAD
+    call rt_printf
+    call redisplay
 .Lkey:
     call next_key
-    mov ebx, eax
-    shr ebx, 16                       # scan code
-    and eax, 0xFFFF                   # character
-    cmp eax, 13                       # Enter
+    mov ebx, edx                      # scan code
+    cmp eax, CHAR_CARRIAGE_RETURN     # Enter (keyboard.s folds LF and CR LF into it)
     je .Lsubmit_typed
-    cmp eax, 10
-    je .Lsubmit_typed
-    cmp eax, 8                        # Backspace
+    cmp eax, CHAR_BACKSPACE
+    je .Lbackspace
+    cmp eax, CHAR_DEL
     je .Lbackspace
     test eax, eax
     jnz .Lchar
@@ -296,6 +429,14 @@ repl_read_line:
     je .Lup
     cmp ebx, SCAN_DOWN
     je .Ldown
+    cmp ebx, SCAN_ESC
+    je .Lclear
+    mov edx, ebx
+    call report_key
+    jmp .Lkey
+.Lclear:
+    call erase_line
+    mov dword ptr [rip + line_full_said], 0
     jmp .Lkey
 .Lup:
     mov rax, [rip + history_view]
@@ -316,6 +457,7 @@ repl_read_line:
     call recall
     jmp .Lkey
 .Lbackspace:
+    mov dword ptr [rip + line_full_said], 0
     mov rcx, [rip + line_len]
     test rcx, rcx
     jz .Lkey
@@ -334,9 +476,15 @@ repl_read_line:
     call rt_print_cstr
     jmp .Lkey
 .Lchar:
+    cmp eax, CTRL_U
+    je .Lclear
     cmp eax, 0x20
-    jb .Lkey                          # other control characters are ignored
-    lea rsi, [rip + utf8_tmp]         # UCS-2 -> UTF-8 (1 to 3 bytes)
+    jae .Lprintable
+    xor edx, edx                      # other control characters: said, not added
+    call report_key
+    jmp .Lkey
+.Lprintable:
+    lea rsi, [rip + utf8_tmp]         # code point -> UTF-8 (1 to 4 bytes, RFC 3629)
     cmp eax, 0x80
     jae .Ltwo
     mov [rsi], al
@@ -355,10 +503,27 @@ repl_read_line:
     mov edx, 2
     jmp .Lappend
 .Lthree:
+    cmp eax, 0x10000
+    jae .Lfour
     mov ecx, eax
     shr ecx, 12
     or ecx, 0xE0
     mov [rsi], cl
+    mov edx, 3
+    jmp .Ltail2
+.Lfour:
+    mov ecx, eax
+    shr ecx, 18
+    or ecx, 0xF0
+    mov [rsi], cl
+    mov ecx, eax
+    shr ecx, 12
+    and ecx, 0x3F
+    or ecx, 0x80
+    mov [rsi + 1], cl
+    inc rsi
+    mov edx, 4
+.Ltail2:                              # the last two bytes of a 3- or 4-byte sequence
     mov ecx, eax
     shr ecx, 6
     and ecx, 0x3F
@@ -367,12 +532,12 @@ repl_read_line:
     and eax, 0x3F
     or eax, 0x80
     mov [rsi + 2], al
-    mov edx, 3
+    lea rsi, [rip + utf8_tmp]
 .Lappend:
     mov rcx, [rip + line_len]
     lea rax, [rcx + rdx]
     cmp rax, LINE_MAX
-    ja .Lkey                          # the line is full
+    ja .Lfull
     mov [rip + line_len], rax
     lea rax, [rip + line_buf]
     mov r8d, edx
@@ -387,6 +552,15 @@ repl_read_line:
     sub rcx, rdx
     call rt_print_utf8
     jmp .Lkey
+.Lfull:                               # said once per line; later keys are not added either
+    cmp dword ptr [rip + line_full_said], 0
+    jne .Lkey
+    mov dword ptr [rip + line_full_said], 1
+    lea rcx, [rip + s_line_full]
+    mov edx, LINE_MAX
+    call rt_printf
+    call redisplay
+    jmp .Lkey
 .Lsubmit_typed:
     call remember_line
 .Lsubmit:
@@ -399,7 +573,8 @@ repl_read_line:
     pop rbx
     ret
 
-# append_prompt(rcx = bytes, rdx = length): add to the multi-line prompt (cut at PROMPT_MAX)
+# append_prompt(rcx = bytes, rdx = length): add to the multi-line prompt (cut at PROMPT_MAX;
+# the first cut says so)
 append_prompt:
     sub rsp, 40
     mov r8, rdx
@@ -408,7 +583,20 @@ append_prompt:
     mov r9d, PROMPT_MAX
     sub r9, rax
     cmp r8, r9
-    cmova r8, r9
+    jbe .Lfits
+    mov r8, r9
+    cmp dword ptr [rip + prompt_cut], 0
+    jne .Lfits
+    mov dword ptr [rip + prompt_cut], 1
+    mov [rsp + 32], rdx
+    mov [rsp + 48], r8                # (our own home slots)
+    lea rcx, [rip + s_prompt_full]
+    mov edx, PROMPT_MAX
+    call rt_printf
+    mov rdx, [rsp + 32]
+    mov r8, [rsp + 48]
+    mov rax, [rip + prompt_len]
+.Lfits:
     lea rcx, [rip + prompt_buf]
     add rcx, rax
     add [rip + prompt_len], r8
@@ -431,7 +619,7 @@ repl_run:
     je .Lshow
     lea rcx, [rip + s_more]
 .Lshow:
-    call rt_print_cstr
+    call repl_prompt
     call repl_read_line
     mov rsi, rax
     mov rdi, rdx
@@ -471,5 +659,6 @@ repl_run:
     lea rcx, [rip + prompt_buf]
     mov rdx, [rip + prompt_len]
     mov qword ptr [rip + prompt_len], 0
+    mov dword ptr [rip + prompt_cut], 0
     call generate
     jmp .Lloop
