@@ -13,7 +13,7 @@
 .section .bss
 .balign 8
 save_buf:      .skip SAVE_BUF_BYTES
-name_buf:      .skip 256                # a file name argument, NUL-terminated
+name_buf:      .skip SET_STR_MAX            # a file name argument, NUL-terminated
 
 .section .rdata
 s_unknown:     .asciz "unknown command '"
@@ -39,7 +39,7 @@ s_tok_err:     .asciz "tokenizer: "
 s_no_tok:      .asciz "no tokenizer loaded\n"
 s_shutdown:    .asciz "powering off\n"
 s_no_model:    .asciz "no model loaded\n"
-s_model_usage: .asciz "FILE"
+s_name_long:   .asciz "file name too long (%u bytes): %u bytes at most\n"
 s_none:        .asciz ""
 s_text:        .asciz "TEXT"
 s_value:       .asciz "[VALUE]"
@@ -85,6 +85,10 @@ h_version:     .asciz "what this is"
 n_tokenize:    .asciz "tokenize"
 h_tokenize:    .asciz "the token ids of TEXT (no BOS)"
 n_shutdown:    .asciz "shutdown"
+n_budget:      .asciz "budget"
+h_budget:      .asciz "time budget per generation in ms (0: none); over it stops as Esc does"
+k_budget:      .asciz "budget"
+s_ms_opt:      .asciz "[MS]"
 h_shutdown:    .asciz "power off"
 k_temperature: .asciz "temperature"
 k_top_p:       .asciz "top_p"
@@ -99,6 +103,7 @@ k_stop_you:    .asciz "stop_you"
 k_stop_nl:     .asciz "stop_nl"
 k_chat_format: .asciz "chat_format"
 k_attn:        .asciz "attn"
+k_model:       .asciz "model"
 
 s_nl:          .asciz "\n"
 s_file:        .asciz "FILE"
@@ -155,6 +160,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_stop_nl, cmd_set, k_stop_nl, s_value, h_stop_nl
     .quad n_chat_format, cmd_set, k_chat_format, s_value, h_chat_format
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
+    .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
     .quad n_clear, cmd_clear, 0, s_none, h_clear
     .quad n_cfg, cmd_cfg, 0, s_none, h_cfg
@@ -175,7 +181,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 
 .section .text
 .global run_command
-.extern rt_print_cstr, rt_print_utf8, rt_print_u64, rt_shutdown, rt_capture_begin, rt_capture_end
+.extern rt_printf, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_shutdown, rt_capture_begin, rt_capture_end
 .extern rt_memory_free_bytes, cpu_print_features, kernels_path
 .extern settings_find, settings_set, settings_print_setting, settings_print_usage
 .extern settings_print_all, settings_write_cfg, settings_reset, set_seed, set_attn
@@ -183,7 +189,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern tok_encode, tok_error_text, log_print, log_event, log_event2
+.extern tok_encode, tok_error_text, log_print, log_event, log_event2, name_icmp
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:
@@ -550,25 +556,39 @@ cmd_tokenize:
 
 
 # file_arg(rcx = args, rdx = length) -> rax = the trimmed argument as a NUL-terminated
-# string, rdx = its length (0 if none); names longer than the buffer are cut
+# string, rdx = its length (0 if none), or rdx = -1 after one line when it is longer than a
+# file name setting may be (SET_STR_MAX - 1 bytes)
 file_arg:
     sub rsp, 40
     call trim
+    cmp rdx, SET_STR_MAX - 1
+    ja .Ltoo_long
     mov r8, rdx
     mov rdx, rax
     lea rcx, [rip + name_buf]
-    mov r9d, 256
+    mov r9d, SET_STR_MAX
     call str_copy
     mov rdx, rax
     lea rax, [rip + name_buf]
     add rsp, 40
     ret
+.Ltoo_long:
+    lea rcx, [rip + s_name_long]
+    mov r8d, SET_STR_MAX - 1
+    call rt_printf
+    mov rdx, -1
+    add rsp, 40
+    ret
 
-# /model [FILE]: switch to another model (it is checked before the current one is let go)
+# /model [FILE]: switch to another model (it is checked before the current one is let go);
+# /cfg then shows it as "model = FILE  (command)"
 cmd_model:
+    push rbx
+    push rsi
     sub rsp, 40
     call file_arg
     test rdx, rdx
+    js .Lout
     jnz .Lswitch
     cmp dword ptr [rip + sess_loaded], 0
     je .Lnone
@@ -579,10 +599,29 @@ cmd_model:
     call rt_print_cstr
     jmp .Lout
 .Lswitch:
+    mov rbx, rax
+    mov rsi, rdx
     mov rcx, rax
     call models_switch
+    cmp dword ptr [rip + sess_loaded], 0
+    je .Lout
+    lea rcx, [rip + sess_model_name]
+    mov rdx, rbx
+    call name_icmp
+    test eax, eax
+    jnz .Lout                         # the switch did not happen
+    lea rcx, [rip + k_model]
+    mov edx, 5
+    call settings_find
+    mov rcx, rax
+    mov rdx, rbx
+    mov r8, rsi
+    mov r9d, SET_SRC_COMMAND
+    call settings_set
 .Lout:
     add rsp, 40
+    pop rsi
+    pop rbx
     ret
 
 # /models: every model file on the volume
@@ -603,6 +642,7 @@ cmd_model_info:
     mov rbx, r8
     call file_arg
     test rdx, rdx
+    js .Lout
     jz .Lusage
     mov rcx, rax
     call models_info

@@ -1,6 +1,9 @@
 # One turn of the conversation: encode the prompt, feed it through the model (prefill), then
 # sample, print and feed back tokens until a stop: BOS/EOS, max_tokens, the context's end,
-# or a stop rule on the printed text. The KV cache keeps the conversation between turns.
+# a stop rule on the printed text, Esc, or the time budget (set_budget ms; the original's
+# cycle budgets). The KV cache keeps the conversation between turns. A prompt that does not
+# fit after what is in the context clears the conversation only when it fits an empty
+# context; one that can never fit is refused and the conversation kept.
 .include "model.inc"
 .include "tokenizer.inc"
 .include "sampler.inc"
@@ -15,6 +18,7 @@
 .balign 8
 t_start:      .skip 8
 t_prefill:    .skip 8
+deadline:     .skip 8                 # rt_ticks at which the time budget runs out
 n_prompt:     .skip 4
 n_gen:        .skip 4
 tail:         .skip 8                 # the last TAIL_BYTES printed bytes, newest in the top byte
@@ -27,9 +31,8 @@ s_tok_err:    .asciz "tokenizer: "
 s_model_err:  .asciz "model: "
 s_nl:         .asciz "\n"
 s_full:       .asciz "\n[context full: the conversation was cleared to go on]\n"
-s_too_long:   .asciz "prompt too long for the context ("
-s_tokens_ctx: .asciz " tokens, context "
-s_close:      .asciz ")\n"
+s_too_long:   .asciz "prompt too long for the context: %u tokens, the context holds %u (nothing was cleared)\n"
+s_budget:     .asciz " [time budget: %u ms]"
 s_stats:      .asciz "[stats] prompt_tokens="
 s_gen:        .asciz " gen_tokens="
 s_prefill:    .asciz " prefill_tok_s="
@@ -45,7 +48,7 @@ s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
 .extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
-.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop
+.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop, rt_printf, set_budget
 
 # generate(rcx = prompt text, rdx = length)
 generate:
@@ -79,6 +82,7 @@ generate:
     jne .Lflags
     mov r9d, TOK_ADD_BOS              # the first turn of a conversation starts with BOS
 .Lflags:
+    mov dword ptr [rsp + 48], -1      # the pending token taken into this prompt (-1: none)
     lea rcx, [rip + sess_tok]
     mov rdx, rsi
     mov r8, rdi
@@ -93,6 +97,7 @@ generate:
     je .Lno_pending
     sub rbx, 4
     mov [rbx], eax
+    mov [rsp + 48], eax
     inc r12d
     mov dword ptr [rip + sess_pending], -1
 .Lno_pending:
@@ -107,6 +112,17 @@ generate:
     jbe .Lroom
     cmp dword ptr [rip + sess_pos], 0
     je .Ltoo_long                     # even an empty context cannot hold it
+    mov eax, r12d                     # after a clear: the prompt (no pending token) + BOS
+    cmp dword ptr [rsp + 48], -1
+    je .Lfresh
+    dec eax
+.Lfresh:
+    inc eax
+    cmp eax, [rip + sess_model + MODEL_CTX_LEN]
+    jbe .Lclear_to_fit
+    mov r12d, eax                     # it could never fit: keep the conversation
+    jmp .Ltoo_long
+.Lclear_to_fit:
     lea rcx, [rip + s_full]
     call rt_print_cstr
     call session_clear
@@ -117,6 +133,19 @@ generate:
     mov qword ptr [rip + tail], 0
     call rt_ticks
     mov [rip + t_start], rax
+    mov rcx, -1                       # the time budget's end, in ticks
+    mov edx, [rip + set_budget]
+    test edx, edx
+    jz .Lno_budget
+    imul rdx, [rip + rt_tsc_hz]
+    mov rcx, rax
+    mov rax, rdx
+    xor edx, edx
+    mov r8d, 1000
+    div r8
+    add rcx, rax
+.Lno_budget:
+    mov [rip + deadline], rcx
     # prefill: every prompt token through the model
     xor r13d, r13d
 .Lprefill:
@@ -156,6 +185,9 @@ generate:
     call repl_poll_stop               # Esc stops a generation
     test eax, eax
     jnz .Lstopped
+    call rt_ticks                     # and so does the time budget
+    cmp rax, [rip + deadline]
+    jae .Lover_budget
     mov eax, [rip + n_gen]
     cmp eax, [rip + set_max_tokens]
     jae .Lkeep_pending
@@ -175,6 +207,11 @@ generate:
     call rt_print_cstr
     call session_clear
     jmp .Ldone
+.Lover_budget:
+    lea rcx, [rip + s_budget]
+    mov edx, [rip + set_budget]
+    call rt_printf
+    jmp .Lkeep_pending
 .Lstopped:
     lea rcx, [rip + s_stopped]
     call rt_print_cstr
@@ -209,16 +246,12 @@ generate:
     call rt_print_cstr
     jmp .Lout
 .Ltoo_long:
+    mov eax, [rsp + 48]               # a pending token taken in goes back
+    mov [rip + sess_pending], eax
     lea rcx, [rip + s_too_long]
-    call rt_print_cstr
-    mov ecx, r12d
-    call rt_print_u64
-    lea rcx, [rip + s_tokens_ctx]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_CTX_LEN]
-    call rt_print_u64
-    lea rcx, [rip + s_close]
-    call rt_print_cstr
+    mov edx, r12d
+    mov r8d, [rip + sess_model + MODEL_CTX_LEN]
+    call rt_printf
     jmp .Lout
 .Lmodel_error:
     lea rcx, [rip + s_model_err]

@@ -15,7 +15,7 @@
 .equ LINE_MAX, 4096                   # bytes of one typed line
 .equ PROMPT_MAX, 16384                # bytes of a multi-line prompt
 .equ HISTORY_LINES, 8                 # up/down recall
-.equ TYPEAHEAD, 256                   # keys typed during a generation (more are dropped, and
+.equ TYPEAHEAD, 4096                  # keys typed during a generation (more are dropped, and
                                       # the next prompt says how many)
 .equ CTRL_U, 0x15
 .equ CHAR_DEL, 0x7F

@@ -470,8 +470,8 @@ class Firmware:
             return ERR["EFI_INVALID_PARAMETER"]
         want = self._u64(size_ptr)
         if f.is_dir:
-            if f.entries is None:
-                f.entries = sorted(f.path.iterdir(), key=lambda p: p.name.lower())
+            if f.entries is None:   # creation order, as a FAT directory lists its entries
+                f.entries = sorted(f.path.iterdir(), key=lambda p: (p.stat().st_ctime_ns, p.name.lower()))
             if f.position >= len(f.entries):
                 self._put_u64(size_ptr, 0)
                 return None
