@@ -40,7 +40,7 @@ def _vol(tmp_path: Path, pair, *, cfg: bytes | None = None, autorun: bytes | Non
     return vol
 
 
-def _run(efi, vol, keys: bytes = b"", *, cpu="native", keyboard="serial", mem_mib=1024):
+def _run(efi, vol, keys: bytes = b"", *, cpu="unicorn", keyboard="serial", mem_mib=1024):
     res = run(efi, vol, cpu=cpu, input_bytes=keys, out=None, timeout_s=600, keyboard=keyboard,
               mem_mib=mem_mib)
     assert res.reason in ("powered off", "input ended"), (res.reason, res.text[-2000:])
@@ -190,7 +190,7 @@ def test_autorun_never_waits_at_the_picker(chat_efi, tmp_path, real_pair):
     """Case 3: several models, no model=, autorun ending in /shutdown: the boot runs through
     with nobody at the keyboard (no keys given: a wait would end the run as 'input ended')."""
     vol = _two_models(tmp_path, real_pair, autorun=b"/ctx\n/shutdown\n")
-    res = run(chat_efi, vol, cpu="native", out=None, timeout_s=600)
+    res = run(chat_efi, vol, cpu="unicorn", out=None, timeout_s=600)
     assert res.reason == "powered off", res.text[-1500:]
     assert "choose a model" not in res.text
     assert "autorun runs unattended: trying the models in order" in res.text
@@ -207,7 +207,7 @@ def test_unattended_picker_goes_on_past_a_model_that_does_not_load(chat_efi, tmp
     ref.write_random_model(vol / "a_big.bin", big, seed=1)
     (vol / "b_small.bin").write_bytes(model)
     (vol / "autorun.txt").write_bytes(b"/shutdown\n")
-    res = run(chat_efi, vol, cpu="native", out=None, timeout_s=600, mem_mib=24)
+    res = run(chat_efi, vol, cpu="unicorn", out=None, timeout_s=600, mem_mib=24)
     assert res.reason == "powered off", res.text[-1500:]
     assert "model a_big.bin: not enough memory" in res.text
     assert "model: b_small.bin (" in res.text
