@@ -18,23 +18,20 @@ name_buf:      .skip SET_STR_MAX            # a file name argument, NUL-terminat
 .section .rdata
 s_unknown:     .asciz "unknown command '"
 s_try_help:    .asciz "' (type /help for the list)\n"
-s_usage:       .asciz "usage: /"
+s_usage:       .asciz "usage: /%s %s\n"
+s_usage_bare:  .asciz "usage: /%s\n"
 s_space:       .asciz " "
 s_bad_value:   .asciz "bad value: expected "
-s_usage_open:  .asciz " (usage: /"
-s_usage_close: .asciz ")\n"
+s_usage_paren: .asciz " (usage: /%s %s)\n"
 s_help_head:   .asciz "commands (anything else is a prompt; end a line with \\ to continue it, ;; alone submits):\n"
 s_indent:      .asciz "  /"
 s_pad:         .asciz "                        "
-s_ctx:         .asciz "context: "
-s_of:          .asciz " / "
-s_tokens:      .asciz " tokens used\n"
+s_ctx:         .asciz "context: %u / %u tokens used\n"
 s_cleared:     .asciz "conversation cleared\n"
 s_version:     .asciz "llm-uefi 0.1.0: llama2.c models in x86-64 assembly, on UEFI (built by peasm)\n"
 s_kernels:     .asciz "kernels: "
 s_sse2:        .asciz "sse2\n"
 s_avx2:        .asciz "avx2 + fma\n"
-s_tok_err:     .asciz "tokenizer: "
 s_no_tok:      .asciz "no tokenizer loaded\n"
 s_shutdown:    .asciz "powering off\n"
 s_no_model:    .asciz "no model loaded\n"
@@ -133,12 +130,13 @@ s_log_name:    .asciz "llm_log.txt"
 s_dump_name:   .asciz "llm_dump.txt"
 s_saved:       .asciz "saved "
 s_save_failed: .asciz "could not save "
+s_saved_file:  .asciz "saved %s\n"
+s_save_failed_file: .asciz "could not save %s\n"
 s_reset_done:  .asciz "settings reset to the defaults; conversation cleared\n"
 s_dump_head:   .asciz "# llm-uefi dump\n"
 s_dump_cfg:    .asciz "\n# settings\n"
 s_dump_model:  .asciz "\n# model\n"
-s_dump_mem:    .asciz "\n# memory\nfree: "
-s_mib:         .asciz " MiB\n"
+s_dump_mem:    .asciz "\n# memory\nfree: %u MiB\n"
 s_dump_log:    .asciz "\n# log\n"
 
 .section .data
@@ -250,25 +248,16 @@ run_command:
 
 # print_usage(rcx = command entry): "usage: /name ARGS\n"
 print_usage:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
+    sub rsp, 40
+    mov rdx, [rcx + CMD_NAME]
+    mov r8, [rcx + CMD_ARGS]
     lea rcx, [rip + s_usage]
-    call rt_print_cstr
-    mov rcx, [rbx + CMD_NAME]
-    call rt_print_cstr
-    mov rcx, [rbx + CMD_ARGS]
-    cmp byte ptr [rcx], 0
-    je .Lend
-    lea rcx, [rip + s_space]
-    call rt_print_cstr
-    mov rcx, [rbx + CMD_ARGS]
-    call rt_print_cstr
-.Lend:
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 32
-    pop rbx
+    cmp byte ptr [r8], 0
+    jne .Lsay
+    lea rcx, [rip + s_usage_bare]
+.Lsay:
+    call rt_printf
+    add rsp, 40
     ret
 
 # no_args(rdx = argument length, r8 = entry) -> eax = 1 if there are none; else prints the
@@ -333,16 +322,10 @@ cmd_set:
     call rt_print_cstr
     mov rcx, rbx
     call settings_print_usage
-    lea rcx, [rip + s_usage_open]
-    call rt_print_cstr
-    mov rcx, [r12 + CMD_NAME]
-    call rt_print_cstr
-    lea rcx, [rip + s_space]
-    call rt_print_cstr
-    mov rcx, [r12 + CMD_ARGS]
-    call rt_print_cstr
-    lea rcx, [rip + s_usage_close]
-    call rt_print_cstr
+    lea rcx, [rip + s_usage_paren]
+    mov rdx, [r12 + CMD_NAME]
+    mov r8, [r12 + CMD_ARGS]
+    call rt_printf
 .Lout:
     add rsp, 40
     pop r12
@@ -422,15 +405,9 @@ cmd_ctx:
     test eax, eax
     jz .Lout
     lea rcx, [rip + s_ctx]
-    call rt_print_cstr
-    mov ecx, [rip + sess_pos]
-    call rt_print_u64
-    lea rcx, [rip + s_of]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_CTX_LEN]
-    call rt_print_u64
-    lea rcx, [rip + s_tokens]
-    call rt_print_cstr
+    mov edx, [rip + sess_pos]
+    mov r8d, [rip + sess_model + MODEL_CTX_LEN]
+    call rt_printf
 .Lout:
     add rsp, 40
     ret
@@ -532,13 +509,10 @@ cmd_tokenize:
     jmp .Lout
 .Lerror:
     neg eax
-    mov ebx, eax
-    lea rcx, [rip + s_tok_err]
-    call rt_print_cstr
-    mov ecx, ebx
-    call tok_error_text
+    mov ecx, eax
+    call tok_error_text               # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     jmp .Lout
@@ -726,16 +700,13 @@ save_text:
     lea rdx, [rip + save_buf]
     mov r8, rsi
     call vol_write_file
-    lea rcx, [rip + s_saved]
+    lea rcx, [rip + s_saved_file]
     test eax, eax
     jnz .Lsay
-    lea rcx, [rip + s_save_failed]
+    lea rcx, [rip + s_save_failed_file]
 .Lsay:
-    call rt_print_cstr
-    mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
+    mov rdx, rbx
+    call rt_printf
     add rsp, 40
     pop rsi
     pop rbx
@@ -788,14 +759,11 @@ cmd_save_dump:
     xor edx, edx
     mov r8, rsp                       # (any entry: no arguments were given)
     call cmd_model
-    lea rcx, [rip + s_dump_mem]
-    call rt_print_cstr
     call rt_memory_free_bytes
-    mov rcx, rax
-    shr rcx, 20
-    call rt_print_u64
-    lea rcx, [rip + s_mib]
-    call rt_print_cstr
+    lea rcx, [rip + s_dump_mem]
+    mov rdx, rax
+    shr rdx, 20
+    call rt_printf
     xor ecx, ecx
     xor edx, edx
     mov r8, rsp

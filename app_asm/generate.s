@@ -27,16 +27,12 @@ wrap_buf:     .skip WRAP_MAX + 16
 
 .section .rdata
 s_no_model:   .asciz "no model loaded: put a model on the volume, or /model FILE\n"
-s_tok_err:    .asciz "tokenizer: "
-s_model_err:  .asciz "model: "
+s_model_err:  .asciz "model: %s\n"
 s_nl:         .asciz "\n"
 s_full:       .asciz "\n[context full: the conversation was cleared to go on]\n"
 s_too_long:   .asciz "prompt too long for the context: %u tokens, the context holds %u (nothing was cleared)\n"
 s_budget:     .asciz " [time budget: %u ms]"
-s_stats:      .asciz "[stats] prompt_tokens="
-s_gen:        .asciz " gen_tokens="
-s_prefill:    .asciz " prefill_tok_s="
-s_decode:     .asciz " decode_tok_s="
+s_stats:      .asciz "[stats] prompt_tokens=%u gen_tokens=%u prefill_tok_s=%h decode_tok_s=%h\n"
 s_ev_gen:     .asciz "generation"
 s_stopped:    .asciz " [stopped]"
 s_you:        .ascii "You: "          # YOU_LEN bytes
@@ -235,13 +231,10 @@ generate:
     jmp .Lout
 .Ltok_error:
     neg eax
-    mov ebx, eax
-    lea rcx, [rip + s_tok_err]
-    call rt_print_cstr
-    mov ecx, ebx
-    call tok_error_text
+    mov ecx, eax
+    call tok_error_text               # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     jmp .Lout
@@ -254,14 +247,11 @@ generate:
     call rt_printf
     jmp .Lout
 .Lmodel_error:
-    lea rcx, [rip + s_model_err]
-    call rt_print_cstr
     mov ecx, [rip + sess_model + MODEL_ERROR]
     call model_error_text
-    mov rcx, rax
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
+    lea rcx, [rip + s_model_err]
+    mov rdx, rax
+    call rt_printf
     call session_clear
 .Lout:
     add rsp, 64
@@ -381,9 +371,9 @@ print_piece:
     pop rbx
     ret
 
-# print_rate(rcx = tokens, rdx = ticks): tokens per second with two decimals
-print_rate:
-    sub rsp, 40
+# rate_hundredths(rcx = tokens, rdx = ticks) -> rax = tokens per second in hundredths (0 when
+# the ticks are 0 or the rate would not fit)
+rate_hundredths:
     xor eax, eax
     mov r9, rdx                       # ticks
     test r9, r9
@@ -395,39 +385,31 @@ print_rate:
     cmp rdx, r9
     jae .Lhave_zero                   # would not fit: not a real rate
     div r9
-    jmp .Lhave
+    ret
 .Lhave_zero:
     xor eax, eax
 .Lhave:
-    mov rcx, rax
-    call print_hundredths
-    add rsp, 40
     ret
 
 # print_stats(rbx = end ticks): the [stats] line
 print_stats:
-    sub rsp, 40
-    lea rcx, [rip + s_stats]
-    call rt_print_cstr
-    mov ecx, [rip + n_prompt]
-    call rt_print_u64
-    lea rcx, [rip + s_gen]
-    call rt_print_cstr
-    mov ecx, [rip + n_gen]
-    call rt_print_u64
-    lea rcx, [rip + s_prefill]
-    call rt_print_cstr
+    push rsi
+    sub rsp, 48
     mov ecx, [rip + n_prompt]
     mov rdx, [rip + t_prefill]
     sub rdx, [rip + t_start]
-    call print_rate
-    lea rcx, [rip + s_decode]
-    call rt_print_cstr
+    call rate_hundredths
+    mov rsi, rax
     mov ecx, [rip + n_gen]
     mov rdx, rbx
     sub rdx, [rip + t_prefill]
-    call print_rate
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 40
+    call rate_hundredths
+    mov [rsp + 32], rax
+    lea rcx, [rip + s_stats]
+    mov edx, [rip + n_prompt]
+    mov r8d, [rip + n_gen]
+    mov r9, rsi
+    call rt_printf
+    add rsp, 48
+    pop rsi
     ret

@@ -72,7 +72,7 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 .extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
 .extern set_top_p, str_copy, str_len, tok_error_text, tok_load, tok_workspace_bytes
 .extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
-.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp
+.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
 
 # session_clear(): an empty conversation
 session_clear:
@@ -539,9 +539,9 @@ try_tokenizer:
     lea rcx, [rip + s_colon]
     call rt_print_cstr
     mov ecx, edi
-    call tok_error_text
+    call tok_error_text               # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     xor eax, eax

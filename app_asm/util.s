@@ -18,12 +18,13 @@ pow10_table:                          # 10^0 .. 10^18 as doubles, for parsing an
     .quad 0x4341C37937E08000, 0x4376345785D8A000, 0x43ABC16D674EC800
 half: .quad 0x3FE0000000000000      # 0.5
 dot:  .asciz "."
+fmt_hundredths: .asciz "%h"
 minus: .asciz "-"
 
 .section .text
 .global str_len, str_eq, mem_eq, mem_ieq, trim, parse_uint, parse_float, is_space
 .global print_fixed, print_uint_width, print_hundredths, str_copy, text_skip_bom, text_line
-.extern rt_print_cstr, rt_print_u64, rt_print_utf8
+.extern rt_print_cstr, rt_print_u64, rt_print_utf8, rt_printf
 
 # str_len(rcx = NUL-terminated) -> rax
 str_len:
@@ -473,23 +474,9 @@ print_uint_width:
 
 # print_hundredths(rcx = a value in hundredths): "X.YY" (sizes in MiB, tokens per second)
 print_hundredths:
-    push rbx
-    sub rsp, 32
-    mov rax, rcx
-    xor edx, edx
-    mov ecx, 100
-    div rcx
-    mov rbx, rdx
-    mov rcx, rax
-    call rt_print_u64
-    lea rcx, [rip + dot]
-    call rt_print_cstr
-    mov rcx, rbx
-    mov edx, 2
-    call print_uint_width
-    add rsp, 32
-    pop rbx
-    ret
+    mov rdx, rcx
+    lea rcx, [rip + fmt_hundredths]
+    jmp rt_printf
 
 # print_fixed(xmm0 = f32 value, ecx = decimals 0..6): "-12.345" rounded half away from zero
 print_fixed:

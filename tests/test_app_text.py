@@ -154,7 +154,7 @@ def test_messages_do_not_repeat_limits_the_constants_hold():
     string in the files touched for issue 13 holds the value of a limit constant of 3+ digits
     that its file uses."""
     files = ["app_asm/repl.s", "app_asm/lineedit.s", "app_asm/settings.s", "app_asm/commands.s", "app_asm/generate.s",
-             "app_asm/picker.s", "efi_stubs/keyboard.s", "efi_stubs/format.s", "efi_stubs/console.s"]
+             "app_asm/picker.s", "app_asm/tokenizer.s", "efi_stubs/keyboard.s", "efi_stubs/format.s", "efi_stubs/console.s"]
     incs = "\n".join(p.read_text(encoding="utf-8") for p in [*REPO.glob("app_asm/*.inc"), *REPO.glob("efi_stubs/*.inc")])
     consts = {}
     for text in [incs] + [(REPO / f).read_text(encoding="utf-8") for f in files]:
@@ -169,3 +169,24 @@ def test_messages_do_not_repeat_limits_the_constants_hold():
             if name in text:
                 bad += [f"{f}: {s!r} repeats {name} = {value}" for s in strings if re.search(rf"\b{value}\b", s)]
     assert not bad, bad
+
+
+def test_tokenizer_messages_say_their_limits_from_the_constants(emu):
+    """tok_error_text gives a format and the limit it names (rdx); formatted, the limits are
+    the constants' values (TOK_MAX_TOKEN_LEN, TOK_MAX_VOCAB, TOK_MAX_FILE in MiB, TOK_MAX_TEXT)."""
+    from unicorn.x86_const import UC_X86_REG_RDX
+    from tests.test_app_tokenizer import C
+
+    def said(code):
+        fmt = emu.call("tok_error_text", code)
+        limit = emu.uc.reg_read(UC_X86_REG_RDX)
+        buf = emu.alloc(200)
+        n = emu.call("str_format", buf, 200, fmt, limit)
+        return emu.read(buf, n).decode()
+
+    assert said(C["TOK_E_MAX_LEN"]).endswith(f"(1..{C['TOK_MAX_TOKEN_LEN']})")
+    assert said(C["TOK_E_VOCAB_SIZE"]).endswith(f"(1..{C['TOK_MAX_VOCAB']})")
+    assert said(C["TOK_E_FILE_SIZE"]).endswith(f"(over {C['TOK_MAX_FILE'] >> 20} MiB)")
+    assert said(C["TOK_E_TEXT_TOO_LONG"]).endswith(f"(over {C['TOK_MAX_TEXT']} bytes)")
+    for code in range(C["TOK_E_LAST"] + 2):
+        assert "%" not in said(code)
