@@ -34,7 +34,8 @@ log_event:
     xor edx, edx
     jmp log_event2
 
-# log_event2(rcx = text, rdx = more text or 0): one entry, the two texts joined (cut to fit)
+# log_event2(rcx = text, rdx = more text or 0): one entry, the two texts joined; text beyond
+# LOG_TEXT - 1 bytes is cut at a character boundary and the entry ends in "..." to say so
 log_event2:
     push rbx
     push rsi
@@ -53,23 +54,39 @@ log_event2:
     mov [rdi], rax
     add rdi, 8
     lea r8, [rdi + LOG_TEXT - 1]      # last byte: the NUL
+    xor r9d, r9d                      # 1: something was cut
     mov rcx, rsi
     call .Lappend
     mov rcx, rbx
     call .Lappend
+    test r9d, r9d
+    jz .Lterm
+    lea rdi, [r8 - 3]                 # room for "...", not inside a character
+.Lboundary:
+    movzx eax, byte ptr [rdi]
+    and eax, 0xC0
+    cmp eax, 0x80
+    jne .Lmark
+    dec rdi
+    jmp .Lboundary
+.Lmark:
+    mov word ptr [rdi], 0x2E2E
+    mov byte ptr [rdi + 2], 0x2E
+    add rdi, 3
+.Lterm:
     mov byte ptr [rdi], 0
     add rsp, 32
     pop rdi
     pop rsi
     pop rbx
     ret
-# local: copy NUL-terminated rcx (may be 0) to rdi, stopping at r8
+# local: copy NUL-terminated rcx (may be 0) to rdi, stopping at r8 (r9d = 1 if that cut it)
 .Lappend:
     test rcx, rcx
     jz .Ldone
 .Lbyte:
     cmp rdi, r8
-    jae .Ldone
+    jae .Lfull
     mov al, [rcx]
     test al, al
     jz .Ldone
@@ -78,6 +95,11 @@ log_event2:
     inc rcx
     jmp .Lbyte
 .Ldone:
+    ret
+.Lfull:
+    cmp byte ptr [rcx], 0
+    je .Ldone
+    mov r9d, 1
     ret
 
 # log_print(ecx = how many of the latest entries; 0 = all kept)

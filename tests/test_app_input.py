@@ -397,3 +397,13 @@ def test_budget_from_repl_cfg(chat_efi, tmp_path, real_pair):
     text = _run(chat_efi, vol, b"/cfg\n/shutdown\n")
     assert "repl.cfg:2: bad value '-1' for budget: expected a whole number from 0 to 3600000 (line ignored)" in text
     assert "budget = 250  (repl.cfg)" in _answer(text, "/cfg")
+
+
+def test_a_log_entry_cut_to_fit_says_so(chat_efi, tmp_path, real_pair):
+    model, tok = real_pair
+    name = "m" * 101 + "é" * 5 + ".bin"      # "model loaded: " + 115 bytes: the cut falls inside an é
+    vol = make_volume(tmp_path / "vol", files={name: model, "tok512.bin": tok}, cfg=f"model={name}\n")
+    text = _run(chat_efi, vol, b"/log 3\n/shutdown\n")
+    entry = next(ln for ln in _answer(text, "/log 3") if "model loaded: " in ln)
+    assert entry.endswith("m...") and "\ufffd" not in entry
+    assert len(entry.split("] ", 1)[1].encode()) <= 119
