@@ -34,6 +34,12 @@ model_messages:
     .asciz "model: token id out of range"
     .asciz "model: position out of the context"
     .asciz "model: not ready (header, weights or run state not set up)"
+    .asciz "gguf: architecture not supported (supported: llama qwen2)"
+    .asciz "gguf: a metadata key is missing or wrong"
+    .asciz "gguf: a tensor the architecture needs is missing"
+    .asciz "gguf: a tensor's shape does not match the model's dimensions"
+    .asciz "gguf: a tensor's type cannot be run by this program"
+    .asciz "gguf: this GGUF version is not supported (supported: 2, 3)"
 msg_unknown:    .asciz "model: unknown error code"
 s_header:       .asciz "model header: "
 s_is:           .asciz " is "
@@ -52,8 +58,9 @@ s_ctx1:         .asciz "model: context length "
 s_ctx2:         .asciz " is 0 or above seq_len "
 
 .section .text
-.global model_check_header, model_bind_weights, model_state_bytes, model_init_state
-.global model_error_text, model_format_error
+.global model_check_header, model_bind_weights, model_layers_bytes, model_state_bytes, model_init_state
+.global model_error_text, model_format_error, model_put_str, model_put_i64
+.extern model_gguf_format_error
 
 # model_check_header(rcx = Model*, rdx = header bytes, r8 = file size) -> eax = MODEL_E_*
 model_check_header:
@@ -186,6 +193,16 @@ model_check_header:
     cmp rax, r8
     mov r12d, MODEL_E_SIZE
     jne .Lfail                        # truncated, or trailing bytes: either way not this model
+    mov dword ptr [r9 + MODEL_FORMAT], MODEL_FORMAT_LLAMA2C   # what llama2.c's run.c fixes
+    mov dword ptr [r9 + MODEL_ARCH], MODEL_ARCH_LLAMA
+    mov eax, [r9 + MODEL_HEAD_SIZE]
+    mov [r9 + MODEL_ROPE_DIMS], eax
+    mov dword ptr [r9 + MODEL_ROPE_STYLE], MODEL_ROPE_PAIRS
+    mov dword ptr [r9 + MODEL_ROPE_FORMULA], MODEL_ROPE_LLAMA2C
+    mov dword ptr [r9 + MODEL_ROPE_THETA], MODEL_ROPE_THETA_LLAMA2C
+    mov dword ptr [r9 + MODEL_RMS_EPS], MODEL_RMS_EPS_BITS
+    mov dword ptr [r9 + MODEL_BOS_ID], 1
+    mov dword ptr [r9 + MODEL_EOS_ID], 2
     mov dword ptr [r9 + MODEL_FLAGS], MODEL_F_CHECKED
     xor r12d, r12d
     jmp .Lfail
@@ -214,25 +231,141 @@ model_check_header:
     pop rbx
     ret
 
-# model_bind_weights(rcx = Model*, rdx = file bytes) -> eax = 0 or MODEL_E_NOT_READY
-model_bind_weights:
-    test dword ptr [rcx + MODEL_FLAGS], MODEL_F_CHECKED
-    jz .Lnot_ready
-    xor eax, eax
-.Lbind:
-    mov r8, [rcx + MODEL_OFF_TOKEN_EMBEDDING + rax * 8]
-    add r8, rdx
-    mov [rcx + MODEL_W_TOKEN_EMBEDDING + rax * 8], r8
-    inc eax
-    cmp eax, MODEL_N_TENSORS
-    jb .Lbind
-    or dword ptr [rcx + MODEL_FLAGS], MODEL_F_BOUND
-    xor eax, eax
-    mov [rcx + MODEL_ERROR], eax
+# tensor_set_f32(rcx = TENSOR*, rdx = data, r8d = n (row length), r9d = rows): an F32
+# descriptor (1-D when rows = 1). Clobbers rax. Private.
+tensor_set_f32:
+    mov [rcx + TENSOR_DATA], rdx
+    mov dword ptr [rcx + TENSOR_TYPE], GGML_TYPE_F32
+    mov [rcx + TENSOR_N], r8d
+    mov [rcx + TENSOR_ROWS], r9d
+    mov eax, r8d
+    shl rax, 2
+    mov [rcx + TENSOR_ROW_BYTES], rax
+    imul rax, r9
+    mov [rcx + TENSOR_BYTES], rax
+    mov eax, 1
+    cmp r9d, 1
+    je .L1d
+    mov eax, 2
+.L1d:
+    mov [rcx + TENSOR_N_DIMS], eax
+    mov eax, r8d
+    mov [rcx + TENSOR_NE], rax
+    mov eax, r9d
+    mov [rcx + TENSOR_NE + 8], rax
+    mov qword ptr [rcx + TENSOR_NE + 16], 1
+    mov qword ptr [rcx + TENSOR_NE + 24], 1
     ret
-.Lnot_ready:
+
+# One descriptor of layer r13 (row at rdi): data = file + OFF_x + r13 * stride (bytes)
+.macro BIND_LAYER field, off, stride, n, rows
+    lea rcx, [rdi + \field]
+    mov rdx, r13
+    imul rdx, \stride
+    add rdx, [rbx + \off]
+    add rdx, rsi
+    mov r8d, \n
+    mov r9d, \rows
+    call tensor_set_f32
+.endm
+
+# model_layers_bytes(rcx = Model*) -> rax = N_LAYERS * LAYER_SIZE, or 0 (not checked)
+model_layers_bytes:
+    xor eax, eax
+    test dword ptr [rcx + MODEL_FLAGS], MODEL_F_CHECKED
+    jz .Lret
+    mov eax, [rcx + MODEL_N_LAYERS]
+    imul rax, rax, LAYER_SIZE
+.Lret:
+    ret
+
+# model_bind_weights(rcx = Model*, rdx = file bytes, r8 = layer table) -> eax = 0 or
+# MODEL_E_NOT_READY. Registers: rbx Model, rsi file, rdi layer row, r13 layer,
+# r10d D, r11d K, r12d H (tensor_set_f32 keeps them), r14 D*4, r15 D*D*4, rbp a stride.
+model_bind_weights:
+    push rbx
+    push rbp
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 8
+    mov rbx, rcx
+    mov rsi, rdx
     mov eax, MODEL_E_NOT_READY
-    mov [rcx + MODEL_ERROR], eax
+    test dword ptr [rbx + MODEL_FLAGS], MODEL_F_CHECKED
+    jz .Lout
+    mov [rbx + MODEL_LAYERS], r8
+    mov r10d, [rbx + MODEL_DIM]
+    mov r11d, [rbx + MODEL_KV_DIM]
+    mov r12d, [rbx + MODEL_HIDDEN_DIM]
+    lea rcx, [rbx + MODEL_TOK_EMBD]
+    mov rdx, [rbx + MODEL_OFF_TOKEN_EMBEDDING]
+    add rdx, rsi
+    mov r8d, r10d
+    mov r9d, [rbx + MODEL_VOCAB_SIZE]
+    call tensor_set_f32
+    lea rcx, [rbx + MODEL_OUTPUT]
+    mov rdx, [rbx + MODEL_OFF_WCLS]
+    add rdx, rsi
+    mov r8d, r10d
+    mov r9d, [rbx + MODEL_VOCAB_SIZE]
+    call tensor_set_f32
+    lea rcx, [rbx + MODEL_OUTPUT_NORM]
+    mov rdx, [rbx + MODEL_OFF_RMS_FINAL]
+    add rdx, rsi
+    mov r8d, r10d
+    mov r9d, 1
+    call tensor_set_f32
+    mov r14d, r10d                    # per-layer strides in bytes: D*4, D*D*4, K*D*4, H*D*4
+    shl r14, 2                        # r14 = D*4
+    mov r15, r14
+    imul r15, r10                     # r15 = D*D*4
+    mov rdi, [rbx + MODEL_LAYERS]
+    xor r13d, r13d
+.Llayer:
+    cmp r13d, [rbx + MODEL_N_LAYERS]
+    jae .Ldone
+    mov rcx, rdi                      # an empty row first: biases stay absent
+    xor eax, eax
+    mov edx, LAYER_SIZE / 8
+.Lzero:
+    mov [rcx], rax
+    add rcx, 8
+    dec edx
+    jnz .Lzero
+    BIND_LAYER LAYER_ATTN_NORM, MODEL_OFF_RMS_ATT, r14, r10d, 1
+    BIND_LAYER LAYER_ATTN_Q, MODEL_OFF_WQ, r15, r10d, r10d
+    BIND_LAYER LAYER_ATTN_OUTPUT, MODEL_OFF_WO, r15, r10d, r10d
+    BIND_LAYER LAYER_FFN_NORM, MODEL_OFF_RMS_FFN, r14, r10d, 1
+    mov rbp, r14                      # K*D*4
+    imul rbp, r11
+    BIND_LAYER LAYER_ATTN_K, MODEL_OFF_WK, rbp, r10d, r11d
+    BIND_LAYER LAYER_ATTN_V, MODEL_OFF_WV, rbp, r10d, r11d
+    mov rbp, r14                      # H*D*4
+    imul rbp, r12
+    BIND_LAYER LAYER_FFN_GATE, MODEL_OFF_W1, rbp, r10d, r12d
+    BIND_LAYER LAYER_FFN_DOWN, MODEL_OFF_W2, rbp, r12d, r10d
+    BIND_LAYER LAYER_FFN_UP, MODEL_OFF_W3, rbp, r10d, r12d
+    add rdi, LAYER_SIZE
+    inc r13d
+    jmp .Llayer
+.Ldone:
+    or dword ptr [rbx + MODEL_FLAGS], MODEL_F_BOUND
+    xor eax, eax
+.Lout:
+    mov [rbx + MODEL_ERROR], eax
+    add rsp, 8
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbp
+    pop rbx
     ret
 
 # state_layout(rcx = Model* (checked), edx = ctx_len (valid), r8 = qword[MODEL_N_STATE])
@@ -284,6 +417,12 @@ state_layout:
     mov eax, [rcx + MODEL_HEAD_SIZE]
     shl rax, 3
     MDL_LAYOUT_NEXT 10                # RoPE table: 2 * head_size
+    mov eax, [rcx + MODEL_DIM]
+    mov edx, [rcx + MODEL_HIDDEN_DIM]
+    cmp eax, edx
+    cmovb eax, edx
+    shl rax, 2
+    MDL_LAYOUT_NEXT 11                # XQ: max(dim, hidden) elements in any vec_dot_type
     mov rax, r10
     ret
 
@@ -353,6 +492,7 @@ model_init_state:
     inc eax
     cmp eax, MODEL_N_STATE
     jb .Lrebase
+    mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # XQ holds nothing yet
     mov eax, r9d                      # ctx
     mov [rbx + MODEL_CTX_LEN], eax
     mov ecx, [rbx + MODEL_KV_DIM]
@@ -423,6 +563,8 @@ nth_string:
 # Private text builder used by model_format_error: rdi = next byte, rsi = last usable byte
 # (kept for the NUL). Nothing is written at or past rsi.
 # put_str(rcx = NUL-terminated string). Clobbers al, rcx.
+# (model_put_str / model_put_i64: the same, for model_gguf.s's messages.)
+model_put_str:
 put_str:
     mov al, [rcx]
     test al, al
@@ -437,6 +579,7 @@ put_str:
     ret
 
 # put_i64(rax = signed value) in decimal. Clobbers rax, rcx, rdx, r10, r11.
+model_put_i64:
 put_i64:
     sub rsp, 40                       # digits are built backwards in [rsp+8 .. rsp+31]
     lea r10, [rsp + 31]
@@ -478,6 +621,17 @@ model_format_error:
     mov r12d, edx
     mov rdi, r8
     lea rsi, [r8 + r9 - 1]
+    cmp r12d, MODEL_E_ARCH
+    jb .Lbin
+    cmp r12d, MODEL_E_GGUF_VERSION
+    ja .Lbin
+    push r8                           # (the buffer, for the length at .Lend)
+    push r8
+    call model_gguf_format_error      # GGUF codes: rbx, r12d, rdi, rsi as here
+    pop r8
+    pop r8
+    jmp .Lend
+.Lbin:
     cmp r12d, MODEL_E_NONPOSITIVE
     je .Lfield
     cmp r12d, MODEL_E_TOO_BIG

@@ -17,3 +17,15 @@ def includes() -> dict[str, str]:
         "ggml_table.inc": ggml.render_table(),
         "layouts.inc": layouts.render_include(),
     }
+
+
+def constants(names: tuple[str, ...] = ("ggml.inc", "layouts.inc")) -> dict[str, int]:
+    """The `.equ NAME, number` lines of generated includes, for tests and tools."""
+    out: dict[str, int] = {}
+    texts = includes()
+    for name in names:
+        for line in texts[name].splitlines():
+            if line.startswith(".equ "):
+                key, value = line[5:].split(",", 1)
+                out[key.strip()] = int(value.split("#")[0].strip(), 0)
+    return out
