@@ -3,7 +3,7 @@
 # IEEE-754 values are written as bit patterns. What each constant is for is said next to it;
 # the conversions that use most of them are described in ggml_cvt.inc.
 .section .rdata
-.balign 32
+.balign 32, 0
 .global kg_h_magn, kg_h_sub_lim, kg_h_inf_lim, kg_h_nan_lim, kg_h_rebias, kg_f_quiet
 .global kg_f_2m24, kg_f_abs, kg_f_half, kg_f_h_norm, kg_f_h_ovf, kg_f_inf, kg_h_inf
 .global kg_one_i32, kg_f_h_round, kg_h_man, kg_h_qbit, kg_f_bf_hi, kg_f_bf_quiet, kg_bf_round
