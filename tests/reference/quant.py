@@ -158,25 +158,28 @@ def _float_row(type_name: str, data: bytes, n: int) -> np.ndarray:
     raise ValueError(type_name)
 
 
-def block_terms(type_name: str, W: bytes, xq: bytes, n: int, d: int) -> np.ndarray:
+def block_terms(type_name: str, W: bytes, xq: bytes, n: int, d: int, *, absolute: bool = False
+                ) -> np.ndarray:
     """(d, terms) float64: the terms each row's result sums (per block for block types, per
-    element for float types)."""
+    element for float types). absolute=True: each term's magnitude bound instead, |scale|
+    times the sum of |products| (what a summation error is proportional to)."""
     t = ggml.BY_NAME[type_name]
     if t.block_size == 1:
         w = _float_row(type_name, W, n * d).reshape(d, n).astype(np.float64)
         x = _float_row(t.vec_dot_type, xq, n).astype(np.float64)
-        return w * x
+        return np.abs(w * x) if absolute else w * x
     nb = n // QK
     dw, mw, qw = _fields(type_name, W, nb * d)
     dx, sx, qx = _fields(t.vec_dot_type, xq, nb)
-    isum = (qw.reshape(d, nb, QK).astype(np.int64) * qx.reshape(1, nb, QK)).sum(axis=2)
+    prod = qw.reshape(d, nb, QK).astype(np.int64) * qx.reshape(1, nb, QK)
+    isum = np.abs(prod).sum(axis=2) if absolute else prod.sum(axis=2)
     with np.errstate(all="ignore"):
         scale = (dw.reshape(d, nb) * dx.reshape(1, nb)).astype(np.float32)
         terms = (scale * isum.astype(np.float32)).astype(np.float64)
         if mw is not None:
             terms = np.concatenate([terms, (mw.reshape(d, nb) * sx.reshape(1, nb)).astype(np.float32)
                                     .astype(np.float64)], axis=1)
-    return terms
+    return np.abs(terms) if absolute else terms
 
 
 def matvec_q(type_name: str, W: bytes, xq: bytes, n: int, d: int) -> np.ndarray:
@@ -185,8 +188,9 @@ def matvec_q(type_name: str, W: bytes, xq: bytes, n: int, d: int) -> np.ndarray:
 
 
 def matvec_bound(type_name: str, W: bytes, xq: bytes, n: int, d: int) -> np.ndarray:
-    """Per row, the sum of |terms|: the scale of the f32 summation error."""
-    return np.abs(block_terms(type_name, W, xq, n, d)).sum(axis=1)
+    """Per row, the sum of the terms' magnitude bounds: the scale of the f32 summation
+    error (the |W| @ |x| of a float matvec)."""
+    return block_terms(type_name, W, xq, n, d, absolute=True).sum(axis=1)
 
 
 def vec_dot(type_name: str, W_row: bytes, xq: bytes) -> float:
