@@ -159,8 +159,8 @@ def dequantize(kind: str, blocks) -> np.ndarray:
 
 
 def block_terms(kind: str, W, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per super-block of each row: (yd*d*isum - yd*dmin*msum in f64, the same with
-    absolute values: |yd*d*isum| + |yd*dmin*msum|). W: rows x (n/256 blocks) bytes."""
+    """Per super-block of each row: (yd*d*isum - yd*dmin*msum in f64, and a bound on the
+    magnitude of any partial sum of its terms). W: rows x (n/256 blocks) bytes."""
     nbr = xq.shape[0]
     p = unpack(kind, W)
     u = p["u"].reshape(-1, nbr, 16, 16).astype(np.int64)
@@ -170,10 +170,14 @@ def block_terms(kind: str, W, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mn = p["mn"].reshape(-1, nbr, 16).astype(np.int64)
     isum = (sc * ((u * q8[None]).sum(-1) - p["off"] * bs[None])).sum(-1)
     msum = (mn * bs[None]).sum(-1)
+    # the same sums of absolute values: a bound on any partial sum of their terms, in
+    # whatever grouping (lanes) a kernel adds them
+    isum_abs = (np.abs(sc) * ((u * np.abs(q8)[None]).sum(-1) + p["off"] * np.abs(bs)[None])).sum(-1)
+    msum_abs = (np.abs(mn) * np.abs(bs)[None]).sum(-1)
     yd = xq["d"].astype(np.float64)[None]
-    a = yd * p["d"].reshape(-1, nbr).astype(np.float64) * isum
-    b = yd * p["dmin"].reshape(-1, nbr).astype(np.float64) * msum
-    return a - b, np.abs(a) + np.abs(b)
+    dd = yd * p["d"].reshape(-1, nbr).astype(np.float64)
+    dm = yd * p["dmin"].reshape(-1, nbr).astype(np.float64)
+    return dd * isum - dm * msum, np.abs(dd) * isum_abs + np.abs(dm) * msum_abs
 
 
 def matvec(kind: str, W, xq: np.ndarray) -> np.ndarray:
@@ -184,11 +188,12 @@ U = 2.0 ** -24
 
 
 def matvec_bound(kind: str, W, xq: np.ndarray) -> np.ndarray:
-    """What the kernels may differ from `matvec` by: per super-block, isum and msum are
-    exact integers, converted to f32 (one rounding each), and the super-block's value takes
-    up to 4 more f32 roundings (yd*d, times isum, the same for the min term, their
-    difference); a row adds its super-blocks in f32 in up to 8 partial sums and then sums
-    those (at most nb + 8 roundings of a partial sum). So |err| <= (nb + 16) u sum|terms|."""
+    """What the kernels may differ from `matvec` by. Per super-block, isum and msum are
+    exact integers (whole or in lanes), converted to f32 (one rounding of each part), and
+    the super-block's value takes up to 4 more f32 roundings (yd*d, times isum, the same for
+    the min term, their difference or an FMA); a row adds its super-blocks in f32, in lanes
+    or not, then adds the lanes (at most nb + 8 roundings of a partial sum). Every partial
+    sum is bounded by `block_terms`' absolute bound, so |err| <= (nb + 16) u sum(bounds)."""
     terms, absterms = block_terms(kind, W, xq)
     nb = terms.shape[1]
     return (nb + 16) * U * absterms.sum(axis=1) + 1e-30
