@@ -9,7 +9,7 @@
 .include "kquant.inc"
 
 .section .rdata
-.balign 8
+.balign 8, 0
 kq_m0f: .quad 0x0f0f0f0f0f0f0f0f
 kq_m03: .quad 0x0303030303030303
 kq_m01: .quad 0x0101010101010101

@@ -15,7 +15,7 @@
 .include "kquant.inc"
 
 .section .rdata
-.balign 32
+.balign 32, 0
 kq6_m0f:
     .rept 32
     .byte 0x0f

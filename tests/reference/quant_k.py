@@ -94,7 +94,7 @@ def unpack(kind: str, blocks) -> dict[str, np.ndarray]:
     """Super-blocks (bytes, a multiple of the block size) -> the unpacked form."""
     raw = np.frombuffer(bytes(blocks), np.uint8).reshape(-1, BLOCK_BYTES[kind])
     nb = raw.shape[0]
-    u = np.zeros((nb, QK_K), np.int32)
+    u = np.zeros((nb, QK_K), np.uint8)
     sc = np.zeros((nb, 16), np.int32)
     mn = np.zeros((nb, 16), np.int32)
     dmin = np.zeros(nb, np.float32)
@@ -127,7 +127,7 @@ def unpack(kind: str, blocks) -> dict[str, np.ndarray]:
             j, half, l = e // 64, (e % 64) // 32, e % 32
             u[:, e] = (qs[:, 32 * j + l] >> (4 * half)) & 15
             if kind == "Q5_K":
-                u[:, e] += 16 * ((qh[:, l] >> (2 * j + half)) & 1)
+                u[:, e] += (16 * ((qh[:, l] >> (2 * j + half)) & 1)).astype(np.uint8)
     elif kind == "Q6_K":
         ql, qh = raw[:, 0:128].astype(np.int32), raw[:, 128:192].astype(np.int32)
         sc = raw[:, 192:208].view(np.int8).astype(np.int32)
@@ -145,7 +145,7 @@ def unpack(kind: str, blocks) -> dict[str, np.ndarray]:
 def dequantize(kind: str, blocks) -> np.ndarray:
     """The f32 weights: (d*sc) * q - (dmin*m), each operation rounded to f32."""
     p = unpack(kind, blocks)
-    q = (p["u"] - p["off"]).astype(np.float32)
+    q = (p["u"].astype(np.int32) - p["off"]).astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         dl = (p["d"][:, None] * p["sc"].astype(np.float32)).repeat(16, axis=1)
         y = dl * q
@@ -163,8 +163,8 @@ def block_terms(kind: str, W, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     magnitude of any partial sum of its terms). W: rows x (n/256 blocks) bytes."""
     nbr = xq.shape[0]
     p = unpack(kind, W)
-    u = p["u"].reshape(-1, nbr, 16, 16).astype(np.int64)
-    q8 = xq["qs"].reshape(nbr, 16, 16).astype(np.int64)
+    u = p["u"].reshape(-1, nbr, 16, 16).astype(np.int32)
+    q8 = xq["qs"].reshape(nbr, 16, 16).astype(np.int32)
     bs = xq["bsums"].astype(np.int64)
     sc = p["sc"].reshape(-1, nbr, 16).astype(np.int64)
     mn = p["mn"].reshape(-1, nbr, 16).astype(np.int64)
@@ -180,8 +180,18 @@ def block_terms(kind: str, W, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dd * isum - dm * msum, np.abs(dd) * isum_abs + np.abs(dm) * msum_abs
 
 
+def _row_chunks(kind: str, W, xq: np.ndarray, rows_per_chunk: int = 256):
+    """W as rows of n/256 blocks, in chunks of rows (bounded memory for 32000-row shapes)."""
+    row_bytes = xq.shape[0] * BLOCK_BYTES[kind]
+    raw = np.frombuffer(bytes(W), np.uint8).reshape(-1, row_bytes)
+    for i in range(0, raw.shape[0], rows_per_chunk):
+        yield block_terms(kind, raw[i:i + rows_per_chunk].tobytes(), xq)
+
+
 def matvec(kind: str, W, xq: np.ndarray) -> np.ndarray:
-    return block_terms(kind, W, xq)[0].sum(axis=1)
+    """Row i of W dotted with the Q8_K vector xq, exactly (f64 of exact integer sums)."""
+    parts = [terms.sum(axis=1) for terms, _ in _row_chunks(kind, W, xq)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 U = 2.0 ** -24
@@ -194,9 +204,9 @@ def matvec_bound(kind: str, W, xq: np.ndarray) -> np.ndarray:
     the min term, their difference or an FMA); a row adds its super-blocks in f32, in lanes
     or not, then adds the lanes (at most nb + 8 roundings of a partial sum). Every partial
     sum is bounded by `block_terms`' absolute bound, so |err| <= (nb + 16) u sum(bounds)."""
-    terms, absterms = block_terms(kind, W, xq)
-    nb = terms.shape[1]
-    return (nb + 16) * U * absterms.sum(axis=1) + 1e-30
+    nb = xq.shape[0]
+    parts = [(nb + 16) * U * absterms.sum(axis=1) + 1e-30 for _, absterms in _row_chunks(kind, W, xq)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 F16_FIELDS = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
