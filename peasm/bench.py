@@ -312,7 +312,7 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
     if quick:
         pool_mib, seconds, repeats = pool_mib or 48, min(seconds, 0.02), 1
     bench = KernelBench(pool_mib=pool_mib, seconds=seconds, repeats=repeats, out=out)
-    want = set(only or ["matvec", "numpy", "others", "ggml"])
+    want = set(only or ["matvec", "numpy", "others", "ggml", "kquant"])
     out(f"# host: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}; "
         f"llc={bench.llc >> 20} MiB; pool={bench.pool_bytes >> 20} MiB; "
         f"numpy BLAS threads={os.environ.get('OPENBLAS_NUM_THREADS')}")
@@ -340,11 +340,15 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
         ggml_shapes = [s for s in (QUICK_GGML_SHAPES if quick else GGML_SHAPES)
                        if 4 * s[0] * s[1] <= bench.pool_bytes]
         for t in ggml.TYPES:
-            if not ggml.runnable(t):
+            if not ggml.runnable(t) or t.block_size == 256:   # K-quants: the kquant part
                 continue
             for path in paths:
                 for d, n in ggml_shapes:
                     bench.emit(bench.matvec_ggml(path, t.name, d, n))
+    if "kquant" in want:
+        from peasm import bench_kquant
+
+        bench_kquant.run(bench, paths, quick=quick, out=out)
     end_bw = bench.bandwidth(paths, "end")
     out(f"# bandwidth: {bench.bw / 1e9:.2f} GB/s at the start (the reference of every bw_ratio), "
         f"{end_bw / 1e9:.2f} GB/s at the end; best of {repeats} runs of stream_read over the pool")
