@@ -118,7 +118,7 @@ tok_build:
 .Lbytes:                              # <0x00>..<0xFF>: absent, or consecutive ids
     mov [rbx + TOK_MAX_LEN], r15d
     mov dword ptr [rbx + TOK_BYTE_ID], -1
-    mov dword ptr [rsp + TB_KEY], 0x30783C    # "<0x"
+    mov dword ptr [rsp + TB_KEY], 0x78303C    # "<0x"
     xor esi, esi                      # byte
 .Lbyte_piece:
     mov eax, esi
