@@ -101,6 +101,16 @@ def test_unicode_classes_match_unicodedata():
         assert m.call("uni_flags", cp) == want, hex(cp)
 
 
+def test_meta_matches_gguf_py():
+    """The tests' direct GGUF reading gives what gguf-py's GGUFReader gives."""
+    from tests.vocab_support import read_meta_gguf_py
+    path = str(model_file(BPE_VOCABS["smollm2"]))
+    a, b = read_meta(path), read_meta_gguf_py(path)
+    for f in ("model", "pre", "tokens", "token_type", "merges", "bos", "eos", "unk", "add_bos",
+              "add_space_prefix"):
+        assert getattr(a, f) == getattr(b, f), f
+
+
 def test_gpt2_byte_map_is_gpt2s():
     """The generated alphabet is the published one: printable Latin-1 stands for itself, the
     rest maps to U+0100.. in byte order; 256 distinct characters."""

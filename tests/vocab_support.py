@@ -70,8 +70,65 @@ class Meta:
         return TL.PRE_NAMES.get((self.pre or b"default").decode("latin-1"), "?")
 
 
+_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+           11: "<q", 12: "<d"}
+
+
 @lru_cache(maxsize=None)
 def read_meta(path: str) -> Meta:
+    """The tokenizer.ggml.* keys of a GGUF file (v2/v3), read directly: the arrays are the
+    file's own bytes from the first element on, as the asm reader hands them over.
+    gguf-py's GGUFReader (the format's reference reader) takes a minute on a 128K-token
+    vocabulary, so tests use this and test_meta_matches_gguf_py checks it against gguf-py."""
+    data = Path(path).read_bytes()
+    magic, version, _, n_kv = struct.unpack_from("<4sIQQ", data, 0)
+    assert magic == b"GGUF" and version in (2, 3), path
+    pos = 24
+
+    def string(p):
+        (n,) = struct.unpack_from("<Q", data, p)
+        return data[p + 8:p + 8 + n], p + 8 + n
+
+    def value(t, p):
+        """-> (python value or (first, count, elem type, raw bytes) for arrays, next pos)"""
+        if t == 8:
+            return string(p)
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", data, p)
+            p += 12
+            first = p
+            items = []
+            for _ in range(n):
+                v, p = value(et, p)
+                items.append(v)
+            return (items, et, data[first:p]), p
+        fmt = _SCALAR[t]
+        return struct.unpack_from(fmt, data, p)[0], p + struct.calcsize(fmt)
+
+    kv = {}
+    for _ in range(n_kv):
+        key, pos = string(pos)
+        (t,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if key.startswith(b"tokenizer.ggml.") or t != 9:
+            kv[key.decode()], pos = value(t, pos)
+        else:                                     # skip other arrays quickly
+            et, n = struct.unpack_from("<IQ", data, pos)
+            pos += 12
+            for _ in range(n):
+                _, pos = value(et, pos)
+    g = lambda k, d=None: kv.get("tokenizer.ggml." + k, d)
+    arr = lambda k: g(k)[0] if g(k) is not None else None
+    return Meta(model=g("model"), pre=g("pre"), tokens=arr("tokens"), scores=arr("scores"),
+                token_type=arr("token_type"), merges=arr("merges"),
+                bos=int(g("bos_token_id", NO_ID)), eos=int(g("eos_token_id", NO_ID)),
+                unk=int(g("unknown_token_id", NO_ID)), add_bos=int(g("add_bos_token", NO_ID)),
+                add_space_prefix=int(g("add_space_prefix", NO_ID)))
+
+
+@lru_cache(maxsize=None)
+def read_meta_gguf_py(path: str) -> Meta:
+    """The same through gguf-py's GGUFReader (each field's parts)."""
     import gguf
     r = gguf.GGUFReader(path)
     f = r.fields
