@@ -391,3 +391,41 @@ def ggml_vectors(inp: Path, out: Path) -> list[tuple[bytes, list[int]]]:
     texts = inp.read_bytes().split(b"\n__ggml_vocab_test__\n")
     ids = out.read_text().split("\n")
     return [(t, [int(x) for x in i.split()]) for t, i in zip(texts, ids)]
+
+
+def partition(meta: Meta, text: bytes, parse_special: bool) -> list[bytes | int]:
+    """llama.cpp's special-token partition: specials (control only when parse_special,
+    user-defined always) by text length, longest first, then id; each one's occurrences cut
+    out of the raw fragments left to right. -> raw byte strings and ids, in order."""
+    types = meta.token_type or [1] * len(meta.tokens)
+    specials = [i for i, t in enumerate(types) if t == 4 or (t == 3 and parse_special)]
+    specials.sort(key=lambda i: (-len(meta.tokens[i]), i))
+    frags: list[bytes | int] = [text] if text else []
+    for sid in specials:
+        s = meta.tokens[sid]
+        out: list[bytes | int] = []
+        for f in frags:
+            if isinstance(f, int):
+                out.append(f)
+                continue
+            pos = 0
+            while True:
+                k = f.find(s, pos)
+                if k < 0:
+                    break
+                if k > pos:
+                    out.append(f[pos:k])
+                out.append(sid)
+                pos = k + len(s)
+            if pos < len(f):
+                out.append(f[pos:])
+        frags = out
+    return frags
+
+
+def spm_reference(meta: Meta):
+    """llama2.c's encoder (tests/reference/tokenizer.py) over the GGUF pieces with U+2581 as
+    spaces, BOS/EOS as the metadata says."""
+    from tests.reference import tokenizer as reftok
+    pieces = [t.replace("\u2581".encode(), b" ") for t in meta.tokens]
+    return reftok.Tokenizer(pieces, meta.scores)
