@@ -183,7 +183,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern tok_encode, tok_error_text, log_print, log_event, log_event2
+.extern sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:
@@ -495,16 +495,16 @@ cmd_tokenize:
     sub rsp, 48
     mov rsi, rcx
     mov rdi, rdx
-    cmp dword ptr [rip + sess_tok + TOK_MAGIC], TOK_MAGIC_VALUE
-    jne .Lno_tok
+    call sess_tok_ready
+    test eax, eax
+    jz .Lno_tok
     mov rax, [rip + sess_prompt_buf]
     mov [rsp + 32], rax
     mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS
-    lea rcx, [rip + sess_tok]
     mov rdx, rsi
     mov r8, rdi
-    xor r9d, r9d
-    call tok_encode
+    xor r9d, r9d                      # typed text: special tokens are plain text
+    call sess_encode
     test eax, eax
     js .Lerror
     mov edi, eax
@@ -527,12 +527,11 @@ cmd_tokenize:
     call rt_print_cstr
     jmp .Lout
 .Lerror:
-    neg eax
     mov ebx, eax
     lea rcx, [rip + s_tok_err]
     call rt_print_cstr
     mov ecx, ebx
-    call tok_error_text
+    call sess_encode_error
     mov rcx, rax
     call rt_print_cstr
     lea rcx, [rip + s_nl]

@@ -43,7 +43,7 @@ s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 .global generate
 .extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history, sess_pending
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
-.extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
+.extern set_chat_format, model_forward, model_error_text, sess_encode, sess_decode, tok_error_text
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
 .extern print_hundredths, rt_memcpy, log_event, repl_poll_stop
 
@@ -79,10 +79,9 @@ generate:
     jne .Lflags
     mov r9d, TOK_ADD_BOS              # the first turn of a conversation starts with BOS
 .Lflags:
-    lea rcx, [rip + sess_tok]
     mov rdx, rsi
     mov r8, rdi
-    call tok_encode
+    call sess_encode
     test eax, eax
     js .Ltok_error
     mov r12d, eax                     # token count
@@ -143,11 +142,10 @@ generate:
     je .Ldone
     cmp r13d, TOK_EOS
     je .Ldone
-    lea rcx, [rip + sess_tok]
     mov edx, r15d
     mov r8d, r13d
     lea r9, [rip + piece_len]
-    call tok_decode
+    call sess_decode
     mov rcx, rax
     mov rdx, [rip + piece_len]
     call print_piece                  # eax = 1 if a stop rule fired

@@ -10,7 +10,7 @@
 .section .bss
 .balign 64
 .global sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history
-.global sess_pending, sess_prompt_buf, sess_model_name
+.global sess_pending, sess_prompt_buf, sess_model_name, sess_gguf
 sess_model:        .skip MODEL_SIZE
 .balign 8
 sess_gguf:         .skip GGUF_SIZE       # the loaded GGUF file (when the model is one)
@@ -78,6 +78,7 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 .extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
 .extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
+.extern sess_vocab_load, sess_vocab_free
 
 # session_clear(): an empty conversation
 session_clear:
@@ -89,6 +90,7 @@ session_clear:
 session_unload:
     sub rsp, 40
     mov dword ptr [rip + sess_loaded], 0
+    call sess_vocab_free
     mov rcx, [rip + weights_buf]
     mov rdx, [rip + weights_size]
     call rt_free_pages
@@ -621,6 +623,12 @@ try_tokenizer:
 # load_tokenizer() -> eax = 1 if loaded: set_tokenizer, else tok<vocab>.bin, else tokenizer.bin
 load_tokenizer:
     sub rsp, 40
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lfiles
+    call sess_vocab_load              # the model's own vocabulary, when its file has one
+    cmp eax, -1
+    jne .Lout
+.Lfiles:
     lea rcx, [rip + set_tokenizer]
     cmp byte ptr [rcx], 0
     je .Lauto
