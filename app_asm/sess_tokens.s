@@ -16,7 +16,8 @@
 #   sess_token_id(rcx = text, rdx = length) -> eax = the id of the token whose text that is,
 #       or -1 (a GGUF vocabulary: any token; tokenizer.bin: tok_piece_id).
 #   sess_tok_ready() -> eax = 1 when a tokenizer is loaded.
-#   sess_encode_error(ecx = the negated code sess_encode returned) -> rax = its line.
+#   sess_encode_error(ecx = the code sess_encode returned, negated or not) -> rax = its line
+#       as a format for rt_printf, rdx = the number its %u stands for (tok_error_text's).
 .include "uefi.inc"
 .include "tokenizer.inc"
 .include "tokenizer_layouts.inc"
@@ -193,11 +194,14 @@ sess_tok_ready:
 .Lout:
     ret
 
-# sess_encode_error(ecx = negated code) -> rax = the line
+# sess_encode_error(ecx = code or its negation) -> rax = the line as a format, rdx = its %u
 sess_encode_error:
-    neg ecx
     cmp dword ptr [rip + sess_vocab_loaded], 0
     je .Lbin
-    jmp vocab_message
+    sub rsp, 40
+    call vocab_message
+    xor edx, edx                      # (its lines name no number)
+    add rsp, 40
+    ret
 .Lbin:
     jmp tok_error_text

@@ -52,19 +52,23 @@ empty_piece:
 messages:
     .asciz "tokenizer: ok"
     .asciz "tokenizer: file too short to hold max_token_length"
-    .asciz "tokenizer: max_token_length out of range (1..1024)"
-    .asciz "tokenizer: vocab_size out of range (1..1048576)"
+    .asciz "tokenizer: max_token_length out of range (1..%u)"
+    .asciz "tokenizer: vocab_size out of range (1..%u)"
     .asciz "tokenizer: file ends before vocab_size entries (truncated, or vocab_size too large)"
     .asciz "tokenizer: an entry has a negative length"
     .asciz "tokenizer: an entry is longer than max_token_length"
     .asciz "tokenizer: workspace too small"
-    .asciz "tokenizer: file too large (over 1 GiB)"
+    .asciz "tokenizer: file too large (over %u MiB)"
     .asciz "tokenizer: too many tokens for the output buffer"
-    .asciz "tokenizer: text too long (over 65536 bytes)"
+    .asciz "tokenizer: text too long (over %u bytes)"
     .asciz "tokenizer: the vocab has no space piece for the dummy prefix"
     .asciz "tokenizer: vocab too small for the BOS, EOS or byte-fallback ids"
     .asciz "tokenizer: not loaded"
     .asciz "tokenizer: unknown error"
+.balign 8
+message_limits:                       # the value each message's %u stands for, in code order
+    .quad 0, 0, TOK_MAX_TOKEN_LEN, TOK_MAX_VOCAB, 0, 0, 0, 0, TOK_MAX_FILE >> 20, 0
+    .quad TOK_MAX_TEXT, 0, 0, 0, 0
 
 .section .text
 .global tok_workspace_bytes, tok_load, tok_encode, tok_decode, tok_piece_id, tok_error_text
@@ -963,6 +967,8 @@ tok_error_text:
     jbe .Lfind
     mov eax, TOK_E_LAST + 1           # the generic message
 .Lfind:
+    lea rdx, [rip + message_limits]
+    mov r8, [rdx + rax * 8]
     lea rdx, [rip + messages]
 .Lskip_message:
     test eax, eax
@@ -976,4 +982,5 @@ tok_error_text:
     jmp .Lskip_message
 .Lfound:
     mov rax, rdx
+    mov rdx, r8
     ret
