@@ -3,11 +3,12 @@
 Each name here can be `.include`d by any source as if it were a file on the include path:
 `uefi.inc` (peasm.uefi: UEFI tables, GUIDs, constants), `ggml.inc` and `ggml_table.inc`
 (peasm.ggml: ggml's tensor types and the table the kernels dispatch on), `layouts.inc`
-(peasm.layouts: the app's structs).
+(peasm.layouts: the app's structs), `chat_templates.inc` and `chat_table.inc`
+(peasm.chat_templates: the chat formats' rows).
 """
 from __future__ import annotations
 
-from . import ggml, layouts, uefi
+from . import chat_templates, ggml, layouts, uefi
 
 
 def includes() -> dict[str, str]:
@@ -16,6 +17,8 @@ def includes() -> dict[str, str]:
         "ggml.inc": ggml.render_include(),
         "ggml_table.inc": ggml.render_table(),
         "layouts.inc": layouts.render_include(),
+        "chat_templates.inc": chat_templates.render_include(),
+        "chat_table.inc": chat_templates.render_table(),
     }
 
 
