@@ -18,12 +18,12 @@
 #       -> eax = MODEL_E_*. Finds every layer's tensors, checks each one's shape against the
 #       config and its type (weights: a type the program runs, GGML_TT_F_RUNNABLE; norms and
 #       biases: F32), fills the LAYER rows, sets MODEL_F_BOUND.
-#   model_gguf_format_error: model_format_error's part for the GGUF codes (MODEL_E_ARCH ..
-#       MODEL_E_TYPE), called by it with rbx = Model*, r12d = code, rdi/rsi its text builder.
+#   model_gguf_probe: model.inc. The error lines: model_gguf_msg.s.
 #
 # Errors leave the key or tensor name in MODEL_ERR_NAME and the numbers in ERR_GOT/ERR_WANT
 # (and ERR_GOT2/ERR_WANT2 for shapes), so the message says exactly what is wrong.
 .include "model.inc"
+.include "model_gguf.inc"
 
 .section .rdata
 s_general_arch:   .asciz "general.architecture"
@@ -44,7 +44,6 @@ t_token_embd:     .asciz "token_embd.weight"
 t_output_norm:    .asciz "output_norm.weight"
 t_output:         .asciz "output.weight"
 t_rope_freqs:     .asciz "rope_freqs.weight"
-t_blk:            .asciz "blk."
 # per-layer tensors: LAYER field offset (dword), kind (0 weight, 1 F32 vector), rows from
 # (0 dim, 1 kv_dim, 2 hidden), columns from (same), qwen2 only (1), then the name suffix
 .balign 4
@@ -86,299 +85,13 @@ layer_tensors:
     .asciz ".attn_v.bias"
     .balign 4
     .long 0xFFFFFFFF
-# messages
-m_arch1:          .asciz "gguf: architecture '"
-m_arch2:          .asciz "' is not supported (supported: llama qwen2)"
-m_key:            .asciz "gguf: metadata key '"
-m_key_missing:    .asciz "' is missing"
-m_key_range1:     .asciz "' is "
-m_key_range2:     .asciz ", must be 1.."
-m_key_type:       .asciz "' has the wrong type"
-m_tensor:         .asciz "gguf: tensor '"
-m_missing:        .asciz "' is missing"
-m_shape1:         .asciz "' has shape ["
-m_shape2:         .asciz "], the model's dimensions need ["
-m_comma:          .asciz ", "
-m_close:          .asciz "]"
-m_type1:          .asciz "' has type "
-m_type_f32:       .asciz " (norms and biases must be F32)"
-m_type_sup:       .asciz " (supported: "
-m_space:          .asciz " "
-m_paren:          .asciz ")"
-m_type_n:         .asciz "ggml type "
-m_version1:       .asciz "gguf: version "
-m_version2:       .asciz " is not supported (supported: 2, 3)"
 
 .section .text
-.global model_gguf_config, model_gguf_bind, model_gguf_format_error, model_gguf_probe
-.extern gguf_get_u64, gguf_get_f32, gguf_get_str, gguf_find_tensor, gguf_tensor_at
-.extern ggml_type_table, model_put_str, model_put_i64
+.global model_gguf_config, model_gguf_bind
+.extern mg_cat, mg_err_name, mg_uint, mg_f32, mg_tensor, mg_id, mg_layer_name, mg_dim
+.extern gguf_get_u64, gguf_get_f32, gguf_get_str, gguf_find_tensor
+.extern ggml_type_table
 
-# config/bind keep their locals in a frame that r15 points at, so helpers at any depth
-# reach them: r15 + MG_KEY (a 96-byte name buffer: "{arch}.suffix" / "blk.N.suffix"),
-# MG_VAL (a getter's out value), MG_TENSOR (a found TENSOR), MG_PREFIX_LEN ("{arch}"'s
-# length in MG_KEY). rbx = Model*, r12 = GgufFile* throughout.
-.equ MG_KEY, 0
-.equ MG_VAL, 96
-.equ MG_TENSOR, 104
-.equ MG_PREFIX_LEN, 176
-.equ MG_LOCALS, 184
-.equ MG_LOCALS_AT, 48                 # shadow space and two stack-argument slots below
-.equ MG_FRAME, MG_LOCALS_AT + MG_LOCALS   # 232: rsp 16-aligned after the 8 pushes
-.equ MG_NAME_MAX, 95
-
-# mg_cat(rdi = end of the text so far, rcx = NUL-terminated src; r11 = buffer limit) ->
-# rdi = new end, a NUL written there. Private; clobbers al, rcx.
-mg_cat:
-    mov al, [rcx]
-    cmp rdi, r11
-    jae .Lend
-    mov [rdi], al
-    test al, al
-    jz .Lret
-    inc rdi
-    inc rcx
-    jmp mg_cat
-.Lend:
-    mov byte ptr [rdi], 0
-.Lret:
-    ret
-
-# mg_key(rcx = suffix) -> rdx = MG_KEY = "{arch}" + suffix, r8 = its length. Private;
-# clobbers rax, rcx, rdi, r11.
-mg_key:
-    lea rdi, [r15 + MG_KEY]
-    lea r11, [rdi + MG_NAME_MAX]
-    add rdi, [r15 + MG_PREFIX_LEN]
-    call mg_cat
-    lea rdx, [r15 + MG_KEY]
-    mov r8, rdi
-    sub r8, rdx
-    ret
-
-# mg_err_name(rdx = NUL-terminated name): copied into ERR_NAME (cut to 63 bytes).
-# Private; clobbers rax, rcx.
-mg_err_name:
-    xor ecx, ecx
-.Lcopy:
-    mov al, [rdx + rcx]
-    cmp ecx, 63
-    jae .Lend
-    mov [rbx + MODEL_ERR_NAME + rcx], al
-    test al, al
-    jz .Lret
-    inc ecx
-    jmp .Lcopy
-.Lend:
-    mov byte ptr [rbx + MODEL_ERR_NAME + rcx], 0
-.Lret:
-    ret
-
-# mg_uint(rcx = key suffix, edx = default (0: the key is required), r8d = limit) -> CF
-#   clear and eax = the value (1..limit, or the default when absent), or CF set and eax =
-#   MODEL_E_KEY with ERR_FIELD (0 missing, 1 range, 2 type), ERR_NAME, ERR_GOT/ERR_WANT.
-#   Private; clobbers the volatile registers.
-mg_uint:
-    push rsi
-    push rdi
-    push r13
-    push r14
-    sub rsp, 40
-    mov r13d, edx
-    mov r14d, r8d
-    call mg_key
-    mov rcx, r12
-    lea r9, [r15 + MG_VAL]
-    call gguf_get_u64
-    test eax, eax
-    jz .Lfound
-    cmp eax, GGUF_E_NO_KEY
-    jne .Ltype
-    mov eax, r13d
-    test eax, eax
-    jz .Lmissing
-    jmp .Lok
-.Lfound:
-    mov rax, [r15 + MG_VAL]
-    test rax, rax
-    jz .Lrange
-    cmp rax, r14
-    ja .Lrange
-.Lok:
-    add rsp, 40
-    pop r14
-    pop r13
-    pop rdi
-    pop rsi
-    clc
-    ret
-.Lmissing:
-    xor ecx, ecx
-    jmp .Lfail
-.Ltype:
-    mov ecx, 2
-    jmp .Lfail
-.Lrange:
-    mov [rbx + MODEL_ERR_GOT], rax
-    mov [rbx + MODEL_ERR_WANT], r14
-    mov ecx, 1
-.Lfail:
-    mov [rbx + MODEL_ERR_FIELD], ecx
-    lea rdx, [r15 + MG_KEY]
-    call mg_err_name
-    add rsp, 40
-    pop r14
-    pop r13
-    pop rdi
-    pop rsi
-    mov eax, MODEL_E_KEY
-    stc
-    ret
-
-# mg_f32(rcx = key suffix, edx = default f32 bits) -> CF clear, eax = f32 bits (finite and
-#   > 0), or CF set, eax = MODEL_E_KEY (as mg_uint; a value <= 0 or not finite is "range").
-#   Private; clobbers the volatile registers.
-mg_f32:
-    push r13
-    sub rsp, 32
-    mov r13d, edx
-    call mg_key
-    mov rcx, r12
-    lea r9, [r15 + MG_VAL]
-    call gguf_get_f32
-    test eax, eax
-    jz .Lfound
-    mov ecx, 2
-    cmp eax, GGUF_E_NO_KEY
-    jne .Lfail
-    mov eax, r13d
-    jmp .Lok
-.Lfound:
-    mov eax, [r15 + MG_VAL]
-    mov ecx, eax                      # finite and > 0: sign clear, exponent not all ones,
-    test ecx, ecx                     # not zero
-    jle .Lrange
-    cmp ecx, 0x7F800000
-    jae .Lrange
-.Lok:
-    add rsp, 32
-    pop r13
-    clc
-    ret
-.Lrange:
-    mov [rbx + MODEL_ERR_GOT], rax
-    mov qword ptr [rbx + MODEL_ERR_WANT], 0
-    mov ecx, 1
-.Lfail:
-    mov [rbx + MODEL_ERR_FIELD], ecx
-    lea rdx, [r15 + MG_KEY]
-    call mg_err_name
-    add rsp, 32
-    pop r13
-    mov eax, MODEL_E_KEY
-    stc
-    ret
-
-# mg_tensor(rcx = NUL-terminated name, rdx = TENSOR* out, r8d = kind (bit 0: an F32 vector,
-#   else a weight; bit 1: optional), r9d = ne0 wanted, dword [rsp+40] = rows wanted) -> CF
-#   clear (found and right; or optional, absent and DATA = 0), or CF set with eax =
-#   MODEL_E_TENSOR / MODEL_E_SHAPE / MODEL_E_TYPE and the ERR_* fields. Private; clobbers
-#   the volatile registers.
-mg_tensor:
-    push rsi
-    push rdi
-    push r13
-    push r14
-    push rbp
-    sub rsp, 32
-    mov rsi, rcx
-    mov rdi, rdx
-    mov r13d, r8d
-    mov r14d, r9d
-    mov ebp, [rsp + 32 + 40 + 40]     # rows wanted
-    xor eax, eax                      # the length of the name
-.Llen:
-    cmp byte ptr [rsi + rax], 0
-    je .Lhave_len
-    inc eax
-    jmp .Llen
-.Lhave_len:
-    mov rcx, r12
-    mov rdx, rsi
-    mov r8, rax
-    mov r9, rdi
-    call gguf_find_tensor
-    test eax, eax
-    jz .Lfound
-    test r13d, 2
-    jz .Lmissing
-    mov qword ptr [rdi + TENSOR_DATA], 0
-    jmp .Lok
-.Lfound:
-    mov eax, [rdi + TENSOR_N]
-    cmp eax, r14d
-    jne .Lshape
-    mov eax, [rdi + TENSOR_ROWS]
-    cmp eax, ebp
-    jne .Lshape
-    mov eax, [rdi + TENSOR_TYPE]
-    test r13d, 1
-    jz .Lweight
-    cmp eax, GGML_TYPE_F32
-    jne .Lnot_f32
-    jmp .Lok
-.Lweight:
-    cmp eax, GGML_TYPE_COUNT
-    jae .Lbad_type
-    imul ecx, eax, GGML_TT_SIZE
-    lea rdx, [rip + ggml_type_table]
-    test dword ptr [rdx + rcx + GGML_TT_FLAGS], GGML_TT_F_RUNNABLE
-    jz .Lbad_type
-.Lok:
-    add rsp, 32
-    pop rbp
-    pop r14
-    pop r13
-    pop rdi
-    pop rsi
-    clc
-    ret
-.Lmissing:
-    mov eax, MODEL_E_TENSOR
-    jmp .Lfail
-.Lshape:
-    mov eax, [rdi + TENSOR_N]
-    mov [rbx + MODEL_ERR_GOT], rax
-    mov eax, [rdi + TENSOR_ROWS]
-    mov [rbx + MODEL_ERR_GOT2], rax
-    mov [rbx + MODEL_ERR_WANT], r14
-    mov [rbx + MODEL_ERR_WANT2], rbp
-    mov eax, MODEL_E_SHAPE
-    jmp .Lfail
-.Lnot_f32:
-    mov dword ptr [rbx + MODEL_ERR_FIELD], 1
-    jmp .Ltype
-.Lbad_type:
-    mov dword ptr [rbx + MODEL_ERR_FIELD], 0
-.Ltype:
-    mov eax, [rdi + TENSOR_TYPE]
-    mov [rbx + MODEL_ERR_GOT], rax
-    mov eax, MODEL_E_TYPE
-.Lfail:
-    push rax
-    push rax
-    mov rdx, rsi
-    call mg_err_name
-    pop rax
-    pop rax
-    add rsp, 32
-    pop rbp
-    pop r14
-    pop r13
-    pop rdi
-    pop rsi
-    stc
-    ret
 
 # The prologue and epilogue of config and bind
 .macro MG_ENTER
@@ -408,13 +121,14 @@ mg_tensor:
     ret
 .endm
 
-# a required integer key into a dword config field; jumps to .Lfail on error
-.macro MG_UINT suffix, default, limit, field
+# an integer key into a dword config field; jumps to `fail` on error (local labels cannot
+# be written inside a macro: peasm scopes them where the macro is defined)
+.macro MG_UINT suffix, default, limit, field, fail
     lea rcx, [rip + \suffix]
     mov edx, \default
     mov r8d, \limit
     call mg_uint
-    jc .Lfail
+    jc \fail
     mov [rbx + \field], eax
 .endm
 
@@ -470,12 +184,12 @@ model_gguf_config:
     mov byte ptr [r15 + MG_KEY + 5], 0
     mov qword ptr [r15 + MG_PREFIX_LEN], 5
 
-    MG_UINT k_block_count, 0, MODEL_MAX_LAYERS, MODEL_N_LAYERS
-    MG_UINT k_embedding, 0, MODEL_MAX_DIM, MODEL_DIM
-    MG_UINT k_ffn, 0, MODEL_MAX_HIDDEN_DIM, MODEL_HIDDEN_DIM
-    MG_UINT k_heads, 0, MODEL_MAX_HEADS, MODEL_N_HEADS
-    MG_UINT k_heads_kv, [rbx+MODEL_N_HEADS], MODEL_MAX_HEADS, MODEL_N_KV_HEADS
-    MG_UINT k_context, 0, MODEL_MAX_SEQ_LEN, MODEL_SEQ_LEN
+    MG_UINT k_block_count, 0, MODEL_MAX_LAYERS, MODEL_N_LAYERS, .Lfail
+    MG_UINT k_embedding, 0, MODEL_MAX_DIM, MODEL_DIM, .Lfail
+    MG_UINT k_ffn, 0, MODEL_MAX_HIDDEN_DIM, MODEL_HIDDEN_DIM, .Lfail
+    MG_UINT k_heads, 0, MODEL_MAX_HEADS, MODEL_N_HEADS, .Lfail
+    MG_UINT k_heads_kv, [rbx+MODEL_N_HEADS], MODEL_MAX_HEADS, MODEL_N_KV_HEADS, .Lfail
+    MG_UINT k_context, 0, MODEL_MAX_SEQ_LEN, MODEL_SEQ_LEN, .Lfail
     lea rcx, [rip + k_eps]
     mov edx, MODEL_RMS_EPS_BITS
     call mg_f32
@@ -651,89 +365,6 @@ model_gguf_config:
     mov [rbx + MODEL_ERROR], eax
     MG_LEAVE
 
-# model_gguf_probe(rcx = Model*, rdx = header bytes, r8 = file size) -> eax (model.inc)
-model_gguf_probe:
-    push rdi
-    mov r9, rcx
-    mov rdi, rcx
-    xor eax, eax
-    mov ecx, MODEL_SIZE / 8
-    rep stosq
-    mov [r9 + MODEL_FILE_SIZE], r8
-    mov dword ptr [r9 + MODEL_FORMAT], MODEL_FORMAT_GGUF
-    mov eax, MODEL_E_SHORT
-    cmp r8, 24                        # magic, version, two counts
-    jb .Lout
-    cmp dword ptr [rdx], 0x46554747   # "GGUF"
-    jne .Lout
-    mov ecx, [rdx + 4]
-    mov [r9 + MODEL_ERR_GOT], rcx
-    mov eax, MODEL_E_GGUF_VERSION
-    cmp ecx, 2
-    jb .Lout
-    cmp ecx, 3
-    ja .Lout
-    xor eax, eax
-.Lout:
-    mov [r9 + MODEL_ERROR], eax
-    pop rdi
-    ret
-
-# mg_id(rcx = key) -> eax = the id (a u32), or MODEL_NO_ID when absent or unusable.
-# Private; clobbers the volatile registers.
-mg_id:
-    sub rsp, 40
-    mov rdx, rcx
-    xor r8d, r8d
-.Llen:
-    cmp byte ptr [rdx + r8], 0
-    je .Lhave
-    inc r8d
-    jmp .Llen
-.Lhave:
-    mov rcx, r12
-    lea r9, [r15 + MG_VAL]
-    call gguf_get_u64
-    test eax, eax
-    mov eax, MODEL_NO_ID
-    jnz .Lout
-    mov rcx, [r15 + MG_VAL]
-    cmp rcx, rax
-    jae .Lout
-    mov eax, ecx
-.Lout:
-    add rsp, 40
-    ret
-
-# mg_layer_name(r13d = layer, rcx = suffix) -> MG_KEY = "blk.<layer><suffix>", rcx = MG_KEY.
-# Private; clobbers rax, rcx, rdx, rdi, r8-r11.
-mg_layer_name:
-    mov r10, rcx
-    lea rdi, [r15 + MG_KEY]
-    lea r11, [rdi + MG_NAME_MAX]
-    lea rcx, [rip + t_blk]
-    call mg_cat
-    mov eax, r13d                     # decimal, via the digits reversed on the stack
-    sub rsp, 24
-    lea r9, [rsp + 16]
-    mov byte ptr [r9], 0
-    mov r8d, 10
-.Ldigit:
-    xor edx, edx
-    div r8d
-    add dl, '0'
-    dec r9
-    mov [r9], dl
-    test eax, eax
-    jnz .Ldigit
-    mov rcx, r9
-    call mg_cat
-    add rsp, 24
-    mov rcx, r10
-    call mg_cat
-    lea rcx, [r15 + MG_KEY]
-    ret
-
 # model_gguf_bind(rcx = Model*, rdx = GGUF*, r8 = layer table) -> eax = MODEL_E_*
 model_gguf_bind:
     MG_ENTER
@@ -801,147 +432,3 @@ model_gguf_bind:
 .Lout:
     mov [rbx + MODEL_ERROR], eax
     MG_LEAVE
-
-# mg_dim(ecx = 0 dim, 1 kv_dim, 2 hidden) -> eax. Private; clobbers nothing else.
-mg_dim:
-    mov eax, [rbx + MODEL_DIM]
-    cmp ecx, 1
-    jb .Lret
-    mov eax, [rbx + MODEL_KV_DIM]
-    je .Lret
-    mov eax, [rbx + MODEL_HIDDEN_DIM]
-.Lret:
-    ret
-
-# model_gguf_format_error: rbx = Model*, r12d = a GGUF code (MODEL_E_ARCH .. MODEL_E_TYPE),
-# rdi/rsi = model_format_error's text builder (rdi advances). Clobbers rax, rcx, rdx,
-# r9-r11.
-model_gguf_format_error:
-    sub rsp, 40
-    cmp r12d, MODEL_E_ARCH
-    je .Larch
-    cmp r12d, MODEL_E_KEY
-    je .Lkey
-    cmp r12d, MODEL_E_GGUF_VERSION
-    je .Lversion
-    lea rcx, [rip + m_tensor]         # the tensor codes start alike
-    call model_put_str
-    lea rcx, [rbx + MODEL_ERR_NAME]
-    call model_put_str
-    cmp r12d, MODEL_E_SHAPE
-    je .Lshape
-    cmp r12d, MODEL_E_TYPE
-    je .Ltype
-    lea rcx, [rip + m_missing]
-    jmp .Llast
-.Larch:
-    lea rcx, [rip + m_arch1]
-    call model_put_str
-    lea rcx, [rbx + MODEL_ERR_NAME]
-    call model_put_str
-    lea rcx, [rip + m_arch2]
-    jmp .Llast
-.Lkey:
-    lea rcx, [rip + m_key]
-    call model_put_str
-    lea rcx, [rbx + MODEL_ERR_NAME]
-    call model_put_str
-    mov eax, [rbx + MODEL_ERR_FIELD]
-    lea rcx, [rip + m_key_missing]
-    test eax, eax
-    jz .Llast
-    lea rcx, [rip + m_key_type]
-    cmp eax, 2
-    je .Llast
-    lea rcx, [rip + m_key_range1]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_GOT]
-    call model_put_i64
-    mov rax, [rbx + MODEL_ERR_WANT]
-    test rax, rax
-    jz .Lend                          # (a float key: "is <bits>" says which is wrong)
-    lea rcx, [rip + m_key_range2]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_WANT]
-    call model_put_i64
-    jmp .Lend
-.Lversion:
-    lea rcx, [rip + m_version1]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_GOT]
-    call model_put_i64
-    lea rcx, [rip + m_version2]
-    jmp .Llast
-.Lshape:                              # "' has shape [a, b], the model's dimensions need [c, d]"
-    lea rcx, [rip + m_shape1]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_GOT]
-    call model_put_i64
-    lea rcx, [rip + m_comma]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_GOT2]
-    call model_put_i64
-    lea rcx, [rip + m_shape2]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_WANT]
-    call model_put_i64
-    lea rcx, [rip + m_comma]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_WANT2]
-    call model_put_i64
-    lea rcx, [rip + m_close]
-    jmp .Llast
-.Ltype:                               # "' has type NAME (supported: F32 F16 ...)"
-    lea rcx, [rip + m_type1]
-    call model_put_str
-    mov rax, [rbx + MODEL_ERR_GOT]
-    call mg_put_type
-    lea rcx, [rip + m_type_f32]
-    cmp dword ptr [rbx + MODEL_ERR_FIELD], 1
-    je .Llast
-    lea rcx, [rip + m_type_sup]
-    call model_put_str
-    xor r9d, r9d                      # every runnable type, in id order
-.Lsup:
-    cmp r9d, GGML_TYPE_COUNT
-    jae .Lsup_end
-    imul eax, r9d, GGML_TT_SIZE
-    lea rcx, [rip + ggml_type_table]
-    test dword ptr [rcx + rax + GGML_TT_FLAGS], GGML_TT_F_RUNNABLE
-    jz .Lsup_next
-    mov eax, r9d
-    call mg_put_type
-    lea rcx, [rip + m_space]
-    call model_put_str
-.Lsup_next:
-    inc r9d
-    jmp .Lsup
-.Lsup_end:
-    cmp byte ptr [rdi - 1], ' '       # no space before the parenthesis
-    jne .Lparen
-    dec rdi
-.Lparen:
-    lea rcx, [rip + m_paren]
-.Llast:
-    call model_put_str
-.Lend:
-    add rsp, 40
-    ret
-
-# mg_put_type(rax = ggml type id): its name from the type table, or "type N" when unknown.
-# Clobbers rax, rcx, rdx, r10, r11 (r9 kept).
-mg_put_type:
-    cmp rax, GGML_TYPE_COUNT
-    jae .Lnumber
-    imul ecx, eax, GGML_TT_SIZE
-    lea rdx, [rip + ggml_type_table]
-    cmp byte ptr [rdx + rcx + GGML_TT_NAME], 0
-    je .Lnumber
-    lea rcx, [rdx + rcx + GGML_TT_NAME]
-    jmp model_put_str
-.Lnumber:
-    push rax                          # (one push: model_put_str is entered aligned)
-    lea rcx, [rip + m_type_n]
-    call model_put_str
-    pop rax
-    jmp model_put_i64

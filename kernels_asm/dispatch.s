@@ -43,8 +43,8 @@ kernels_path:  .long 0                # K_PATH_* chosen by the last kernels_init
 kernels_init:
     cmp edx, K_CHOICE_SSE2
     je .Lsse2
-    and ecx, K_CPU_AVX | K_CPU_AVX2 | K_CPU_FMA
-    cmp ecx, K_CPU_AVX | K_CPU_AVX2 | K_CPU_FMA
+    and ecx, K_CPU_AVX | K_CPU_AVX2 | K_CPU_FMA | K_CPU_F16C
+    cmp ecx, K_CPU_AVX | K_CPU_AVX2 | K_CPU_FMA | K_CPU_F16C
     jne .Lsse2                        # auto or forced avx2, but the CPU cannot: SSE2
     KSET k_matvec, matvec_avx2
     KSET k_rmsnorm, rmsnorm_avx2
