@@ -10,7 +10,7 @@
 .section .bss
 .balign 64
 .global sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history
-.global sess_pending, sess_prompt_buf, sess_model_name
+.global sess_pending, sess_prompt_buf, sess_model_name, sess_gguf
 sess_model:        .skip MODEL_SIZE
 .balign 8
 sess_gguf:         .skip GGUF_SIZE       # the loaded GGUF file (when the model is one)
@@ -78,12 +78,13 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 .extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
 .extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
+.extern chat_clear, chat_model_loaded
 
-# session_clear(): an empty conversation
+# session_clear(): an empty conversation (the KV cache and the chat history)
 session_clear:
     mov dword ptr [rip + sess_pos], 0
     mov dword ptr [rip + sess_pending], -1
-    ret
+    jmp chat_clear
 
 # session_unload(): frees the model, tokenizer and sampler memory
 session_unload:
@@ -383,6 +384,7 @@ session_load_model:
     jz .Lfail
     call session_apply_settings
     mov dword ptr [rip + sess_loaded], 1
+    call chat_model_loaded            # its chat template's format and default system text
     lea rcx, [rip + s_ev_loaded]
     mov rdx, rbx
     call log_event2

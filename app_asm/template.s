@@ -19,6 +19,7 @@
 #       ASSISTANT_SUFFIX), as the KV cache holds it after a generation.
 #   template_detect(rcx = template text, rdx = length) -> eax = row, or CHAT_NONE
 #   template_find(rcx = name, rdx = length) -> eax = row named so, or CHAT_NONE
+#   template_flags(ecx = row) -> eax = the row's CHAT_F_* flags (0 for a bad row)
 #   template_text(ecx = row, edx = CHAT_TEMPLATE_<FIELD> offset) -> rax = bytes, rdx = length
 #       (rax = rdx = 0 for an empty field or a bad row)
 #   template_default_system(ecx = row, rdx = template text, r8 = length) -> rax = bytes (inside
@@ -38,7 +39,7 @@
 
 .section .text
 .global template_render_turn, template_render, template_detect, template_find
-.global template_text, template_default_system
+.global template_text, template_default_system, template_flags
 
 # template_render_turn(rcx = out, rdx = capacity, r8 = CHAT_TURN*) -> rax
 template_render_turn:
@@ -334,6 +335,15 @@ field_text:
     ret
 .Lempty:
     xor eax, eax
+    ret
+
+# template_flags(ecx = row) -> eax
+template_flags:
+    call row_address
+    test rax, rax
+    jz .Lout
+    mov eax, [rax + CHAT_TEMPLATE_FLAGS]
+.Lout:
     ret
 
 # template_text(ecx = row, edx = field offset) -> rax = bytes, rdx = length
