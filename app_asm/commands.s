@@ -65,7 +65,12 @@ h_stop_you:    .asciz "you_ai format: stop when the model starts a You: turn"
 n_stop_nl:     .asciz "stop_nl"
 h_stop_nl:     .asciz "stop at a blank line"
 n_chat_format: .asciz "chat_format"
-h_chat_format: .asciz "raw (plain continuation) or you_ai (You:/AI: turns)"
+h_chat_format: .asciz "auto (the model's own), raw, you_ai, chatml, llama2, llama3, zephyr, phi3, gemma, mistral"
+n_system:      .asciz "system"
+h_system:      .asciz "the system prompt: show it, set it to TEXT, or - to clear it"
+s_text_opt:    .asciz "[TEXT|-]"
+n_history:     .asciz "history"
+h_history:     .asciz "the conversation's turns so far"
 n_attn:        .asciz "attn"
 h_attn:        .asciz "kernel path: auto, sse2 or avx2"
 n_ctx:         .asciz "ctx"
@@ -159,6 +164,8 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
     .quad n_clear, cmd_clear, 0, s_none, h_clear
+    .quad n_system, cmd_system, 0, s_text_opt, h_system
+    .quad n_history, cmd_history, 0, s_none, h_history
     .quad n_cfg, cmd_cfg, 0, s_none, h_cfg
     .quad n_cpu, cmd_cpu, 0, s_none, h_cpu
     .quad n_version, cmd_version, 0, s_none, h_version
@@ -176,7 +183,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 
 
 .section .text
-.global run_command
+.global run_command, no_args
 .extern rt_printf, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_shutdown, rt_capture_begin, rt_capture_end
 .extern rt_memory_free_bytes, cpu_print_features, kernels_path
 .extern settings_find, settings_set, settings_print_setting, settings_print_usage
@@ -186,6 +193,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
 .extern sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
+.extern cmd_system, cmd_history
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:

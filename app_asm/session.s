@@ -80,12 +80,13 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 .extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
 .extern sess_vocab_load, sess_vocab_free
+.extern chat_clear, chat_model_loaded
 
-# session_clear(): an empty conversation
+# session_clear(): an empty conversation (the KV cache and the chat history)
 session_clear:
     mov dword ptr [rip + sess_pos], 0
     mov dword ptr [rip + sess_pending], -1
-    ret
+    jmp chat_clear
 
 # session_unload(): frees the model, tokenizer and sampler memory
 session_unload:
@@ -386,6 +387,7 @@ session_load_model:
     jz .Lfail
     call session_apply_settings
     mov dword ptr [rip + sess_loaded], 1
+    call chat_model_loaded            # its chat template's format and default system text
     lea rcx, [rip + s_ev_loaded]
     mov rdx, rbx
     call log_event2

@@ -41,6 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from random import Random
 
+from peasm import chat_templates
 from peasm.linker import link, load_manifest
 from peasm.runners.emu import Emu, EmuFault
 
@@ -495,11 +496,13 @@ class TokenizerRunner(Runner):
 
 @lru_cache(maxsize=None)
 def cfg_image():
-    return link([APP / "settings.s", APP / "util.s", STUBS], "config_parse", include_dirs=[APP])
+    return link([APP / "settings.s", APP / "util.s", APP / "template.s", STUBS], "config_parse",
+                include_dirs=[APP])
 
 
 _BOOL_WORDS = (b"0", b"1", b"off", b"on", b"false", b"true", b"no", b"yes")
-_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"), "chat_format": (b"raw", b"you_ai")}
+_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"),
+          "chat_format": tuple(t.name.encode() for t in chat_templates.TEMPLATES) + (b"auto",)}
 _FLOAT_RE = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -520,6 +523,8 @@ def value_verdict(entry: dict, value: bytes) -> bool | None:
     t = entry["type"]
     if t == SC["SET_T_STR"]:   # a file name: no control bytes (a NUL would cut it short)
         return 0 < len(value) <= SC["SET_STR_MAX"] - 1 and min(value) >= 0x20
+    if t == SC["SET_T_TEXT"]:  # one line of text, may be empty
+        return len(value) <= SC["SET_TEXT_MAX"] - 1 and (not value or min(value) >= 0x20)
     if t == SC["SET_T_BOOL"]:
         return value.lower() in _BOOL_WORDS
     if t == SC["SET_T_ENUM"]:
