@@ -64,6 +64,8 @@ n_stop_you:    .asciz "stop_you"
 h_stop_you:    .asciz "you_ai format: stop when the model starts a You: turn"
 n_stop_nl:     .asciz "stop_nl"
 h_stop_nl:     .asciz "stop at a blank line"
+n_parse_special: .asciz "parse_special"
+h_parse_special: .asciz "typed special-token texts (e.g. <|im_end|>) become their tokens"
 n_chat_format: .asciz "chat_format"
 h_chat_format: .asciz "auto (the model's own), raw, you_ai, chatml, llama2, llama3, zephyr, phi3, gemma, mistral"
 n_system:      .asciz "system"
@@ -102,6 +104,7 @@ k_seed:        .asciz "seed"
 k_stats:       .asciz "stats"
 k_stop_you:    .asciz "stop_you"
 k_stop_nl:     .asciz "stop_nl"
+k_parse_special: .asciz "parse_special"
 k_chat_format: .asciz "chat_format"
 k_attn:        .asciz "attn"
 k_model:       .asciz "model"
@@ -159,6 +162,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_stats, cmd_set, k_stats, s_value, h_stats
     .quad n_stop_you, cmd_set, k_stop_you, s_value, h_stop_you
     .quad n_stop_nl, cmd_set, k_stop_nl, s_value, h_stop_nl
+    .quad n_parse_special, cmd_set, k_parse_special, s_value, h_parse_special
     .quad n_chat_format, cmd_set, k_chat_format, s_value, h_chat_format
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
     .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
