@@ -64,8 +64,15 @@ n_stop_you:    .asciz "stop_you"
 h_stop_you:    .asciz "you_ai format: stop when the model starts a You: turn"
 n_stop_nl:     .asciz "stop_nl"
 h_stop_nl:     .asciz "stop at a blank line"
+n_parse_special: .asciz "parse_special"
+h_parse_special: .asciz "typed special-token texts (e.g. <|im_end|>) become their tokens"
 n_chat_format: .asciz "chat_format"
-h_chat_format: .asciz "raw (plain continuation) or you_ai (You:/AI: turns)"
+h_chat_format: .asciz "auto (the model's own), raw, you_ai, chatml, llama2, llama3, zephyr, phi3, gemma, mistral"
+n_system:      .asciz "system"
+h_system:      .asciz "the system prompt: show it, set it to TEXT, or - to clear it"
+s_text_opt:    .asciz "[TEXT|-]"
+n_history:     .asciz "history"
+h_history:     .asciz "the conversation's turns so far"
 n_attn:        .asciz "attn"
 h_attn:        .asciz "kernel path: auto, sse2 or avx2"
 n_ctx:         .asciz "ctx"
@@ -97,6 +104,7 @@ k_seed:        .asciz "seed"
 k_stats:       .asciz "stats"
 k_stop_you:    .asciz "stop_you"
 k_stop_nl:     .asciz "stop_nl"
+k_parse_special: .asciz "parse_special"
 k_chat_format: .asciz "chat_format"
 k_attn:        .asciz "attn"
 k_model:       .asciz "model"
@@ -154,11 +162,14 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_stats, cmd_set, k_stats, s_value, h_stats
     .quad n_stop_you, cmd_set, k_stop_you, s_value, h_stop_you
     .quad n_stop_nl, cmd_set, k_stop_nl, s_value, h_stop_nl
+    .quad n_parse_special, cmd_set, k_parse_special, s_value, h_parse_special
     .quad n_chat_format, cmd_set, k_chat_format, s_value, h_chat_format
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
     .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
     .quad n_clear, cmd_clear, 0, s_none, h_clear
+    .quad n_system, cmd_system, 0, s_text_opt, h_system
+    .quad n_history, cmd_history, 0, s_none, h_history
     .quad n_cfg, cmd_cfg, 0, s_none, h_cfg
     .quad n_cpu, cmd_cpu, 0, s_none, h_cpu
     .quad n_version, cmd_version, 0, s_none, h_version
@@ -176,7 +187,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 
 
 .section .text
-.global run_command
+.global run_command, no_args
 .extern rt_printf, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_shutdown, rt_capture_begin, rt_capture_end
 .extern rt_memory_free_bytes, cpu_print_features, kernels_path
 .extern settings_find, settings_set, settings_print_setting, settings_print_usage
@@ -185,7 +196,8 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern tok_encode, tok_error_text, log_print, log_event, log_event2, name_icmp
+.extern sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
+.extern cmd_system, cmd_history
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:
@@ -476,16 +488,16 @@ cmd_tokenize:
     sub rsp, 48
     mov rsi, rcx
     mov rdi, rdx
-    cmp dword ptr [rip + sess_tok + TOK_MAGIC], TOK_MAGIC_VALUE
-    jne .Lno_tok
+    call sess_tok_ready
+    test eax, eax
+    jz .Lno_tok
     mov rax, [rip + sess_prompt_buf]
     mov [rsp + 32], rax
     mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS
-    lea rcx, [rip + sess_tok]
     mov rdx, rsi
     mov r8, rdi
-    xor r9d, r9d
-    call tok_encode
+    xor r9d, r9d                      # typed text: special tokens are plain text
+    call sess_encode
     test eax, eax
     js .Lerror
     mov edi, eax
@@ -508,9 +520,8 @@ cmd_tokenize:
     call rt_print_cstr
     jmp .Lout
 .Lerror:
-    neg eax
     mov ecx, eax
-    call tok_error_text               # a format whose %u is rdx
+    call sess_encode_error            # a format whose %u is rdx
     mov rcx, rax
     call rt_printf
     lea rcx, [rip + s_nl]

@@ -14,7 +14,6 @@ header_buf:        .skip 32
 err_buf:           .skip 256
 
 .section .rdata
-s_bin:            .asciz ".bin"
 s_cannot_open:    .asciz "cannot open the file"
 s_colon:          .asciz ": "
 s_dim:            .asciz "dim "
@@ -33,9 +32,9 @@ s_model_prefix:   .asciz "model "
 s_models_dir:     .asciz "models"
 s_models_prefix:  .asciz "models/"
 s_nl:             .asciz "\n"
-s_no_model:       .asciz "no model found: put a llama2.c .bin model in the volume root or models\\\n"
+s_no_model:       .asciz "no model found: put a .gguf or llama2.c .bin model in the volume root or models\\\n"
 s_too_many:       .asciz "more than %u model files: only the first %u are listed\n"
-s_skipped:        .asciz "%u .bin file(s) skipped: a name must be ASCII and under %u bytes with its folder\n"
+s_skipped:        .asciz "%u .bin/.gguf file(s) skipped: a name must be ASCII and under %u bytes with its folder\n"
 s_root:           .asciz ""
 s_root_dir:       .asciz "/"
 s_seq:            .asciz ", seq_len "
@@ -45,7 +44,7 @@ s_vocab:          .asciz ", vocab "
 .section .text
 .global models_autoload, models_info, models_list, models_switch, print_file_problem, print_mib
 .global print_model_error, print_shape, probe_model, check_model_file
-.extern mem_ieq, model_check_header, model_format_error, parse_uint, print_hundredths, repl_read_line
+.extern model_check_header, model_gguf_probe, model_format_error, parse_uint, print_hundredths, repl_read_line
 .extern rt_file_close, rt_file_open, rt_file_read, rt_file_read_entry, rt_file_size, rt_print_cstr
 .extern rt_print_u64, sess_loaded, session_load_model, set_model, str_len, trim
 .extern vol_print_status, rt_file_info_buffer, rt_printf, found_names, found_count, found_more
@@ -107,8 +106,8 @@ print_file_problem:
     ret
 
 # probe_model(rcx = name, rdx = Model* to fill) -> eax = MODEL_OK if the file's header and
-# size make a model, else a MODEL_E_* code, or -1 if the file cannot be opened/read. Reads
-# 28 bytes only.
+# size make a model (a GGUF: its magic and version; the rest is checked when it is loaded),
+# else a MODEL_E_* code, or -1 if the file cannot be opened/read. Reads 28 bytes only.
 probe_model:
     push rbx
     push rsi
@@ -139,7 +138,12 @@ probe_model:
     mov rcx, rdi
     lea rdx, [rip + header_buf]
     mov r8, rsi
+    cmp dword ptr [rdx], 0x46554747   # "GGUF": the rest is checked once the file is read
+    je .Lgguf
     call model_check_header
+    jmp .Lout
+.Lgguf:
+    call model_gguf_probe
     jmp .Lout
 .Lclose_no:
     mov rcx, rbx
@@ -219,28 +223,9 @@ print_probed_shape:
     add rsp, 40
     ret
 
-# has_bin_suffix(rcx = NUL-terminated UTF-8 name) -> eax = 1 if it ends in .bin (any case)
-has_bin_suffix:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    call str_len
-    cmp rax, 4
-    jb .Lno
-    lea rcx, [rbx + rax - 4]
-    lea rdx, [rip + s_bin]
-    mov r8d, 4
-    call mem_ieq
-    jmp .Lout
-.Lno:
-    xor eax, eax
-.Lout:
-    add rsp, 32
-    pop rbx
-    ret
-
 # scan_dir(rcx = directory UTF-8 path ("" = root), rdx = prefix for names found): appends
-# every *.bin whose header makes a model to found_names
+# every file whose header makes a model (a llama2.c header that matches the file size, or
+# GGUF's magic and version) to found_names
 scan_dir:
     push rbx
     push rsi
@@ -298,11 +283,7 @@ scan_dir:
     jmp .Lunit
 .Lterm:
     mov byte ptr [rdi], 0
-    mov rcx, r13
-    call has_bin_suffix
-    test eax, eax
-    jz .Lentry
-    mov rcx, r13
+    mov rcx, r13                      # a model by its content (header, magic), not its name
     lea rdx, [rip + probe_struct]
     call probe_model
     test eax, eax

@@ -30,7 +30,7 @@ s_k_model:        .asciz "model"
 .extern rt_memcpy, settings_find, settings_set, session_load_model, set_model, str_len, trim
 .extern parse_uint
 
-# ucs2_has_bin_suffix(rcx = NUL-terminated UCS-2 name) -> eax = 1 if it ends in .bin (any
+# ucs2_has_bin_suffix(rcx = NUL-terminated UCS-2 name) -> eax = 1 if it ends in .bin or .gguf (any
 # case). Leaf.
 ucs2_has_bin_suffix:
     mov rdx, rcx
@@ -48,6 +48,25 @@ ucs2_has_bin_suffix:
     mov r8, 0x0020002000200000        # lower-case the letters, not the dot
     or rdx, r8
     mov r8, 0x006E00690062002E        # ".bin"
+    cmp rdx, r8
+    sete al
+    je .Lout
+    mov rdx, rcx                      # or ".gguf": the last four units "gguf" (any case)
+.Lend2:                               #  after a "."
+    cmp word ptr [rdx], 0
+    je .Lat_end2
+    add rdx, 2
+    jmp .Lend2
+.Lat_end2:
+    sub rdx, rcx
+    cmp rdx, 10
+    jb .Lout
+    cmp word ptr [rcx + rdx - 10], '.'
+    jne .Lout
+    mov rdx, [rcx + rdx - 8]
+    mov r8, 0x0020002000200020
+    or rdx, r8
+    mov r8, 0x0066007500670067        # "gguf"
     cmp rdx, r8
     sete al
 .Lout:

@@ -1,12 +1,15 @@
 # The chat program's settings and repl.cfg (see settings.inc for the interface).
 .include "settings.inc"
+.include "chat_templates.inc"
 
 .section .data
 .balign 8
 settings_values:                      # the values, contiguous: /reset copies the defaults back
 .global set_temperature, set_top_p, set_top_k, set_min_p, set_repeat_penalty
 .global set_no_repeat_ngram, set_max_tokens, set_seed, set_stats, set_stop_you, set_stop_nl
+.global set_parse_special
 .global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun, set_budget
+.global set_system_prompt
 set_seed:            .quad 0          # 0: from the clock at boot
 set_temperature:     .float 1.0       # llama2.c's defaults
 set_top_p:           .float 0.9
@@ -18,13 +21,15 @@ set_max_tokens:      .long 256
 set_stats:           .long 1
 set_stop_you:        .long 1
 set_stop_nl:         .long 0
+set_parse_special:   .long 0          # typed special-token texts stay text
 set_attn:            .long ATTN_AUTO
 set_ctx_len:         .long 0          # 0: the model's seq_len (shrunk if memory is short)
-set_chat_format:     .long CHAT_RAW
+set_chat_format:     .long CHAT_AUTO      # the model's own format (raw without one)
 set_budget:          .long 0          # ms per generation; 0: no limit
 set_model:           .skip SET_STR_MAX
 set_tokenizer:       .skip SET_STR_MAX
 set_autorun:         .skip SET_STR_MAX
+set_system_prompt:   .skip SET_TEXT_MAX   # empty: none (or the model template's default)
 settings_values_end:
 
 .balign 8
@@ -62,6 +67,9 @@ settings_table:
     .quad k_stop_nl, set_stop_nl
     .long SET_T_BOOL, 0, 0, 1
     .quad 0
+    .quad k_parse_special, set_parse_special
+    .long SET_T_BOOL, 0, 0, 1
+    .quad 0
     .quad k_attn, set_attn
     .long SET_T_ENUM, 0, 0, 2
     .quad attn_names
@@ -69,8 +77,8 @@ settings_table:
     .long SET_T_U32, 0, 0, 1048576
     .quad 0
     .quad k_chat_format, set_chat_format
-    .long SET_T_ENUM, 0, 0, 1
-    .quad chat_names
+    .long SET_T_ENUM, 0, 0, CHAT_AUTO
+    .quad chat_format_names
     .quad k_budget, set_budget
     .long SET_T_U32, 0, 0, SET_BUDGET_MAX
     .quad 0
@@ -83,13 +91,16 @@ settings_table:
     .quad k_autorun, set_autorun
     .long SET_T_STR, 0, 0, 0
     .quad 0
+    .quad k_system_prompt, set_system_prompt
+    .long SET_T_TEXT, 0, 0, 0
+    .quad 0
     .quad 0, 0                                           # end of the table
     .long 0, 0, 0, 0
     .quad 0
 
 .section .bss
 .balign 8
-settings_defaults: .skip 8 * SET_STR_MAX   # a copy of the values as they were at boot
+settings_defaults: .skip 16 * SET_STR_MAX  # a copy of the values as they were at boot
 
 .section .rdata
 k_temperature:     .asciz "temperature"
@@ -103,6 +114,7 @@ k_seed:            .asciz "seed"
 k_stats:           .asciz "stats"
 k_stop_you:        .asciz "stop_you"
 k_stop_nl:         .asciz "stop_nl"
+k_parse_special:   .asciz "parse_special"
 k_attn:            .asciz "attn"
 k_ctx_len:         .asciz "ctx_len"
 k_chat_format:     .asciz "chat_format"
@@ -110,12 +122,10 @@ k_budget:          .asciz "budget"
 k_model:           .asciz "model"
 k_tokenizer:       .asciz "tokenizer"
 k_autorun:         .asciz "autorun"
+k_system_prompt:   .asciz "system_prompt"
 attn_names:        .asciz "auto"
                    .asciz "sse2"
                    .asciz "avx2"
-                   .byte 0
-chat_names:        .asciz "raw"
-                   .asciz "you_ai"
                    .byte 0
 bool_words:        .asciz "0"
                    .asciz "1"
@@ -133,6 +143,7 @@ s_comma:           .asciz ", "
 s_u_number:        .asciz "a number from "
 s_u_bool:          .asciz "on or off"
 s_u_str:           .asciz "a file name (up to %u bytes, no control characters)"
+s_u_text:          .asciz "text on one line (up to %u bytes; empty: none)"
 s_u_u64:           .asciz "a whole number (0: from the clock)"
 s_u_one_of:        .asciz "one of "
 s_src_default:     .asciz "default"
@@ -153,6 +164,7 @@ s_cfg_header:      .asciz "# repl.cfg written by /save_cfg\n"
 source_names:      .quad s_src_default, s_src_cfg, s_src_command, s_src_found
 
 .section .text
+.extern chat_format_names
 .global settings_find, settings_set, settings_print_setting, settings_print_usage
 .global settings_print_all, config_parse, settings_first, settings_snapshot, settings_reset
 .global settings_write_cfg
@@ -261,6 +273,8 @@ settings_set:
     je .Lbool
     cmp eax, SET_T_ENUM
     je .Lenum
+    cmp eax, SET_T_TEXT
+    je .Ltext
     # string: a file name, not empty, must fit, no control bytes (a NUL would cut it short)
     test rdi, rdi
     jz .Lbad
@@ -277,6 +291,24 @@ settings_set:
     mov rdx, rsi
     mov r8, rdi
     mov r9d, SET_STR_MAX
+    call str_copy
+    jmp .Lgood
+.Ltext:                               # text: may be empty, must fit, no control bytes
+    cmp rdi, SET_TEXT_MAX - 1
+    ja .Lbad
+    xor ecx, ecx
+.Ltext_byte:
+    cmp rcx, rdi
+    jae .Ltext_ok
+    cmp byte ptr [rsi + rcx], 0x20
+    jb .Lbad
+    inc rcx
+    jmp .Ltext_byte
+.Ltext_ok:
+    mov rcx, [rbx + SET_PTR]
+    mov rdx, rsi
+    mov r8, rdi
+    mov r9d, SET_TEXT_MAX
     call str_copy
     jmp .Lgood
 .Lf32:
@@ -489,6 +521,13 @@ settings_print_usage:
     call rt_printf
     jmp .Lout
 .Lnot_str:
+    cmp eax, SET_T_TEXT
+    jne .Lnot_text
+    lea rcx, [rip + s_u_text]
+    mov edx, SET_TEXT_MAX - 1
+    call rt_printf
+    jmp .Lout
+.Lnot_text:
     lea rcx, [rip + s_u_u64]
     cmp eax, SET_T_U64
     je .Lword
@@ -693,7 +732,10 @@ settings_write_cfg:
     cmp dword ptr [rbx + SET_SOURCE], SET_SRC_FOUND
     je .Lskip                         # what discovery found is found again at the next boot
     cmp dword ptr [rbx + SET_TYPE], SET_T_STR
+    je .Lmaybe_empty
+    cmp dword ptr [rbx + SET_TYPE], SET_T_TEXT
     jne .Lwrite
+.Lmaybe_empty:
     mov rax, [rbx + SET_PTR]
     cmp byte ptr [rax], 0
     je .Lskip

@@ -77,7 +77,9 @@ GOOD_AND_BAD = [
     ("/stop_nl yes", ["stop_nl = on"]),
     ("/stop_nl 2", ["bad value: expected on or off (usage: /stop_nl [VALUE])"]),
     ("/chat_format you_ai", ["chat_format = you_ai"]),
-    ("/chat_format chatml", ["bad value: expected one of raw, you_ai (usage: /chat_format [VALUE])"]),
+    ("/chat_format chatml", ["chat_format = chatml"]),
+    ("/chat_format chatml2", ["bad value: expected one of raw, you_ai, chatml, llama2, llama3, "
+                              "zephyr, phi3, gemma, mistral, auto (usage: /chat_format [VALUE])"]),
     ("/attn sse2", ["attn = sse2", "kernels: sse2"]),
     ("/attn avx512", ["bad value: expected one of auto, sse2, avx2 (usage: /attn [VALUE])"]),
     ("/budget 5000", ["budget = 5000"]),
@@ -86,6 +88,9 @@ GOOD_AND_BAD = [
     ("/ctx now", ["usage: /ctx"]),
     ("/clear", ["conversation cleared"]),
     ("/clear all", ["usage: /clear"]),
+    ("/system", ["system: (none)"]),
+    ("/system Be brief.", ["system prompt set; conversation cleared"]),
+    ("/history x", ["usage: /history"]),
     ("/cpu", ["kernels: sse2"]),
     ("/cpu x", ["usage: /cpu"]),
     ("/version", ["llm-uefi 0.1.0: llama2.c models in x86-64 assembly, on UEFI (built by peasm)"]),
@@ -135,7 +140,8 @@ def test_every_command_with_good_and_bad_arguments(chat_efi, tmp_path, small_pai
     assert set(helped) - {"shutdown"} <= exercised, set(helped) - exercised
     # settings changed by commands are what /save_cfg wrote; /reset came after it
     cfg = (vol / "repl.cfg").read_text()
-    assert "temperature = 0.250\n" in cfg and "chat_format = you_ai\n" in cfg and "seed = 1234\n" in cfg
+    assert "temperature = 0.250\n" in cfg and "chat_format = chatml\n" in cfg and "seed = 1234\n" in cfg
+    assert "system_prompt = Be brief.\n" in cfg
     assert "temperature = 1.000  (default)" not in answers["/cfg"]
     dump = (vol / "llm_dump.txt").read_text()
     for section in ("# settings", "# model", "# memory", "free: ", "# log", "boot: llm-uefi", "cpu: sse2"):

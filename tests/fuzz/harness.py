@@ -41,6 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from random import Random
 
+from peasm import chat_templates
 from peasm.linker import link, load_manifest
 from peasm.runners.emu import Emu, EmuFault
 
@@ -71,7 +72,13 @@ def _equs(path: Path, into: dict[str, int]) -> dict[str, int]:
     return into
 
 
-MC = _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", {}))
+def _model_constants() -> dict[str, int]:
+    from peasm import generated
+    into = generated.constants()
+    return _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", into))
+
+
+MC = _model_constants()
 TC = _equs(APP / "tokenizer.inc", {})
 SC = _equs(APP / "settings.inc", {})
 
@@ -224,6 +231,7 @@ class ModelRunner(Runner):
         self.file = Area(self.emu, MAX_FILE + 4096)
         self.msg = Area(self.emu, 4096)
         self.state = Area(self.emu, 4 << 20)
+        self.layers = Area(self.emu, MC["LAYER_SIZE"] * MC["MODEL_MAX_LAYERS"])
 
     def u32(self, off: str) -> int:
         return struct.unpack("<I", self.emu.read(self.model + MC[off], 4))[0]
@@ -292,7 +300,11 @@ class ModelRunner(Runner):
         E, emu = MC, self.emu
         fp = self.file.end - len(out.case.data)
         cfg = refmodel.read_header(out.case.data)
-        if self.call("model_bind_weights", self.model, fp) != 0:
+        layers = self.call("model_layers_bytes", self.model)
+        if layers != MC["LAYER_SIZE"] * cfg.n_layers:
+            out.problems.append(f"model_layers_bytes gave {layers}")
+            return
+        if self.call("model_bind_weights", self.model, fp, self.layers.place(size=layers)) != 0:
             out.problems.append("model_bind_weights refused a checked model")
             return
         if self.call("model_state_bytes", self.model, cfg.seq_len + 1) != 0 \
@@ -484,11 +496,13 @@ class TokenizerRunner(Runner):
 
 @lru_cache(maxsize=None)
 def cfg_image():
-    return link([APP / "settings.s", APP / "util.s", STUBS], "config_parse", include_dirs=[APP])
+    return link([APP / "settings.s", APP / "util.s", APP / "template.s", STUBS], "config_parse",
+                include_dirs=[APP])
 
 
 _BOOL_WORDS = (b"0", b"1", b"off", b"on", b"false", b"true", b"no", b"yes")
-_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"), "chat_format": (b"raw", b"you_ai")}
+_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"),
+          "chat_format": tuple(t.name.encode() for t in chat_templates.TEMPLATES) + (b"auto",)}
 _FLOAT_RE = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -509,6 +523,8 @@ def value_verdict(entry: dict, value: bytes) -> bool | None:
     t = entry["type"]
     if t == SC["SET_T_STR"]:   # a file name: no control bytes (a NUL would cut it short)
         return 0 < len(value) <= SC["SET_STR_MAX"] - 1 and min(value) >= 0x20
+    if t == SC["SET_T_TEXT"]:  # one line of text, may be empty
+        return len(value) <= SC["SET_TEXT_MAX"] - 1 and (not value or min(value) >= 0x20)
     if t == SC["SET_T_BOOL"]:
         return value.lower() in _BOOL_WORDS
     if t == SC["SET_T_ENUM"]:

@@ -469,7 +469,7 @@ def _tokenizer_case(rng: Random, seed: int, index: int) -> Case:
 
 CFG_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "no_repeat_ngram",
             "max_tokens", "seed", "stats", "stop_you", "stop_nl", "attn", "ctx_len",
-            "chat_format", "model", "tokenizer", "autorun")
+            "chat_format", "model", "tokenizer", "autorun", "system_prompt")
 FAKE_KEYS = ("colour", "temp", "Temperature", "TOP_P", "top-p", "seed2", "model_", "_", "x" * 200,
              "temperature\0", "tempera ture", "stats\x01", "ключ", "温度", "\xff\xfe", "ctx_len\t2")
 _VALUES = (
@@ -494,7 +494,8 @@ _GOOD_VALUES = {
     "stats": ("on", "off", "0", "1", "yes", "NO", "True"),
     "stop_you": ("on", "off"), "stop_nl": ("on", "FALSE"),
     "attn": ("auto", "sse2", "avx2", "AUTO", "Sse2"), "ctx_len": ("0", "32", "1048576"),
-    "chat_format": ("raw", "you_ai", "RAW"),
+    "chat_format": ("raw", "you_ai", "RAW", "chatml", "llama3", "Gemma", "auto"),
+    "system_prompt": ("Be brief.", "", "é 😀 text", "a" * 511),
     "model": ("model.bin", "models\\stories15M.bin", "a" * 127, "é.bin", "x\x01y"),
     "tokenizer": ("tokenizer.bin", "tok512.bin"), "autorun": ("autorun.txt", "x y z"),
 }
