@@ -27,8 +27,6 @@
 
 .section .rdata
 s_general_arch:   .asciz "general.architecture"
-s_llama:          .asciz "llama"
-s_qwen2:          .asciz "qwen2"
 k_block_count:    .asciz ".block_count"
 k_embedding:      .asciz ".embedding_length"
 k_ffn:            .asciz ".feed_forward_length"
