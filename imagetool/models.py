@@ -1,0 +1,418 @@
+"""Model files as imagetool sees them: recognise them, read their shapes, size their memory.
+
+Two formats, the ones the chat program loads:
+
+* llama2.c `.bin` (Karpathy's run.c): a 28-byte header of seven int32 (dim, hidden_dim,
+  n_layers, n_heads, n_kv_heads, vocab_size (negative: an own classifier follows), seq_len),
+  then float32 tensors. A file is taken as a model only when its size is exactly what the
+  header implies, as the program's own check does.
+* GGUF v2/v3 (ggml's docs/gguf.md): magic "GGUF", u32 version, u64 tensor count, u64
+  metadata count, then the key/value pairs. `read_gguf_metadata` streams the key/value part
+  from any chunk iterator (a file inside an image has no host path), skipping arrays; the
+  tests judge it against gguf-py's GGUFReader. `check_gguf_file` (for `imagetool build`)
+  reads a host file with GGUFReader itself and says what the program cannot run, from the
+  type table in peasm/ggml.py.
+
+`state_bytes` sizes the run state the way app_asm/model.s lays it out (each buffer rounded
+up to 64 bytes), with an f32 KV cache: the GGUF loader may keep it in f16 later; f32 is the
+safe upper bound.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from .errors import ImageError
+
+__all__ = ["ModelInfo", "ModelFileError", "llama2c_info", "read_gguf_metadata", "gguf_info",
+           "identify", "state_bytes", "scan_volume", "read_cfg_ctx", "cfg_ctx", "check_gguf_file", "ARCHITECTURES",
+           "TOKENIZER_MODELS", "MAX_SIZING_CTX", "model_warnings"]
+
+LLAMA2C_HEADER = struct.Struct("<7i")
+GGUF_MAGIC = b"GGUF"
+
+# What the program's GGUF loader runs (issue 9: llama and qwen2; the `llama` SentencePiece
+# vocabulary goes through the program's tokenizer; `gpt2` byte-level BPE is issue 10's).
+ARCHITECTURES = ("llama", "qwen2")
+TOKENIZER_MODELS = ("llama",)
+
+# `imagetool boot --mem auto` sizes the KV cache for the model's own context, but at most this
+# many tokens: a 128K-context model would otherwise ask for gigabytes it rarely uses; the
+# program fits a longer context to the memory it finds and says so.
+MAX_SIZING_CTX = 8192
+
+
+class ModelFileError(ImageError):
+    """A file that claims to be a model (GGUF magic) but cannot be read as one: one line."""
+
+
+@dataclass
+class ModelInfo:
+    path: str
+    kind: str                 # "gguf" or "llama2c"
+    file_size: int
+    n_layers: int
+    dim: int
+    hidden_dim: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    context: int              # the model's own context length (seq_len / {arch}.context_length)
+    architecture: str = "llama"
+
+    @property
+    def kv_dim(self) -> int:
+        return self.n_kv_heads * self.head_dim
+
+
+# --------------------------------------------------------------------------------------------
+# llama2.c
+# --------------------------------------------------------------------------------------------
+def llama2c_expected_size(dim: int, hidden: int, layers: int, heads: int, kv_heads: int, vocab: int,
+                          seq_len: int) -> int:
+    """Bytes of a llama2.c file with this header (run.c's memory_map_weights order)."""
+    shared = vocab > 0
+    vocab = abs(vocab)
+    head = dim // heads
+    kv_dim = kv_heads * head
+    floats = (vocab * dim                                   # token embedding
+              + layers * dim * 2                            # rms_att, rms_ffn
+              + layers * dim * dim * 2                      # wq, wo
+              + layers * dim * kv_dim * 2                   # wk, wv
+              + layers * dim * hidden * 3                   # w1, w2, w3
+              + dim                                         # rms_final
+              + seq_len * head                              # the legacy RoPE tables (skipped)
+              + (0 if shared else vocab * dim))             # own classifier
+    return LLAMA2C_HEADER.size + 4 * floats
+
+
+def llama2c_info(header: bytes, file_size: int, path: str = "") -> ModelInfo | None:
+    """The shapes of a llama2.c model, or None when the bytes are not one."""
+    if len(header) < LLAMA2C_HEADER.size:
+        return None
+    dim, hidden, layers, heads, kv_heads, vocab, seq_len = LLAMA2C_HEADER.unpack_from(header)
+    if min(dim, hidden, layers, heads, kv_heads, abs(vocab), seq_len) <= 0:
+        return None
+    if dim % heads or heads % kv_heads or (dim // heads) % 2:
+        return None
+    if llama2c_expected_size(dim, hidden, layers, heads, kv_heads, vocab, seq_len) != file_size:
+        return None
+    return ModelInfo(path, "llama2c", file_size, layers, dim, hidden, heads, kv_heads, dim // heads,
+                     abs(vocab), seq_len)
+
+
+# --------------------------------------------------------------------------------------------
+# GGUF metadata, streamed
+# --------------------------------------------------------------------------------------------
+# value type -> struct format of a scalar (docs/gguf.md `gguf_metadata_value_type`)
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
+            12: "<d"}
+_STRING, _ARRAY = 8, 9
+MAX_KEY_BYTES = 65535          # ggml refuses longer keys; a corrupt length stops here
+
+
+class _Stream:
+    """Sequential reads over chunks, counting the offset; a short read is a truncated file."""
+
+    def __init__(self, chunks: Iterable[bytes], size: int, what: str):
+        self._it: Iterator[bytes] = iter(chunks)
+        self._buf = b""
+        self._pos = 0
+        self.offset = 0
+        self.size = size
+        self.what = what
+
+    def read(self, n: int) -> bytes:
+        if n > self.size - self.offset:
+            raise ModelFileError(f"{self.what}: GGUF file truncated: needs {n} bytes at offset "
+                                 f"{self.offset}, the file has {self.size}")
+        out = []
+        want = n
+        while want:
+            if self._pos >= len(self._buf):
+                try:
+                    self._buf, self._pos = next(self._it), 0
+                except StopIteration:
+                    raise ModelFileError(f"{self.what}: GGUF file truncated at offset "
+                                         f"{self.offset + n - want}") from None
+                continue
+            piece = self._buf[self._pos:self._pos + want]
+            self._pos += len(piece)
+            want -= len(piece)
+            out.append(piece)
+        self.offset += n
+        return b"".join(out) if len(out) != 1 else out[0]
+
+    def skip(self, n: int) -> None:
+        while n:
+            k = min(n, 1 << 20)
+            self.read(k)
+            n -= k
+
+    def unpack(self, fmt: str):
+        s = struct.calcsize(fmt)
+        return struct.unpack(fmt, self.read(s))[0]
+
+
+def _read_string(st: _Stream, what: str, limit: int | None = None) -> str:
+    n = st.unpack("<Q")
+    if limit is not None and n > limit:
+        raise ModelFileError(f"{st.what}: GGUF {what} at offset {st.offset - 8} is {n} bytes long")
+    return st.read(n).decode("utf-8", "replace")
+
+
+def _read_value(st: _Stream, vtype: int, key: str):
+    if vtype in _SCALARS:
+        return st.unpack(_SCALARS[vtype])
+    if vtype == _STRING:
+        n = st.unpack("<Q")
+        if n > st.size - st.offset:
+            raise ModelFileError(f"{st.what}: GGUF value of {key} is {n} bytes long, past the end of the file")
+        if n > 1 << 20:          # a long string (a chat template is a few KiB): keep its length only
+            st.skip(n)
+            return ""
+        return st.read(n).decode("utf-8", "replace")
+    if vtype == _ARRAY:
+        etype = st.unpack("<I")
+        count = st.unpack("<Q")
+        if etype in _SCALARS:
+            size = struct.calcsize(_SCALARS[etype])
+            if count * size > st.size - st.offset:
+                raise ModelFileError(f"{st.what}: GGUF array {key} ({count} values) runs past the end of the file")
+            if count <= 64:
+                raw = st.read(count * size)
+                return GgufArray(count, [v[0] for v in struct.iter_unpack(_SCALARS[etype], raw)])
+            st.skip(count * size)
+            return GgufArray(count)
+        if etype == _STRING:
+            if count * 8 > st.size - st.offset:
+                raise ModelFileError(f"{st.what}: GGUF array {key} ({count} strings) runs past the end of the file")
+            for _ in range(count):
+                n = st.unpack("<Q")
+                if n > st.size - st.offset:
+                    raise ModelFileError(f"{st.what}: a string in GGUF array {key} runs past the end of the file")
+                st.skip(n)
+            return GgufArray(count)
+        raise ModelFileError(f"{st.what}: GGUF array {key} has element type {etype}, not a GGUF value type")
+    raise ModelFileError(f"{st.what}: GGUF key {key} has value type {vtype}, not a GGUF value type")
+
+
+@dataclass
+class GgufArray:
+    count: int
+    values: list | None = None     # kept for short arrays of numbers only
+
+
+def read_gguf_metadata(chunks: Iterable[bytes], size: int, what: str) -> dict:
+    """The key/value metadata of a GGUF file read from `chunks` (the file's bytes in order).
+
+    Arrays come back as GgufArray (their length; short numeric arrays also their values).
+    Raises ModelFileError (one line) for anything that is not a well-formed v2/v3 header."""
+    st = _Stream(chunks, size, what)
+    if st.read(4) != GGUF_MAGIC:
+        raise ModelFileError(f"{what}: not a GGUF file (no 'GGUF' magic)")
+    version = st.unpack("<I")
+    if version not in (2, 3):
+        raise ModelFileError(f"{what}: GGUF version {version}; versions 2 and 3 are supported")
+    tensors = st.unpack("<Q")
+    kv_count = st.unpack("<Q")
+    if kv_count > (size - st.offset) // 12 or tensors > size // 24:
+        raise ModelFileError(f"{what}: GGUF header counts ({tensors} tensors, {kv_count} keys) do not fit "
+                             f"in a {size}-byte file")
+    meta: dict = {"GGUF.version": version, "GGUF.tensor_count": tensors}
+    for _ in range(kv_count):
+        key = _read_string(st, "key", MAX_KEY_BYTES)
+        vtype = st.unpack("<I")
+        meta[key] = _read_value(st, vtype, key)
+    return meta
+
+
+def _int(meta: dict, key: str, what: str, default: int | None = None) -> int:
+    v = meta.get(key, default)
+    if isinstance(v, GgufArray):          # per-layer values (some models): the largest counts
+        v = max(v.values) if v.values else None
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        if key not in meta and default is None:
+            raise ModelFileError(f"{what}: GGUF metadata has no {key}")
+        raise ModelFileError(f"{what}: GGUF metadata {key} is {v!r}, expected a positive integer")
+    return v
+
+
+def gguf_info(meta: dict, file_size: int, path: str) -> ModelInfo:
+    """Shapes from GGUF metadata ({arch}.* keys, as llama.cpp names them)."""
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise ModelFileError(f"{path}: GGUF metadata has no general.architecture")
+    layers = _int(meta, f"{arch}.block_count", path)
+    dim = _int(meta, f"{arch}.embedding_length", path)
+    heads = _int(meta, f"{arch}.attention.head_count", path)
+    kv_heads = _int(meta, f"{arch}.attention.head_count_kv", path, heads)
+    head_dim = _int(meta, f"{arch}.attention.key_length", path, max(1, dim // heads))
+    hidden = _int(meta, f"{arch}.feed_forward_length", path, 4 * dim)
+    ctx = _int(meta, f"{arch}.context_length", path, 2048)
+    tokens = meta.get("tokenizer.ggml.tokens")
+    vocab = meta.get(f"{arch}.vocab_size") or (tokens.count if isinstance(tokens, GgufArray) else 0) or 32000
+    return ModelInfo(path, "gguf", file_size, layers, dim, hidden, heads, kv_heads, head_dim, int(vocab), ctx,
+                     arch)
+
+
+def identify(chunks: Callable[[int], Iterable[bytes]], file_size: int, path: str) -> ModelInfo | None:
+    """A model's shapes from its bytes (`chunks(n)` iterates over the file in n-byte chunks), or
+    None when the file is no model. A file with the GGUF magic that does not parse raises."""
+    if file_size < LLAMA2C_HEADER.size:
+        return None
+    head = b""
+    for c in chunks(1 << 16):
+        head = c
+        break
+    if head[:4] == GGUF_MAGIC:
+        meta = read_gguf_metadata(chunks(1 << 16), file_size, path)
+        if not meta["GGUF.tensor_count"]:
+            return None                   # a vocabulary-only file: no weights to load
+        return gguf_info(meta, file_size, path)
+    return llama2c_info(head, file_size, path)
+
+
+def _align64(n: int) -> int:
+    return (n + 63) & ~63
+
+
+def state_bytes(m: ModelInfo, ctx: int) -> int:
+    """Run-state bytes for `ctx` tokens: app_asm/model.s's state_layout, f32 KV cache."""
+    q = max(m.dim, m.n_heads * m.head_dim)
+    parts = [m.dim * 4] * 3 + [m.hidden_dim * 4] * 2 + [q * 4, m.n_heads * ctx * 4, m.vocab_size * 4]
+    parts += [m.n_layers * ctx * m.kv_dim * 4] * 2 + [m.head_dim * 8]
+    return sum(_align64(p) for p in parts) + 64
+
+
+def sizing_context(m: ModelInfo, cfg_ctx: int | None = None) -> int:
+    ctx = m.context
+    if cfg_ctx:
+        ctx = min(ctx, cfg_ctx)
+    return max(1, min(ctx, MAX_SIZING_CTX))
+
+
+# --------------------------------------------------------------------------------------------
+# Models inside an image
+# --------------------------------------------------------------------------------------------
+def scan_volume(vol) -> tuple[list[ModelInfo], list[str]]:
+    """(models, problems) for every file on a FAT volume that is a model; a file with the GGUF
+    magic that cannot be read is a problem line, not a model."""
+    models: list[ModelInfo] = []
+    problems: list[str] = []
+    for path, e in vol.walk("/"):
+        if e.is_dir or e.size < LLAMA2C_HEADER.size:
+            continue
+        try:
+            m = identify(lambda n, p=path: vol.iter_file(p, n), e.size, path)
+        except ModelFileError as ex:
+            problems.append(str(ex))
+            continue
+        if m is not None:
+            models.append(m)
+    return models, problems
+
+
+def read_cfg_ctx(vol) -> int | None:
+    """ctx_len from the image's /repl.cfg (the program's setting), when it sets one."""
+    try:
+        if not vol.exists("/repl.cfg"):
+            return None
+        return cfg_ctx(vol.read_file("/repl.cfg"))
+    except ImageError:
+        return None
+
+
+def cfg_ctx(raw: bytes) -> int | None:
+    """ctx_len from repl.cfg's bytes (`key=value` lines), when it sets a positive one."""
+    for line in raw[:1 << 16].decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() == "ctx_len":
+            try:
+                v = int(value.strip())
+            except ValueError:
+                return None
+            return v if v > 0 else None
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# `imagetool build --model X.gguf`: can the program run it?
+# --------------------------------------------------------------------------------------------
+def check_gguf_file(path: str | os.PathLike) -> list[str]:
+    """Warnings (one line each) for what the program cannot run in a GGUF file on the host.
+
+    Raises ModelFileError when the file cannot be read as GGUF at all."""
+    from peasm import ggml
+    try:
+        from gguf import GGUFReader
+    except ImportError:                       # pragma: no cover - a dependency
+        return []
+    name = os.fspath(path)
+    size = os.path.getsize(name)
+
+    def chunks():
+        with open(name, "rb") as f:
+            while b := f.read(1 << 16):
+                yield b
+    read_gguf_metadata(chunks(), size, name)      # the precise line for a bad header
+    try:
+        reader = GGUFReader(name)
+    except Exception as e:                    # gguf-py raises ValueError, struct/numpy errors, ...
+        raise ModelFileError(f"{name}: not a readable GGUF file ({' '.join(str(e).split()) or type(e).__name__})") \
+            from None
+    warnings = []
+
+    def text(key: str) -> str | None:
+        f = reader.fields.get(key)
+        if f is None:
+            return None
+        try:
+            v = f.contents()
+        except Exception:
+            return None
+        return v if isinstance(v, str) else None
+
+    arch = text("general.architecture")
+    if arch is None:
+        warnings.append(f"{name}: no general.architecture; this program runs {' '.join(ARCHITECTURES)}")
+    elif arch not in ARCHITECTURES:
+        warnings.append(f"{name}: architecture {arch}; this program runs {' '.join(ARCHITECTURES)}")
+    tok = text("tokenizer.ggml.model")
+    if tok is not None and tok not in TOKENIZER_MODELS:
+        warnings.append(f"{name}: tokenizer model {tok}; this program reads {' '.join(TOKENIZER_MODELS)} "
+                        f"vocabularies")
+    bad = []
+    for t in reader.tensors:
+        tid = int(t.tensor_type)
+        gt = ggml.BY_ID.get(tid)
+        if gt is None or not ggml.runnable(gt):
+            bad.append((t.name, gt.name if gt else f"type {tid}"))
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors of types it cannot run)" if len(bad) > 1 else ""
+        warnings.append(f"{name}: tensor {bad[0][0]} has type {bad[0][1]}; this program runs "
+                        f"{' '.join(ggml.supported_names())}{more}")
+    return warnings
+
+
+def model_warnings(path: str | os.PathLike) -> list[str]:
+    """What `imagetool build --model FILE` says about a model file the program may not load."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            head = f.read(LLAMA2C_HEADER.size)
+        size = os.path.getsize(name)
+    except OSError as e:
+        return [f"{name}: {e.strerror}"]
+    if head[:4] == GGUF_MAGIC:
+        try:
+            return check_gguf_file(name)
+        except ModelFileError as e:
+            return [f"{e}; the program cannot load it"]
+    if llama2c_info(head, size, name) is None:
+        return [f"{name}: not a model this program loads (no GGUF magic, and not a llama2.c .bin: "
+                f"its header does not describe a {size}-byte file)"]
+    return []
