@@ -7,9 +7,15 @@ comes from one small function here, so tests can replace them.
 Memory (`--mem auto`) is sized for the largest model on the image as the program loads it:
 the weights in one free range of their own (the file is read whole into pages), the run state
 with the KV cache for the model's context in another, the program's own reserve, and what
-OVMF keeps for itself. Measured with Debian's OVMF (2022.11) on q35: the largest free range
-is the RAM below 4 GiB less about 90 MiB. q35 puts all RAM below 4 GiB up to 2816 MiB; from
-2816 MiB on, 2048 MiB go below 4 GiB and the rest above, so a big model must fit one part.
+OVMF keeps for itself. Where the free ranges are was measured from the program itself (its
+"not enough memory" line names the largest piece) with Debian's OVMF 2022.11 on q35:
+
+* q35 maps all RAM below 4 GiB up to 2815 MiB; from 2816 MiB on, 2048 MiB below 4 GiB and
+  the rest from 4 GiB up, a separate range;
+* below 4 GiB, the program sees one range from 21 MiB to the top less about 70 MiB while that
+  top is under 1 GiB; above, the range breaks at the 1 GiB mark (1003 MiB below it, the rest
+  of the RAM below 4 GiB less about 70 MiB after it). So a 2.2 GiB model needs the
+  high range: about 4.3 GiB of guest RAM, most of it never touched.
 """
 from __future__ import annotations
 
@@ -27,7 +33,10 @@ KVM_DEVICE = "/dev/kvm"
 MEMINFO = "/proc/meminfo"
 TCG_SMP = 2                  # TCG runs one host thread per vCPU; more rarely helps a shared host
 MIN_MEM_MIB = 512            # what boot always gave: enough for the small llama2.c models
-FIRMWARE_MIB = 96            # kept by OVMF out of the largest free range (measured ~90 MiB)
+FW_BOTTOM_MIB = 24           # RAM below the first big free range (measured 21 MiB)
+FW_TOP_MIB = 80              # RAM OVMF keeps at the top of the RAM below 4 GiB (measured ~70 MiB)
+SPLIT_AT_MIB = 1024          # the free RAM below 4 GiB breaks here (measured; see above)
+FIRMWARE_MIB = FW_BOTTOM_MIB + FW_TOP_MIB
 PROGRAM_MIB = 32             # the program's SESSION_RESERVE (16 MiB) + tokenizer, sampler, history
 MEM_STEP_MIB = 64
 Q35_SPLIT_MIB = 2816         # 0xB0000000: from this size on, q35 maps only 2 GiB below 4 GiB
@@ -159,20 +168,34 @@ class MemoryPlan:
             return f"{self.mib} MiB of memory ({self.note or 'no model found on the image'})"
         m = self.model
         ctx = f"{self.ctx} tokens" + (f" of its {m.context}" if self.ctx < m.context else "")
+        more = ""
+        if self.mib - self.need_mib >= MEM_STEP_MIB and self.mib > MIN_MEM_MIB:
+            more = " (more than their sum so that the weights get one free range of their own)"
         return (f"{self.mib} MiB of memory: {m.path.lstrip('/')} {self.weights_mib} MiB + KV cache and run "
                 f"state for {ctx} {self.state_mib} MiB + {FIRMWARE_MIB + PROGRAM_MIB} MiB for the firmware "
-                f"and the program")
+                f"and the program{more}")
 
 
 def _ceil_mib(n: int) -> int:
     return (n + MiB - 1) // MiB
 
 
+def free_ranges(mem: int) -> list[int]:
+    """The big free ranges (MiB) the program finds in a q35 + OVMF guest of `mem` MiB."""
+    low = Q35_LOWMEM_MIB if mem >= Q35_SPLIT_MIB else mem
+    if low - FW_TOP_MIB <= SPLIT_AT_MIB:
+        ranges = [low - FIRMWARE_MIB]
+    else:
+        ranges = [SPLIT_AT_MIB - FW_BOTTOM_MIB, low - SPLIT_AT_MIB - FW_TOP_MIB]
+    if mem >= Q35_SPLIT_MIB:
+        ranges.append(mem - Q35_LOWMEM_MIB)
+    return [max(0, r) for r in ranges]
+
+
 def fits(mem: int, weights: int, state: int) -> bool:
     """Can the program place `weights` MiB in one free range and `state` MiB in another, in a
-    q35 guest of `mem` MiB, wherever the firmware puts the weights? (see the module notes)"""
-    low = (Q35_LOWMEM_MIB if mem >= Q35_SPLIT_MIB else mem) - FIRMWARE_MIB
-    ranges = [low, mem - Q35_LOWMEM_MIB if mem >= Q35_SPLIT_MIB else 0]
+    guest of `mem` MiB, whichever range the firmware gives the weights? (see the module notes)"""
+    ranges = free_ranges(mem)
     choices = [i for i, r in enumerate(ranges) if r >= weights]
     if not choices:
         return False
