@@ -101,7 +101,8 @@ def cli() -> None:
 @click.option("--efi", required=True, metavar="FILE[=DEST]",
               help="The UEFI application; goes to /EFI/BOOT/BOOTX64.EFI unless DEST is given.")
 @click.option("--model", "models", multiple=True, metavar="FILE[=DEST]",
-              help="A model file (repeatable); goes to the root unless DEST is given.")
+              help="A model file, .bin or .gguf (repeatable); goes to the root unless DEST is given. "
+                   "Warns when the program cannot run it.")
 @click.option("--tokenizer", metavar="FILE[=DEST]", help="Tokenizer file; goes to the root.")
 @click.option("--cfg", metavar="FILE[=DEST]", help="Config file; goes to /repl.cfg.")
 @click.option("--add", "adds", multiple=True, metavar="SRC[=DEST]",
