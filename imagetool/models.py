@@ -7,11 +7,12 @@ Two formats, the ones the chat program loads:
   then float32 tensors. A file is taken as a model only when its size is exactly what the
   header implies, as the program's own check does.
 * GGUF v2/v3 (ggml's docs/gguf.md): magic "GGUF", u32 version, u64 tensor count, u64
-  metadata count, then the key/value pairs. `read_gguf_metadata` streams the key/value part
-  from any chunk iterator (a file inside an image has no host path), skipping arrays; the
-  tests judge it against gguf-py's GGUFReader. `check_gguf_file` (for `imagetool build`)
-  reads a host file with GGUFReader itself and says what the program cannot run, from the
-  type table in peasm/ggml.py.
+  metadata count, the key/value pairs, the tensor infos. `read_gguf` streams them from any
+  chunk iterator (a file inside an image has no host path), skipping arrays, and checks every
+  tensor lies inside the file. It is imagetool's own reader because gguf-py's GGUFReader takes
+  seconds (SmolLM2) to a minute (Llama 3's vocabulary) on a header; the tests hold it to
+  GGUFReader's answers. `check_gguf_file` (for `imagetool build`) says what the program
+  cannot run, from the type table in peasm/ggml.py.
 
 `state_bytes` sizes the run state the way app_asm/model.s lays it out (each buffer rounded
 up to 64 bytes), with an f32 KV cache: the GGUF loader may keep it in f16 later; f32 is the
@@ -26,9 +27,10 @@ from typing import Callable, Iterable, Iterator
 
 from .errors import ImageError
 
-__all__ = ["ModelInfo", "ModelFileError", "llama2c_info", "read_gguf_metadata", "gguf_info",
-           "read_gguf", "GgufTensor", "identify", "state_bytes", "scan_volume", "read_cfg_ctx", "cfg_ctx", "check_gguf_file", "ARCHITECTURES",
-           "TOKENIZER_MODELS", "MAX_SIZING_CTX", "model_warnings"]
+__all__ = ["ModelInfo", "ModelFileError", "GgufArray", "GgufTensor", "llama2c_info", "llama2c_expected_size",
+           "read_gguf", "read_gguf_metadata", "gguf_info", "identify", "state_bytes", "sizing_context",
+           "scan_volume", "read_cfg_ctx", "cfg_ctx", "check_gguf_file", "model_warnings", "ARCHITECTURES",
+           "TOKENIZER_MODELS", "MAX_SIZING_CTX"]
 
 LLAMA2C_HEADER = struct.Struct("<7i")
 GGUF_MAGIC = b"GGUF"

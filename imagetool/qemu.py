@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-__all__ = ["QemuError", "BootResult", "find_ovmf", "find_qemu", "boot", "strip_ansi", "qemu_command", "check_target",
-           "OVMF_CANDIDATES"]
+__all__ = ["QemuError", "BootResult", "find_ovmf", "find_qemu", "boot", "strip_ansi", "qemu_command",
+           "check_target", "OVMF_CANDIDATES"]
 
 QEMU_BINARY = "qemu-system-x86_64"
 
@@ -97,7 +97,8 @@ def find_ovmf(roots: Sequence[Path] | None = None) -> tuple[Path, Path]:
 
 
 def qemu_command(target: Path, code: Path, vars_copy: Path, *, cpu: str = "max", smp: int = 1,
-                 mem_mib: int = 512, accel: str = "tcg", extra_args: Iterable[str] = (), qemu: str = QEMU_BINARY) -> list[str]:
+                 mem_mib: int = 512, accel: str = "tcg", extra_args: Iterable[str] = (),
+                 qemu: str = QEMU_BINARY) -> list[str]:
     """The QEMU command line for booting `target` (an image file or a directory)."""
     target = Path(target)
     if target.is_dir():

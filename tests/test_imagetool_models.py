@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from imagetool import models as M
 from imagetool.check import verify
-from imagetool.image import Image, Item, build_image
+from imagetool.image import Image
 from peasm import ggml
 from tests.support import MODELS, require
 from tests.test_imagetool_support import LLAMA_SHAPES, fake_efi, imagetool, write_llama_gguf
