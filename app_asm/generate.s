@@ -1,6 +1,9 @@
 # One turn of the conversation: encode the prompt, feed it through the model (prefill), then
 # sample, print and feed back tokens until a stop: BOS/EOS, max_tokens, the context's end,
-# or a stop rule on the printed text. The KV cache keeps the conversation between turns.
+# a stop rule on the printed text, Esc, or the time budget (set_budget ms; the original's
+# cycle budgets). The KV cache keeps the conversation between turns. A prompt that does not
+# fit after what is in the context clears the conversation only when it fits an empty
+# context; one that can never fit is refused and the conversation kept.
 .include "model.inc"
 .include "tokenizer.inc"
 .include "sampler.inc"
@@ -15,6 +18,7 @@
 .balign 8
 t_start:      .skip 8
 t_prefill:    .skip 8
+deadline:     .skip 8                 # rt_ticks at which the time budget runs out
 n_prompt:     .skip 4
 n_gen:        .skip 4
 tail:         .skip 8                 # the last TAIL_BYTES printed bytes, newest in the top byte
@@ -23,17 +27,12 @@ wrap_buf:     .skip WRAP_MAX + 16
 
 .section .rdata
 s_no_model:   .asciz "no model loaded: put a model on the volume, or /model FILE\n"
-s_tok_err:    .asciz "tokenizer: "
-s_model_err:  .asciz "model: "
+s_model_err:  .asciz "model: %s\n"
 s_nl:         .asciz "\n"
 s_full:       .asciz "\n[context full: the conversation was cleared to go on]\n"
-s_too_long:   .asciz "prompt too long for the context ("
-s_tokens_ctx: .asciz " tokens, context "
-s_close:      .asciz ")\n"
-s_stats:      .asciz "[stats] prompt_tokens="
-s_gen:        .asciz " gen_tokens="
-s_prefill:    .asciz " prefill_tok_s="
-s_decode:     .asciz " decode_tok_s="
+s_too_long:   .asciz "prompt too long for the context: %u tokens, the context holds %u (nothing was cleared)\n"
+s_budget:     .asciz " [time budget: %u ms]"
+s_stats:      .asciz "[stats] prompt_tokens=%u gen_tokens=%u prefill_tok_s=%h decode_tok_s=%h\n"
 s_ev_gen:     .asciz "generation"
 s_stopped:    .asciz " [stopped]"
 s_you:        .ascii "You: "          # YOU_LEN bytes
@@ -43,9 +42,9 @@ s_ai:         .ascii "\nAI:"           # AI_LEN bytes
 .global generate
 .extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history, sess_pending
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
-.extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
+.extern set_chat_format, model_forward, model_error_text, sess_encode, sess_decode, sess_encode_error
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
-.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop
+.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop, rt_printf, set_budget
 
 # generate(rcx = prompt text, rdx = length)
 generate:
@@ -79,10 +78,10 @@ generate:
     jne .Lflags
     mov r9d, TOK_ADD_BOS              # the first turn of a conversation starts with BOS
 .Lflags:
-    lea rcx, [rip + sess_tok]
+    mov dword ptr [rsp + 48], -1      # the pending token taken into this prompt (-1: none)
     mov rdx, rsi
     mov r8, rdi
-    call tok_encode
+    call sess_encode
     test eax, eax
     js .Ltok_error
     mov r12d, eax                     # token count
@@ -93,6 +92,7 @@ generate:
     je .Lno_pending
     sub rbx, 4
     mov [rbx], eax
+    mov [rsp + 48], eax
     inc r12d
     mov dword ptr [rip + sess_pending], -1
 .Lno_pending:
@@ -107,6 +107,17 @@ generate:
     jbe .Lroom
     cmp dword ptr [rip + sess_pos], 0
     je .Ltoo_long                     # even an empty context cannot hold it
+    mov eax, r12d                     # after a clear: the prompt (no pending token) + BOS
+    cmp dword ptr [rsp + 48], -1
+    je .Lfresh
+    dec eax
+.Lfresh:
+    inc eax
+    cmp eax, [rip + sess_model + MODEL_CTX_LEN]
+    jbe .Lclear_to_fit
+    mov r12d, eax                     # it could never fit: keep the conversation
+    jmp .Ltoo_long
+.Lclear_to_fit:
     lea rcx, [rip + s_full]
     call rt_print_cstr
     call session_clear
@@ -117,6 +128,19 @@ generate:
     mov qword ptr [rip + tail], 0
     call rt_ticks
     mov [rip + t_start], rax
+    mov rcx, -1                       # the time budget's end, in ticks
+    mov edx, [rip + set_budget]
+    test edx, edx
+    jz .Lno_budget
+    imul rdx, [rip + rt_tsc_hz]
+    mov rcx, rax
+    mov rax, rdx
+    xor edx, edx
+    mov r8d, 1000
+    div r8
+    add rcx, rax
+.Lno_budget:
+    mov [rip + deadline], rcx
     # prefill: every prompt token through the model
     xor r13d, r13d
 .Lprefill:
@@ -143,11 +167,10 @@ generate:
     je .Ldone
     cmp r13d, TOK_EOS
     je .Ldone
-    lea rcx, [rip + sess_tok]
     mov edx, r15d
     mov r8d, r13d
     lea r9, [rip + piece_len]
-    call tok_decode
+    call sess_decode
     mov rcx, rax
     mov rdx, [rip + piece_len]
     call print_piece                  # eax = 1 if a stop rule fired
@@ -156,6 +179,9 @@ generate:
     call repl_poll_stop               # Esc stops a generation
     test eax, eax
     jnz .Lstopped
+    call rt_ticks                     # and so does the time budget
+    cmp rax, [rip + deadline]
+    jae .Lover_budget
     mov eax, [rip + n_gen]
     cmp eax, [rip + set_max_tokens]
     jae .Lkeep_pending
@@ -175,6 +201,11 @@ generate:
     call rt_print_cstr
     call session_clear
     jmp .Ldone
+.Lover_budget:
+    lea rcx, [rip + s_budget]
+    mov edx, [rip + set_budget]
+    call rt_printf
+    jmp .Lkeep_pending
 .Lstopped:
     lea rcx, [rip + s_stopped]
     call rt_print_cstr
@@ -197,38 +228,27 @@ generate:
     call rt_print_cstr
     jmp .Lout
 .Ltok_error:
-    neg eax
-    mov ebx, eax
-    lea rcx, [rip + s_tok_err]
-    call rt_print_cstr
-    mov ecx, ebx
-    call tok_error_text
+    mov ecx, eax
+    call sess_encode_error            # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     jmp .Lout
 .Ltoo_long:
+    mov eax, [rsp + 48]               # a pending token taken in goes back
+    mov [rip + sess_pending], eax
     lea rcx, [rip + s_too_long]
-    call rt_print_cstr
-    mov ecx, r12d
-    call rt_print_u64
-    lea rcx, [rip + s_tokens_ctx]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_CTX_LEN]
-    call rt_print_u64
-    lea rcx, [rip + s_close]
-    call rt_print_cstr
+    mov edx, r12d
+    mov r8d, [rip + sess_model + MODEL_CTX_LEN]
+    call rt_printf
     jmp .Lout
 .Lmodel_error:
-    lea rcx, [rip + s_model_err]
-    call rt_print_cstr
     mov ecx, [rip + sess_model + MODEL_ERROR]
     call model_error_text
-    mov rcx, rax
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
+    lea rcx, [rip + s_model_err]
+    mov rdx, rax
+    call rt_printf
     call session_clear
 .Lout:
     add rsp, 64
@@ -348,9 +368,9 @@ print_piece:
     pop rbx
     ret
 
-# print_rate(rcx = tokens, rdx = ticks): tokens per second with two decimals
-print_rate:
-    sub rsp, 40
+# rate_hundredths(rcx = tokens, rdx = ticks) -> rax = tokens per second in hundredths (0 when
+# the ticks are 0 or the rate would not fit)
+rate_hundredths:
     xor eax, eax
     mov r9, rdx                       # ticks
     test r9, r9
@@ -362,39 +382,31 @@ print_rate:
     cmp rdx, r9
     jae .Lhave_zero                   # would not fit: not a real rate
     div r9
-    jmp .Lhave
+    ret
 .Lhave_zero:
     xor eax, eax
 .Lhave:
-    mov rcx, rax
-    call print_hundredths
-    add rsp, 40
     ret
 
 # print_stats(rbx = end ticks): the [stats] line
 print_stats:
-    sub rsp, 40
-    lea rcx, [rip + s_stats]
-    call rt_print_cstr
-    mov ecx, [rip + n_prompt]
-    call rt_print_u64
-    lea rcx, [rip + s_gen]
-    call rt_print_cstr
-    mov ecx, [rip + n_gen]
-    call rt_print_u64
-    lea rcx, [rip + s_prefill]
-    call rt_print_cstr
+    push rsi
+    sub rsp, 48
     mov ecx, [rip + n_prompt]
     mov rdx, [rip + t_prefill]
     sub rdx, [rip + t_start]
-    call print_rate
-    lea rcx, [rip + s_decode]
-    call rt_print_cstr
+    call rate_hundredths
+    mov rsi, rax
     mov ecx, [rip + n_gen]
     mov rdx, rbx
     sub rdx, [rip + t_prefill]
-    call print_rate
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 40
+    call rate_hundredths
+    mov [rsp + 32], rax
+    lea rcx, [rip + s_stats]
+    mov edx, [rip + n_prompt]
+    mov r8d, [rip + n_gen]
+    mov r9, rsi
+    call rt_printf
+    add rsp, 48
+    pop rsi
     ret

@@ -95,7 +95,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Build a bootable GPT + FAT image.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="Image file to write (replaced only when the new image is complete).")
 @click.option("--efi", required=True, metavar="FILE[=DEST]",
@@ -153,7 +153,7 @@ def build(output, efi, models, tokenizer, cfg, adds, size, label, disk_guid, par
                    f"{res.free_bytes // 1024} KiB free; disk {res.disk_guid}")
 
 
-@cli.command()
+@cli.command(short_help="List a directory (or show one file) in an image.")
 @click.argument("image")
 @click.argument("path", default="/")
 @click.option("-l", "--long", "long_", is_flag=True, help="Also show the 8.3 short names.")
@@ -172,7 +172,7 @@ def ls(image, path, long_, recursive):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Write a file from an image to standard output.")
 @click.argument("image")
 @click.argument("path")
 def cat(image, path):
@@ -187,7 +187,7 @@ def cat(image, path):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Copy a host file or directory into an image.")
 @click.argument("image")
 @click.argument("src")
 @click.argument("dest", required=False)
@@ -224,7 +224,7 @@ def add(image, src, dest, force):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Remove a file or directory from an image.")
 @click.argument("image")
 @click.argument("path")
 @click.option("-r", "--recursive", is_flag=True, help="Remove a directory and everything in it.")
@@ -238,7 +238,7 @@ def rm(image, path, recursive):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Check GPT and FAT structures (exit 1 on a problem).")
 @click.argument("image")
 def verify(image):
     """Check GPT CRCs and backup, FAT chains and directories; exit status 1 on any problem."""
@@ -257,7 +257,7 @@ def verify(image):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Flash an image to a whole USB disk and read it back.")
 @click.argument("image")
 @click.argument("device")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -304,7 +304,7 @@ def write(ctx, image, device, yes, force_fixed):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Boot an image in QEMU + OVMF.")
 @click.argument("image")
 @click.option("--accel", default="auto", show_default=True, type=click.Choice(["auto", "kvm", "tcg"]),
               help="auto: KVM when /dev/kvm opens and QEMU accepts it, else TCG (emulation).")

@@ -71,7 +71,13 @@ def _equs(path: Path, into: dict[str, int]) -> dict[str, int]:
     return into
 
 
-MC = _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", {}))
+def _model_constants() -> dict[str, int]:
+    from peasm import generated
+    into = generated.constants()
+    return _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", into))
+
+
+MC = _model_constants()
 TC = _equs(APP / "tokenizer.inc", {})
 SC = _equs(APP / "settings.inc", {})
 
@@ -224,6 +230,7 @@ class ModelRunner(Runner):
         self.file = Area(self.emu, MAX_FILE + 4096)
         self.msg = Area(self.emu, 4096)
         self.state = Area(self.emu, 4 << 20)
+        self.layers = Area(self.emu, MC["LAYER_SIZE"] * MC["MODEL_MAX_LAYERS"])
 
     def u32(self, off: str) -> int:
         return struct.unpack("<I", self.emu.read(self.model + MC[off], 4))[0]
@@ -292,7 +299,11 @@ class ModelRunner(Runner):
         E, emu = MC, self.emu
         fp = self.file.end - len(out.case.data)
         cfg = refmodel.read_header(out.case.data)
-        if self.call("model_bind_weights", self.model, fp) != 0:
+        layers = self.call("model_layers_bytes", self.model)
+        if layers != MC["LAYER_SIZE"] * cfg.n_layers:
+            out.problems.append(f"model_layers_bytes gave {layers}")
+            return
+        if self.call("model_bind_weights", self.model, fp, self.layers.place(size=layers)) != 0:
             out.problems.append("model_bind_weights refused a checked model")
             return
         if self.call("model_state_bytes", self.model, cfg.seq_len + 1) != 0 \

@@ -1,0 +1,172 @@
+# matvec_q4_k_avx2: Q4_K weights times a Q8_K vector, AVX2 + FMA + F16C, the weights
+# streamed once front to back (the bandwidth-bound kernel of a Q4_K_M model).
+#
+# Q4_K (ggml-common.h block_q4_K): {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}; the 32
+# bytes qs[32j .. 32j+31] hold weights 64j + l (low nibbles) and 64j + 32 + l (high), one
+# 6-bit scale and min per 32 weights (unpacked as in ggml_kunpack.s kq_scales_k4). Per
+# super-block, as ggml_vec_dot_q4_K_q8_K:
+#   isum = sum_j sc[j] * dot(nibbles of sub-block j, q8 of j)        (exact, i32 lanes)
+#   msum = sum_j m[j] * (bsums[2j] + bsums[2j+1])                      (exact, i32 lanes)
+#   acc += f32(isum lanes) * (yd * d) - f32(msum lanes) * (yd * dmin)  (8 f32 lanes, FMA)
+# and the 8 lanes are added at the end of the row. One 32-byte load of qs gives two sub-
+# blocks: the low nibbles by one AND, the high by a 16-bit shift and the AND; vpmaddubsw
+# multiplies them (u8) by q8 (i8) into i16 pair sums (|.| <= 2 * 15 * 128), vpmaddwd by the
+# sub-block's scale broadcast into 16 words (one vpshufb of the 8 scale words). The model
+# and its error bound: tests/reference/quant_k.py.
+.include "kquant.inc"
+
+.section .rdata
+.balign 32, 0
+kq4_m0f:
+    .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
+    .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
+# vpshufb masks: word s of each 128-bit lane into all 8 words of the lane, s = 0..7
+kq4_bcast:
+    .rept 16
+    .byte 0, 1
+    .endr
+    .rept 16
+    .byte 2, 3
+    .endr
+    .rept 16
+    .byte 4, 5
+    .endr
+    .rept 16
+    .byte 6, 7
+    .endr
+    .rept 16
+    .byte 8, 9
+    .endr
+    .rept 16
+    .byte 10, 11
+    .endr
+    .rept 16
+    .byte 12, 13
+    .endr
+    .rept 16
+    .byte 14, 15
+    .endr
+
+.section .text
+.global matvec_q4_k_avx2
+
+# 64 weights: the qs bytes at block offset \q, q8 bytes at Q8_K offset \y (low nibbles) and
+# \y + 32 (high), scale masks at kq4_bcast + \m and + \m + 32. Adds 8 i32 lanes to ymm1.
+.macro KQ4_CHUNK q, y, m
+    vmovdqu ymm6, [rdx + \q]
+    vpsrlw ymm7, ymm6, 4
+    vpand ymm6, ymm6, ymm5
+    vpand ymm7, ymm7, ymm5
+    vpmaddubsw ymm6, ymm6, [rbp + \y]
+    vpmaddubsw ymm7, ymm7, [rbp + \y + 32]
+    vpshufb ymm8, ymm4, [r11 + \m]
+    vpshufb ymm9, ymm4, [r11 + \m + 32]
+    vpmaddwd ymm6, ymm6, ymm8
+    vpmaddwd ymm7, ymm7, ymm9
+    vpaddd ymm6, ymm6, ymm7
+    vpaddd ymm1, ymm1, ymm6
+.endm
+
+# matvec_q4_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
+# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
+# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm9).
+# Frame: 5 pushes, xmm6-xmm9 at [rsp].
+matvec_q4_k_avx2:
+    push rbx
+    push rsi
+    push rdi
+    push rbp
+    push r12
+    sub rsp, 64
+    vmovups [rsp], xmm6
+    vmovups [rsp + 16], xmm7
+    vmovups [rsp + 32], xmm8
+    vmovups [rsp + 48], xmm9
+    mov r10, rcx                    # out
+    mov ebx, dword ptr [rsp + 64 + 40 + 40]   # rows left
+    shr r9d, 8                      # super-blocks per row
+    lea r11, [rip + kq4_bcast]
+    vmovdqa ymm5, [rip + kq4_m0f]
+.Lrow:
+    test ebx, ebx
+    jz .Ldone
+    vxorps xmm0, xmm0, xmm0         # the row's 8 f32 lanes
+    mov rbp, r8
+    mov r12d, r9d
+    test r12d, r12d
+    jz .Lrow_done
+.Lblock:
+    vmovd xmm6, dword ptr [rdx]     # d, dmin
+    vcvtph2ps xmm6, xmm6
+    vbroadcastss xmm7, dword ptr [rbp + Q8K_D]
+    vmulps xmm6, xmm6, xmm7         # yd*d, yd*dmin
+    vbroadcastss ymm2, xmm6
+    vmovshdup xmm7, xmm6
+    vbroadcastss ymm3, xmm7
+    mov eax, dword ptr [rdx + 4]    # A: scales and mins, see kq_scales_k4
+    mov ecx, dword ptr [rdx + 12]   # C
+    mov esi, eax
+    shr esi, 2
+    and esi, 0x30303030
+    and eax, 0x3f3f3f3f
+    mov edi, ecx
+    and edi, 0x0f0f0f0f
+    or edi, esi
+    shl rdi, 32
+    or rax, rdi                     # sc 0..7
+    mov esi, dword ptr [rdx + 8]    # B
+    mov edi, esi
+    shr edi, 2
+    and edi, 0x30303030
+    and esi, 0x3f3f3f3f
+    shr ecx, 4
+    and ecx, 0x0f0f0f0f
+    or ecx, edi
+    shl rcx, 32
+    or rsi, rcx                     # m 0..7
+    vmovq xmm4, rax
+    vpmovzxbw xmm4, xmm4
+    vpermq ymm4, ymm4, 0x44         # the 8 scale words in both lanes
+    vmovq xmm7, rsi
+    vpmovzxbw xmm7, xmm7
+    vpunpckhwd xmm8, xmm7, xmm7
+    vpunpcklwd xmm7, xmm7, xmm7
+    vinserti128 ymm7, ymm7, xmm8, 1 # m0 m0 m1 m1 .. m7 m7
+    vpmaddwd ymm7, ymm7, [rbp + Q8K_BSUMS]
+    vcvtdq2ps ymm7, ymm7
+    vfnmadd231ps ymm0, ymm7, ymm3
+    vpxor xmm1, xmm1, xmm1
+    KQ4_CHUNK 16, 4, 0
+    KQ4_CHUNK 48, 68, 64
+    KQ4_CHUNK 80, 132, 128
+    KQ4_CHUNK 112, 196, 192
+    vcvtdq2ps ymm1, ymm1
+    vfmadd231ps ymm0, ymm1, ymm2
+    add rdx, 144
+    add rbp, Q8K_BYTES
+    dec r12d
+    jnz .Lblock
+.Lrow_done:
+    vextractf128 xmm1, ymm0, 1
+    vaddps xmm0, xmm0, xmm1
+    vmovhlps xmm1, xmm1, xmm0
+    vaddps xmm0, xmm0, xmm1
+    vmovshdup xmm1, xmm0
+    vaddss xmm0, xmm0, xmm1
+    vmovss dword ptr [r10], xmm0
+    add r10, 4
+    dec ebx
+    jmp .Lrow
+.Ldone:
+    vmovups xmm6, [rsp]
+    vmovups xmm7, [rsp + 16]
+    vmovups xmm8, [rsp + 32]
+    vmovups xmm9, [rsp + 48]
+    add rsp, 64
+    pop r12
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rbx
+    vzeroupper
+    ret
