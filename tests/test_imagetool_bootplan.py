@@ -259,8 +259,9 @@ def _zero_llama2c(path: Path, header: tuple) -> Path:
 STORIES110M = (768, 2048, 12, 12, 12, 32000, 1024)   # 418 MiB of f32 weights
 
 
-@pytest.fixture
-def s110_image(tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def s110_image(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("s110")
     model = _zero_llama2c(tmp_path / "s110.bin", STORIES110M)
     img = tmp_path / "s110.img"
     build_image(img, [Item("/EFI/BOOT/BOOTX64.EFI", src=fake_efi(tmp_path / "B.EFI")),
