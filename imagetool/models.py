@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from peasm.tokenizer_layouts import PRE_NAMES
+
 from .errors import ImageError
 
 __all__ = ["ModelInfo", "ModelFileError", "GgufArray", "GgufTensor", "llama2c_info", "llama2c_expected_size",
@@ -35,10 +37,12 @@ __all__ = ["ModelInfo", "ModelFileError", "GgufArray", "GgufTensor", "llama2c_in
 LLAMA2C_HEADER = struct.Struct("<7i")
 GGUF_MAGIC = b"GGUF"
 
-# What the program's GGUF loader runs (issue 9: llama and qwen2; the `llama` SentencePiece
-# vocabulary goes through the program's tokenizer; `gpt2` byte-level BPE is issue 10's).
+# What the program's GGUF loader runs: the architectures of app_asm/model_gguf.s, the
+# tokenizer.ggml.model values of app_asm/vocab.s (model_kind: SentencePiece `llama`, byte-level
+# BPE `gpt2`); a `gpt2` vocabulary's tokenizer.ggml.pre must be one of peasm.tokenizer_layouts'
+# PRE_NAMES (absent means "default").
 ARCHITECTURES = ("llama", "qwen2")
-TOKENIZER_MODELS = ("llama",)
+TOKENIZER_MODELS = ("llama", "gpt2")
 
 # `imagetool boot --mem auto` sizes the KV cache for the model's own context, but at most this
 # many tokens: a 128K-context model would otherwise ask for gigabytes it rarely uses; the
@@ -427,6 +431,9 @@ def check_gguf_file(path: str | os.PathLike) -> list[str]:
     if isinstance(tok, str) and tok not in TOKENIZER_MODELS:
         warnings.append(f"{name}: tokenizer model {tok}; this program reads {' '.join(TOKENIZER_MODELS)} "
                         f"vocabularies")
+    pre = meta.get("tokenizer.ggml.pre", "default")
+    if tok == "gpt2" and isinstance(pre, str) and pre not in PRE_NAMES:
+        warnings.append(f"{name}: pre-tokenizer {pre}; this program has {' '.join(sorted(PRE_NAMES))}")
     bad = []
     for t in tensors:
         gt = ggml.BY_ID.get(t.type_id)
