@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import ImageError
 from .models import ModelFileError, ModelInfo, identify, read_cfg_ctx, scan_volume, sizing_context, state_bytes
+from .models import tokenizer_bytes
 from .models import cfg_ctx as read_cfg_text
 
 MiB = 1 << 20
@@ -37,7 +38,8 @@ FW_BOTTOM_MIB = 24           # RAM below the first big free range (measured 21 M
 FW_TOP_MIB = 80              # RAM OVMF keeps at the top of the RAM below 4 GiB (measured ~70 MiB)
 SPLIT_AT_MIB = 1024          # the free RAM below 4 GiB breaks here (measured; see above)
 FIRMWARE_MIB = FW_BOTTOM_MIB + FW_TOP_MIB
-PROGRAM_MIB = 32             # the program's SESSION_RESERVE (16 MiB) + tokenizer, sampler, history
+PROGRAM_MIB = 24             # the program's SESSION_RESERVE (16 MiB) + sampler, history, its image;
+                             # plus its tokenizer's workspace, per model (models.tokenizer_bytes)
 MEM_STEP_MIB = 64
 Q35_SPLIT_MIB = 2816         # 0xB0000000: from this size on, q35 maps only 2 GiB below 4 GiB
 Q35_LOWMEM_MIB = 2048
@@ -158,6 +160,7 @@ class MemoryPlan:
     ctx: int = 0
     weights_mib: int = 0
     state_mib: int = 0
+    program_mib: int = PROGRAM_MIB
     given: bool = False        # --mem MiB
     note: str = ""
 
@@ -172,7 +175,7 @@ class MemoryPlan:
         if self.mib - self.need_mib >= MEM_STEP_MIB and self.mib > MIN_MEM_MIB:
             more = " (more than their sum so that the weights get one free range of their own)"
         return (f"{self.mib} MiB of memory: {m.path.lstrip('/')} {self.weights_mib} MiB + KV cache and run "
-                f"state for {ctx} {self.state_mib} MiB + {FIRMWARE_MIB + PROGRAM_MIB} MiB for the firmware "
+                f"state for {ctx} {self.state_mib} MiB + {FIRMWARE_MIB + self.program_mib} MiB for the firmware "
                 f"and the program{more}")
 
 
@@ -192,7 +195,7 @@ def free_ranges(mem: int) -> list[int]:
     return [max(0, r) for r in ranges]
 
 
-def fits(mem: int, weights: int, state: int) -> bool:
+def fits(mem: int, weights: int, state: int, program: int = PROGRAM_MIB) -> bool:
     """Can the program place `weights` MiB in one free range and `state` MiB in another, in a
     guest of `mem` MiB, whichever range the firmware gives the weights? (see the module notes)"""
     ranges = free_ranges(mem)
@@ -202,17 +205,18 @@ def fits(mem: int, weights: int, state: int) -> bool:
     for i in choices:
         rest = list(ranges)
         rest[i] -= weights
-        if max(rest) < state or sum(rest) < state + PROGRAM_MIB:
+        if max(rest) < state or sum(rest) < state + program:
             return False
     return True
 
 
-def memory_for(weights: int, state: int) -> int:
-    """Guest MiB for a model of `weights` bytes whose run state takes `state` bytes."""
+def memory_for(weights: int, state: int, program: int = PROGRAM_MIB) -> int:
+    """Guest MiB for a model of `weights` bytes whose run state takes `state` bytes, the
+    program `program` MiB besides (its reserve, tokenizer, sampler)."""
     w, s = _ceil_mib(weights), _ceil_mib(state)
-    need = w + s + PROGRAM_MIB + FIRMWARE_MIB
+    need = w + s + program + FIRMWARE_MIB
     mem = max(MIN_MEM_MIB, -(-need // MEM_STEP_MIB) * MEM_STEP_MIB)
-    while not fits(mem, w, s):
+    while not fits(mem, w, s, program):
         mem += MEM_STEP_MIB
     return mem
 
@@ -223,10 +227,11 @@ def plan_memory(models: list[ModelInfo], cfg_ctx: int | None = None) -> MemoryPl
     for m in models:
         ctx = sizing_context(m, cfg_ctx)
         s = state_bytes(m, ctx)
-        mem = memory_for(m.file_size, s)
-        need = _ceil_mib(m.file_size) + _ceil_mib(s) + PROGRAM_MIB + FIRMWARE_MIB
+        program = PROGRAM_MIB + _ceil_mib(tokenizer_bytes(m))
+        mem = memory_for(m.file_size, s, program)
+        need = _ceil_mib(m.file_size) + _ceil_mib(s) + program + FIRMWARE_MIB
         if best.model is None or (mem, need) > (best.mib, best.need_mib):
-            best = MemoryPlan(mem, need, m, ctx, _ceil_mib(m.file_size), _ceil_mib(s))
+            best = MemoryPlan(mem, need, m, ctx, _ceil_mib(m.file_size), _ceil_mib(s), program)
     return best
 
 

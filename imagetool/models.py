@@ -14,7 +14,7 @@ Two formats, the ones the chat program loads:
   GGUFReader's answers. `check_gguf_file` (for `imagetool build`) says what the program
   cannot run, from the type table in peasm/ggml.py.
 
-`state_bytes` sizes the run state the way app_asm/model.s lays it out (each buffer rounded
+`state_bytes` sizes the run state the way app_asm/model_state.s lays it out (each buffer rounded
 up to 64 bytes), with an f32 KV cache: the GGUF loader may keep it in f16 later; f32 is the
 safe upper bound.
 """
@@ -30,10 +30,11 @@ from peasm.tokenizer_layouts import PRE_NAMES
 from .errors import ImageError
 
 __all__ = ["ModelInfo", "ModelFileError", "GgufArray", "GgufTensor", "llama2c_info", "llama2c_expected_size",
-           "read_gguf", "read_gguf_metadata", "gguf_info", "identify", "state_bytes", "sizing_context",
+           "read_gguf", "read_gguf_metadata", "gguf_info", "identify", "state_bytes", "sizing_context", "tokenizer_bytes",
            "scan_volume", "read_cfg_ctx", "cfg_ctx", "check_gguf_file", "model_warnings", "ARCHITECTURES",
            "TOKENIZER_MODELS", "MAX_SIZING_CTX"]
 
+MiB = 1 << 20
 LLAMA2C_HEADER = struct.Struct("<7i")
 GGUF_MAGIC = b"GGUF"
 
@@ -68,6 +69,7 @@ class ModelInfo:
     vocab_size: int
     context: int              # the model's own context length (seq_len / {arch}.context_length)
     architecture: str = "llama"
+    merges: int = 0           # BPE merges of an embedded gpt2 vocabulary
 
     @property
     def kv_dim(self) -> int:
@@ -319,8 +321,9 @@ def gguf_info(meta: dict, file_size: int, path: str) -> ModelInfo:
     ctx = _int(meta, f"{arch}.context_length", path, 2048)
     tokens = meta.get("tokenizer.ggml.tokens")
     vocab = meta.get(f"{arch}.vocab_size") or (tokens.count if isinstance(tokens, GgufArray) else 0) or 32000
+    merges = meta.get("tokenizer.ggml.merges")
     return ModelInfo(path, "gguf", file_size, layers, dim, hidden, heads, kv_heads, head_dim, int(vocab), ctx,
-                     arch)
+                     arch, merges.count if isinstance(merges, GgufArray) else 0)
 
 
 def identify(chunks: Callable[[int], Iterable[bytes]], file_size: int, path: str) -> ModelInfo | None:
@@ -348,8 +351,16 @@ def state_bytes(m: ModelInfo, ctx: int) -> int:
     """Run-state bytes for `ctx` tokens: app_asm/model.s's state_layout, f32 KV cache."""
     q = max(m.dim, m.n_heads * m.head_dim)
     parts = [m.dim * 4] * 3 + [m.hidden_dim * 4] * 2 + [q * 4, m.n_heads * ctx * 4, m.vocab_size * 4]
-    parts += [m.n_layers * ctx * m.kv_dim * 4] * 2 + [m.head_dim * 8]
+    parts += [m.n_layers * ctx * m.kv_dim * 4] * 2 + [m.head_dim * 8, max(m.dim, m.hidden_dim) * 4]
     return sum(_align64(p) for p in parts) + 64
+
+
+def tokenizer_bytes(m: ModelInfo) -> int:
+    """An upper estimate of the tokenizer's workspace (app_asm/vocab.s carves it): fixed
+    scratch of 65552 slots (~9 MiB), per token its text, offsets, types and two hash slots
+    (80 bytes, texts included, for the vocabularies seen), per merge a hash of 16-byte entries
+    at a load below 2/3 (48 bytes)."""
+    return 10 * MiB + 80 * m.vocab_size + 48 * m.merges
 
 
 def sizing_context(m: ModelInfo, cfg_ctx: int | None = None) -> int:
