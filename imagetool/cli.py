@@ -329,9 +329,11 @@ def boot(image, accel, cpu, smp, mem, timeout, quiet):
     qemu.check_target(target)
     if timeout is not None and timeout <= 0:
         raise click.BadParameter(f"must be positive (got {timeout:g})", param_hint="'--timeout'")
+    mem_mib = parse_size(mem, "'--mem'")
+    if mem_mib is not None and mem_mib < 32:
+        raise click.BadParameter(f"at least 32 MiB for OVMF (got {mem_mib})", param_hint="'--mem'")
     acc = B.choose_accel(accel, qemu.find_qemu(), cpu)
     n_cpus = B.choose_smp(smp, acc)
-    mem_mib = parse_size(mem, "'--mem'")
     if mem_mib is None:
         note = ""
         try:
@@ -345,8 +347,6 @@ def boot(image, accel, cpu, smp, mem, timeout, quiet):
         plan.note = note
         B.check_host_memory(plan)
     else:
-        if mem_mib < 32:
-            raise click.BadParameter(f"at least 32 MiB for OVMF (got {mem_mib})", param_hint="'--mem'")
         plan = B.MemoryPlan(mem_mib, mem_mib, given=True)
     if not quiet:
         click.echo(f"{PROG}: boot: {acc.describe(n_cpus)}", err=True)
