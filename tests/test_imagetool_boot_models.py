@@ -90,7 +90,6 @@ def test_tinyllama_q4_0_gguf_loads_with_plain_boot(tinyllama_boot):
     assert "powering off" in out
 
 
-@pytest.mark.xfail(strict=False, reason="needs the /mem command (issue 9)")
 def test_tinyllama_mem_reports_weights_and_kv_cache(tinyllama_boot):
     status, out, err = tinyllama_boot
     after_mem = out[out.index("> /mem"):]
