@@ -77,6 +77,8 @@ n_attn:        .asciz "attn"
 h_attn:        .asciz "kernel path: auto, sse2 or avx2"
 n_ctx:         .asciz "ctx"
 h_ctx:         .asciz "tokens used / context length"
+n_mem:         .asciz "mem"
+h_mem:         .asciz "memory: weights, KV cache, run state, tokenizer, free (and the largest free range)"
 n_clear:       .asciz "clear"
 h_clear:       .asciz "forget the conversation"
 n_cfg:         .asciz "cfg"
@@ -167,6 +169,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
     .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
+    .quad n_mem, cmd_mem, 0, s_none, h_mem
     .quad n_clear, cmd_clear, 0, s_none, h_clear
     .quad n_system, cmd_system, 0, s_text_opt, h_system
     .quad n_history, cmd_history, 0, s_none, h_history
@@ -196,7 +199,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
+.extern session_print_memory, set_parse_special, sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
 .extern cmd_system, cmd_history
 
 # run_command(rcx = line after '/', rdx = length)
@@ -411,6 +414,16 @@ cmd_help:
     pop rbx
     ret
 
+cmd_mem:
+    sub rsp, 40
+    call no_args
+    test eax, eax
+    jz .Lout
+    call session_print_memory
+.Lout:
+    add rsp, 40
+    ret
+
 cmd_ctx:
     sub rsp, 40
     call no_args
@@ -496,7 +509,11 @@ cmd_tokenize:
     mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS
     mov rdx, rsi
     mov r8, rdi
-    xor r9d, r9d                      # typed text: special tokens are plain text
+    xor r9d, r9d                      # typed text: special tokens are plain text,
+    cmp dword ptr [rip + set_parse_special], 0
+    je .Lplain
+    mov r9d, 8                        # unless parse_special is on (SESS_PARSE_SPECIAL)
+.Lplain:
     call sess_encode
     test eax, eax
     js .Lerror

@@ -9,7 +9,7 @@
 #   sess_vocab_free(): frees it; the session has no GGUF vocabulary afterwards.
 #   sess_encode(rcx = ignored, rdx = UTF-8 text, r8 = length, r9d = flags, [rsp+40] = out
 #       int32*, [rsp+48] = capacity) -> eax = tokens or a negated error code. flags:
-#       TOK_ADD_BOS (1), SESS_PARSE_SPECIAL (8: control tokens' texts become their ids; only
+#       TOK_ADD_BOS (1: a GGUF vocabulary adds it only when its add_bos_token says so), SESS_PARSE_SPECIAL (8: control tokens' texts become their ids; only
 #       for a GGUF vocabulary, for text the program builds itself, e.g. chat templates) and
 #       SESS_PROTECT (16: ... except inside the ranges template.s recorded for the text it
 #       rendered last, the conversation's own words; the parse_special setting turns this
@@ -32,7 +32,7 @@
 
 .section .bss
 .balign 16
-.global sess_vocab, sess_vocab_loaded
+.global sess_vocab, sess_vocab_loaded, vocab_ws_size
 sess_vocab:        .skip VOCAB_SIZE
 sess_vocab_source: .skip VOCAB_SOURCE_SIZE
 .balign 8
@@ -143,6 +143,7 @@ sess_vocab_free:
     call rt_free_pages
     mov qword ptr [rip + vocab_ws], 0
 .Lout:
+    mov qword ptr [rip + vocab_ws_size], 0
     add rsp, 40
     ret
 
@@ -150,8 +151,12 @@ sess_vocab_free:
 sess_encode:
     cmp dword ptr [rip + sess_vocab_loaded], 0
     je .Lbin
-    mov eax, r9d                      # TOK_ADD_BOS is VOCAB_ENCODE_BOS; parse_special moves
-    and eax, TOK_ADD_BOS
+    mov eax, r9d                      # TOK_ADD_BOS is VOCAB_ENCODE_BOS, when the vocabulary
+    and eax, TOK_ADD_BOS              # wants a BOS at all (tokenizer.ggml.add_bos_token)
+    cmp dword ptr [rip + sess_vocab + VOCAB_ADD_BOS], 0
+    jne .Lbos
+    xor eax, eax
+.Lbos:
     test r9d, SESS_PARSE_SPECIAL
     jz .Lflags
     or eax, VOCAB_PARSE_SPECIAL
