@@ -480,7 +480,7 @@ gguf_skip_value:
     jae .Lbad_type
     sub r8, 12
     cmp ecx, GGUF_TYPE_STRING
-    je .Lelements
+    je .Lstrings
     cmp ecx, GGUF_TYPE_ARRAY
     je .Lelements
     lea rax, [rip + value_bytes]      # fixed-size elements: count <= left / size
@@ -496,7 +496,27 @@ gguf_skip_value:
     lea rdi, [rdi + r10 + 12]
     xor eax, eax
     ret
-.Lelements:                           # strings or arrays: one by one
+.Lstrings:                            # strings: one by one, here (vocabularies hold 10^5)
+    add rdi, 12
+.Lstring_element:
+    xor eax, eax
+    test r10, r10
+    jz .Lret
+    mov r8, r12
+    sub r8, rdi
+    mov ecx, GGUF_PART_STRING_LEN
+    mov edx, 8
+    cmp r8, 8
+    jb .Ltrunc_here
+    mov rdx, [rsi + rdi]
+    sub r8, 8
+    mov ecx, GGUF_PART_STRING
+    cmp rdx, r8
+    ja .Ltrunc_here
+    lea rdi, [rdi + rdx + 8]
+    dec r10
+    jmp .Lstring_element
+.Lelements:                           # arrays: one by one, through this routine
     add rdi, 12
     push r13
     push r14
