@@ -334,6 +334,27 @@ def op_offsets(rng: Random, d: bytearray) -> str:
     return f"shift offsets by {k}"
 
 
+def op_shape(rng: Random, d: bytearray) -> str:
+    """A tensor's rows (ne1*ne2*ne3) set around 2^32: each dim valid, their product not."""
+    fs = fields(d)
+    shapes, cur = [], []
+    for kind, at, _ in fs:
+        if kind == "ne":
+            cur.append(at)
+        elif cur:
+            shapes.append(cur)
+            cur = []
+    shapes = [s for s in shapes if len(s) >= 3] or [s for s in shapes if len(s) == 2]
+    if not shapes:
+        return op_field(rng, d)
+    dims = rng.choice(shapes)
+    vals = rng.choice(((65536, 65536), (65535, 65537), (2**32 - 1, 1), (2**32 - 1, 2),
+                       (3, 1431655765), (3, 1431655766)))
+    for at, v in zip(dims[1:], vals):
+        struct.pack_into("<Q", d, at, v)
+    return f"rows {'x'.join(map(str, vals))} @{dims[0]}"
+
+
 def _generic(rng: Random, d: bytearray) -> str:
     from tests.fuzz import mutate as m
     meta = next((at for kind, at, _ in reversed(fields(d)) if kind == "offset"), min(len(d), 2048))
@@ -350,7 +371,8 @@ def _generic(rng: Random, d: bytearray) -> str:
 
 
 _GGUF_OPS = ((op_field, 10), (op_truncate_at_field, 3), (op_alignment, 2), (op_dup_kv, 1),
-             (op_insert_kv, 2), (op_offsets, 2), (op_magic_version, 1), (_generic, 4))
+             (op_insert_kv, 2), (op_offsets, 2), (op_magic_version, 1), (op_shape, 1),
+             (_generic, 4))
 
 
 def mutate_gguf(rng: Random, data: bytes, max_file: int) -> tuple[bytes, list[str]]:
