@@ -47,9 +47,9 @@ def gguf_image(backend: str = "keystone"):
 class EmuMachine:
     name = "unicorn"
 
-    def __init__(self):
+    def __init__(self, emu=None):
         from peasm.runners.emu import Emu
-        self.emu = Emu(gguf_image())
+        self.emu = emu or Emu(gguf_image())
 
     def alloc(self, size: int) -> int:
         return self.emu.alloc(size, align=1)

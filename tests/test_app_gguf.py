@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
 
@@ -29,7 +30,6 @@ from tests.reference import gguf as refgguf
 from tests.reference import gguf_rules as R
 from tests.support import MODELS, require, require_tool
 
-gguf = pytest.importorskip("gguf")
 VT = gguf.GGUFValueType
 E = {n: i for i, n in enumerate(GGUF_ERRORS)}
 T = R.TYPE

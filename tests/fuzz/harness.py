@@ -718,9 +718,8 @@ class GgufRunner(Runner):
     def __init__(self):
         from tests.gguf_support import AsmGguf, EmuMachine, gguf_image
         self.image = gguf_image()
-        machine = EmuMachine.__new__(EmuMachine)
-        machine.emu = Emu(self.image)
-        self.emu = machine.emu
+        self.emu = Emu(self.image)
+        machine = EmuMachine(self.emu)
         self.a = AsmGguf(machine, max_file=MAX_FILE + 4096,
                          call_kw={"max_instructions": MAX_INSTRUCTIONS, "timeout_s": TIMEOUT_S})
 
