@@ -740,6 +740,8 @@ class GgufRunner(Runner):
             cut = a.format_error(code, cap)
             if not line.startswith(cut) or len(cut) != max(0, min(cap - 1, len(line))):
                 out.problems.append(f"gguf_format_error(capacity {cap}) gave {cut!r}")
+        for other in rng.sample(range(len(R.GGUF_ERRORS) + 1), 3):   # any code, whatever fields
+            out.problems += _line_problems(f"gguf_format_error({other})", a.format_error(other, 512))
         if code != v.code:
             out.problems.append(f"gguf_open gave {code}, gguf_rules says {v.code} ({v.error})")
             return
