@@ -136,7 +136,9 @@ gguf_open:
     ja .Lcount
     mov rax, r12
     sub rax, GGUF_HEADER_BYTES
-    shr rax, 5                        # / GGUF_MIN_INFO_BYTES (32)
+    xor edx, edx
+    mov ecx, GGUF_MIN_INFO_BYTES
+    div rcx
     mov rcx, [rbx + GGUF_TENSOR_COUNT]
     mov edx, GGUF_PART_TENSOR_NAME_LEN
     cmp rcx, rax

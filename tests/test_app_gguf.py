@@ -567,6 +567,14 @@ def test_unsupported_type(emu):
         "(supported: F32 F16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 BF16)")
 
 
+def test_generated_names_are_unique():
+    """layouts.inc: no struct field and constant share a name (the asm would get one)."""
+    from peasm import layouts
+    names = [ln.split()[1].rstrip(",") for ln in layouts.render_include().splitlines()
+             if ln.startswith(".equ ")]
+    assert len(names) == len(set(names))
+
+
 def test_keystone_and_gas_agree():
     """The reader's link, byte for byte, with binutils (as test_binutils_crosscheck does for
     the shipped manifests)."""
