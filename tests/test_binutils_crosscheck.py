@@ -32,10 +32,6 @@ def shipped_manifests() -> list[Path]:
     return out
 
 
-@pytest.mark.xfail(not (Path(__file__).resolve().parents[1] / "kernels_asm" / "ggml_types.s").exists(),
-                   reason="app_asm/gguf*.s join chat.toml once kernels_asm/ggml_types.s (the ggml "
-                          "type table they read) is merged; until then tests/gguf_support.py links them",
-                   strict=True)
 def test_every_shipped_source_is_in_a_manifest():
     covered = {p.resolve() for m in shipped_manifests() for p in load_manifest(m).sources}
     missing = [str(p) for p in shipped_sources() if p.resolve() not in covered]
