@@ -338,3 +338,24 @@ def test_matvec_zero_rows_writes_nothing(k):
                                                                 if t.vec_dot_type != "F32" else 4),
                          t.block_size, 0)
         assert out.size == 0
+
+
+@pytest.mark.parametrize("misalign", [1, 3, 6])
+def test_unaligned_buffers(k, misalign):
+    """Inputs off any alignment (k bytes of slack after each, so their starts move)."""
+    ku = Kernels(k.m, k.path, misalign=misalign)
+    rng = np.random.default_rng(misalign)
+    x = rng.standard_normal(96).astype(np.float32)
+    for type_name in WEIGHTS:
+        t = ggml.BY_NAME[type_name]
+        W = _random_weights(type_name, 3, 96, rng)
+        want = gguf_dequantize(np.frombuffer(W, np.uint8), GGMLQuantizationType[type_name]).reshape(-1)
+        got = ku.dequantize(type_name, W, 3 * 96)
+        assert np.array_equal(got.view(np.uint32), want.astype(np.float32).view(np.uint32)), type_name
+        xq = Q.quantize(t.vec_dot_type, x)
+        if t.vec_dot_type != "F32":
+            assert ku.quantize(t.vec_dot_type, x) == xq, type_name
+        got = ku.matvec_q(type_name, W, xq, 96, 3)
+        want = Q.matvec_q(type_name, W, xq, 96, 3)
+        bound = Q.matvec_bound(type_name, W, xq, 96, 3)
+        assert np.all(np.abs(got - want) <= 64 * U * bound), type_name
