@@ -19,6 +19,7 @@
 .include "kmacros.inc"
 .include "ggml_cvt.inc"
 .include "ggml_qmacros.inc"
+.include "ggml_pairs.inc"
 
 .section .text
 .global dequantize_row_q8_0_sse2, dequantize_row_q8_0_avx2
@@ -272,7 +273,29 @@ q8_quantize_avx2:
 
 # matvec_q8_0_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 matvec_q8_0_sse2:
-    GMV_PROLOGUE_SSE2
+    GMV2_PROLOGUE_SSE2 34
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPAIR_SCALE0_SSE2
+    GPAIR_XQ_SSE2 2
+    movdqu xmm5, [rdx + 2]
+    movdqu xmm6, [rdx + 18]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    movdqu xmm5, [rdx + rbx + 2]
+    movdqu xmm6, [rdx + rbx + 18]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 34
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -292,7 +315,7 @@ matvec_q8_0_sse2:
     GMV_ROW_END_SSE2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_SSE2
+    GMV2_EPILOGUE_SSE2
 
 .macro Q8_0_BLOCK_AVX2 acc
     GSCALE0_AVX2
@@ -305,7 +328,27 @@ matvec_q8_0_sse2:
 
 # matvec_q8_0_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 matvec_q8_0_avx2:
-    GMV_PROLOGUE_AVX2
+    GMV2_PROLOGUE_AVX2 34
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPAIR_SCALE0_AVX2
+    vmovdqu ymm1, [r11 + 2]
+    vmovdqu ymm0, [rdx + 2]
+    GPAIR_DOTS_AVX2 ymm12, ymm8
+    vmovdqu ymm0, [rdx + rbx + 2]
+    GPAIR_DOTS_AVX2 ymm13, ymm10
+    add rdx, 34
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -325,4 +368,4 @@ matvec_q8_0_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2
