@@ -359,3 +359,35 @@ def test_unaligned_buffers(k, misalign):
         want = Q.matvec_q(type_name, W, xq, 96, 3)
         bound = Q.matvec_bound(type_name, W, xq, 96, 3)
         assert np.all(np.abs(got - want) <= 64 * U * bound), type_name
+
+
+@pytest.mark.parametrize("type_name", ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"])
+def test_the_model_reads_blocks_as_gguf_py_does(type_name):
+    """tests/reference/quant.py's block decoding (which the matvec checks rest on) against
+    gguf-py: d * q (+ m) from its fields equals gguf's dequantize bit for bit."""
+    rng = np.random.default_rng(21)
+    data = _random_weights(type_name, 64, 256, rng)
+    d, m, q = Q._fields(type_name, data, 64 * 256 // 32)
+    with np.errstate(all="ignore"):
+        mine = d[:, None] * q.astype(np.float32)
+        if m is not None:
+            mine = mine + m[:, None]
+    want = gguf_dequantize(np.frombuffer(data, np.uint8), GGMLQuantizationType[type_name])
+    assert np.array_equal(mine.astype(np.float32).reshape(-1).view(np.uint32),
+                          want.astype(np.float32).reshape(-1).view(np.uint32))
+
+
+def test_the_model_quantizes_q8_0_as_gguf_py_except_at_ties():
+    """Our model rounds x * id to nearest even (the AVX2 path's cvtps2dq); gguf-py's Q8_0
+    quantizer rounds half away from zero (ggml's scalar reference): equal but at exact ties."""
+    from gguf.quants import quantize as gguf_quantize
+
+    x = np.random.default_rng(22).standard_normal(32 * 4096).astype(np.float32)
+    mine = np.frombuffer(Q.quantize_q8_0(x), np.uint8).reshape(-1, 34)
+    want = gguf_quantize(x.reshape(-1, 32), GGMLQuantizationType.Q8_0).reshape(-1, 34)
+    assert np.array_equal(mine[:, :2], want[:, :2])
+    differ = mine[:, 2:] != want[:, 2:]
+    assert differ.mean() < 1e-3
+    amax = np.abs(x.reshape(-1, 32)).max(axis=1)
+    v = x.reshape(-1, 32) * np.where(amax != 0, np.float32(127) / amax, 0)[:, None]
+    assert np.all(np.abs(np.abs(v[differ]) % 1 - 0.5) < 1e-6)    # only ties differ
