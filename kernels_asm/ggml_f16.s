@@ -196,7 +196,7 @@ quantize_row_f16_avx2:
 
 # matvec_f16_sse2(rcx = out, rdx = W f16*, r8 = x f16*, r9d = n, dword [rsp+40] = d)
 # Rows one after the other (W read once, front to back); 8 columns per step (both operands
-# converted, then multiplied and added in two partial sums), then 1 at a time.
+# converted, GH2F_MV_SSE2, then multiplied and added in two partial sums), then 1 at a time.
 # frame: rbx pushed, 48 bytes: xmm6-xmm8 saved at [rsp] .. [rsp+47]
 matvec_f16_sse2:
     push rbx
@@ -223,15 +223,15 @@ matvec_f16_sse2:
     movdqa xmm1, xmm0
     punpcklwd xmm0, xmm5
     punpckhwd xmm1, xmm5
-    GH2F_SSE2 xmm0, xmm3, xmm4, xmm5
-    GH2F_SSE2 xmm1, xmm3, xmm4, xmm5
+    GH2F_MV_SSE2 xmm0, xmm3, xmm4
+    GH2F_MV_SSE2 xmm1, xmm3, xmm4
     movdqu xmm2, [r8 + rax]
     pxor xmm5, xmm5
     movdqa xmm8, xmm2
     punpcklwd xmm2, xmm5
     punpckhwd xmm8, xmm5
-    GH2F_SSE2 xmm2, xmm3, xmm4, xmm5
-    GH2F_SSE2 xmm8, xmm3, xmm4, xmm5
+    GH2F_MV_SSE2 xmm2, xmm3, xmm4
+    GH2F_MV_SSE2 xmm8, xmm3, xmm4
     mulps xmm0, xmm2
     mulps xmm1, xmm8
     addps xmm6, xmm0
@@ -247,7 +247,7 @@ matvec_f16_sse2:
     movd xmm0, ebx
     pxor xmm5, xmm5
     punpcklwd xmm0, xmm5
-    GH2F_SSE2 xmm0, xmm3, xmm4, xmm5
+    GH2F_MV_SSE2 xmm0, xmm3, xmm4
     movaps xmm1, xmm0
     shufps xmm1, xmm1, 0x55
     mulss xmm0, xmm1

@@ -391,3 +391,25 @@ def test_the_model_quantizes_q8_0_as_gguf_py_except_at_ties():
     amax = np.abs(x.reshape(-1, 32)).max(axis=1)
     v = x.reshape(-1, 32) * np.where(amax != 0, np.float32(127) / amax, 0)[:, None]
     assert np.all(np.abs(np.abs(v[differ]) % 1 - 0.5) < 1e-6)    # only ties differ
+
+
+def test_matvec_f16_subnormal_and_special_weights(k):
+    """F16 weights that are subnormal (exact products), and rows holding inf or NaN."""
+    rng = np.random.default_rng(30)
+    d, n = 9, 67
+    w = rng.standard_normal((d, n)).astype(np.float16).view(np.uint16)
+    w[0:4] = rng.integers(1, 0x400, (4, n), dtype=np.uint16) | rng.choice(
+        np.array([0, 0x8000], np.uint16), (4, n))                     # every subnormal sign
+    w[5, 3] = 0x7C00
+    w[6, 10] = 0xFC01                                                  # a signaling NaN
+    w[7, 0] = 0x7E00
+    x = rng.standard_normal(n).astype(np.float32)
+    xq = Q.quantize("F16", x)
+    got = k.matvec_q("F16", w.tobytes(), xq, n, d)
+    with np.errstate(all="ignore"):
+        want = Q.matvec_q("F16", w.tobytes(), xq, n, d)
+    bound = Q.matvec_bound("F16", w.tobytes(), xq, n, d)
+    finite = np.isfinite(want)
+    assert np.all(np.abs(got[finite] - want[finite]) <= (n / 2 + 16) * U * bound[finite] + 1e-45)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(got[np.isinf(want)], want[np.isinf(want)].astype(np.float32))
