@@ -6,7 +6,8 @@
 #   quantize_row_q8_1_<path>(rcx = out blocks, rdx = x f32*, r8d = n)
 #   matvec_q8_0_<path>(rcx = out f32*, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 #
-# n is a multiple of 32 (the caller checks; the rest of n is ignored). Unaligned pointers.
+# n is a multiple of 32 (the caller checks; the rest of n is ignored); matvec with d = 0
+# writes nothing, with n = 0 it writes d zeros. Unaligned pointers.
 #
 # Quantizing a block of 32 (llama.cpp's CPU path, quantize_row_q8_0/q8_1 in ggml-cpu's
 # quants): amax = max |x|, d = amax / 127 (f32), id = 127 / amax (0 when amax is 0),
@@ -14,7 +15,10 @@
 # d stored as f16 (round to nearest even); Q8_1 also s = f16(d * sum(q)), with the f32 d.
 # The SSE2 and AVX2 bodies do the same operations in the same precision and write the same
 # bytes for any finite input (and inf; with NaN inputs the block is unspecified, nothing
-# faults). Only xmm0-xmm5 change (AVX2: ymm0-ymm5).
+# faults). The quantizers and dequantizers change xmm0-xmm5 only (AVX2: ymm0-ymm5); matvec
+# saves what it uses beyond that (ggml_pairs.inc's frame). matvec's integer dot is exact
+# for activation quants in -127..127 (all quantize_row_q8_* writes for finite input; see
+# GDOTS_AVX2 in ggml_qmacros.inc).
 .include "kernels.inc"
 .include "kmacros.inc"
 .include "ggml_cvt.inc"
