@@ -203,7 +203,7 @@ matvec_q4_1_sse2:
 
 # matvec_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q4_0_avx2:
-    GMV4_PROLOGUE_AVX2 18
+    GMV2_PROLOGUE_AVX2 18
 .Lpair:
     cmp r10, 2
     jb .Lrow
@@ -245,7 +245,7 @@ matvec_q4_0_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV4_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2
 
 .macro Q4_1_BLOCK_AVX2 acc
     GSCALE1_AVX2
@@ -258,31 +258,7 @@ matvec_q4_0_avx2:
 
 # matvec_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q4_1_avx2:
-    GMV4_PROLOGUE_AVX2 20
-.Lquad:
-    cmp r10, 4
-    jb .Lpair
-    GMV4_QUAD_AVX2
-.Lqblock:
-    test rax, rax
-    jz .Lquad_done
-    GQUAD_SCALE1_AVX2
-    vmovdqu ymm1, [r11 + 4]
-    GWA_NIB_AVX2 rdx, 4
-    GPAIR_DOTU_AVX2 ymm12, ymm8
-    GWA_NIB_AVX2 rdx+rbx, 4
-    GPAIR_DOTU_AVX2 ymm13, ymm10
-    GWA_NIB_AVX2 rdx+rbx*2, 4
-    GPAIR_DOTU_AVX2 ymm2, ymm14
-    GWA_NIB_AVX2 rdx+rsi, 4
-    GPAIR_DOTU_AVX2 ymm3, ymm15
-    add rdx, 20
-    add r11, 36
-    dec rax
-    jmp .Lqblock
-.Lquad_done:
-    GMV4_QUAD_END_AVX2
-    jmp .Lquad
+    GMV2_PROLOGUE_AVX2 20
 .Lpair:
     cmp r10, 2
     jb .Lrow
@@ -322,4 +298,4 @@ matvec_q4_1_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV4_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2

@@ -244,7 +244,7 @@ matvec_q5_1_sse2:
 
 # matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q5_0_avx2:
-    GMV4_PROLOGUE_AVX2 22
+    GMV2_PROLOGUE_AVX2 22
 .Lpair:
     cmp r10, 2
     jb .Lrow
@@ -290,7 +290,7 @@ matvec_q5_0_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV4_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2
 
 .macro Q5_1_BLOCK_AVX2 acc
     GSCALE1_AVX2
@@ -306,43 +306,7 @@ matvec_q5_0_avx2:
 
 # matvec_q5_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q5_1_avx2:
-    GMV4_PROLOGUE_AVX2 24
-.Lquad:
-    cmp r10, 4
-    jb .Lpair
-    GMV4_QUAD_AVX2
-.Lqblock:
-    test rax, rax
-    jz .Lquad_done
-    GQUAD_SCALE1_AVX2
-    vmovdqu ymm1, [r11 + 4]
-    GWA_NIB_AVX2 rdx, 8
-    GWA_BITS_AVX2 rdx, 4
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
-    GPAIR_DOTU_AVX2 ymm12, ymm8
-    GWA_NIB_AVX2 rdx+rbx, 8
-    GWA_BITS_AVX2 rdx+rbx, 4
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
-    GPAIR_DOTU_AVX2 ymm13, ymm10
-    GWA_NIB_AVX2 rdx+rbx*2, 8
-    GWA_BITS_AVX2 rdx+rbx*2, 4
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
-    GPAIR_DOTU_AVX2 ymm2, ymm14
-    GWA_NIB_AVX2 rdx+rsi, 8
-    GWA_BITS_AVX2 rdx+rsi, 4
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
-    GPAIR_DOTU_AVX2 ymm3, ymm15
-    add rdx, 24
-    add r11, 36
-    dec rax
-    jmp .Lqblock
-.Lquad_done:
-    GMV4_QUAD_END_AVX2
-    jmp .Lquad
+    GMV2_PROLOGUE_AVX2 24
 .Lpair:
     cmp r10, 2
     jb .Lrow
@@ -388,4 +352,4 @@ matvec_q5_1_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV4_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2

@@ -332,7 +332,7 @@ matvec_q8_0_sse2:
 
 # matvec_q8_0_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 matvec_q8_0_avx2:
-    GMV4_PROLOGUE_AVX2 34
+    GMV2_PROLOGUE_AVX2 34
 .Lpair:
     cmp r10, 2
     jb .Lrow
@@ -372,4 +372,4 @@ matvec_q8_0_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV4_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2
