@@ -109,6 +109,8 @@ matvec_q4_0_sse2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE0_SSE2
     GPAIR_XQ_SSE2 2
     GW_NIB_SSE2 rdx, 2, xmm5, xmm6
@@ -133,6 +135,7 @@ matvec_q4_0_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE0_SSE2
     GNIB_SSE2 2
     psubb xmm0, [rip + kg_b8]
@@ -158,6 +161,8 @@ matvec_q4_1_sse2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE1_SSE2
     GPAIR_XQ_SSE2 4
     GW_NIB_SSE2 rdx, 4, xmm5, xmm6
@@ -178,6 +183,7 @@ matvec_q4_1_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE1_SSE2
     GNIB_SSE2 4
     GDOT32_SSE2 4
@@ -211,6 +217,8 @@ matvec_q4_0_avx2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
     GWA_NIB_AVX2 rdx, 2
@@ -233,6 +241,7 @@ matvec_q4_0_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q4_0_BLOCK_AVX2 ymm2
     Q4_0_BLOCK_AVX2 ymm3
     sub rax, 2
@@ -266,6 +275,8 @@ matvec_q4_1_avx2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE1_AVX2
     vmovdqu ymm1, [r11 + 4]
     GWA_NIB_AVX2 rdx, 4
@@ -286,6 +297,7 @@ matvec_q4_1_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q4_1_BLOCK_AVX2 ymm2
     Q4_1_BLOCK_AVX2 ymm3
     sub rax, 2

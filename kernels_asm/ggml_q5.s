@@ -124,6 +124,8 @@ matvec_q5_0_sse2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE0_SSE2
     GPAIR_XQ_SSE2 2
     GW_BITS_SSE2 rdx, 2, xmm13, xmm14
@@ -154,6 +156,7 @@ matvec_q5_0_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE0_SSE2
     GQ5BITS_SSE2 2
     GNIB_SSE2 6
@@ -182,6 +185,8 @@ matvec_q5_1_sse2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE1_SSE2
     GPAIR_XQ_SSE2 4
     GW_BITS_SSE2 rdx, 4, xmm13, xmm14
@@ -212,6 +217,7 @@ matvec_q5_1_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE1_SSE2
     GQ5BITS_SSE2 4
     GNIB_SSE2 8
@@ -252,6 +258,8 @@ matvec_q5_0_avx2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
     GWA_NIB_AVX2 rdx, 6
@@ -278,6 +286,7 @@ matvec_q5_0_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q5_0_BLOCK_AVX2 ymm2
     Q5_0_BLOCK_AVX2 ymm3
     sub rax, 2
@@ -314,6 +323,8 @@ matvec_q5_1_avx2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE1_AVX2
     vmovdqu ymm1, [r11 + 4]
     GWA_NIB_AVX2 rdx, 8
@@ -340,6 +351,7 @@ matvec_q5_1_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q5_1_BLOCK_AVX2 ymm2
     Q5_1_BLOCK_AVX2 ymm3
     sub rax, 2

@@ -285,6 +285,8 @@ matvec_q8_0_sse2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE0_SSE2
     GPAIR_XQ_SSE2 2
     movdqu xmm5, [rdx + 2]
@@ -307,6 +309,7 @@ matvec_q8_0_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE0_SSE2
     movdqu xmm0, [rdx + 2]
     movdqu xmm1, [rdx + 18]
@@ -340,6 +343,8 @@ matvec_q8_0_avx2:
 .Lpblock:
     test rax, rax
     jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
     vmovdqu ymm0, [rdx + 2]
@@ -360,6 +365,7 @@ matvec_q8_0_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q8_0_BLOCK_AVX2 ymm2
     Q8_0_BLOCK_AVX2 ymm3
     sub rax, 2
