@@ -221,12 +221,12 @@ matvec_q4_0_avx2:
     GPREFETCH rdx+rbx
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
+    vmovdqa ymm7, [rip + kg_b8]
+    vpmaddubsw ymm7, ymm7, ymm1       # 8 * (x_2k + x_2k+1), int16: both rows' offset
     GWA_NIB_AVX2 rdx, 2
-    vpsubb ymm0, ymm0, [rip + kg_b8]
-    GPAIR_DOTS_AVX2 ymm12, ymm8
+    GPAIR_DOTO_AVX2 ymm12, ymm8
     GWA_NIB_AVX2 rdx+rbx, 2
-    vpsubb ymm0, ymm0, [rip + kg_b8]
-    GPAIR_DOTS_AVX2 ymm13, ymm10
+    GPAIR_DOTO_AVX2 ymm13, ymm10
     add rdx, 18
     add r11, 34
     dec rax

@@ -262,16 +262,18 @@ matvec_q5_0_avx2:
     GPREFETCH rdx+rbx
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
+    vmovdqa ymm7, [rip + kg_b16]
+    vpmaddubsw ymm7, ymm7, ymm1       # 16 * (x_2k + x_2k+1), int16: both rows' offset
     GWA_NIB_AVX2 rdx, 6
     GWA_BITS_AVX2 rdx, 2
-    vpandn ymm6, ymm6, [rip + kg_hi_f0]
-    vpor ymm0, ymm0, ymm6
-    GPAIR_DOTS_AVX2 ymm12, ymm8
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6             # q = 0..31
+    GPAIR_DOTO_AVX2 ymm12, ymm8
     GWA_NIB_AVX2 rdx+rbx, 6
     GWA_BITS_AVX2 rdx+rbx, 2
-    vpandn ymm6, ymm6, [rip + kg_hi_f0]
+    vpand ymm6, ymm6, [rip + kg_b16]
     vpor ymm0, ymm0, ymm6
-    GPAIR_DOTS_AVX2 ymm13, ymm10
+    GPAIR_DOTO_AVX2 ymm13, ymm10
     add rdx, 22
     add r11, 34
     dec rax
