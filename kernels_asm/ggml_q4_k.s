@@ -13,6 +13,10 @@
 # multiplies them (u8) by q8 (i8) into i16 pair sums (|.| <= 2 * 15 * 128), vpmaddwd by the
 # sub-block's scale broadcast into 16 words (one vpshufb of the 8 scale words). The model
 # and its error bound: tests/reference/quant_k.py.
+# The weights are prefetched KQ_PREFETCH bytes ahead (kquant.inc): measured on the
+# development host (Zen 3, TinyLlama shapes, streamed), 0 / 256 / 512 / 1024 / 2048 / 4096 /
+# 8192 bytes gave median ratios to stream_read of 0.65 / 0.69 / 0.70 / 0.72 / 0.75 / 0.81 /
+# 0.79 (a shared, noisy machine: +-0.15 between runs).
 .include "kquant.inc"
 
 .section .rdata
@@ -96,6 +100,9 @@ matvec_q4_k_avx2:
     test r12d, r12d
     jz .Lrow_done
 .Lblock:
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 64]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 128]
     vmovd xmm6, dword ptr [rdx]     # d, dmin
     vcvtph2ps xmm6, xmm6
     vbroadcastss xmm7, dword ptr [rbp + Q8K_D]

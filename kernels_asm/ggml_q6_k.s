@@ -11,7 +11,7 @@
 # one 32-byte qh load (the 2 bits moved to bits 4-5: shift and AND 0x30; 16-bit shifts leak
 # only into bits the mask drops), multiplied by q8 with vpmaddubsw (u8 x i8, pair sums <=
 # 2 * 63 * 128) and by the two sub-blocks' scales with vpmaddwd. Model and error bound:
-# tests/reference/quant_k.py.
+# tests/reference/quant_k.py. The weights are prefetched KQ_PREFETCH bytes ahead.
 .include "kquant.inc"
 
 .section .rdata
@@ -122,6 +122,10 @@ matvec_q6_k_avx2:
     test r12d, r12d
     jz .Lrow_done
 .Lblock:
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 64]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 128]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 192]
     movzx eax, word ptr [rdx + 208]
     vmovd xmm2, eax
     vcvtph2ps xmm2, xmm2
