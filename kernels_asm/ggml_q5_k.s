@@ -1,0 +1,204 @@
+# matvec_q5_k_avx2: Q5_K weights times a Q8_K vector, AVX2 + FMA + F16C, the weights
+# streamed once front to back, prefetched KQ_PREFETCH bytes ahead.
+#
+# Q5_K (ggml-common.h block_q5_K): {f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}:
+# as Q4_K (ggml_q4_k.s, whose loop this is) with a fifth bit per weight: weight 64j + 32h + l
+# gets bit 2j+h of qh[l] as its bit 4 (u = 0..31). The 32 qh bytes are loaded once per super-
+# block; for each half of each chunk one 16-bit shift brings bit 2j+h of every byte to bit 4
+# and an AND with 0x10 keeps it (what a 16-bit shift carries across bytes lands elsewhere).
+# Per super-block, as ggml_vec_dot_q5_K_q8_K:
+#   isum = sum_j sc[j] * dot(u of sub-block j, q8 of j),  msum = sum_j m[j] * (bsums[2j] + bsums[2j+1])
+#   acc += f32(isum lanes) * (yd * d) - f32(msum lanes) * (yd * dmin)
+# vpmaddubsw pair sums <= 2 * 31 * 128. Model and error bound: tests/reference/quant_k.py.
+.include "kquant.inc"
+
+.section .rdata
+.balign 32, 0
+kq5_m10:
+    .rept 32
+    .byte 0x10
+    .endr
+kq5_m0f:
+    .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
+    .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
+# vpshufb masks: word s of each 128-bit lane into all 8 words of the lane, s = 0..7
+kq5_bcast:
+    .rept 16
+    .byte 0, 1
+    .endr
+    .rept 16
+    .byte 2, 3
+    .endr
+    .rept 16
+    .byte 4, 5
+    .endr
+    .rept 16
+    .byte 6, 7
+    .endr
+    .rept 16
+    .byte 8, 9
+    .endr
+    .rept 16
+    .byte 10, 11
+    .endr
+    .rept 16
+    .byte 12, 13
+    .endr
+    .rept 16
+    .byte 14, 15
+    .endr
+
+.section .text
+.global matvec_q5_k_avx2
+
+# 64 weights: the qs bytes at block offset \q, q8 bytes at Q8_K offset \y (low nibbles) and
+# \y + 32 (high), scale masks at kq5_bcast + \m and + \m + 32. Adds 8 i32 lanes to ymm1.
+.macro KQ5_CHUNK q, y, m
+    vmovdqu ymm6, [rdx + \q]
+    vpsrlw ymm7, ymm6, 4
+    vpand ymm6, ymm6, ymm5
+    vpand ymm7, ymm7, ymm5
+    vpor ymm6, ymm6, ymm12
+    vpor ymm7, ymm7, ymm13
+    vpmaddubsw ymm6, ymm6, [rbp + \y]
+    vpmaddubsw ymm7, ymm7, [rbp + \y + 32]
+    vpshufb ymm8, ymm4, [r11 + \m]
+    vpshufb ymm9, ymm4, [r11 + \m + 32]
+    vpmaddwd ymm6, ymm6, ymm8
+    vpmaddwd ymm7, ymm7, ymm9
+    vpaddd ymm6, ymm6, ymm7
+    vpaddd ymm1, ymm1, ymm6
+.endm
+
+# matvec_q5_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
+# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
+# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm13).
+# Frame: 5 pushes, xmm6-xmm13 at [rsp].
+matvec_q5_k_avx2:
+    push rbx
+    push rsi
+    push rdi
+    push rbp
+    push r12
+    sub rsp, 128
+    vmovups [rsp], xmm6
+    vmovups [rsp + 16], xmm7
+    vmovups [rsp + 32], xmm8
+    vmovups [rsp + 48], xmm9
+    vmovups [rsp + 64], xmm10
+    vmovups [rsp + 80], xmm11
+    vmovups [rsp + 96], xmm12
+    vmovups [rsp + 112], xmm13
+    mov r10, rcx                    # out
+    mov ebx, dword ptr [rsp + 128 + 40 + 40]   # rows left
+    shr r9d, 8                      # super-blocks per row
+    lea r11, [rip + kq5_bcast]
+    vmovdqa ymm5, [rip + kq5_m0f]
+    vmovdqa ymm11, [rip + kq5_m10]
+.Lrow:
+    test ebx, ebx
+    jz .Ldone
+    vxorps xmm0, xmm0, xmm0         # the row's 8 f32 lanes
+    mov rbp, r8
+    mov r12d, r9d
+    test r12d, r12d
+    jz .Lrow_done
+.Lblock:
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 64]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 128]
+    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 192]
+    vmovd xmm6, dword ptr [rdx]     # d, dmin
+    vcvtph2ps xmm6, xmm6
+    vbroadcastss xmm7, dword ptr [rbp + Q8K_D]
+    vmulps xmm6, xmm6, xmm7         # yd*d, yd*dmin
+    vbroadcastss ymm2, xmm6
+    vmovshdup xmm7, xmm6
+    vbroadcastss ymm3, xmm7
+    mov eax, dword ptr [rdx + 4]    # A: scales and mins, see kq_scales_k4
+    mov ecx, dword ptr [rdx + 12]   # C
+    mov esi, eax
+    shr esi, 2
+    and esi, 0x30303030
+    and eax, 0x3f3f3f3f
+    mov edi, ecx
+    and edi, 0x0f0f0f0f
+    or edi, esi
+    shl rdi, 32
+    or rax, rdi                     # sc 0..7
+    mov esi, dword ptr [rdx + 8]    # B
+    mov edi, esi
+    shr edi, 2
+    and edi, 0x30303030
+    and esi, 0x3f3f3f3f
+    shr ecx, 4
+    and ecx, 0x0f0f0f0f
+    or ecx, edi
+    shl rcx, 32
+    or rsi, rcx                     # m 0..7
+    vmovq xmm4, rax
+    vpmovzxbw xmm4, xmm4
+    vpermq ymm4, ymm4, 0x44         # the 8 scale words in both lanes
+    vmovq xmm7, rsi
+    vpmovzxbw xmm7, xmm7
+    vpunpckhwd xmm8, xmm7, xmm7
+    vpunpcklwd xmm7, xmm7, xmm7
+    vinserti128 ymm7, ymm7, xmm8, 1 # m0 m0 m1 m1 .. m7 m7
+    vpmaddwd ymm7, ymm7, [rbp + Q8K_BSUMS]
+    vcvtdq2ps ymm7, ymm7
+    vfnmadd231ps ymm0, ymm7, ymm3
+    vpxor xmm1, xmm1, xmm1
+    vmovdqu ymm10, [rdx + 16]       # qh
+    vpsllw ymm12, ymm10, 4          # bit 0 -> 4
+    vpand ymm12, ymm12, ymm11
+    vpsllw ymm13, ymm10, 3          # bit 1 -> 4
+    vpand ymm13, ymm13, ymm11
+    KQ5_CHUNK 48, 4, 0
+    vpsllw ymm12, ymm10, 2
+    vpand ymm12, ymm12, ymm11
+    vpsllw ymm13, ymm10, 1
+    vpand ymm13, ymm13, ymm11
+    KQ5_CHUNK 80, 68, 64
+    vpand ymm12, ymm10, ymm11
+    vpsrlw ymm13, ymm10, 1
+    vpand ymm13, ymm13, ymm11
+    KQ5_CHUNK 112, 132, 128
+    vpsrlw ymm12, ymm10, 2
+    vpand ymm12, ymm12, ymm11
+    vpsrlw ymm13, ymm10, 3
+    vpand ymm13, ymm13, ymm11
+    KQ5_CHUNK 144, 196, 192
+    vcvtdq2ps ymm1, ymm1
+    vfmadd231ps ymm0, ymm1, ymm2
+    add rdx, 176
+    add rbp, Q8K_BYTES
+    dec r12d
+    jnz .Lblock
+.Lrow_done:
+    vextractf128 xmm1, ymm0, 1
+    vaddps xmm0, xmm0, xmm1
+    vmovhlps xmm1, xmm1, xmm0
+    vaddps xmm0, xmm0, xmm1
+    vmovshdup xmm1, xmm0
+    vaddss xmm0, xmm0, xmm1
+    vmovss dword ptr [r10], xmm0
+    add r10, 4
+    dec ebx
+    jmp .Lrow
+.Ldone:
+    vmovups xmm6, [rsp]
+    vmovups xmm7, [rsp + 16]
+    vmovups xmm8, [rsp + 32]
+    vmovups xmm9, [rsp + 48]
+    vmovups xmm10, [rsp + 64]
+    vmovups xmm11, [rsp + 80]
+    vmovups xmm12, [rsp + 96]
+    vmovups xmm13, [rsp + 112]
+    add rsp, 128
+    pop r12
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rbx
+    vzeroupper
+    ret
