@@ -1,7 +1,7 @@
 # The K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): dequantize-row for every type and path, and
 # the matvec bodies that go through the common unpacked form (kquant.inc): SSE2 for every
-# type, AVX2 for Q2_K and Q3_K (Q4_K, Q5_K and Q6_K have their own AVX2 bodies in
-# ggml_q4_k.s, ggml_q5_k.s and ggml_q6_k.s). Entry contracts: peasm/ggml.py (to_float, matvec).
+# type, AVX2 for Q2_K (Q3_K .. Q6_K have their own AVX2 bodies in ggml_q3_k.s ..
+# ggml_q6_k.s). Entry contracts: peasm/ggml.py (to_float, matvec).
 #
 # Dot products as ggml's ggml_vec_dot_q*_K_q8_K: the input vector is quantized once to
 # Q8_K (ggml_q8_k.s); per super-block, in exact integers,
@@ -20,7 +20,7 @@
 .global dequantize_row_q5_k_sse2, dequantize_row_q5_k_avx2
 .global dequantize_row_q6_k_sse2, dequantize_row_q6_k_avx2
 .global matvec_q2_k_sse2, matvec_q3_k_sse2, matvec_q4_k_sse2, matvec_q5_k_sse2, matvec_q6_k_sse2
-.global matvec_q2_k_avx2, matvec_q3_k_avx2
+.global matvec_q2_k_avx2
 .extern kq_unpack_q2_k, kq_unpack_q3_k, kq_unpack_q4_k, kq_unpack_q5_k, kq_unpack_q6_k
 
 # ----------------------------------------------------------------------------------------
@@ -323,11 +323,6 @@ matvec_q2_k_avx2:
     lea rax, [rip + kq_unpack_q2_k]
     mov r10d, 84
     xor r11d, r11d
-    jmp kq_matvec_avx2
-matvec_q3_k_avx2:
-    lea rax, [rip + kq_unpack_q3_k]
-    mov r10d, 110
-    mov r11d, 2
     jmp kq_matvec_avx2
 
 kq_matvec_avx2:
