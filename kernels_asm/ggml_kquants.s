@@ -1,7 +1,7 @@
 # The K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): dequantize-row for every type and path, and
-# the matvec bodies that go through the common unpacked form (kquant.inc): SSE2 for every
-# type, AVX2 for Q2_K (Q3_K .. Q6_K have their own AVX2 bodies in ggml_q3_k.s ..
-# ggml_q6_k.s). Entry contracts: peasm/ggml.py (to_float, matvec).
+# the SSE2 matvec bodies, all through the common unpacked form (kquant.inc). The AVX2
+# matvecs have one file per type (ggml_q2_k.s .. ggml_q6_k.s). Entry contracts:
+# peasm/ggml.py (to_float, matvec).
 #
 # Dot products as ggml's ggml_vec_dot_q*_K_q8_K: the input vector is quantized once to
 # Q8_K (ggml_q8_k.s); per super-block, in exact integers,
@@ -20,7 +20,6 @@
 .global dequantize_row_q5_k_sse2, dequantize_row_q5_k_avx2
 .global dequantize_row_q6_k_sse2, dequantize_row_q6_k_avx2
 .global matvec_q2_k_sse2, matvec_q3_k_sse2, matvec_q4_k_sse2, matvec_q5_k_sse2, matvec_q6_k_sse2
-.global matvec_q2_k_avx2
 .extern kq_unpack_q2_k, kq_unpack_q3_k, kq_unpack_q4_k, kq_unpack_q5_k, kq_unpack_q6_k
 
 # ----------------------------------------------------------------------------------------
@@ -180,7 +179,7 @@ matvec_q6_k_sse2:
     mov r11d, 5                     # OFF = 32 = 1 << 5
     jmp kq_matvec_sse2
 
-# The frame of both generic matvecs: 8 pushes, then the workspace at [rsp], xmm6..xmm8 at
+# The frame of kq_matvec_sse2: 8 pushes, then the workspace at [rsp], xmm6..xmm8 at
 # [rsp + KQ_WS_SIZE], 8 bytes of padding; d (the 5th argument) above it all.
 .equ KQM_XMM, KQ_WS_SIZE
 .equ KQM_FRAME, KQ_WS_SIZE + 56
@@ -209,7 +208,7 @@ matvec_q6_k_sse2:
     addss xmm7, xmm0
 .endm
 
-# kq_matvec_sse2 / kq_matvec_avx2: the matvec arguments, plus rax = unpacker, r10d = block
+# kq_matvec_sse2: the matvec arguments, plus rax = unpacker, r10d = block
 # bytes, r11d = log2(OFF), or 0 for the types whose OFF is 0 (no OFF term then).
 kq_matvec_sse2:
     push rbx
@@ -313,115 +312,4 @@ kq_matvec_sse2:
     pop rdi
     pop rsi
     pop rbx
-    ret
-
-# ----------------------------------------------------------------------------------------
-# matvec_<type>_avx2: the same contract and arithmetic with AVX2 (vpmaddubsw u8 x i8 pairs,
-# vpmaddwd by the scales), 32 weights a step. Changes rax, rcx, rdx, r8-r11, ymm0-ymm5.
-
-matvec_q2_k_avx2:
-    lea rax, [rip + kq_unpack_q2_k]
-    mov r10d, 84
-    xor r11d, r11d
-    jmp kq_matvec_avx2
-
-kq_matvec_avx2:
-    push rbx
-    push rsi
-    push rdi
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
-    sub rsp, KQM_FRAME
-    vmovups [rsp + KQM_XMM], xmm6
-    vmovups [rsp + KQM_XMM + 16], xmm7
-    vmovups [rsp + KQM_XMM + 32], xmm8
-    mov rbx, rcx
-    mov rcx, rdx
-    mov rdi, r8
-    mov r12d, r9d
-    shr r12d, 8
-    mov r13d, dword ptr [rsp + KQM_ARG_D]
-    mov r14, rax
-    mov r15d, r10d
-    vmovd xmm8, r11d
-    mov rdx, rsp
-.Lrow:
-    test r13d, r13d
-    jz .Ldone
-    vxorps xmm7, xmm7, xmm7
-    mov rbp, rdi
-    mov esi, r12d
-.Lblock:
-    test esi, esi
-    jz .Lrow_done
-    call r14
-    vpxor xmm0, xmm0, xmm0
-    xor eax, eax                    # 32 u bytes a step
-    xor r8d, r8d                    # 2 * sub-block
-.Lpair:
-    vmovdqu ymm2, [rsp + rax]
-    vpmaddubsw ymm2, ymm2, [rbp + rax + Q8K_QS]
-    vpbroadcastw xmm1, word ptr [rsp + r8 + KQ_SC]
-    vpbroadcastw xmm3, word ptr [rsp + r8 + KQ_SC + 2]
-    vinserti128 ymm1, ymm1, xmm3, 1
-    vpmaddwd ymm2, ymm2, ymm1
-    vpaddd ymm0, ymm0, ymm2
-    add r8d, 4
-    add eax, 32
-    cmp eax, 256
-    jb .Lpair
-    vmovdqu ymm2, [rbp + Q8K_BSUMS]
-    vpmaddwd ymm1, ymm2, [rsp + KQ_SC]
-    vpslld ymm1, ymm1, xmm8
-    vmovd r9d, xmm8
-    test r9d, r9d
-    jz .Lno_off
-    vpsubd ymm0, ymm0, ymm1
-.Lno_off:
-    vpmaddwd ymm1, ymm2, [rsp + KQ_MN]
-    vextracti128 xmm2, ymm0, 1
-    vpaddd xmm0, xmm0, xmm2
-    vextracti128 xmm2, ymm1, 1
-    vpaddd xmm1, xmm1, xmm2
-    vpunpckhdq xmm2, xmm0, xmm1
-    vpunpckldq xmm0, xmm0, xmm1
-    vpaddd xmm0, xmm0, xmm2
-    vmovhlps xmm2, xmm2, xmm0
-    vpaddd xmm0, xmm0, xmm2         # isum msum . .
-    vcvtdq2ps xmm0, xmm0
-    vmovss xmm1, dword ptr [rsp + KQ_D]
-    vmovss xmm2, dword ptr [rsp + KQ_DMIN]
-    vunpcklps xmm1, xmm1, xmm2
-    vbroadcastss xmm2, dword ptr [rbp + Q8K_D]
-    vmulps xmm1, xmm1, xmm2
-    vmulps xmm0, xmm0, xmm1
-    vmovshdup xmm1, xmm0
-    vsubss xmm0, xmm0, xmm1
-    vaddss xmm7, xmm7, xmm0
-    add rbp, Q8K_BYTES
-    add rcx, r15
-    dec esi
-    jmp .Lblock
-.Lrow_done:
-    vmovss dword ptr [rbx], xmm7
-    add rbx, 4
-    dec r13d
-    jmp .Lrow
-.Ldone:
-    vmovups xmm6, [rsp + KQM_XMM]
-    vmovups xmm7, [rsp + KQM_XMM + 16]
-    vmovups xmm8, [rsp + KQM_XMM + 32]
-    add rsp, KQM_FRAME
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rbx
-    vzeroupper
     ret
