@@ -73,7 +73,7 @@ dequantize_row_q6_k_avx2:
 .endm
 
 # kq_dequantize: the above with rax = unpacker, r9d = block bytes, r10d = OFF.
-# Frame: 7 pushes, the workspace at [rsp], xmm6 at [rsp + KQ_WS_SIZE].
+# Frame: 6 pushes, the workspace at [rsp], xmm6 at [rsp + KQ_WS_SIZE], 8 bytes of padding.
 kq_dequantize:
     push rbx
     push rsi
@@ -81,8 +81,7 @@ kq_dequantize:
     push r12
     push r13
     push r14
-    push r15
-    sub rsp, KQ_WS_SIZE + 16
+    sub rsp, KQ_WS_SIZE + 24
     movups [rsp + KQ_WS_SIZE], xmm6
     mov rbx, rcx                    # out
     mov rsi, rdx                    # block
@@ -136,8 +135,7 @@ kq_dequantize:
     jmp .Lblock
 .Ldone:
     movups xmm6, [rsp + KQ_WS_SIZE]
-    add rsp, KQ_WS_SIZE + 16
-    pop r15
+    add rsp, KQ_WS_SIZE + 24
     pop r14
     pop r13
     pop r12

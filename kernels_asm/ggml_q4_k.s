@@ -16,7 +16,11 @@
 # The weights are prefetched KQ_PREFETCH bytes ahead (kquant.inc): measured on the
 # development host (Zen 3, TinyLlama shapes, streamed), 0 / 256 / 512 / 1024 / 2048 / 4096 /
 # 8192 bytes gave median ratios to stream_read of 0.65 / 0.69 / 0.70 / 0.72 / 0.75 / 0.81 /
-# 0.79 (a shared, noisy machine: +-0.15 between runs).
+# 0.79 (a shared, noisy machine: +-0.15 between runs). Tried and dropped: two rows per pass
+# sharing the q8 and scale-mask loads (ymm0-15 all busy): hot speed the same (+2%, noise),
+# streamed median 0.64 against 0.72 for one row (two streams into DRAM instead of one).
+# The nibbles need no shuffle: an AND and a shift give two sub-blocks' quants from one load
+# (the one-shuffle unpack of the issue is for signed or non-linear codes, e.g. Q4_0's q-8).
 .include "kquant.inc"
 
 .section .rdata

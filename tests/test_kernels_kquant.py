@@ -255,3 +255,25 @@ def test_matvec_tinyllama_shapes(k, kind, d, n):
     if k.m.where_name != "native":
         pytest.skip("native only (TinyLlama-1.1B shapes; unicorn runs 17x2048)")
     check_matvec(k, kind, d, n, seed=d + n)
+
+
+# ----------------------------------------------------------------------------------------
+# the type table's names
+
+
+def test_every_k_body_named_in_the_type_table_is_linked():
+    """peasm/ggml.py names the K rows' bodies; the kernels link (kernels.toml) defines them
+    all, so the generated table (ggml_table.inc) resolves once it is linked in."""
+    from peasm import ggml
+    from peasm.runners.kernels import kernels_image
+
+    image = kernels_image()
+    names = {s.name for s in image.symbols}
+    for tname in (*qk.K_TYPES, "Q8_K"):
+        t = ggml.BY_NAME[tname]
+        assert t.vec_dot_type == ("Q8_K" if tname != "Q8_K" else None)
+        for kind in ggml.BODY_KINDS:
+            for path in ggml.PATHS:
+                sym = ggml.body_symbol(t, kind, path)
+                assert sym is None or sym in names, f"{tname} {kind} {path}: {sym} not linked"
+        assert (ggml.runnable(t)) == (tname != "Q8_K")
