@@ -19,6 +19,11 @@
 # 0.79 (a shared, noisy machine: +-0.15 between runs). Tried and dropped: two rows per pass
 # sharing the q8 and scale-mask loads (ymm0-15 all busy): hot speed the same (+2%, noise),
 # streamed median 0.64 against 0.72 for one row (two streams into DRAM instead of one).
+# Also measured (best of 400 short runs, in cache, ns per super-block; 7.6 as it stands):
+# without the 8 vpmaddwd by the scales 7.6 (so the multiplies are not the limit), without
+# the 8 scale vpshufb 5.6, without the scalar scale decode 7.1, and without the min term as
+# well 6.5; scales as dwords on the stack broadcast by vpbroadcastd instead of vpshufb 8.3,
+# scale and min bytes in one register expanded by vpshufb (3 fewer instructions) 7.7.
 # The nibbles need no shuffle: an AND and a shift give two sub-blocks' quants from one load
 # (the one-shuffle unpack of the issue is for signed or non-linear codes, e.g. Q4_0's q-8).
 .include "kquant.inc"
