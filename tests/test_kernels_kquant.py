@@ -277,3 +277,22 @@ def test_every_k_body_named_in_the_type_table_is_linked():
                 sym = ggml.body_symbol(t, kind, path)
                 assert sym is None or sym in names, f"{tname} {kind} {path}: {sym} not linked"
         assert (ggml.runnable(t)) == (tname != "Q8_K")
+
+
+@pytest.mark.parametrize("kind", qk.K_TYPES)
+def test_matvec_empty_shapes(k, kind):
+    """d = 0 writes nothing (the output buffer ends at a guard page); n = 0 (and n < 256:
+    no whole super-block) gives zeros."""
+    xq = qk.quantize_q8_k(np.ones(256, np.float32))
+    W = qk.random_blocks(kind, 2, 256, np.random.default_rng(1))
+    try:
+        pw = k.put(W, "W")
+        px = k.put(np.frombuffer(xq.tobytes(), np.uint8), "xq")
+        po = k.put(np.full(2, 7.0, np.float32), "out")
+        k.run(f"matvec_{kind.lower()}", po, pw, px, 256, 0)
+        assert list(k.get(po, 2)) == [7.0, 7.0]
+        for n in (0, 255):
+            k.run(f"matvec_{kind.lower()}", po, pw, px, n, 2)
+            assert list(k.get(po, 2)) == [0.0, 0.0]
+    finally:
+        k.m.free_all()
