@@ -19,7 +19,7 @@
 .global dequantize_row_q4_k_sse2, dequantize_row_q4_k_avx2
 .global dequantize_row_q5_k_sse2, dequantize_row_q5_k_avx2
 .global dequantize_row_q6_k_sse2, dequantize_row_q6_k_avx2
-.global matvec_q2_k_sse2, matvec_q3_k_sse2, matvec_q4_k_sse2, matvec_q5_k_sse2, matvec_q6_k_sse2
+.global matvec_q2_k_sse2, matvec_q3_k_sse2, matvec_q5_k_sse2, matvec_q6_k_sse2
 .extern kq_unpack_q2_k, kq_unpack_q3_k, kq_unpack_q4_k, kq_unpack_q5_k, kq_unpack_q6_k
 
 # ----------------------------------------------------------------------------------------
@@ -160,11 +160,6 @@ matvec_q3_k_sse2:
     lea rax, [rip + kq_unpack_q3_k]
     mov r10d, 110
     mov r11d, 2                     # OFF = 4 = 1 << 2
-    jmp kq_matvec_sse2
-matvec_q4_k_sse2:
-    lea rax, [rip + kq_unpack_q4_k]
-    mov r10d, 144
-    xor r11d, r11d
     jmp kq_matvec_sse2
 matvec_q5_k_sse2:
     lea rax, [rip + kq_unpack_q5_k]
