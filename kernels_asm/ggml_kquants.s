@@ -1,6 +1,6 @@
 # The K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): dequantize-row for every type and path, and
-# the SSE2 matvec bodies of Q2_K, Q3_K and Q5_K, all through the common unpacked form
-# (kquant.inc). Q4_K and Q6_K have their own SSE2 bodies, and every type its own AVX2
+# the SSE2 matvec bodies of Q2_K and Q3_K, all through the common unpacked form
+# (kquant.inc). Q4_K, Q5_K and Q6_K have their own SSE2 bodies, and every type its own AVX2
 # matvec, in ggml_q2_k.s .. ggml_q6_k.s. Entry contracts: peasm/ggml.py (to_float, matvec).
 #
 # Dot products as ggml's ggml_vec_dot_q*_K_q8_K: the input vector is quantized once to
@@ -19,7 +19,7 @@
 .global dequantize_row_q4_k_sse2, dequantize_row_q4_k_avx2
 .global dequantize_row_q5_k_sse2, dequantize_row_q5_k_avx2
 .global dequantize_row_q6_k_sse2, dequantize_row_q6_k_avx2
-.global matvec_q2_k_sse2, matvec_q3_k_sse2, matvec_q5_k_sse2
+.global matvec_q2_k_sse2, matvec_q3_k_sse2
 .extern kq_unpack_q2_k, kq_unpack_q3_k, kq_unpack_q4_k, kq_unpack_q5_k, kq_unpack_q6_k
 
 # ----------------------------------------------------------------------------------------
@@ -160,11 +160,6 @@ matvec_q3_k_sse2:
     lea rax, [rip + kq_unpack_q3_k]
     mov r10d, 110
     mov r11d, 2                     # OFF = 4 = 1 << 2
-    jmp kq_matvec_sse2
-matvec_q5_k_sse2:
-    lea rax, [rip + kq_unpack_q5_k]
-    mov r10d, 176
-    xor r11d, r11d
     jmp kq_matvec_sse2
 
 # The frame of kq_matvec_sse2: 8 pushes, then the workspace at [rsp], xmm6..xmm8 at

@@ -11,6 +11,7 @@
 #   acc += f32(isum lanes) * (yd * d) - f32(msum lanes) * (yd * dmin)
 # vpmaddubsw pair sums <= 2 * 31 * 128. Model and error bound: tests/reference/quant_k.py.
 .include "kquant.inc"
+.include "kmacros.inc"
 
 .section .rdata
 .balign 32, 0
@@ -201,4 +202,213 @@ matvec_q5_k_avx2:
     pop rsi
     pop rbx
     vzeroupper
+    ret
+
+# ----------------------------------------------------------------------------------------
+# matvec_q5_k_sse2: the same contract and sums with SSE2 only, as matvec_q5_k_sse2
+# (ggml_q4_k.s) plus the fifth bit: a 16-bit shift of the qh bytes brings bit 2j (low
+# nibbles) or 2j+1 (high) to bit 4, AND 0x10, OR (|u * sc| <= 31 * 63).
+
+.section .rdata
+.balign 16, 0
+kq5s_m0f:
+    .rept 16
+    .byte 15
+    .endr
+kq5s_m10:
+    .rept 16
+    .byte 0x10
+    .endr
+
+.section .text
+.global matvec_q5_k_sse2
+
+# 16 bytes of qs at block offset \q with their qh bytes at \qh, chunk \j: the low nibbles
+# and bit 2j (scale words in xmm9) meet q8 at \ylo, the high nibbles and bit 2j+1 (xmm10) q8
+# at \ylo + 32. Adds to the i32 lanes of xmm1.
+.macro KQ5S_16 q, ylo, qh, j
+    movdqu xmm4, [rdx + \q]
+    movdqa xmm5, xmm4
+    psrlw xmm5, 4
+    pand xmm4, xmm12
+    pand xmm5, xmm12
+    movdqu xmm13, [rdx + \qh]
+    movdqa xmm14, xmm13
+.if \j == 0
+    psllw xmm14, 4
+    psllw xmm13, 3
+.endif
+.if \j == 1
+    psllw xmm14, 2
+    psllw xmm13, 1
+.endif
+.if \j == 2
+    psrlw xmm13, 1
+.endif
+.if \j == 3
+    psrlw xmm14, 2
+    psrlw xmm13, 3
+.endif
+    pand xmm14, xmm15
+    pand xmm13, xmm15
+    por xmm4, xmm14
+    por xmm5, xmm13
+    movdqa xmm6, xmm4
+    punpcklbw xmm4, xmm11
+    punpckhbw xmm6, xmm11
+    pmullw xmm4, xmm9
+    pmullw xmm6, xmm9
+    movdqu xmm7, [rbp + \ylo]
+    movdqa xmm8, xmm7
+    punpcklbw xmm7, xmm7
+    psraw xmm7, 8
+    punpckhbw xmm8, xmm8
+    psraw xmm8, 8
+    pmaddwd xmm4, xmm7
+    pmaddwd xmm6, xmm8
+    paddd xmm1, xmm4
+    paddd xmm1, xmm6
+    movdqa xmm6, xmm5
+    punpcklbw xmm5, xmm11
+    punpckhbw xmm6, xmm11
+    pmullw xmm5, xmm10
+    pmullw xmm6, xmm10
+    movdqu xmm7, [rbp + \ylo + 32]
+    movdqa xmm8, xmm7
+    punpcklbw xmm7, xmm7
+    psraw xmm7, 8
+    punpckhbw xmm8, xmm8
+    psraw xmm8, 8
+    pmaddwd xmm5, xmm7
+    pmaddwd xmm6, xmm8
+    paddd xmm1, xmm5
+    paddd xmm1, xmm6
+.endm
+
+# scale word \k (0..7) of xmm3 into all 8 words of \dst
+.macro KQ5S_BCAST dst, k
+.if \k < 4
+    pshuflw \dst, xmm3, \k * 0x55
+    pshufd \dst, \dst, 0
+.else
+    pshufhw \dst, xmm3, (\k - 4) * 0x55
+    pshufd \dst, \dst, 0xaa
+.endif
+.endm
+
+# matvec_q5_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
+# rcx, rdx, r8-r11, xmm0-xmm5. Frame: 6 pushes, xmm6-xmm15 at [rsp], 8 bytes of padding.
+matvec_q5_k_sse2:
+    push rbx
+    push rsi
+    push rdi
+    push rbp
+    push r12
+    push r13
+    sub rsp, 168
+    KSAVE_XMM6_15 0
+    mov r10, rcx                    # out
+    mov ebx, dword ptr [rsp + 168 + 48 + 40]  # rows left
+    shr r9d, 8                      # super-blocks per row
+    mov r13, r8                     # xq (KQ_F16_BITS changes r8)
+    pxor xmm11, xmm11
+    movdqa xmm12, [rip + kq5s_m0f]
+    movdqa xmm15, [rip + kq5s_m10]
+.Lrow:
+    test ebx, ebx
+    jz .Ldone
+    xorps xmm0, xmm0                # the row's 4 f32 lanes
+    mov rbp, r13
+    mov r12d, r9d
+    test r12d, r12d
+    jz .Lrow_done
+.Lblock:
+    movzx eax, word ptr [rdx]
+    KQ_F16_BITS eax, ecx
+    movd xmm2, ecx
+    movzx eax, word ptr [rdx + 2]
+    KQ_F16_BITS eax, ecx
+    movd xmm4, ecx
+    unpcklps xmm2, xmm4             # d dmin
+    movss xmm4, dword ptr [rbp + Q8K_D]
+    shufps xmm4, xmm4, 0
+    mulps xmm2, xmm4                # yd*d  yd*dmin
+    mov eax, dword ptr [rdx + 4]    # A: scales and mins, see kq_scales_k4
+    mov ecx, dword ptr [rdx + 12]   # C
+    mov esi, eax
+    shr esi, 2
+    and esi, 0x30303030
+    and eax, 0x3f3f3f3f
+    mov edi, ecx
+    and edi, 0x0f0f0f0f
+    or edi, esi
+    shl rdi, 32
+    or rax, rdi                     # sc 0..7
+    mov esi, dword ptr [rdx + 8]    # B
+    mov edi, esi
+    shr edi, 2
+    and edi, 0x30303030
+    and esi, 0x3f3f3f3f
+    shr ecx, 4
+    and ecx, 0x0f0f0f0f
+    or ecx, edi
+    shl rcx, 32
+    or rsi, rcx                     # m 0..7
+    movq xmm3, rsi
+    punpcklbw xmm3, xmm11           # m as 8 words
+    movdqa xmm4, xmm3
+    punpcklwd xmm3, xmm3            # m0 m0 .. m3 m3
+    punpckhwd xmm4, xmm4            # m4 m4 .. m7 m7
+    movdqu xmm5, [rbp + Q8K_BSUMS]
+    pmaddwd xmm3, xmm5
+    movdqu xmm5, [rbp + Q8K_BSUMS + 16]
+    pmaddwd xmm4, xmm5
+    paddd xmm3, xmm4
+    cvtdq2ps xmm3, xmm3
+    movaps xmm4, xmm2
+    shufps xmm4, xmm4, 0x55         # yd*dmin
+    mulps xmm3, xmm4
+    subps xmm0, xmm3
+    movq xmm3, rax
+    punpcklbw xmm3, xmm11           # sc as 8 words
+    pxor xmm1, xmm1
+    KQ5S_BCAST xmm9, 0
+    KQ5S_BCAST xmm10, 1
+    KQ5S_16 48, Q8K_QS, 16, 0
+    KQ5S_16 64, Q8K_QS + 16, 32, 0
+    KQ5S_BCAST xmm9, 2
+    KQ5S_BCAST xmm10, 3
+    KQ5S_16 80, Q8K_QS + 64, 16, 1
+    KQ5S_16 96, Q8K_QS + 80, 32, 1
+    KQ5S_BCAST xmm9, 4
+    KQ5S_BCAST xmm10, 5
+    KQ5S_16 112, Q8K_QS + 128, 16, 2
+    KQ5S_16 128, Q8K_QS + 144, 32, 2
+    KQ5S_BCAST xmm9, 6
+    KQ5S_BCAST xmm10, 7
+    KQ5S_16 144, Q8K_QS + 192, 16, 3
+    KQ5S_16 160, Q8K_QS + 208, 32, 3
+    cvtdq2ps xmm1, xmm1
+    shufps xmm2, xmm2, 0            # yd*d
+    mulps xmm1, xmm2
+    addps xmm0, xmm1
+    add rdx, 176
+    add rbp, Q8K_BYTES
+    dec r12d
+    jnz .Lblock
+.Lrow_done:
+    KHSUM_SSE2 xmm0, xmm1
+    movss dword ptr [r10], xmm0
+    add r10, 4
+    dec ebx
+    jmp .Lrow
+.Ldone:
+    KLOAD_XMM6_15 0
+    add rsp, 168
+    pop r13
+    pop r12
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rbx
     ret
