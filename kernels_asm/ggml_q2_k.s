@@ -11,6 +11,7 @@
 # vpmaddwd by the two sub-blocks' scales (vpshufb of the scale words, as ggml_q6_k.s).
 # Model and error bound: tests/reference/quant_k.py.
 .include "kquant.inc"
+.include "kmacros.inc"
 
 .section .rdata
 .balign 32, 0
@@ -157,4 +158,176 @@ matvec_q2_k_avx2:
     pop rbp
     pop rbx
     vzeroupper
+    ret
+
+# ----------------------------------------------------------------------------------------
+# matvec_q2_k_sse2: the same contract and sums with SSE2 only: 16 quants at a time from one
+# qs load (16-bit shift, AND 3), widened to words, times the sub-block's scale (pmullw), q8
+# widened, pmaddwd; mins dotted with bsums by pmaddwd; d and dmin by KQ_F16_BITS.
+
+.section .rdata
+.balign 16, 0
+kq2s_m03:
+    .rept 16
+    .byte 0x03
+    .endr
+kq2s_m0f:
+    .rept 16
+    .byte 0x0f
+    .endr
+
+.section .text
+.global matvec_q2_k_sse2
+
+# xmm5 = 16 quants u (bytes) of one 16-weight sub-block: widened to words, times the scale =
+# word \w of \sreg (pmullw), dotted with the q8 at \y (widened, pmaddwd). Adds to xmm1.
+.macro KQ2S_DOT16 y, sreg, w
+    movdqa xmm6, xmm5
+    punpcklbw xmm5, xmm11
+    punpckhbw xmm6, xmm11
+.if \w < 4
+    pshuflw xmm7, \sreg, \w * 0x55
+    pshufd xmm7, xmm7, 0
+.else
+    pshufhw xmm7, \sreg, (\w - 4) * 0x55
+    pshufd xmm7, xmm7, 0xaa
+.endif
+    pmullw xmm5, xmm7
+    pmullw xmm6, xmm7
+    movdqu xmm7, [rbp + \y]
+    movdqa xmm8, xmm7
+    punpcklbw xmm7, xmm7
+    psraw xmm7, 8
+    punpckhbw xmm8, xmm8
+    psraw xmm8, 8
+    pmaddwd xmm5, xmm7
+    pmaddwd xmm6, xmm8
+    paddd xmm1, xmm5
+    paddd xmm1, xmm6
+.endm
+
+# 16 weights: bits \sh.. of the qs bytes at block offset \q; then KQ2S_DOT16 \y, \sreg, \w.
+.macro KQ2S_16 q, sh, y, sreg, w
+    movdqu xmm5, [rdx + \q]
+.if \sh
+    psrlw xmm5, \sh
+.endif
+    pand xmm5, xmm12
+    KQ2S_DOT16 \y, \sreg, \w
+.endm
+
+# matvec_q2_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
+# rcx, rdx, r8-r11, xmm0-xmm5. Frame: 7 pushes, xmm6-xmm13 at [rsp].
+matvec_q2_k_sse2:
+    push rbx
+    push rsi
+    push rdi
+    push rbp
+    push r12
+    push r13
+    push r14
+    sub rsp, 128
+    movups [rsp], xmm6
+    movups [rsp + 16], xmm7
+    movups [rsp + 32], xmm8
+    movups [rsp + 48], xmm9
+    movups [rsp + 64], xmm10
+    movups [rsp + 80], xmm11
+    movups [rsp + 96], xmm12
+    movups [rsp + 112], xmm13
+    mov r10, rcx                    # out
+    mov ebx, dword ptr [rsp + 128 + 56 + 40]  # rows left
+    shr r9d, 8                      # super-blocks per row
+    mov r13, r8                     # xq (KQ_F16_BITS changes r8)
+    pxor xmm11, xmm11
+    movdqa xmm12, [rip + kq2s_m03]
+    movdqa xmm13, [rip + kq2s_m0f]
+.Lrow:
+    test ebx, ebx
+    jz .Ldone
+    xorps xmm0, xmm0                # the row's 4 f32 lanes
+    mov rbp, r13
+    mov r12d, r9d
+    test r12d, r12d
+    jz .Lrow_done
+.Lblock:
+    movzx eax, word ptr [rdx + 80]
+    KQ_F16_BITS eax, ecx
+    movd xmm2, ecx
+    movzx eax, word ptr [rdx + 82]
+    KQ_F16_BITS eax, ecx
+    movd xmm4, ecx
+    unpcklps xmm2, xmm4             # d dmin
+    movss xmm4, dword ptr [rbp + Q8K_D]
+    shufps xmm4, xmm4, 0
+    mulps xmm2, xmm4                # yd*d  yd*dmin
+    movdqu xmm3, [rdx]              # scales: low nibble scale, high nibble min
+    movdqa xmm5, xmm3
+    psrlw xmm5, 4
+    pand xmm5, xmm13
+    movdqa xmm6, xmm5
+    punpcklbw xmm5, xmm11           # mins 0..7 as words
+    punpckhbw xmm6, xmm11           # 8..15
+    movdqu xmm7, [rbp + Q8K_BSUMS]
+    pmaddwd xmm5, xmm7
+    movdqu xmm7, [rbp + Q8K_BSUMS + 16]
+    pmaddwd xmm6, xmm7
+    paddd xmm5, xmm6
+    cvtdq2ps xmm5, xmm5
+    movaps xmm6, xmm2
+    shufps xmm6, xmm6, 0x55         # yd*dmin
+    mulps xmm5, xmm6
+    subps xmm0, xmm5
+    pand xmm3, xmm13
+    movdqa xmm4, xmm3
+    punpcklbw xmm3, xmm11           # scales 0..7 as words
+    punpckhbw xmm4, xmm11           # 8..15
+    shufps xmm2, xmm2, 0            # yd*d
+    pxor xmm1, xmm1
+    KQ2S_16 16, 0, Q8K_QS + 0, xmm3, 0
+    KQ2S_16 32, 0, Q8K_QS + 16, xmm3, 1
+    KQ2S_16 16, 2, Q8K_QS + 32, xmm3, 2
+    KQ2S_16 32, 2, Q8K_QS + 48, xmm3, 3
+    KQ2S_16 16, 4, Q8K_QS + 64, xmm3, 4
+    KQ2S_16 32, 4, Q8K_QS + 80, xmm3, 5
+    KQ2S_16 16, 6, Q8K_QS + 96, xmm3, 6
+    KQ2S_16 32, 6, Q8K_QS + 112, xmm3, 7
+    KQ2S_16 48, 0, Q8K_QS + 128, xmm4, 0
+    KQ2S_16 64, 0, Q8K_QS + 144, xmm4, 1
+    KQ2S_16 48, 2, Q8K_QS + 160, xmm4, 2
+    KQ2S_16 64, 2, Q8K_QS + 176, xmm4, 3
+    KQ2S_16 48, 4, Q8K_QS + 192, xmm4, 4
+    KQ2S_16 64, 4, Q8K_QS + 208, xmm4, 5
+    KQ2S_16 48, 6, Q8K_QS + 224, xmm4, 6
+    KQ2S_16 64, 6, Q8K_QS + 240, xmm4, 7
+    cvtdq2ps xmm1, xmm1
+    mulps xmm1, xmm2
+    addps xmm0, xmm1
+    add rdx, 84
+    add rbp, Q8K_BYTES
+    dec r12d
+    jnz .Lblock
+.Lrow_done:
+    KHSUM_SSE2 xmm0, xmm1
+    movss dword ptr [r10], xmm0
+    add r10, 4
+    dec ebx
+    jmp .Lrow
+.Ldone:
+    movups xmm6, [rsp]
+    movups xmm7, [rsp + 16]
+    movups xmm8, [rsp + 32]
+    movups xmm9, [rsp + 48]
+    movups xmm10, [rsp + 64]
+    movups xmm11, [rsp + 80]
+    movups xmm12, [rsp + 96]
+    movups xmm13, [rsp + 112]
+    add rsp, 128
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rbx
     ret

@@ -193,8 +193,8 @@ matvec_q4_k_avx2:
 # shuffle, no F16C): nibbles widened to words and multiplied by their sub-block's scale
 # (pmullw, |u * sc| <= 15 * 63), q8 widened to words (unpack, arithmetic shift), pmaddwd,
 # i32 lanes per super-block; d and dmin converted in general-purpose registers
-# (KQ_F16_BITS). Measured in cache: 26 ns per super-block, against 42 for the generic SSE2
-# body through the unpacked form (ggml_kquants.s), which Q2_K, Q3_K and Q5_K still use.
+# (KQ_F16_BITS). Measured in cache: 26 ns per super-block, against 42 for a generic SSE2
+# body that went through the unpacked form of ggml_kunpack.s (since replaced).
 
 .section .rdata
 .balign 16, 0
