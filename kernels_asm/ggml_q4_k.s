@@ -1,5 +1,5 @@
-# matvec_q4_k_avx2: Q4_K weights times a Q8_K vector, AVX2 + FMA + F16C, the weights
-# streamed once front to back (the bandwidth-bound kernel of a Q4_K_M model).
+# matvec_q4_k_avx2 (and matvec_q4_k_sse2 below): Q4_K weights times a Q8_K vector, AVX2 +
+# FMA + F16C, the weights streamed once front to back.
 #
 # Q4_K (ggml-common.h block_q4_K): {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}; the 32
 # bytes qs[32j .. 32j+31] hold weights 64j + l (low nibbles) and 64j + 32 + l (high), one
@@ -11,19 +11,22 @@
 # and the 8 lanes are added at the end of the row. One 32-byte load of qs gives two sub-
 # blocks: the low nibbles by one AND, the high by a 16-bit shift and the AND; vpmaddubsw
 # multiplies them (u8) by q8 (i8) into i16 pair sums (|.| <= 2 * 15 * 128), vpmaddwd by the
-# sub-block's scale broadcast into 16 words (one vpshufb of the 8 scale words). The model
-# and its error bound: tests/reference/quant_k.py.
-# The weights are prefetched KQ_PREFETCH bytes ahead (kquant.inc): measured on the
-# development host (Zen 3, TinyLlama shapes, streamed), 0 / 256 / 512 / 1024 / 2048 / 4096 /
-# 8192 bytes gave median ratios to stream_read of 0.65 / 0.69 / 0.70 / 0.72 / 0.75 / 0.81 /
-# 0.79 (a shared, noisy machine: +-0.15 between runs). Tried and dropped: two rows per pass
-# sharing the q8 and scale-mask loads (ymm0-15 all busy): hot speed the same (+2%, noise),
-# streamed median 0.64 against 0.72 for one row (two streams into DRAM instead of one).
-# Also measured (best of 400 short runs, in cache, ns per super-block; 7.6 as it stands):
-# without the 8 vpmaddwd by the scales 7.6 (so the multiplies are not the limit), without
-# the 8 scale vpshufb 5.6, without the scalar scale decode 7.1, and without the min term as
-# well 6.5; scales as dwords on the stack broadcast by vpbroadcastd instead of vpshufb 8.3,
-# scale and min bytes in one register expanded by vpshufb (3 fewer instructions) 7.7.
+# sub-block's scale in 16 words, read from a table of the 64 possible scale vectors at an
+# address computed in a general-purpose register (no shuffle). The model and its error
+# bound: tests/reference/quant_k.py.
+#
+# Measured (in cache, best of 400 short runs, ns per super-block on the development host,
+# Zen 3; the machine is shared, so only same-run comparisons mean anything):
+#   scales broadcast by vpshufb from a register 7.6; without those 8 shuffles 5.6; without
+#   the 8 vpmaddwd 7.6 (the multiplies are not the limit: the shuffle/shift pipes are);
+#   scales as dwords on the stack + vpbroadcastd 8.3; scale and min bytes expanded by one
+#   vpshufb 7.7; two rows per pass sharing the q8 and mask loads: in cache the same, streamed
+#   median 0.64 of bandwidth against 0.72 for one row (two DRAM streams): dropped.
+#   The scale table (this code) 6.8; with the mins as m (dwords) * vpmaddwd'ed bsum pairs
+#   (vpmulld) 6.7; (d, dmin) broadcast by load and split by vmovsldup/vmovshdup 6.7.
+# The weights are prefetched KQ_PREFETCH bytes ahead (kquant.inc): streamed (TinyLlama
+# shapes), 0 / 256 / 512 / 1024 / 2048 / 4096 / 8192 bytes gave median ratios to stream_read
+# of 0.65 / 0.69 / 0.70 / 0.72 / 0.75 / 0.81 / 0.79 (+-0.15 between runs).
 # The nibbles need no shuffle: an AND and a shift give two sub-blocks' quants from one load
 # (the one-shuffle unpack of the issue is for signed or non-linear codes, e.g. Q4_0's q-8).
 .include "kquant.inc"
@@ -34,49 +37,32 @@
 kq4_m0f:
     .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
     .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
-# vpshufb masks: word s of each 128-bit lane into all 8 words of the lane, s = 0..7
-kq4_bcast:
+# 64 x 32 bytes: entry s = 16 words of value s (a scale as a vpmaddwd operand, by address)
+kq4_sctab:
+    .irp s, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63
     .rept 16
-    .byte 0, 1
+    .word \s
     .endr
-    .rept 16
-    .byte 2, 3
-    .endr
-    .rept 16
-    .byte 4, 5
-    .endr
-    .rept 16
-    .byte 6, 7
-    .endr
-    .rept 16
-    .byte 8, 9
-    .endr
-    .rept 16
-    .byte 10, 11
-    .endr
-    .rept 16
-    .byte 12, 13
-    .endr
-    .rept 16
-    .byte 14, 15
     .endr
 
 .section .text
 .global matvec_q4_k_avx2
 
 # 64 weights: the qs bytes at block offset \q, q8 bytes at Q8_K offset \y (low nibbles) and
-# \y + 32 (high), scale masks at kq4_bcast + \m and + \m + 32. Adds 8 i32 lanes to ymm1.
-.macro KQ4_CHUNK q, y, m
+# \y + 32 (high); al, ah = 4 * their two scales (table offset / 8), then rax >>= 16. Adds 8
+# i32 lanes to ymm1.
+.macro KQ4_CHUNK q, y
     vmovdqu ymm6, [rdx + \q]
     vpsrlw ymm7, ymm6, 4
     vpand ymm6, ymm6, ymm5
     vpand ymm7, ymm7, ymm5
     vpmaddubsw ymm6, ymm6, [rbp + \y]
     vpmaddubsw ymm7, ymm7, [rbp + \y + 32]
-    vpshufb ymm8, ymm4, [r11 + \m]
-    vpshufb ymm9, ymm4, [r11 + \m + 32]
-    vpmaddwd ymm6, ymm6, ymm8
-    vpmaddwd ymm7, ymm7, ymm9
+    movzx ecx, al
+    vpmaddwd ymm6, ymm6, [r11 + rcx * 8]
+    movzx ecx, ah
+    vpmaddwd ymm7, ymm7, [r11 + rcx * 8]
+    shr rax, 16
     vpaddd ymm6, ymm6, ymm7
     vpaddd ymm1, ymm1, ymm6
 .endm
@@ -99,8 +85,9 @@ matvec_q4_k_avx2:
     mov r10, rcx                    # out
     mov ebx, dword ptr [rsp + 64 + 40 + 40]   # rows left
     shr r9d, 8                      # super-blocks per row
-    lea r11, [rip + kq4_bcast]
+    lea r11, [rip + kq4_sctab]
     vmovdqa ymm5, [rip + kq4_m0f]
+    vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
 .Lrow:
     test ebx, ebx
     jz .Ldone
@@ -113,13 +100,12 @@ matvec_q4_k_avx2:
     prefetcht0 byte ptr [rdx + KQ_PREFETCH]
     prefetcht0 byte ptr [rdx + KQ_PREFETCH + 64]
     prefetcht0 byte ptr [rdx + KQ_PREFETCH + 128]
-    vmovd xmm6, dword ptr [rdx]     # d, dmin
-    vcvtph2ps xmm6, xmm6
-    vbroadcastss xmm7, dword ptr [rbp + Q8K_D]
-    vmulps xmm6, xmm6, xmm7         # yd*d, yd*dmin
-    vbroadcastss ymm2, xmm6
-    vmovshdup xmm7, xmm6
-    vbroadcastss ymm3, xmm7
+    vpbroadcastd xmm6, dword ptr [rdx]  # (d, dmin) x 4
+    vcvtph2ps ymm6, xmm6
+    vbroadcastss ymm7, dword ptr [rbp + Q8K_D]
+    vmulps ymm6, ymm6, ymm7         # (yd*d, yd*dmin) x 4
+    vmovsldup ymm2, ymm6
+    vmovshdup ymm3, ymm6
     mov eax, dword ptr [rdx + 4]    # A: scales and mins, see kq_scales_k4
     mov ecx, dword ptr [rdx + 12]   # C
     mov esi, eax
@@ -131,6 +117,7 @@ matvec_q4_k_avx2:
     or edi, esi
     shl rdi, 32
     or rax, rdi                     # sc 0..7
+    shl rax, 2                      # 4 * sc (<= 252): table offsets / 8
     mov esi, dword ptr [rdx + 8]    # B
     mov edi, esi
     shr edi, 2
@@ -141,22 +128,17 @@ matvec_q4_k_avx2:
     or ecx, edi
     shl rcx, 32
     or rsi, rcx                     # m 0..7
-    vmovq xmm4, rax
-    vpmovzxbw xmm4, xmm4
-    vpermq ymm4, ymm4, 0x44         # the 8 scale words in both lanes
-    vmovq xmm7, rsi
-    vpmovzxbw xmm7, xmm7
-    vpunpckhwd xmm8, xmm7, xmm7
-    vpunpcklwd xmm7, xmm7, xmm7
-    vinserti128 ymm7, ymm7, xmm8, 1 # m0 m0 m1 m1 .. m7 m7
-    vpmaddwd ymm7, ymm7, [rbp + Q8K_BSUMS]
+    vpmaddwd ymm7, ymm4, [rbp + Q8K_BSUMS]   # bsums[2j] + bsums[2j+1] (ymm4: words 1)
+    vmovq xmm8, rsi
+    vpmovzxbd ymm8, xmm8            # m 0..7 as dwords
+    vpmulld ymm7, ymm7, ymm8
     vcvtdq2ps ymm7, ymm7
     vfnmadd231ps ymm0, ymm7, ymm3
     vpxor xmm1, xmm1, xmm1
-    KQ4_CHUNK 16, 4, 0
-    KQ4_CHUNK 48, 68, 64
-    KQ4_CHUNK 80, 132, 128
-    KQ4_CHUNK 112, 196, 192
+    KQ4_CHUNK 16, 4
+    KQ4_CHUNK 48, 68
+    KQ4_CHUNK 80, 132
+    KQ4_CHUNK 112, 196
     vcvtdq2ps ymm1, ymm1
     vfmadd231ps ymm0, ymm1, ymm2
     add rdx, 144
