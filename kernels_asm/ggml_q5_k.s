@@ -6,6 +6,7 @@
 # gets bit 2j+h of qh[l] as its bit 4 (u = 0..31). The 32 qh bytes are loaded once per super-
 # block; for each half of each chunk one 16-bit shift brings bit 2j+h of every byte to bit 4
 # and an AND with 0x10 keeps it (what a 16-bit shift carries across bytes lands elsewhere).
+# Scales by table address, mins and (d, dmin) as in ggml_q4_k.s.
 # Per super-block, as ggml_vec_dot_q5_K_q8_K:
 #   isum = sum_j sc[j] * dot(u of sub-block j, q8 of j),  msum = sum_j m[j] * (bsums[2j] + bsums[2j+1])
 #   acc += f32(isum lanes) * (yd * d) - f32(msum lanes) * (yd * dmin)
@@ -22,39 +23,22 @@ kq5_m10:
 kq5_m0f:
     .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
     .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
-# vpshufb masks: word s of each 128-bit lane into all 8 words of the lane, s = 0..7
-kq5_bcast:
+# 64 x 32 bytes: entry s = 16 words of value s (a scale as a vpmaddwd operand, by address,
+# as in ggml_q4_k.s)
+kq5_sctab:
+    .irp s, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63
     .rept 16
-    .byte 0, 1
+    .word \s
     .endr
-    .rept 16
-    .byte 2, 3
-    .endr
-    .rept 16
-    .byte 4, 5
-    .endr
-    .rept 16
-    .byte 6, 7
-    .endr
-    .rept 16
-    .byte 8, 9
-    .endr
-    .rept 16
-    .byte 10, 11
-    .endr
-    .rept 16
-    .byte 12, 13
-    .endr
-    .rept 16
-    .byte 14, 15
     .endr
 
 .section .text
 .global matvec_q5_k_avx2
 
-# 64 weights: the qs bytes at block offset \q, q8 bytes at Q8_K offset \y (low nibbles) and
-# \y + 32 (high), scale masks at kq5_bcast + \m and + \m + 32. Adds 8 i32 lanes to ymm1.
-.macro KQ5_CHUNK q, y, m
+# 64 weights: the qs bytes at block offset \q, their fifth bits in ymm12 (low nibbles) and
+# ymm13 (high), q8 bytes at Q8_K offset \y (low) and \y + 32 (high); al, ah = 4 * their two
+# scales (table offset / 8), then rax >>= 16. Adds 8 i32 lanes to ymm1.
+.macro KQ5_CHUNK q, y
     vmovdqu ymm6, [rdx + \q]
     vpsrlw ymm7, ymm6, 4
     vpand ymm6, ymm6, ymm5
@@ -63,10 +47,11 @@ kq5_bcast:
     vpor ymm7, ymm7, ymm13
     vpmaddubsw ymm6, ymm6, [rbp + \y]
     vpmaddubsw ymm7, ymm7, [rbp + \y + 32]
-    vpshufb ymm8, ymm4, [r11 + \m]
-    vpshufb ymm9, ymm4, [r11 + \m + 32]
-    vpmaddwd ymm6, ymm6, ymm8
-    vpmaddwd ymm7, ymm7, ymm9
+    movzx ecx, al
+    vpmaddwd ymm6, ymm6, [r11 + rcx * 8]
+    movzx ecx, ah
+    vpmaddwd ymm7, ymm7, [r11 + rcx * 8]
+    shr rax, 16
     vpaddd ymm6, ymm6, ymm7
     vpaddd ymm1, ymm1, ymm6
 .endm
@@ -93,9 +78,10 @@ matvec_q5_k_avx2:
     mov r10, rcx                    # out
     mov ebx, dword ptr [rsp + 128 + 40 + 40]   # rows left
     shr r9d, 8                      # super-blocks per row
-    lea r11, [rip + kq5_bcast]
+    lea r11, [rip + kq5_sctab]
     vmovdqa ymm5, [rip + kq5_m0f]
     vmovdqa ymm11, [rip + kq5_m10]
+    vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
 .Lrow:
     test ebx, ebx
     jz .Ldone
@@ -109,13 +95,12 @@ matvec_q5_k_avx2:
     prefetcht0 byte ptr [rdx + KQ_PREFETCH + 64]
     prefetcht0 byte ptr [rdx + KQ_PREFETCH + 128]
     prefetcht0 byte ptr [rdx + KQ_PREFETCH + 192]
-    vmovd xmm6, dword ptr [rdx]     # d, dmin
-    vcvtph2ps xmm6, xmm6
-    vbroadcastss xmm7, dword ptr [rbp + Q8K_D]
-    vmulps xmm6, xmm6, xmm7         # yd*d, yd*dmin
-    vbroadcastss ymm2, xmm6
-    vmovshdup xmm7, xmm6
-    vbroadcastss ymm3, xmm7
+    vpbroadcastd xmm6, dword ptr [rdx]  # (d, dmin) x 4
+    vcvtph2ps ymm6, xmm6
+    vbroadcastss ymm7, dword ptr [rbp + Q8K_D]
+    vmulps ymm6, ymm6, ymm7         # (yd*d, yd*dmin) x 4
+    vmovsldup ymm2, ymm6
+    vmovshdup ymm3, ymm6
     mov eax, dword ptr [rdx + 4]    # A: scales and mins, see kq_scales_k4
     mov ecx, dword ptr [rdx + 12]   # C
     mov esi, eax
@@ -127,6 +112,7 @@ matvec_q5_k_avx2:
     or edi, esi
     shl rdi, 32
     or rax, rdi                     # sc 0..7
+    shl rax, 2                      # 4 * sc (<= 252): table offsets / 8
     mov esi, dword ptr [rdx + 8]    # B
     mov edi, esi
     shr edi, 2
@@ -137,15 +123,10 @@ matvec_q5_k_avx2:
     or ecx, edi
     shl rcx, 32
     or rsi, rcx                     # m 0..7
-    vmovq xmm4, rax
-    vpmovzxbw xmm4, xmm4
-    vpermq ymm4, ymm4, 0x44         # the 8 scale words in both lanes
-    vmovq xmm7, rsi
-    vpmovzxbw xmm7, xmm7
-    vpunpckhwd xmm8, xmm7, xmm7
-    vpunpcklwd xmm7, xmm7, xmm7
-    vinserti128 ymm7, ymm7, xmm8, 1 # m0 m0 m1 m1 .. m7 m7
-    vpmaddwd ymm7, ymm7, [rbp + Q8K_BSUMS]
+    vpmaddwd ymm7, ymm4, [rbp + Q8K_BSUMS]   # bsums[2j] + bsums[2j+1] (ymm4: words 1)
+    vmovq xmm8, rsi
+    vpmovzxbd ymm8, xmm8            # m 0..7 as dwords
+    vpmulld ymm7, ymm7, ymm8
     vcvtdq2ps ymm7, ymm7
     vfnmadd231ps ymm0, ymm7, ymm3
     vpxor xmm1, xmm1, xmm1
@@ -154,21 +135,21 @@ matvec_q5_k_avx2:
     vpand ymm12, ymm12, ymm11
     vpsllw ymm13, ymm10, 3          # bit 1 -> 4
     vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 48, 4, 0
+    KQ5_CHUNK 48, 4
     vpsllw ymm12, ymm10, 2
     vpand ymm12, ymm12, ymm11
     vpsllw ymm13, ymm10, 1
     vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 80, 68, 64
+    KQ5_CHUNK 80, 68
     vpand ymm12, ymm10, ymm11
     vpsrlw ymm13, ymm10, 1
     vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 112, 132, 128
+    KQ5_CHUNK 112, 132
     vpsrlw ymm12, ymm10, 2
     vpand ymm12, ymm12, ymm11
     vpsrlw ymm13, ymm10, 3
     vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 144, 196, 192
+    KQ5_CHUNK 144, 196
     vcvtdq2ps ymm1, ymm1
     vfmadd231ps ymm0, ymm1, ymm2
     add rdx, 176
