@@ -24,6 +24,10 @@
 #   median 0.64 of bandwidth against 0.72 for one row (two DRAM streams): dropped.
 #   The scale table (this code) 6.8; with the mins as m (dwords) * vpmaddwd'ed bsum pairs
 #   (vpmulld) 6.7; (d, dmin) broadcast by load and split by vmovsldup/vmovshdup 6.7.
+#   Scales and mins decoded with vector ops (vpshufd, vpsrlvd, masks) instead of the ~20
+#   general-purpose instructions: 7.5 (the vector shuffle pipes, not the instruction count,
+#   are the limit). Each of the scale decode, the min term, the (d, dmin) step, the high-
+#   nibble shift costs 0.3-0.5 when removed; the loop runs near 5 instructions a cycle.
 # The weights are prefetched KQ_PREFETCH bytes ahead (kquant.inc): streamed (TinyLlama
 # shapes), 0 / 256 / 512 / 1024 / 2048 / 4096 / 8192 bytes gave median ratios to stream_read
 # of 0.65 / 0.69 / 0.70 / 0.72 / 0.75 / 0.81 / 0.79 (+-0.15 between runs).
