@@ -19,7 +19,7 @@ from peasm.linker import link
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app_asm"
-SOURCES = ["vocab.s", "vocab_encode.s", "bpe.s", "pretok.s", "unicode.s", "spm.s", "tokenizer.s"]
+SOURCES = ["vocab.s", "vocab_find.s", "vocab_encode.s", "bpe.s", "pretok.s", "unicode.s", "spm.s", "tokenizer.s"]
 C = {**TL.CONSTANTS, **TL.ERROR_CODES}
 SRC = TL.VOCAB_SOURCE
 VOCAB = TL.VOCAB
@@ -279,7 +279,10 @@ class AsmVocab:
         self.vocab = self._place(bytes(VOCAB.size))
         ws_size = self.ws_need if workspace is None else workspace
         self.ws = self._place(size=max(ws_size, 1)) if ws_size else 0
+        import time
+        t0 = time.perf_counter()
         self.status = s32(machine.call("vocab_build", self.vocab, self.src, self.ws, ws_size))
+        self.build_s = time.perf_counter() - t0
         self.text_at = machine.alloc(C["VOCAB_MAX_TEXT"] + 64)
         self.text_end = self.text_at + C["VOCAB_MAX_TEXT"] + 64
         self.out_cap = C["VOCAB_MAX_TEXT"] + 64
