@@ -285,6 +285,8 @@ vocab_build:
     mov eax, PRE_DEFAULT
     test rsi, rsi
     jz .Lhave_pre
+    test rdi, rdi                     # an empty name: "default" too (llama.cpp)
+    jz .Lhave_pre
     lea rdx, [rip + vocab_pre_names]
 .Lname:
     movzx ecx, byte ptr [rdx]

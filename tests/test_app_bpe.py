@@ -17,7 +17,8 @@ import pytest
 from peasm import unicode_table
 from tests.support import REFERENCE, model_file, require_tool
 from tests.vocab_support import (C, NO_ID, AsmVocab, EmuMachine, Meta, NativeMachine, corpus,
-                                 ggml_vectors, image, oracle, oracle_encode, read_meta)
+                                 ggml_vectors, image, oracle, oracle_encode, read_meta,
+                                 small_bpe_meta)
 
 BPE_VOCABS = {
     "gpt-2": "vocab/ggml-vocab-gpt-2.gguf",
@@ -258,14 +259,7 @@ def test_find(emu):
 # ------------------------------------------------------------------------------ malformed
 
 def _small_bpe() -> Meta:
-    """A tiny valid gpt2 vocabulary: the 256 byte characters, a few merges, two specials."""
-    bmap = unicode_table.gpt2_byte_map()
-    tokens = [chr(bmap[b]).encode() for b in range(256)]
-    merges = [b"h e", b"l l", b"he ll", b"hell o"]
-    tokens += [b"he", b"ll", b"hell", b"hello", b"<|end|>", b"<|user|>"]
-    types = [1] * (len(tokens) - 2) + [3, 4]
-    return Meta(model=b"gpt2", pre=b"gpt-2", tokens=tokens, token_type=types, merges=merges,
-                bos=len(tokens) - 2, eos=len(tokens) - 2)
+    return small_bpe_meta()
 
 
 def test_small_vocab_works():

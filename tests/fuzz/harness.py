@@ -697,4 +697,9 @@ class CfgRunner(Runner):
                     out.problems.append(f"{name} is not NUL-terminated within its storage")
 
 
-RUNNERS = {"model": ModelRunner, "tokenizer": TokenizerRunner, "cfg": CfgRunner}
+def _vocab_runner():
+    from tests.fuzz.vocab import VocabRunner   # GGUF tokenizer metadata (its own module)
+    return VocabRunner()
+
+
+RUNNERS = {"model": ModelRunner, "tokenizer": TokenizerRunner, "cfg": CfgRunner, "vocab": _vocab_runner}

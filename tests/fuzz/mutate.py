@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from random import Random
 
-KINDS = ("model", "tokenizer", "cfg")
+KINDS = ("model", "tokenizer", "cfg", "vocab")
 
 #: the largest mutated file (the harness's buffers are sized from this)
 MAX_FILE = 1 << 20
@@ -87,6 +87,9 @@ def make_case(kind: str, seed: int, index: int) -> Case:
         return _tokenizer_case(rng, seed, index)
     if kind == "cfg":
         return _cfg_case(rng, seed, index)
+    if kind == "vocab":
+        from tests.fuzz.vocab import vocab_case
+        return vocab_case(rng, seed, index)
     raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
 
 
