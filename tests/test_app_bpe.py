@@ -370,3 +370,16 @@ def test_unknown_ids_default_to_none():
     assert v.status == 0 and v.field("BOS_ID") == NO_ID
     assert v.encode(b"he", bos=True) == [v.find(b"he")]
     assert struct.calcsize("<I") == 4
+
+
+@pytest.mark.parametrize("pre", [b"default", b"llama3", b"qwen2", b"smollm"])
+def test_other_pre_tokenizers_on_gpt2(pre):
+    """Each pre-tokenizer on one vocabulary (GPT-2's), against tokenizers with that pre's
+    regexes: `default` (llama.cpp's four-stage default) has no real vocabulary here."""
+    from dataclasses import replace
+    meta = replace(meta_of("gpt-2"), pre=pre)
+    v = AsmVocab(NativeMachine(), meta)
+    assert v.status == 0, v.error_text()
+    tk = oracle(meta)
+    for text in corpus() + random_texts(seed=11, count=150):
+        assert v.encode(text) == oracle_encode(tk, text), (pre, text)
