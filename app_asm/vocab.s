@@ -458,6 +458,7 @@ vocab_build:
     dec rcx
     mov dword ptr [rdi + rcx * 4], 0
     jnz .Lzero
+    mov dword ptr [rbx + VOCAB_MAGIC], VOCAB_MAGIC_BUILDING   # vocab_find works from here
     xor ebp, ebp
 .Linsert:
     cmp rbp, r12
@@ -555,6 +556,10 @@ vocab_build:
 .Lfail:
     xor esi, esi
 .Lfail_value:
+    test eax, eax
+    jz .Lmessage
+    mov dword ptr [rbx + VOCAB_MAGIC], 0
+.Lmessage:
     call set_error
     add rsp, 72
     pop r15

@@ -13,17 +13,18 @@ empty_piece:
     .byte 0
 
 .section .text
-.global vocab_encode, vocab_decode
+.global vocab_encode, vocab_decode, vocab_wrap_tok
 
 # vocab_encode(rcx = VOCAB*, rdx = text, r8 = length, r9d = flags, [rsp+40] = out i32*,
 #              [rsp+48] = capacity) -> eax = tokens written, or a negated VOCAB_E_* code
 #   (contract in vocab.inc)
-.equ E_FRAME, 88                      # outgoing arguments (56 bytes), then our slots
-.equ E_OUT, 192                       # stack arguments after 8 pushes and the frame
-.equ E_CAP, 200
+.equ E_FRAME, 104                     # outgoing arguments (56 bytes), then our slots
+.equ E_OUT, 208                       # stack arguments after 8 pushes and the frame
+.equ E_CAP, 216
 .equ E_FLAGS, 56
 .equ E_COUNT, 64
 .equ E_PREV_SPECIAL, 72
+.equ E_FRAG, 80                       # the one fragment of a text without specials (a FRAG)
 vocab_encode:
     push rbx
     push rbp
@@ -54,7 +55,11 @@ vocab_encode:
     js .Lout
 
 .Lpartition:                          # FRAG_A: [0, length) raw; then split at each special
+    lea rsi, [rsp + E_FRAG]           # no specials: the one fragment lives in our frame
+    cmp dword ptr [rbx + VOCAB_N_SPECIALS], 0
+    je .Lwhole
     mov rsi, [rbx + VOCAB_FRAG_A]
+.Lwhole:
     mov dword ptr [rsi + FRAG_START], 0
     mov [rsi + FRAG_END], r13d
     mov dword ptr [rsi + FRAG_ID], NO_ID
@@ -80,7 +85,10 @@ vocab_encode:
     jmp .Lnext_special
 
 .Lencode:                             # each fragment: its special id, or its text encoded
+    cmp dword ptr [rbx + VOCAB_N_SPECIALS], 0
+    je .Lfragments                    # (rsi is still the frame's fragment)
     mov rsi, [rbx + VOCAB_FRAG_A]
+.Lfragments:
     xor ebp, ebp
     mov dword ptr [rsp + E_PREV_SPECIAL], 1
 .Lfragment:
@@ -272,8 +280,11 @@ vocab_decode:
     jae .Lempty
     mov r8d, r8d
     mov rax, [rcx + VOCAB_TYPES]
+    test rax, rax
+    jz .Lkind                         # (a tokenizer.bin vocab: no types)
     cmp byte ptr [rax + r8], TT_CONTROL
     je .Lempty
+.Lkind:
     cmp dword ptr [rcx + VOCAB_KIND], VOCAB_KIND_BPE
     jne .Lspm
     mov rax, [rcx + VOCAB_DEC_LEN]
@@ -292,4 +303,33 @@ vocab_decode:
     jz .Lreturn
     mov [r9], r10
 .Lreturn:
+    ret
+
+# vocab_wrap_tok(rcx = VOCAB*) -> eax = VOCAB_OK, or VOCAB_E_NOT_LOADED when the Tokenizer at
+#   VOCAB_SPM is not loaded. Makes a VOCAB of the tokenizer.bin that tok_load put in its
+#   VOCAB_SPM struct (the workspace is tok_load's): SentencePiece, its BOS/EOS/UNK ids, BOS
+#   and the space prefix wanted, no token types and no special tokens, so vocab_encode and
+#   vocab_decode serve both formats (vocab_find answers through tok_piece_id).
+vocab_wrap_tok:
+    mov dword ptr [rcx + VOCAB_MAGIC], 0
+    mov eax, VOCAB_E_NOT_LOADED
+    cmp dword ptr [rcx + VOCAB_SPM + TOK_MAGIC], TOK_MAGIC_VALUE
+    jne .Lout
+    mov dword ptr [rcx + VOCAB_KIND], VOCAB_KIND_SPM
+    mov eax, [rcx + VOCAB_SPM + TOK_VOCAB_SIZE]
+    mov [rcx + VOCAB_N_VOCAB], eax
+    mov eax, [rcx + VOCAB_SPM + TOK_BOS_ID]
+    mov [rcx + VOCAB_BOS_ID], eax
+    mov eax, [rcx + VOCAB_SPM + TOK_EOS_ID]
+    mov [rcx + VOCAB_EOS_ID], eax
+    mov eax, [rcx + VOCAB_SPM + TOK_UNK_ID]
+    mov [rcx + VOCAB_UNK_ID], eax
+    mov dword ptr [rcx + VOCAB_ADD_BOS], 1
+    mov dword ptr [rcx + VOCAB_ADD_SPACE_PREFIX], 1
+    mov dword ptr [rcx + VOCAB_N_SPECIALS], 0
+    mov qword ptr [rcx + VOCAB_TYPES], 0
+    mov qword ptr [rcx + VOCAB_TOK_HASH], 0
+    mov dword ptr [rcx + VOCAB_MAGIC], VOCAB_MAGIC_VALUE
+    xor eax, eax
+.Lout:
     ret

@@ -2,6 +2,7 @@
 # FNV-1a (32 bits, Fowler/Noll/Vo) over the text, open addressing with linear probing, at
 # most half full; vocab_build fills it. Pure core: no UEFI, no printing. Contracts: vocab.inc.
 .include "tokenizer_layouts.inc"
+.include "tokenizer.inc"
 
 .equ FNV_PRIME, 0x01000193
 
@@ -28,15 +29,36 @@ fnv:                                  # (this file's callers: no alignment needs
 # vocab_find(rcx = VOCAB*, rdx = bytes, r8 = length) -> eax = the token whose text is those
 #   bytes, or -1 (contract in vocab.inc). Works during vocab_build once the hash is filled.
 vocab_find:
+    cmp qword ptr [rcx + VOCAB_TOK_HASH], 0
+    je .Lwrapped
     xor r9d, r9d
     xor r10d, r10d
 # vocab_find2(rcx = VOCAB*, rdx = bytes, r8 = length, r9 = more bytes, [r10 = their length;
 #   from Microsoft x64 callers: [rsp+40]]) -> eax: the token whose text is the concatenation.
 #   Clobbers rax, rcx, rdx, r8-r11 only (bpe.s relies on that).
     jmp find2
+.Lwrapped:                            # a tokenizer.bin vocab (vocab_wrap_tok): its own lookup
+    mov eax, -1
+    cmp dword ptr [rcx + VOCAB_MAGIC], VOCAB_MAGIC_VALUE
+    jne .Lnone
+    add rcx, VOCAB_SPM
+    jmp tok_piece_id
+.Lnone:
+    ret
 vocab_find2:
     mov r10, [rsp + 40]
 find2:
+    mov eax, -1                       # only a built VOCAB (or one being built) has a hash
+    cmp dword ptr [rcx + VOCAB_MAGIC], VOCAB_MAGIC_VALUE
+    je .Lhashed
+    cmp dword ptr [rcx + VOCAB_MAGIC], VOCAB_MAGIC_BUILDING
+    jne .Lrefused
+.Lhashed:
+    cmp qword ptr [rcx + VOCAB_TOK_HASH], 0
+    jne .Lsearch
+.Lrefused:
+    ret
+.Lsearch:
     push rbx
     push rsi
     push rdi

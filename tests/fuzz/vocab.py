@@ -220,8 +220,9 @@ class VocabRunner(Runner):
             out.problems.append("the unknown value is not named")
         n = len(meta.tokens or [])
         if v.status != 0:
-            if v.encode(b"hello") != -C["VOCAB_E_NOT_LOADED"] or v.decode(0) != b"":
-                out.problems.append("a refused vocab still encodes or decodes")
+            if (v.encode(b"hello") != -C["VOCAB_E_NOT_LOADED"] or v.decode(0) != b""
+                    or v.find(b"hello") != -1):
+                out.problems.append("a refused vocab still encodes, decodes or finds")
             return
         types = meta.token_type or [1] * n
         from peasm import unicode_table
