@@ -406,6 +406,8 @@ CORPUS = [
     "ied 4 ½ months", "Äpfel", "w048 7tuijk dsdfhu", " (", "\n =", "' era",
     "<|endoftext|> <s> </s> <|im_end|> plain text with special-looking strings",
     "\u00a0non-breaking\u2003em space\u3000ideographic space",
+    "a\x1cb \x1c c x\x85y \x85 z a\u2028b \u180e x \u200b y x\u00adz",   # White_Space or not
+    "ſ's 'ſ K's 'S 'Re 'vE", "𝟘𝟙 ⅧⅨ ǅ ʰ ᾈ a\u0301\u0302b \U0001F6DC \u0600x",
 ]
 
 
