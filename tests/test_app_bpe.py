@@ -383,3 +383,58 @@ def test_other_pre_tokenizers_on_gpt2(pre):
     tk = oracle(meta)
     for text in corpus() + random_texts(seed=11, count=150):
         assert v.encode(text) == oracle_encode(tk, text), (pre, text)
+
+
+def _python_utf8_units(data: bytes) -> list[tuple[int, int]]:
+    """(code point, offset) per unit: a valid UTF-8 sequence (Python's strict decoder: no
+    overlongs, surrogates or values above U+10FFFF) is one unit, any other byte is U+FFFD."""
+    out, i = [], 0
+    while i < len(data):
+        for n in (1, 2, 3, 4):
+            try:
+                ch = data[i:i + n].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if len(ch) == 1:
+                out.append((ord(ch), i))
+                i += n
+                break
+        else:
+            out.append((0xFFFD, i))
+            i += 1
+    return out
+
+
+def test_uni_decode_against_python():
+    """uni_decode (code points, classes, offsets) on random and hostile byte strings, under
+    unicorn with the scratch arrays ending at guard pages."""
+    from tests.vocab_support import VOCAB
+    m = EmuMachine()
+    slots = C["VOCAB_SLOTS"]
+    off = VOCAB.layout()[0]
+    struct_bytes = bytearray(VOCAB.size)
+    arrays = {}
+    for name, size in (("CPS", 4 * slots), ("CPF", slots), ("OFFS", 4 * slots + 4)):
+        arrays[name] = m.alloc(size)
+        struct.pack_into("<Q", struct_bytes, off[name], arrays[name])
+    v = m.alloc(len(struct_bytes))
+    m.write(v, bytes(struct_bytes))
+    rng = random.Random(17)
+    cases = [b"", b"a", "é中😀".encode(), b"\xc0\x80", b"\xe0\x80\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+             b"\xf0\x9f\x98", b"\xc3", b"\x80\xbf", b"\xf8\x88\x80\x80\x80", b"\xef\xbb\xbf\xff"]
+    cases += [bytes(rng.choice(b"a \xc3\xa9\xe4\xbd\xa0\xf0\x9f\x98\x80\xbf\xc0\xed\xa0\xf4\x90")
+                    for _ in range(rng.randrange(0, 40))) for _ in range(200)]
+    for data in cases:
+        text = m.alloc(max(len(data), 1))
+        text += max(len(data), 1) - len(data)
+        if data:
+            m.write(text, data)
+        n = m.call("uni_decode", v, text, 0, len(data))
+        want = _python_utf8_units(data)
+        assert n == len(want), data
+        cps = struct.unpack(f"<{n}I", m.read(arrays["CPS"], 4 * n)) if n else ()
+        offs = struct.unpack(f"<{n + 1}I", m.read(arrays["OFFS"], 4 * n + 4))
+        flags = m.read(arrays["CPF"], n)
+        assert list(zip(cps, offs)) == want, data
+        assert offs[n] == len(data)
+        assert list(flags) == [unicode_table.flags(cp) for cp in cps], data

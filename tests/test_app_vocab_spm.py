@@ -184,3 +184,15 @@ def test_tokenizer_bin_through_the_vocab_interface():
     assert v.decode(29871, prev=1) == ref.decode(1, 29871)
     assert v.find(b"<unk>") == 0 and v.find(b" the") == ref.lookup(b" the")
     assert struct.unpack("<I", m.read(v.vocab + VOCAB.layout()[0]["KIND"], 4))[0] == C["VOCAB_KIND_SPM"]
+
+
+def test_capacity_and_limits():
+    v = built("stories260K", "unicorn")
+    text = b"<s>Once upon a time</s> there was"
+    want = v.encode(text, bos=True, special=True)
+    assert want == expected("stories260K", text, bos=True, special=True)
+    assert v.encode(text, bos=True, special=True, capacity=len(want)) == want
+    for cap in range(len(want)):
+        assert v.encode(text, bos=True, special=True, capacity=cap) == -C["VOCAB_E_CAPACITY"]
+    assert v.encode(b"x" * (C["VOCAB_MAX_TEXT"] + 1)) == -C["VOCAB_E_TEXT_TOO_LONG"]
+    assert v.encode(b"") == [] and v.encode(b"", bos=True) == [1]
