@@ -65,8 +65,26 @@ vocab_encode:
     mov dword ptr [rsi + FRAG_ID], NO_ID
     mov r14d, 1                       # fragments
     test r13, r13
-    jnz .Lspecials
+    jnz .Lpresent
     xor r14d, r14d
+.Lpresent:                            # MAPBUF[b] = 1 for each byte value b in the text: a
+    cmp dword ptr [rbx + VOCAB_N_SPECIALS], 0      # special whose first byte is absent
+    je .Lencode                       # cannot occur (Qwen2 has 290 user-defined ones)
+    mov rdi, [rbx + VOCAB_MAPBUF]
+    xor eax, eax
+.Lclear:
+    mov qword ptr [rdi + rax], 0
+    add eax, 8
+    cmp eax, 256
+    jb .Lclear
+    xor eax, eax
+.Lmark:
+    cmp rax, r13
+    jae .Lspecials
+    movzx ecx, byte ptr [r12 + rax]
+    mov byte ptr [rdi + rcx], 1
+    inc rax
+    jmp .Lmark
 .Lspecials:
     xor ebp, ebp                      # special index
 .Lnext_special:
@@ -81,6 +99,12 @@ vocab_encode:
     test byte ptr [rsp + E_FLAGS], VOCAB_PARSE_SPECIAL
     jz .Lnext_special                 # control tokens only when asked
 .Lsplit:
+    mov rax, [rbx + VOCAB_TEXT]
+    mov rax, [rax + r15 * 8]
+    movzx eax, byte ptr [rax]         # (texts are never empty)
+    mov rcx, [rbx + VOCAB_MAPBUF]
+    cmp byte ptr [rcx + rax], 0
+    je .Lnext_special
     call split_at
     jmp .Lnext_special
 
