@@ -70,6 +70,10 @@ def native(request):
 
 
 def test_facts():
+    from tests.test_app_tokenizer import C as TOK
+    from tests.vocab_support import VOCAB
+    spm = next(f for f in VOCAB.fields if f.name == "SPM")
+    assert TOK["TOK_SIZE"] <= spm.count, "tokenizer.inc's struct outgrew VOCAB_SPM"
     v = built("llama-spm", "native")
     assert v.field("KIND") == C["VOCAB_KIND_SPM"]
     assert (v.field("BOS_ID"), v.field("EOS_ID"), v.field("UNK_ID")) == (1, 2, 0)
