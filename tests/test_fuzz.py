@@ -1,5 +1,6 @@
-"""Fuzzing the chat program's file readers: 2,400 mutated model files, tokenizers, repl.cfg
-texts and GGUF files through the asm under unicorn with guard pages (tests/fuzz/).
+"""Fuzzing the chat program's file readers: 2,600 mutated model files, tokenizers, repl.cfg
+texts, GGUF files and GGUF tokenizer metadata (kind `vocab`, tests/fuzz/vocab.py) through the
+asm under unicorn with guard pages (tests/fuzz/).
 
 Module level (most cases, fast): one Emu per kind, reused; each case's buffers end at a
 guard page, every call has an instruction limit and a timeout, and ABI breaches are faults
@@ -33,7 +34,7 @@ from tests.reference import llama2 as ref
 from tests.support import REPO
 
 SEED = 20261124
-COUNTS = {"model": 800, "tokenizer": 700, "cfg": 500, "gguf": 400}
+COUNTS = {"model": 800, "tokenizer": 700, "cfg": 500, "gguf": 400, "vocab": 200}
 BATCH = 100
 
 

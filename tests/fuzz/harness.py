@@ -848,4 +848,10 @@ class GgufRunner(Runner):
             out.problems.append("gguf_tensor_at(count) did not refuse the index")
 
 
-RUNNERS = {"model": ModelRunner, "tokenizer": TokenizerRunner, "cfg": CfgRunner, "gguf": GgufRunner}
+def _vocab_runner():
+    from tests.fuzz.vocab import VocabRunner   # GGUF tokenizer metadata (its own module)
+    return VocabRunner()
+
+
+RUNNERS = {"model": ModelRunner, "tokenizer": TokenizerRunner, "cfg": CfgRunner, "gguf": GgufRunner,
+           "vocab": _vocab_runner}

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from random import Random
 
-KINDS = ("model", "tokenizer", "cfg", "gguf")
+KINDS = ("model", "tokenizer", "cfg", "gguf", "vocab")
 
 #: the largest mutated file (the harness's buffers are sized from this)
 MAX_FILE = 1 << 20
@@ -98,6 +98,9 @@ def make_case(kind: str, seed: int, index: int) -> Case:
         base = rng.choice(GGUF_BASES)
         data, ops = mutate_gguf(rng, gguf_base(base), MAX_FILE)
         return Case("gguf", seed, index, base, data, ops)
+    if kind == "vocab":
+        from tests.fuzz.vocab import vocab_case
+        return vocab_case(rng, seed, index)
     raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
 
 
