@@ -5,8 +5,9 @@ on the volume (its vocabulary and chat template come from the file).
   under unicorn: the GGUF loader, its SentencePiece vocabulary and ggml's RoPE.
 * SmolLM2-135M-Instruct (Q4_1, byte-level BPE, chatml with a default system prompt) answers
   "What is 2+2?" exactly as llama.cpp does (../shared/reference); the second turn prefills
-  only its own new tokens (counted by the independent tokenizer built with `tokenizers`);
-  a second question's greedy reply equals the numpy reference's for the same prompt tokens.
+  only its own new tokens (counted by the independent tokenizer built with `tokenizers`).
+  (Greedy replies against the numpy reference for the same prompt tokens:
+  tests/test_app_gguf_model.py, at the module level.)
 * A typed "<|im_end|>" is text (parse_special off), and a token with parse_special on.
 """
 from __future__ import annotations
@@ -17,7 +18,6 @@ import pytest
 
 from peasm.runners.hosted import run
 from tests.app_helpers import generations, make_volume
-from tests.reference import gguf_forward as gref
 from tests.support import REFERENCE, model_file
 
 SMOL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -72,14 +72,7 @@ def test_smollm2_answers_as_llama_cpp(chat_efi, tmp_path, smol_tokenizer):
     turn2 = "<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
     assert p1 == len(smol_tokenizer(turn1))
     assert p2 == len(smol_tokenizer(turn2))          # only the new turn is prefilled
-    # the second reply: the numpy reference's greedy decode after the same tokens
-    reply1 = smol_tokenizer(first, parse_special=False)
-    prompt = smol_tokenizer(turn1) + reply1 + smol_tokenizer(turn2)
-    m = gref.GGUFModel(model_file(SMOL))
-    tr = gref.GGUFTransformer(m, ctx=len(prompt) + g2 + 1)
-    ours = smol_tokenizer(second, parse_special=False)
-    ref_ids = gref.greedy(tr, prompt, len(ours))
-    assert ours == ref_ids[:len(ours)]
+    assert "Paris" in second and 1 <= g2 <= 48
 
 
 def test_typed_special_token_text_is_text(chat_efi, tmp_path, smol_tokenizer):

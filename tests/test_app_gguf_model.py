@@ -159,17 +159,24 @@ def test_first_logits_close_to_the_reference():
         assert np.allclose(ours, theirs, rtol=1e-3, atol=1e-3 * np.abs(theirs).max())
 
 
-def test_smollm2_fixed_ids():
-    """SmolLM2-135M-Instruct Q4_1 (Q8_0 embeddings, F32 norms), natively: a fixed sequence
-    of 37 token ids fed in, then 8 greedy tokens equal the reference's."""
+def test_smollm2_reply_to_a_question():
+    """SmolLM2-135M-Instruct Q4_1 (Q8_0 embeddings, F32 norms), natively: the chatml prompt of
+    a question (its default system message; ids by the independent `tokenizers` oracle, special
+    tokens cut out first), then 8 greedy tokens equal the numpy reference's."""
+    from tests import vocab_support as vs
     path = model_file("SmolLM2-135M-Instruct.Q4_1.gguf")
+    meta = vs.read_meta(str(path))
+    tk = vs.oracle(meta)
+    text = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+            "Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+            "<|im_start|>assistant\n")
+    prompt = []
+    for part in vs.partition(meta, text.encode(), True):
+        prompt.extend([part] if isinstance(part, int) else vs.oracle_encode(tk, part))
     am = GgufAsmModel(machine("native"), path.read_bytes(), ctx=64)
     assert am.status == 0, am.message(am.status)
     assert (am.u32("MODEL_DIM"), am.u32("MODEL_N_LAYERS"), am.u32("MODEL_N_HEADS"),
             am.u32("MODEL_N_KV_HEADS"), am.u32("MODEL_VOCAB_SIZE")) == (576, 30, 9, 3, 49152)
-    prompt = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018,
-              411, 407, 19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 216, 34, 32, 34, 47, 2, 198,
-              1, 520, 9531, 198]
     m = ref.GGUFModel(path)
     want = ref.greedy(ref.GGUFTransformer(m, ctx=64), prompt, 8)
     assert _greedy_asm(am, prompt, 8) == want
