@@ -668,6 +668,8 @@ class CfgRunner(Runner):
                 vals[name] = emu.read_u64(p)
             elif t == SC["SET_T_STR"]:
                 vals[name] = emu.read(p, SC["SET_STR_MAX"]).split(b"\0", 1)[0]
+            elif t == SC["SET_T_TEXT"]:
+                vals[name] = emu.read(p, SC["SET_TEXT_MAX"]).split(b"\0", 1)[0]
             else:
                 vals[name] = struct.unpack("<I", emu.read(p, 4))[0]
         return vals
@@ -708,8 +710,9 @@ class CfgRunner(Runner):
                 x = struct.unpack("<I", emu.read(p, 4))[0]
                 if x >= len(_ENUMS[name]):
                     out.problems.append(f"{name} = {x} after the parse")
-            elif t == SC["SET_T_STR"]:
-                if b"\0" not in emu.read(p, SC["SET_STR_MAX"]):
+            elif t in (SC["SET_T_STR"], SC["SET_T_TEXT"]):
+                size = SC["SET_STR_MAX"] if t == SC["SET_T_STR"] else SC["SET_TEXT_MAX"]
+                if b"\0" not in emu.read(p, size):
                     out.problems.append(f"{name} is not NUL-terminated within its storage")
 
 
