@@ -81,7 +81,7 @@ s_sys_bad:        .asciz "bad value: expected text on one line, up to 511 bytes 
 .global chat_row, chat_render_buf
 .extern sess_model, sess_gguf, sess_tok, sess_pos, sess_pending, session_clear
 .extern set_chat_format, set_system_prompt, settings_find, settings_set
-.extern gguf_get_str, tok_piece_id, str_len, rt_memcpy, rt_print_cstr, rt_print_utf8
+.extern gguf_get_str, sess_token_id, str_len, rt_memcpy, rt_print_cstr, rt_print_utf8
 .extern template_render_turn, template_render, template_detect, template_text
 .extern template_default_system, template_flags, no_args, trim
 
@@ -165,8 +165,9 @@ stop_id:
     mov eax, -1
     test r8, r8
     jz .Lout
-    lea rcx, [rip + sess_tok]
-    call tok_piece_id
+    mov rcx, rdx
+    mov rdx, r8
+    call sess_token_id
 .Lout:
     add rsp, 40
     ret

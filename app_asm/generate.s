@@ -1,8 +1,10 @@
 # One turn of the conversation: render the line for the chat format (chat.s, template.s),
 # encode it, feed the new tokens through the model (prefill), then sample, print and feed back
 # tokens until a stop: an end-of-turn or end-of-sequence id (not printed), max_tokens, the
-# context's end, or a stop rule on the printed text. The KV cache keeps the conversation
-# between turns; when a turn does not fit, the oldest turns are dropped (context shift).
+# context's end, a stop rule on the printed text, Esc, or the time budget (set_budget ms; the
+# original's cycle budgets). The KV cache keeps the conversation between turns; when a turn
+# does not fit, the oldest turns are dropped (context shift); one that can never fit is
+# refused and the conversation kept.
 .include "model.inc"
 .include "tokenizer.inc"
 .include "sampler.inc"
@@ -22,20 +24,16 @@ n_prompt:     .skip 4
 n_gen:        .skip 4
 tail:         .skip 8                 # the last TAIL_BYTES printed bytes, newest in the top byte
 piece_len:    .skip 8
+deadline:     .skip 8                 # rt_ticks at which the time budget runs out
 
 .section .rdata
 s_no_model:   .asciz "no model loaded: put a model on the volume, or /model FILE\n"
-s_tok_err:    .asciz "tokenizer: "
-s_model_err:  .asciz "model: "
+s_model_err:  .asciz "model: %s\n"
 s_nl:         .asciz "\n"
 s_full:       .asciz "\n[context full: the conversation was cleared to go on]\n"
-s_too_long:   .asciz "prompt too long for the context ("
-s_tokens_ctx: .asciz " tokens, context "
-s_close:      .asciz ")\n"
-s_stats:      .asciz "[stats] prompt_tokens="
-s_gen:        .asciz " gen_tokens="
-s_prefill:    .asciz " prefill_tok_s="
-s_decode:     .asciz " decode_tok_s="
+s_too_long:   .asciz "prompt too long for the context: %u tokens, the context holds %u (nothing was cleared)\n"
+s_budget:     .asciz " [time budget: %u ms]"
+s_stats:      .asciz "[stats] prompt_tokens=%u gen_tokens=%u prefill_tok_s=%h decode_tok_s=%h\n"
 s_ev_gen:     .asciz "generation"
 s_stopped:    .asciz " [stopped]"
 s_shift:      .asciz "[context full: the oldest turns were dropped; the system prompt is kept]\n"
@@ -46,9 +44,9 @@ s_too_long_text: .asciz "prompt too long for the chat format's buffer\n"
 .global generate
 .extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history, sess_pending
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
-.extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
+.extern set_chat_format, model_forward, model_error_text, sess_encode, sess_decode, sess_encode_error
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
-.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop
+.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop, rt_printf, set_budget
 .extern chat_prepare, chat_render_prompt, chat_add_user, chat_reply_append, chat_drop_oldest
 .extern chat_is_stop, chat_bos_in_text, chat_row
 
@@ -58,7 +56,9 @@ s_too_long_text: .asciz "prompt too long for the chat format's buffer\n"
 # conversation is rendered and prefilled again (a turn that could not fit even alone is refused
 # and the conversation stays as it was). An empty line lets the reply go on.
 # Frame: [rsp + 32], [rsp + 40] outgoing stack arguments; [rsp + 48] the line, [rsp + 56] its
-# length. r15d until the prefill: CHAT_RENDER_TURN, or CHAT_RENDER_WHOLE after a shift.
+# length, [rsp + 64] the pending token taken into this prompt (-1: none; it goes back when
+# the prompt is refused). r15d until the prefill: CHAT_RENDER_TURN, or CHAT_RENDER_WHOLE
+# after a shift.
 generate:
     push rbx
     push rsi
@@ -67,9 +67,10 @@ generate:
     push r13
     push r14
     push r15
-    sub rsp, 64
+    sub rsp, 80
     mov [rsp + 48], rcx
     mov [rsp + 56], rdx
+    mov dword ptr [rsp + 64], -1
     cmp dword ptr [rip + sess_loaded], 0
     je .Lno_model
     call chat_prepare
@@ -111,6 +112,7 @@ generate:
     je .Lno_pending
     sub rbx, 4
     mov [rbx], eax
+    mov [rsp + 64], eax
     inc r12d
     mov dword ptr [rip + sess_pending], -1
 .Lno_pending:
@@ -178,6 +180,19 @@ generate:
     mov qword ptr [rip + tail], 0
     call rt_ticks
     mov [rip + t_start], rax
+    mov rcx, -1                       # the time budget's end, in ticks
+    mov edx, [rip + set_budget]
+    test edx, edx
+    jz .Lno_budget
+    imul rdx, [rip + rt_tsc_hz]
+    mov rcx, rax
+    mov rax, rdx
+    xor edx, edx
+    mov r8d, 1000
+    div r8
+    add rcx, rax
+.Lno_budget:
+    mov [rip + deadline], rcx
     # prefill: every prompt token through the model
     xor r13d, r13d
 .Lprefill:
@@ -204,11 +219,10 @@ generate:
     call chat_is_stop                 # end of turn / sequence: not printed, not kept
     test eax, eax
     jnz .Ldone
-    lea rcx, [rip + sess_tok]
     mov edx, r15d
     mov r8d, r13d
     lea r9, [rip + piece_len]
-    call tok_decode
+    call sess_decode
     mov rsi, rax
     mov rcx, rax
     mov rdx, [rip + piece_len]
@@ -221,6 +235,9 @@ generate:
     call repl_poll_stop               # Esc stops a generation
     test eax, eax
     jnz .Lstopped
+    call rt_ticks                     # and so does the time budget
+    cmp rax, [rip + deadline]
+    jae .Lover_budget
     mov eax, [rip + n_gen]
     cmp eax, [rip + set_max_tokens]
     jae .Lkeep_pending
@@ -239,6 +256,11 @@ generate:
     lea rcx, [rip + s_ctx_end]        # the next turn drops the oldest ones
     call rt_print_cstr
     jmp .Ldone
+.Lover_budget:
+    lea rcx, [rip + s_budget]
+    mov edx, [rip + set_budget]
+    call rt_printf
+    jmp .Lkeep_pending
 .Lstopped:
     lea rcx, [rip + s_stopped]
     call rt_print_cstr
@@ -261,14 +283,10 @@ generate:
     call rt_print_cstr
     jmp .Lout
 .Ltok_error:
-    neg eax
-    mov ebx, eax
-    lea rcx, [rip + s_tok_err]
-    call rt_print_cstr
-    mov ecx, ebx
-    call tok_error_text
+    mov ecx, eax
+    call sess_encode_error            # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     jmp .Lout
@@ -277,29 +295,22 @@ generate:
     call rt_print_cstr
     jmp .Lout
 .Ltoo_long:
+    mov eax, [rsp + 64]               # a pending token taken in goes back
+    mov [rip + sess_pending], eax
     lea rcx, [rip + s_too_long]
-    call rt_print_cstr
-    mov ecx, r12d
-    call rt_print_u64
-    lea rcx, [rip + s_tokens_ctx]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_CTX_LEN]
-    call rt_print_u64
-    lea rcx, [rip + s_close]
-    call rt_print_cstr
+    mov edx, r12d
+    mov r8d, [rip + sess_model + MODEL_CTX_LEN]
+    call rt_printf
     jmp .Lout
 .Lmodel_error:
-    lea rcx, [rip + s_model_err]
-    call rt_print_cstr
     mov ecx, [rip + sess_model + MODEL_ERROR]
     call model_error_text
-    mov rcx, rax
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
+    lea rcx, [rip + s_model_err]
+    mov rdx, rax
+    call rt_printf
     call session_clear
 .Lout:
-    add rsp, 64
+    add rsp, 80
     pop r15
     pop r14
     pop r13
@@ -324,18 +335,17 @@ generate:
     add rsp, 40
     ret
 
-# local: encode rsi/rdi (text) with r9d = tok_encode flags into the prompt buffer from slot 1
-# -> eax = tokens, or minus a TOK_E_* code
+# local: encode rsi/rdi (text) with r9d = sess_encode flags into the prompt buffer from slot
+# 1 -> eax = tokens, or a negated error code
 .Lencode_text:
     sub rsp, 56
     mov rcx, [rip + sess_prompt_buf]
     lea rax, [rcx + 4]
     mov [rsp + 32], rax
     mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS - 1
-    lea rcx, [rip + sess_tok]
     mov rdx, rsi
     mov r8, rdi
-    call tok_encode
+    call sess_encode
     add rsp, 56
     ret
 
@@ -403,9 +413,9 @@ print_piece:
     pop rbx
     ret
 
-# print_rate(rcx = tokens, rdx = ticks): tokens per second with two decimals
-print_rate:
-    sub rsp, 40
+# rate_hundredths(rcx = tokens, rdx = ticks) -> rax = tokens per second in hundredths (0 when
+# the ticks are 0 or the rate would not fit)
+rate_hundredths:
     xor eax, eax
     mov r9, rdx                       # ticks
     test r9, r9
@@ -417,39 +427,31 @@ print_rate:
     cmp rdx, r9
     jae .Lhave_zero                   # would not fit: not a real rate
     div r9
-    jmp .Lhave
+    ret
 .Lhave_zero:
     xor eax, eax
 .Lhave:
-    mov rcx, rax
-    call print_hundredths
-    add rsp, 40
     ret
 
 # print_stats(rbx = end ticks): the [stats] line
 print_stats:
-    sub rsp, 40
-    lea rcx, [rip + s_stats]
-    call rt_print_cstr
-    mov ecx, [rip + n_prompt]
-    call rt_print_u64
-    lea rcx, [rip + s_gen]
-    call rt_print_cstr
-    mov ecx, [rip + n_gen]
-    call rt_print_u64
-    lea rcx, [rip + s_prefill]
-    call rt_print_cstr
+    push rsi
+    sub rsp, 48
     mov ecx, [rip + n_prompt]
     mov rdx, [rip + t_prefill]
     sub rdx, [rip + t_start]
-    call print_rate
-    lea rcx, [rip + s_decode]
-    call rt_print_cstr
+    call rate_hundredths
+    mov rsi, rax
     mov ecx, [rip + n_gen]
     mov rdx, rbx
     sub rdx, [rip + t_prefill]
-    call print_rate
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 40
+    call rate_hundredths
+    mov [rsp + 32], rax
+    lea rcx, [rip + s_stats]
+    mov edx, [rip + n_prompt]
+    mov r8d, [rip + n_gen]
+    mov r9, rsi
+    call rt_printf
+    add rsp, 48
+    pop rsi
     ret

@@ -33,10 +33,12 @@ mg_cat:
 # mg_key(rcx = suffix) -> rdx = MG_KEY = "{arch}" + suffix, r8 = its length. Private;
 # clobbers rax, rcx, rdi, r11.
 mg_key:
+    sub rsp, 8                        # (mg_cat is entered with rsp 16-aligned)
     lea rdi, [r15 + MG_KEY]
     lea r11, [rdi + MG_NAME_MAX]
     add rdi, [r15 + MG_PREFIX_LEN]
     call mg_cat
+    add rsp, 8
     lea rdx, [r15 + MG_KEY]
     mov r8, rdi
     sub r8, rdx
@@ -323,13 +325,13 @@ mg_id:
 # mg_layer_name(r13d = layer, rcx = suffix) -> MG_KEY = "blk.<layer><suffix>", rcx = MG_KEY.
 # Private; clobbers rax, rcx, rdx, rdi, r8-r11.
 mg_layer_name:
+    sub rsp, 24                       # digits (reversed) at [rsp+8..rsp+16]; rsp 16-aligned
     mov r10, rcx
     lea rdi, [r15 + MG_KEY]
     lea r11, [rdi + MG_NAME_MAX]
     lea rcx, [rip + t_blk]
     call mg_cat
-    mov eax, r13d                     # decimal, via the digits reversed on the stack
-    sub rsp, 24
+    mov eax, r13d                     # decimal
     lea r9, [rsp + 16]
     mov byte ptr [r9], 0
     mov r8d, 10
@@ -343,9 +345,9 @@ mg_layer_name:
     jnz .Ldigit
     mov rcx, r9
     call mg_cat
-    add rsp, 24
     mov rcx, r10
     call mg_cat
+    add rsp, 24
     lea rcx, [r15 + MG_KEY]
     ret
 

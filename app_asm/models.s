@@ -12,8 +12,6 @@
 probe_struct:      .skip MODEL_SIZE       # for looking at other model files' headers
 header_buf:        .skip 32
 err_buf:           .skip 256
-found_names:       .skip SESSION_MAX_MODELS * SESSION_NAME_MAX
-found_count:       .skip 4
 
 .section .rdata
 s_cannot_open:    .asciz "cannot open the file"
@@ -21,7 +19,6 @@ s_colon:          .asciz ": "
 s_dim:            .asciz "dim "
 s_dot_sp:         .asciz ". "
 s_fallback:       .asciz "trying the models found on the volume instead\n"
-s_found:          .asciz "models found:\n"
 s_heads:          .asciz ", heads "
 s_hidden:         .asciz ", hidden "
 s_indent:         .asciz "  "
@@ -36,9 +33,8 @@ s_models_dir:     .asciz "models"
 s_models_prefix:  .asciz "models/"
 s_nl:             .asciz "\n"
 s_no_model:       .asciz "no model found: put a .gguf or llama2.c .bin model in the volume root or models\\\n"
-s_pick:           .asciz "choose a model [1-"
-s_pick2:          .asciz "]: "
-s_pick_bad:       .asciz "type a number from the list\n"
+s_too_many:       .asciz "more than %u model files: only the first %u are listed\n"
+s_skipped:        .asciz "%u .bin/.gguf file(s) skipped: a name must be ASCII and under %u bytes with its folder\n"
 s_root:           .asciz ""
 s_root_dir:       .asciz "/"
 s_seq:            .asciz ", seq_len "
@@ -51,7 +47,8 @@ s_vocab:          .asciz ", vocab "
 .extern model_check_header, model_gguf_probe, model_format_error, parse_uint, print_hundredths, repl_read_line
 .extern rt_file_close, rt_file_open, rt_file_read, rt_file_read_entry, rt_file_size, rt_print_cstr
 .extern rt_print_u64, sess_loaded, session_load_model, set_model, str_len, trim
-.extern vol_print_status
+.extern vol_print_status, rt_file_info_buffer, rt_printf, found_names, found_count, found_more
+.extern found_skipped, found_sort, found_drop_configured, ucs2_has_bin_suffix, models_pick
 
 # print_model_error(rcx = name, edx = MODEL_E_* code, r8 = the Model* that was checked):
 # "model NAME: <reason>\n"
@@ -250,7 +247,10 @@ scan_dir:
     test qword ptr [rax + EFI_FILE_INFO_Attribute], EFI_FILE_DIRECTORY
     jnz .Lentry
     cmp dword ptr [rip + found_count], SESSION_MAX_MODELS
-    jae .Lclose
+    jb .Lroom
+    mov dword ptr [rip + found_more], 1  # (any further entry: said after the scan)
+    jmp .Lclose
+.Lroom:
     # name: prefix + FileName (UCS-2, kept only when ASCII) into the next found slot
     mov esi, [rip + found_count]
     imul esi, esi, SESSION_NAME_MAX
@@ -274,9 +274,9 @@ scan_dir:
     test edx, edx
     jz .Lterm
     cmp edx, 0x80
-    jae .Lentry                       # non-ASCII names: skipped (rare on a boot stick)
+    jae .Lskip_name                   # non-ASCII names: skipped, and counted if .bin
     cmp rdi, r8
-    jae .Lentry
+    jae .Lskip_name
     mov [rdi], dl
     inc rdi
     add rsi, 2
@@ -290,6 +290,12 @@ scan_dir:
     jnz .Lentry
     inc dword ptr [rip + found_count]
     jmp .Lentry
+.Lskip_name:
+    call rt_file_info_buffer          # the entry (still there): is it a .bin?
+    lea rcx, [rax + EFI_FILE_INFO_FileName]
+    call ucs2_has_bin_suffix
+    add [rip + found_skipped], eax
+    jmp .Lentry
 .Lclose:
     mov rcx, rbx
     call rt_file_close
@@ -302,11 +308,50 @@ scan_dir:
     pop rbx
     ret
 
-# models_autoload() -> eax = 1 if a model is loaded
+# find_models(): found_names = the models in the volume root, then in models\, each part in
+# name order; says when names were skipped or the list is full
+find_models:
+    push rbx
+    sub rsp, 32
+    xor eax, eax
+    mov [rip + found_count], eax
+    mov [rip + found_more], eax
+    mov [rip + found_skipped], eax
+    lea rcx, [rip + s_root_dir]       # "\" opens the root itself on every firmware
+    lea rdx, [rip + s_root]
+    call scan_dir
+    xor ecx, ecx
+    call found_sort
+    mov ebx, [rip + found_count]
+    lea rcx, [rip + s_models_dir]
+    lea rdx, [rip + s_models_prefix]
+    call scan_dir
+    mov ecx, ebx
+    call found_sort
+    mov edx, [rip + found_skipped]
+    test edx, edx
+    jz .Lno_skip
+    lea rcx, [rip + s_skipped]
+    mov r8d, SESSION_NAME_MAX
+    call rt_printf
+.Lno_skip:
+    cmp dword ptr [rip + found_more], 0
+    je .Lout
+    lea rcx, [rip + s_too_many]
+    mov edx, SESSION_MAX_MODELS
+    mov r8d, edx
+    call rt_printf
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# models_autoload() -> eax = 1 if a model is loaded: set_model, else one of the models found
+# (picker.s). A configured model that fails is not tried again among the ones found.
 models_autoload:
     push rbx
-    push rsi
-    sub rsp, 56
+    sub rsp, 32
+    xor ebx, ebx                      # 1: the configured model failed
     lea rcx, [rip + set_model]
     cmp byte ptr [rcx], 0
     je .Ldiscover
@@ -315,82 +360,26 @@ models_autoload:
     jnz .Lout
     lea rcx, [rip + s_fallback]
     call rt_print_cstr
+    mov ebx, 1
 .Ldiscover:
-    mov dword ptr [rip + found_count], 0
-    lea rcx, [rip + s_root_dir]       # "\" opens the root itself on every firmware
-    lea rdx, [rip + s_root]
-    call scan_dir
-    lea rcx, [rip + s_models_dir]
-    lea rdx, [rip + s_models_prefix]
-    call scan_dir
-    mov ebx, [rip + found_count]
+    call find_models
     test ebx, ebx
-    jz .Lnone
-    xor esi, esi                      # the choice (0-based)
-    cmp ebx, 1
-    je .Lchosen
-    lea rcx, [rip + s_found]          # several: a numbered picker
-    call rt_print_cstr
-    xor esi, esi
-.Llist:
-    lea rcx, [rip + s_indent]
-    call rt_print_cstr
-    lea ecx, [rsi + 1]
-    call rt_print_u64
-    lea rcx, [rip + s_dot_sp]
-    call rt_print_cstr
-    mov eax, esi
-    imul eax, eax, SESSION_NAME_MAX
-    lea rcx, [rip + found_names]
-    add rcx, rax
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    inc esi
-    cmp esi, ebx
-    jb .Llist
-.Lask:
-    lea rcx, [rip + s_pick]
-    call rt_print_cstr
-    mov ecx, ebx
-    call rt_print_u64
-    lea rcx, [rip + s_pick2]
-    call rt_print_cstr
-    call repl_read_line               # rax = text, rdx = length
-    mov rcx, rax
-    call trim
-    mov rcx, rax
-    lea r8, [rsp + 32]
-    call parse_uint
-    test eax, eax
-    jz .Lpick_bad
-    mov rax, [rsp + 32]
-    test rax, rax
-    jz .Lpick_bad
-    cmp rax, rbx
-    ja .Lpick_bad
-    lea esi, [rax - 1]
-    jmp .Lchosen
-.Lpick_bad:
-    lea rcx, [rip + s_pick_bad]
-    call rt_print_cstr
-    jmp .Lask
-.Lchosen:
-    mov eax, esi
-    imul eax, eax, SESSION_NAME_MAX
-    lea rcx, [rip + found_names]
-    add rcx, rax
-    call session_load_model
+    jz .Lpick
+    call found_drop_configured
+.Lpick:
+    cmp dword ptr [rip + found_count], 0
+    je .Lnone
+    call models_pick
     jmp .Lout
 .Lnone:
     lea rcx, [rip + s_no_model]
     call rt_print_cstr
     xor eax, eax
 .Lout:
-    add rsp, 56
-    pop rsi
+    add rsp, 32
     pop rbx
     ret
+
 # check_model_file(rcx = name, rdx = Model*) -> eax = 1 when the file's header and size make
 # a model (the struct is filled), else 0 after one line saying why ("model NAME: ...")
 check_model_file:
@@ -472,13 +461,7 @@ models_list:
     push rbx
     push rsi
     sub rsp, 40
-    mov dword ptr [rip + found_count], 0
-    lea rcx, [rip + s_root_dir]
-    lea rdx, [rip + s_root]
-    call scan_dir
-    lea rcx, [rip + s_models_dir]
-    lea rdx, [rip + s_models_prefix]
-    call scan_dir
+    call find_models
     mov ebx, [rip + found_count]
     test ebx, ebx
     jnz .Llist

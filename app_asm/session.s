@@ -64,6 +64,7 @@ s_shrunk:         .asciz "context shrunk to "
 s_shrunk2:        .asciz " tokens to fit in memory (the model allows "
 s_shrunk3:        .asciz ")\n"
 s_tok_none:       .asciz "no tokenizer found: put tokenizer.bin (or tok<vocab>.bin) beside the model\n"
+s_tok_fallback:   .asciz "trying the tokenizer found by name instead (tok<vocab>.bin, tokenizer.bin)\n"
 s_tok_ok:         .asciz "tokenizer: "
 s_tok_prefix:     .asciz "tokenizer "
 s_tokenizer_bin:  .asciz "tokenizer.bin"
@@ -76,8 +77,9 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 .extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
 .extern set_top_p, str_copy, str_len, tok_error_text, tok_load, tok_workspace_bytes
 .extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
-.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed
+.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
+.extern sess_vocab_load, sess_vocab_free
 .extern chat_clear, chat_model_loaded
 
 # session_clear(): an empty conversation (the KV cache and the chat history)
@@ -90,6 +92,7 @@ session_clear:
 session_unload:
     sub rsp, 40
     mov dword ptr [rip + sess_loaded], 0
+    call sess_vocab_free
     mov rcx, [rip + weights_buf]
     mov rdx, [rip + weights_size]
     call rt_free_pages
@@ -604,9 +607,9 @@ try_tokenizer:
     lea rcx, [rip + s_colon]
     call rt_print_cstr
     mov ecx, edi
-    call tok_error_text
+    call tok_error_text               # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     xor eax, eax
@@ -620,29 +623,59 @@ try_tokenizer:
     pop rbx
     ret
 
-# load_tokenizer() -> eax = 1 if loaded: set_tokenizer, else tok<vocab>.bin, else tokenizer.bin
+# load_tokenizer() -> eax = 1 if loaded: set_tokenizer, else (or when it fails to load, after
+# the line saying why) tok<vocab>.bin, else tokenizer.bin
 load_tokenizer:
     sub rsp, 40
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lfiles
+    call sess_vocab_load              # the model's own vocabulary, when its file has one
+    cmp eax, -1
+    jne .Lout
+.Lfiles:
     lea rcx, [rip + set_tokenizer]
     cmp byte ptr [rcx], 0
     je .Lauto
     call try_tokenizer
+    cmp eax, 1
+    je .Lout
     cmp eax, -1
-    jne .Lout
+    jne .Lfall_back
     lea rcx, [rip + s_tok_prefix]
     lea rdx, [rip + set_tokenizer]
     lea r8, [rip + s_cannot_open]
     call print_file_problem
+.Lfall_back:
+    lea rcx, [rip + s_tok_fallback]
+    call rt_print_cstr
 .Lauto:
     call build_tok_name
+    lea rcx, [rip + tok_name]         # (not the configured file again)
+    lea rdx, [rip + set_tokenizer]
+    call name_icmp
+    test eax, eax
+    jz .Lby_name
     lea rcx, [rip + tok_name]
     call try_tokenizer
+    cmp eax, 1
+    je .Lout
+.Lby_name:
+    lea rcx, [rip + s_tokenizer_bin]
+    lea rdx, [rip + set_tokenizer]
+    call name_icmp
+    test eax, eax
+    jz .Lnone
+    lea rcx, [rip + s_tokenizer_bin]
+    call try_tokenizer
+    cmp eax, 1
+    je .Lout
     cmp eax, -1
     jne .Lout
     lea rcx, [rip + s_tokenizer_bin]
     call try_tokenizer
     cmp eax, -1
     jne .Lout
+.Lnone:
     lea rcx, [rip + s_tok_none]
     call rt_print_cstr
     xor eax, eax

@@ -95,7 +95,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Build a bootable GPT + FAT image.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="Image file to write (replaced only when the new image is complete).")
 @click.option("--efi", required=True, metavar="FILE[=DEST]",
@@ -146,7 +146,7 @@ def build(output, efi, models, tokenizer, cfg, adds, size, label, disk_guid, par
                    f"{res.free_bytes // 1024} KiB free; disk {res.disk_guid}")
 
 
-@cli.command()
+@cli.command(short_help="List a directory (or show one file) in an image.")
 @click.argument("image")
 @click.argument("path", default="/")
 @click.option("-l", "--long", "long_", is_flag=True, help="Also show the 8.3 short names.")
@@ -165,7 +165,7 @@ def ls(image, path, long_, recursive):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Write a file from an image to standard output.")
 @click.argument("image")
 @click.argument("path")
 def cat(image, path):
@@ -180,7 +180,7 @@ def cat(image, path):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Copy a host file or directory into an image.")
 @click.argument("image")
 @click.argument("src")
 @click.argument("dest", required=False)
@@ -217,7 +217,7 @@ def add(image, src, dest, force):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Remove a file or directory from an image.")
 @click.argument("image")
 @click.argument("path")
 @click.option("-r", "--recursive", is_flag=True, help="Remove a directory and everything in it.")
@@ -231,7 +231,7 @@ def rm(image, path, recursive):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Check GPT and FAT structures (exit 1 on a problem).")
 @click.argument("image")
 def verify(image):
     """Check GPT CRCs and backup, FAT chains and directories; exit status 1 on any problem."""
@@ -250,7 +250,7 @@ def verify(image):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Flash an image to a whole USB disk and read it back.")
 @click.argument("image")
 @click.argument("device")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -297,7 +297,7 @@ def write(ctx, image, device, yes, force_fixed):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Boot an image in QEMU + OVMF.")
 @click.argument("image")
 @click.option("--cpu", default="max", show_default=True, help="QEMU CPU model (max, qemu64, Haswell, ...).")
 @click.option("--smp", default=1, show_default=True, type=int, help="Number of CPUs.")

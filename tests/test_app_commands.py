@@ -82,6 +82,8 @@ GOOD_AND_BAD = [
                               "zephyr, phi3, gemma, mistral, auto (usage: /chat_format [VALUE])"]),
     ("/attn sse2", ["attn = sse2", "kernels: sse2"]),
     ("/attn avx512", ["bad value: expected one of auto, sse2, avx2 (usage: /attn [VALUE])"]),
+    ("/budget 5000", ["budget = 5000"]),
+    ("/budget -3", ["bad value: expected a whole number from 0 to 3600000 (usage: /budget [MS])"]),
     ("/ctx", ["context: 0 / 64 tokens used"]),
     ("/ctx now", ["usage: /ctx"]),
     ("/clear", ["conversation cleared"]),
@@ -93,7 +95,7 @@ GOOD_AND_BAD = [
     ("/cpu x", ["usage: /cpu"]),
     ("/version", ["llm-uefi 0.1.0: llama2.c models in x86-64 assembly, on UEFI (built by peasm)"]),
     ("/version 2", ["usage: /version"]),
-    ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = (none)  (default)"]),
+    ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = model.bin  (found on the volume)"]),
     ("/cfg x", ["usage: /cfg"]),
     ("/model", ["model: model.bin (dim 48, hidden 100, layers 3, heads 6/2, vocab 512 (own classifier), seq_len 64, context 64, 0.11M params)"]),
     ("/model missing.bin", ["model missing.bin: cannot open the file (EFI status 14)", "keeping the current model"]),
@@ -188,7 +190,7 @@ def test_model_picker_switch_and_corrupt_info(chat_efi, tmp_path, small_pair):
     assert r.status == 0, r.reason
     lines = r.text.splitlines()
     assert "models found:" in lines and "  1. model.bin" in lines and "  2. models/other.bin" in lines
-    assert lines.count("type a number from the list") == 2            # 7 and 0 refused
+    assert lines.count("type a number from 1 to 2") == 2               # 7 and 0 refused
     assert "loading models/other.bin" in lines
     answers = _answers(r.text)
     assert answers["/model"][0].startswith("model: models/other.bin (dim 48")

@@ -30,7 +30,7 @@ from gguf.quants import dequantize
 
 from peasm import ggml
 
-from . import quant
+from . import quant, quant_k
 from .forward import attention_head, silu
 
 F32 = np.float32
@@ -147,7 +147,10 @@ class GGUFTransformer:
         key = ("raw", name)
         if key not in self._f32:
             self._f32[key] = t.raw.tobytes()
-        return quant.matvec(ggml.BY_ID[t.type].name, self._f32[key], x, t.ne[0], t.rows).astype(F32)
+        type_name = ggml.BY_ID[t.type].name
+        if ggml.BY_ID[t.type].vec_dot_type == "Q8_K":
+            return quant_k.matvec(type_name, self._f32[key], quant_k.quantize_q8_k(x)).astype(F32)
+        return quant.matvec(type_name, self._f32[key], x, t.ne[0], t.rows).astype(F32)
 
     def forward(self, token: int, pos: int) -> np.ndarray:
         m = self.m
