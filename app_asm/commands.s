@@ -64,6 +64,8 @@ n_stop_you:    .asciz "stop_you"
 h_stop_you:    .asciz "you_ai format: stop when the model starts a You: turn"
 n_stop_nl:     .asciz "stop_nl"
 h_stop_nl:     .asciz "stop at a blank line"
+n_parse_special: .asciz "parse_special"
+h_parse_special: .asciz "typed special-token texts (e.g. <|im_end|>) become their tokens"
 n_chat_format: .asciz "chat_format"
 h_chat_format: .asciz "auto (the model's own), raw, you_ai, chatml, llama2, llama3, zephyr, phi3, gemma, mistral"
 n_system:      .asciz "system"
@@ -75,6 +77,8 @@ n_attn:        .asciz "attn"
 h_attn:        .asciz "kernel path: auto, sse2 or avx2"
 n_ctx:         .asciz "ctx"
 h_ctx:         .asciz "tokens used / context length"
+n_mem:         .asciz "mem"
+h_mem:         .asciz "memory: weights, KV cache, run state, tokenizer, free (and the largest free range)"
 n_clear:       .asciz "clear"
 h_clear:       .asciz "forget the conversation"
 n_cfg:         .asciz "cfg"
@@ -102,6 +106,7 @@ k_seed:        .asciz "seed"
 k_stats:       .asciz "stats"
 k_stop_you:    .asciz "stop_you"
 k_stop_nl:     .asciz "stop_nl"
+k_parse_special: .asciz "parse_special"
 k_chat_format: .asciz "chat_format"
 k_attn:        .asciz "attn"
 k_model:       .asciz "model"
@@ -159,10 +164,12 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_stats, cmd_set, k_stats, s_value, h_stats
     .quad n_stop_you, cmd_set, k_stop_you, s_value, h_stop_you
     .quad n_stop_nl, cmd_set, k_stop_nl, s_value, h_stop_nl
+    .quad n_parse_special, cmd_set, k_parse_special, s_value, h_parse_special
     .quad n_chat_format, cmd_set, k_chat_format, s_value, h_chat_format
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
     .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
+    .quad n_mem, cmd_mem, 0, s_none, h_mem
     .quad n_clear, cmd_clear, 0, s_none, h_clear
     .quad n_system, cmd_system, 0, s_text_opt, h_system
     .quad n_history, cmd_history, 0, s_none, h_history
@@ -192,7 +199,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
+.extern session_print_memory, set_parse_special, sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
 .extern cmd_system, cmd_history
 
 # run_command(rcx = line after '/', rdx = length)
@@ -407,6 +414,16 @@ cmd_help:
     pop rbx
     ret
 
+cmd_mem:
+    sub rsp, 40
+    call no_args
+    test eax, eax
+    jz .Lout
+    call session_print_memory
+.Lout:
+    add rsp, 40
+    ret
+
 cmd_ctx:
     sub rsp, 40
     call no_args
@@ -492,7 +509,11 @@ cmd_tokenize:
     mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS
     mov rdx, rsi
     mov r8, rdi
-    xor r9d, r9d                      # typed text: special tokens are plain text
+    xor r9d, r9d                      # typed text: special tokens are plain text,
+    cmp dword ptr [rip + set_parse_special], 0
+    je .Lplain
+    mov r9d, 8                        # unless parse_special is on (SESS_PARSE_SPECIAL)
+.Lplain:
     call sess_encode
     test eax, eax
     js .Lerror

@@ -12,6 +12,8 @@
 .include "chat_templates.inc"
 
 .equ TAIL_BYTES, 8                    # printed bytes remembered for the stop rules
+.equ SESS_PARSE_SPECIAL, 8            # sess_encode's flags (sess_tokens.s)
+.equ SESS_PROTECT, 16
 .equ CHAT_RENDER_TURN, 0              # chat_render_prompt's modes (chat.s)
 .equ CHAT_RENDER_WHOLE, 1
 .equ CHAT_RENDER_ALONE, 2
@@ -335,9 +337,11 @@ generate:
     add rsp, 40
     ret
 
-# local: encode rsi/rdi (text) with r9d = sess_encode flags into the prompt buffer from slot
-# 1 -> eax = tokens, or a negated error code
+# local: encode rsi/rdi (text chat.s rendered) with r9d = sess_encode flags into the prompt
+# buffer from slot 1 -> eax = tokens, or a negated error code. The template's special tokens
+# become their ids; the conversation's own words stay text (SESS_PROTECT).
 .Lencode_text:
+    or r9d, SESS_PARSE_SPECIAL | SESS_PROTECT
     sub rsp, 56
     mov rcx, [rip + sess_prompt_buf]
     lea rax, [rcx + 4]

@@ -9,8 +9,11 @@
 #   sess_vocab_free(): frees it; the session has no GGUF vocabulary afterwards.
 #   sess_encode(rcx = ignored, rdx = UTF-8 text, r8 = length, r9d = flags, [rsp+40] = out
 #       int32*, [rsp+48] = capacity) -> eax = tokens or a negated error code. flags:
-#       TOK_ADD_BOS (1) and SESS_PARSE_SPECIAL (8: control tokens' texts become their ids;
-#       only for a GGUF vocabulary, for text the program builds itself, e.g. chat templates).
+#       TOK_ADD_BOS (1: a GGUF vocabulary adds it only when its add_bos_token says so), SESS_PARSE_SPECIAL (8: control tokens' texts become their ids; only
+#       for a GGUF vocabulary, for text the program builds itself, e.g. chat templates) and
+#       SESS_PROTECT (16: ... except inside the ranges template.s recorded for the text it
+#       rendered last, the conversation's own words; the parse_special setting turns this
+#       off, so typed special-token texts become ids too).
 #   sess_decode(rcx = ignored, edx = previous token, r8d = token, r9 = u64* length or 0) ->
 #       rax = the piece's bytes (control tokens decode to nothing).
 #   sess_token_id(rcx = text, rdx = length) -> eax = the id of the token whose text that is,
@@ -25,10 +28,11 @@
 .include "model.inc"
 
 .equ SESS_PARSE_SPECIAL, 8
+.equ SESS_PROTECT, 16
 
 .section .bss
 .balign 16
-.global sess_vocab, sess_vocab_loaded
+.global sess_vocab, sess_vocab_loaded, vocab_ws_size
 sess_vocab:        .skip VOCAB_SIZE
 sess_vocab_source: .skip VOCAB_SOURCE_SIZE
 .balign 8
@@ -53,6 +57,7 @@ s_vocab_big:      .asciz "tokenizer: the vocabulary has more tokens than the mod
 .extern vocab_build, vocab_error_text, vocab_encode, vocab_decode, vocab_find, vocab_message
 .extern tok_encode, tok_decode, tok_piece_id, tok_error_text
 .extern rt_alloc_pages, rt_free_pages, rt_print_cstr, rt_print_u64
+.extern template_spans, template_n_spans, set_parse_special
 
 # sess_vocab_load() -> eax = 1, 0 or -1
 sess_vocab_load:
@@ -138,6 +143,7 @@ sess_vocab_free:
     call rt_free_pages
     mov qword ptr [rip + vocab_ws], 0
 .Lout:
+    mov qword ptr [rip + vocab_ws_size], 0
     add rsp, 40
     ret
 
@@ -145,11 +151,24 @@ sess_vocab_free:
 sess_encode:
     cmp dword ptr [rip + sess_vocab_loaded], 0
     je .Lbin
-    mov eax, r9d                      # TOK_ADD_BOS is VOCAB_ENCODE_BOS; parse_special moves
-    and eax, TOK_ADD_BOS
+    mov eax, r9d                      # TOK_ADD_BOS is VOCAB_ENCODE_BOS, when the vocabulary
+    and eax, TOK_ADD_BOS              # wants a BOS at all (tokenizer.ggml.add_bos_token)
+    cmp dword ptr [rip + sess_vocab + VOCAB_ADD_BOS], 0
+    jne .Lbos
+    xor eax, eax
+.Lbos:
     test r9d, SESS_PARSE_SPECIAL
     jz .Lflags
     or eax, VOCAB_PARSE_SPECIAL
+    test r9d, SESS_PROTECT
+    jz .Lflags
+    cmp dword ptr [rip + set_parse_special], 0
+    jne .Lflags                       # the user asked for typed specials to count
+    or eax, VOCAB_ENCODE_PROTECT
+    lea r10, [rip + template_spans]
+    mov [rip + sess_vocab + VOCAB_PROTECT], r10
+    mov r10d, [rip + template_n_spans]
+    mov [rip + sess_vocab + VOCAB_N_PROTECT], r10d
 .Lflags:
     mov r9d, eax
     lea rcx, [rip + sess_vocab]

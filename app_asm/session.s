@@ -68,9 +68,16 @@ s_tok_fallback:   .asciz "trying the tokenizer found by name instead (tok<vocab>
 s_tok_ok:         .asciz "tokenizer: "
 s_tok_prefix:     .asciz "tokenizer "
 s_tokenizer_bin:  .asciz "tokenizer.bin"
+s_mem_weights:    .asciz "weights    %h MiB  (%s, in its file form)\n"
+s_mem_kv:         .asciz "KV cache   %h MiB  (%u layers x %u tokens x 2, f32)\n"
+s_mem_state:      .asciz "run state  %h MiB  (activations, logits, layer table, sampler, history)\n"
+s_mem_tok:        .asciz "tokenizer  %h MiB\n"
+s_mem_free:       .asciz "free       %h MiB  (the largest free range %h MiB)\n"
+s_mem_none:       .asciz "no model loaded\n"
 
 .section .text
 .global session_apply_settings, session_reseed, session_clear, session_load_model, session_print_summary, session_unload
+.global session_print_memory
 .extern log_event2, model_bind_weights, model_layers_bytes, model_check_header, model_init_state, model_state_bytes, print_hundredths
 .extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
 .extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
@@ -79,8 +86,78 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 .extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
 .extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
-.extern sess_vocab_load, sess_vocab_free
+.extern sess_vocab_load, sess_vocab_free, vocab_ws_size
 .extern chat_clear, chat_model_loaded
+
+# mib_h(rcx = bytes) -> rax = MiB in hundredths (for %h). Leaf; clobbers rdx.
+mib_h:
+    mov rax, rcx
+    mov edx, 100
+    mul rdx
+    shrd rax, rdx, 20
+    ret
+
+# session_print_memory(): /mem: what the model, its KV cache, the run state and the tokenizer
+# take, and what is free (all of it, and the largest range: one allocation must fit in it)
+session_print_memory:
+    push rbx
+    sub rsp, 48
+    cmp dword ptr [rip + sess_loaded], 0
+    jne .Lloaded
+    lea rcx, [rip + s_mem_none]
+    call rt_print_cstr
+    jmp .Lfree
+.Lloaded:
+    mov rcx, [rip + weights_size]
+    call mib_h
+    mov rdx, rax
+    lea r8, [rip + sess_model_name]
+    lea rcx, [rip + s_mem_weights]
+    call rt_printf
+    mov ecx, [rip + sess_model + MODEL_N_LAYERS]
+    imul rcx, [rip + sess_model + MODEL_KV_LAYER_BYTES]
+    add rcx, rcx                      # keys and values
+    mov rbx, rcx
+    call mib_h
+    mov rdx, rax
+    mov r8d, [rip + sess_model + MODEL_N_LAYERS]
+    mov r9d, [rip + sess_model + MODEL_CTX_LEN]
+    lea rcx, [rip + s_mem_kv]
+    call rt_printf
+    mov rcx, [rip + state_size]       # the rest of the state and the session's tables
+    sub rcx, rbx
+    add rcx, [rip + layers_size]
+    add rcx, [rip + smp_ws_size]
+    add rcx, [rip + hist_size]
+    call mib_h
+    mov rdx, rax
+    lea rcx, [rip + s_mem_state]
+    call rt_printf
+    mov rcx, [rip + tok_ws_size]
+    cmp qword ptr [rip + tok_ws], 0
+    jne .Ltok
+    xor ecx, ecx
+.Ltok:
+    add rcx, [rip + vocab_ws_size]
+    call mib_h
+    mov rdx, rax
+    lea rcx, [rip + s_mem_tok]
+    call rt_printf
+.Lfree:
+    call rt_memory_free_bytes         # rax = all free, rdx = the largest range
+    mov rbx, rdx
+    mov rcx, rax
+    call mib_h
+    mov [rsp + 40], rax
+    mov rcx, rbx
+    call mib_h
+    mov r8, rax
+    mov rdx, [rsp + 40]
+    lea rcx, [rip + s_mem_free]
+    call rt_printf
+    add rsp, 48
+    pop rbx
+    ret
 
 # session_clear(): an empty conversation (the KV cache and the chat history)
 session_clear:

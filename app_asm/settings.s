@@ -7,6 +7,7 @@
 settings_values:                      # the values, contiguous: /reset copies the defaults back
 .global set_temperature, set_top_p, set_top_k, set_min_p, set_repeat_penalty
 .global set_no_repeat_ngram, set_max_tokens, set_seed, set_stats, set_stop_you, set_stop_nl
+.global set_parse_special
 .global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun, set_budget
 .global set_system_prompt
 set_seed:            .quad 0          # 0: from the clock at boot
@@ -20,6 +21,7 @@ set_max_tokens:      .long 256
 set_stats:           .long 1
 set_stop_you:        .long 1
 set_stop_nl:         .long 0
+set_parse_special:   .long 0          # typed special-token texts stay text
 set_attn:            .long ATTN_AUTO
 set_ctx_len:         .long 0          # 0: the model's seq_len (shrunk if memory is short)
 set_chat_format:     .long CHAT_AUTO      # the model's own format (raw without one)
@@ -63,6 +65,9 @@ settings_table:
     .long SET_T_BOOL, 0, 0, 1
     .quad 0
     .quad k_stop_nl, set_stop_nl
+    .long SET_T_BOOL, 0, 0, 1
+    .quad 0
+    .quad k_parse_special, set_parse_special
     .long SET_T_BOOL, 0, 0, 1
     .quad 0
     .quad k_attn, set_attn
@@ -109,6 +114,7 @@ k_seed:            .asciz "seed"
 k_stats:           .asciz "stats"
 k_stop_you:        .asciz "stop_you"
 k_stop_nl:         .asciz "stop_nl"
+k_parse_special:   .asciz "parse_special"
 k_attn:            .asciz "attn"
 k_ctx_len:         .asciz "ctx_len"
 k_chat_format:     .asciz "chat_format"

@@ -7,6 +7,11 @@
 # it against jinja2); control-token texts such as "<|im_start|>" stay text: the tokenizer turns
 # them into single ids when it parses special tokens.
 #
+#   Both renderers also leave in template_spans (template_n_spans pairs of u32 [start, end)
+#   byte offsets in `out`, in order) where the conversation's own text went: the system
+#   text, the user's turns, the replies. The session tokenizes those as plain text and only
+#   the template's fields for special tokens (a typed "<|im_end|>" stays text). Up to
+#   TEMPLATE_MAX_SPANS ranges; a conversation with more messages protects only the first.
 #   template_render_turn(rcx = out, rdx = capacity, r8 = CHAT_TURN*) -> rax = bytes written,
 #       or CHAT_E_SPACE (does not fit; the buffer's content is then unspecified), CHAT_E_ROW.
 #       One new user turn and the generation prompt: [ASSISTANT_SUFFIX closing the reply
@@ -37,6 +42,14 @@
 .include "chat_templates.inc"
 .include "chat_table.inc"
 
+.equ TEMPLATE_MAX_SPANS, 1024
+
+.section .bss
+.balign 8
+.global template_spans, template_n_spans
+template_spans:   .skip 8 * TEMPLATE_MAX_SPANS
+template_n_spans: .skip 4
+
 .section .text
 .global template_render_turn, template_render, template_detect, template_find
 .global template_text, template_default_system, template_flags
@@ -56,6 +69,7 @@ template_render_turn:
     mov rbp, r8
     xor r13d, r13d
     xor r15d, r15d
+    mov dword ptr [rip + template_n_spans], 0
     mov ecx, [rbp + CHAT_TURN_ROW]
     call row_address
     test rax, rax
@@ -96,6 +110,7 @@ template_render:
     mov r12, rdx
     xor r13d, r13d
     xor r15d, r15d
+    mov dword ptr [rip + template_n_spans], 0
     mov [rsp + 48], r8
     mov dword ptr [rsp + 56], 0
     mov ecx, [r8 + CHAT_CONV_ROW]
@@ -185,6 +200,7 @@ emit_turn:
     mov rdx, r10
     call trim_span
 .Lsys_end:
+    call add_span
     mov eax, CHAT_TEMPLATE_SYSTEM_SUFFIX
     call put_field
 .Luser:
@@ -213,6 +229,7 @@ emit_turn:
     mov rdx, r10
     call trim_span
 .Lclose:
+    call add_span
     mov eax, CHAT_TEMPLATE_USER_SUFFIX
     call put_field
     mov eax, CHAT_TEMPLATE_GENERATION_PROMPT
@@ -229,8 +246,25 @@ emit_reply:
     test dword ptr [r14 + CHAT_TEMPLATE_FLAGS], CHAT_F_TRIM
     jz .Lout
     mov rdx, r10
-    jmp trim_span
+    call trim_span
 .Lout:
+    jmp add_span
+
+# add_span(r10 = start, r13 = end): [start, end) into template_spans unless it is empty, the
+# list is full or the output no longer fits. Clobbers rax, rcx.
+add_span:
+    test r15d, r15d
+    jnz .Lret
+    cmp r13, r10
+    jbe .Lret
+    mov eax, [rip + template_n_spans]
+    cmp eax, TEMPLATE_MAX_SPANS
+    jae .Lret
+    lea rcx, [rip + template_spans]
+    mov [rcx + rax * 8], r10d
+    mov [rcx + rax * 8 + 4], r13d
+    inc dword ptr [rip + template_n_spans]
+.Lret:
     ret
 
 # put_field(eax = CHAT_TEMPLATE_<FIELD> offset): append the row's text. Clobbers rax rcx rsi rdi.

@@ -53,15 +53,20 @@ vocab_encode:
     call put
     js .Lout
 
-.Lpartition:                          # FRAG_A: [0, length) raw; then split at each special
-    mov rsi, [rbx + VOCAB_FRAG_A]
+.Lpartition:                          # FRAG_A: [0, length) raw (PROTECT ranges marked
+    mov rsi, [rbx + VOCAB_FRAG_A]     # FRAG_PROTECTED); then split at each special
+    xor r14d, r14d                    # fragments
+    test r13, r13
+    jz .Lspecials
+    test byte ptr [rsp + E_FLAGS], VOCAB_ENCODE_PROTECT
+    jz .Lwhole
+    call protect_fragments
+    jmp .Lspecials
+.Lwhole:
     mov dword ptr [rsi + FRAG_START], 0
     mov [rsi + FRAG_END], r13d
     mov dword ptr [rsi + FRAG_ID], NO_ID
-    mov r14d, 1                       # fragments
-    test r13, r13
-    jnz .Lspecials
-    xor r14d, r14d
+    mov r14d, 1
 .Lspecials:
     xor ebp, ebp                      # special index
 .Lnext_special:
@@ -80,6 +85,7 @@ vocab_encode:
     jmp .Lnext_special
 
 .Lencode:                             # each fragment: its special id, or its text encoded
+    call join_text_fragments          # (raw and protected text side by side: one fragment)
     mov rsi, [rbx + VOCAB_FRAG_A]
     xor ebp, ebp
     mov dword ptr [rsp + E_PREV_SPECIAL], 1
@@ -158,6 +164,121 @@ vocab_encode:
     pop rsi
     pop rbp
     pop rbx
+    ret
+
+# protect_fragments(rbx = VOCAB*, rsi = FRAG_A, r13 = text length) -> r14 = fragments: the
+#   text [0, length) as raw fragments (NO_ID) and FRAG_PROTECTED ones for the PROTECT
+#   ranges (clipped to the text; a range out of order or overlapping the one before is
+#   taken from where the last one ended). Clobbers rax, rcx, rdx, r8-r11.
+protect_fragments:
+    xor r14d, r14d
+    xor r8d, r8d                      # position so far
+    mov r9, [rbx + VOCAB_PROTECT]
+    mov r10d, [rbx + VOCAB_N_PROTECT]
+    test r9, r9
+    jz .Lrest
+.Lrange:
+    test r10d, r10d
+    jz .Lrest
+    dec r10d
+    mov ecx, [r9]                     # [start, end) clipped to [position, length)
+    mov edx, [r9 + 4]
+    add r9, 8
+    cmp ecx, r8d
+    cmovb ecx, r8d
+    cmp edx, r13d
+    cmova edx, r13d
+    cmp ecx, edx
+    jae .Lrange                       # empty once clipped
+    cmp ecx, r8d
+    je .Lprotected
+    mov r11d, NO_ID                   # raw text before the range
+    mov eax, ecx
+    mov ecx, r8d
+    push rdx
+    mov edx, eax
+    call frag_put
+    mov ecx, edx
+    pop rdx
+.Lprotected:
+    mov r11d, FRAG_PROTECTED
+    call frag_put
+    mov r8d, edx
+    jmp .Lrange
+.Lrest:
+    cmp r8d, r13d
+    jae .Ldone
+    mov ecx, r8d
+    mov edx, r13d
+    mov r11d, NO_ID
+    call frag_put
+.Ldone:
+    ret
+# frag_put(ecx = start, edx = end, r11d = id; rsi = FRAG_A, r14 = count) -> r14 + 1.
+# Clobbers rax.
+frag_put:
+    lea rax, [r14 + r14 * 2]
+    lea rax, [rsi + rax * 4]
+    mov [rax + FRAG_START], ecx
+    mov [rax + FRAG_END], edx
+    mov [rax + FRAG_ID], r11d
+    inc r14
+    ret
+
+# join_text_fragments(rbx = VOCAB*, r14 = fragments in FRAG_A) -> FRAG_A with every run of
+#   adjacent text fragments (raw or protected) joined into one raw fragment, r14 = the new
+#   count: the text between two specials is encoded as one piece, as if nothing had been
+#   protected. Clobbers rax, rcx, rdx, r8, r9.
+join_text_fragments:
+    mov r8, [rbx + VOCAB_FRAG_A]
+    xor ecx, ecx                      # in
+    xor edx, edx                      # out
+.Lnext:
+    cmp rcx, r14
+    jae .Lend
+    lea rax, [rcx + rcx * 2]
+    lea rax, [r8 + rax * 4]
+    inc rcx
+    mov r9d, [rax + FRAG_ID]
+    cmp r9d, FRAG_PROTECTED
+    jne .Lnot_protected
+    mov r9d, NO_ID
+    mov [rax + FRAG_ID], r9d
+.Lnot_protected:
+    test rdx, rdx
+    jz .Lcopy
+    cmp r9d, NO_ID
+    jne .Lcopy
+    lea r9, [rdx + rdx * 2 - 3]       # the fragment out before: raw text ending here?
+    lea r9, [r8 + r9 * 4]
+    cmp dword ptr [r9 + FRAG_ID], NO_ID
+    jne .Lcopy_id
+    push rcx
+    mov ecx, [rax + FRAG_END]
+    cmp ecx, [r9 + FRAG_END]
+    jb .Lno_join                      # (never: fragments are in text order)
+    mov [r9 + FRAG_END], ecx
+    pop rcx
+    jmp .Lnext
+.Lno_join:
+    pop rcx
+.Lcopy_id:
+    mov r9d, NO_ID
+.Lcopy:
+    lea r9, [rdx + rdx * 2]
+    lea r9, [r8 + r9 * 4]
+    push rcx
+    mov ecx, [rax + FRAG_START]
+    mov [r9 + FRAG_START], ecx
+    mov ecx, [rax + FRAG_END]
+    mov [r9 + FRAG_END], ecx
+    mov ecx, [rax + FRAG_ID]
+    mov [r9 + FRAG_ID], ecx
+    pop rcx
+    inc rdx
+    jmp .Lnext
+.Lend:
+    mov r14, rdx
     ret
 
 # put(eax = token; inside vocab_encode's frame, one call deeper) -> the count + 1, or

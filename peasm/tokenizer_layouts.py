@@ -75,6 +75,8 @@ VOCAB = _s(
     "HEAP:ptr",             # scratch -> 3 * SLOTS entries of 16 bytes
     "MAPBUF:ptr",           # scratch -> 2 * SLOTS bytes: a word in GPT-2 characters
     "FRAG_A:ptr", "FRAG_B:ptr",  # scratch -> FRAG[SLOTS]: the special-token partition
+    "PROTECT:ptr",          # vocab_encode with VOCAB_ENCODE_PROTECT: u32 [start, end) byte ranges
+    "N_PROTECT:u32",        #   of the text (sorted, disjoint) where no special is matched
     ("ERROR_TEXT", "u8", 192),   # vocab_build's one-line message (NUL-terminated)
     ("SPM", "u8", 160),     # the SentencePiece Tokenizer struct (tokenizer.inc, TOK_SIZE)
 )
@@ -95,6 +97,8 @@ CONSTANTS = {
     "GGUF_TYPE_UINT32": 4, "GGUF_TYPE_INT32": 5, "GGUF_TYPE_FLOAT32": 6, "GGUF_TYPE_STRING": 8,
     "VOCAB_ENCODE_BOS": 1,       # vocab_encode flags: BOS first
     "VOCAB_PARSE_SPECIAL": 2,    # control tokens' texts become their ids
+    "VOCAB_ENCODE_PROTECT": 4,          # ... except inside the PROTECT ranges (text a person typed)
+    "FRAG_PROTECTED": 0xFFFFFFFE,  # a fragment's ID: raw text no special may be cut out of
     "VOCAB_MAX_TOKENS": 1 << 20,
     "VOCAB_MAX_MERGES": 1 << 22,
     "VOCAB_MAX_TEXT": 65536,     # vocab_encode's text limit (bytes)
