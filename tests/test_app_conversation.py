@@ -7,8 +7,9 @@ The model is stories260K with its 512-token vocabulary (a llama2.c model: no spe
 so the template's control texts are tokenized as text; a vocabulary where one piece is
 renamed "<|im_end|>" makes that id an end-of-turn token). Each user turn prefills only its
 new tokens: its text is what the template adds after the conversation so far (closing the
-reply before it); when it does not fit the context, the oldest turns are dropped and the
-whole kept conversation is rendered and prefilled again.
+reply before it); when it does not fit the context, the oldest turns are dropped (until the
+turn and a whole reply fit, or none is left) and the kept conversation is rendered and
+prefilled again.
 """
 from __future__ import annotations
 
@@ -67,10 +68,11 @@ class RefChat:
             if len(self.tok.encode(self._render([user]), bos=True)) > self.ctx:
                 return None
             shifted = True
-            while True:
+            while True:        # the oldest turns out until the turn and a reply fit
                 self.msgs = self.msgs[2:]
                 ids = self.tok.encode(self._render(self.msgs + [user]), bos=True)
-                if len(ids) <= self.ctx:
+                if len(ids) <= self.ctx and (len(ids) + self.max_tokens <= self.ctx
+                                             or not self.msgs):
                     break
             self.tf.reset()
             self.pos, self.pending, self.history = 0, None, []
@@ -255,3 +257,46 @@ def test_gguf_template_is_detected_with_its_default_system(chat_efi, tmp_path, s
     assert [p for p, _ in stats(text)] == [w["n_prompt"] for w in want]
     assert f"format: chatml\nsystem: (the model's default) {default}\nuser: Once upon a time\n" in text
     assert "chat_format = auto  (default)" in text
+
+
+SMOL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+QUESTIONS = ["What is 2+2?", "Name a color.", "What is the capital of France?", "Say hello.",
+             "Count to three.", "Name a fruit.", "What is 5+5?", "Name an animal.",
+             "What day comes after Monday?", "Say goodbye."]
+
+
+def test_smollm2_ten_turns_in_256_tokens(chat_efi, tmp_path):
+    """SmolLM2 with ctx_len = 256 and ten turns: the conversation goes on with a shift notice,
+    the default system message stays, /history shows the kept turns (the latest ones, in
+    order), and a shifted turn prefills exactly the kept conversation's tokens (jinja2 text,
+    `tokenizers` with the special tokens cut out first)."""
+    from tests import vocab_support as vs
+    vol = make_volume(tmp_path / "vol", files={SMOL: model_file(SMOL)},
+                      cfg="temperature = 0\nmax_tokens = 24\nctx_len = 256\n",
+                      autorun=QUESTIONS + ["/history", "/ctx", "/shutdown"])
+    r = run_chat(chat_efi, vol, "native")
+    assert r.status == 0 and r.reason == "powered off", (r.reason, r.text[-1500:])
+    text = r.text
+    notice = "[context full: the oldest turns were dropped; the system prompt is kept]"
+    assert notice in text and "conversation was cleared" not in text
+    turns = re.findall(r"(?ms)^> ([^\n/][^\n]*)\n(.*?)\n\[stats\] prompt_tokens=(\d+)", text)
+    assert [q for q, _, _ in turns] == QUESTIONS
+    hist = re.search(r"(?ms)^> /history\n(.*?)(?=^> )", text).group(1)
+    default = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    assert hist.startswith(f"format: chatml\nsystem: (the model's default) {default}\n")
+    kept_users = re.findall(r"(?m)^user: (.*)$", hist)
+    assert 0 < len(kept_users) < len(QUESTIONS)
+    assert kept_users == QUESTIONS[-len(kept_users):]
+    used = int(re.search(r"context: (\d+) / 256", text).group(1))
+    assert used <= 256
+    # the last shifted turn prefilled the kept conversation, rendered whole
+    meta = vs.read_meta(str(model_file(SMOL)))
+    added = vs.oracle(meta, with_added=True)
+    last = max(i for i, (_, body, _) in enumerate(turns) if body.startswith(notice))
+    replies = {q: body.split(notice + "\n")[-1] for q, body, _ in turns}
+    replies = {q: re.sub(r"\n\[context full: the next turn drops the oldest ones\]$", "", b)
+               for q, b in replies.items()}
+    before = [m for q in kept_users[:kept_users.index(QUESTIONS[last])] for m in (q, replies[q])]
+    whole = tpl.render(tpl.SMOLLM2_TEXT, tpl.conversation(None, before + [QUESTIONS[last]], False),
+                       "", "").encode()
+    assert int(turns[last][2]) == len(vs.oracle_encode(added, whole))
