@@ -496,8 +496,8 @@ class TokenizerRunner(Runner):
 
 @lru_cache(maxsize=None)
 def cfg_image():
-    return link([APP / "settings.s", APP / "util.s", APP / "template.s", STUBS], "config_parse",
-                include_dirs=[APP])
+    return link([APP / "settings.s", APP / "util.s", APP / "template.s",
+                 REPO / "efi_stubs" / "format.s", STUBS], "config_parse", include_dirs=[APP])
 
 
 _BOOL_WORDS = (b"0", b"1", b"off", b"on", b"false", b"true", b"no", b"yes")
@@ -552,7 +552,9 @@ def value_verdict(entry: dict, value: bytes) -> bool | None:
 def expected_cfg_reports(text: bytes, table: dict[str, dict]) -> dict[int, tuple[str, bytes, bytes, bool]]:
     """{line number: (kind, key, value, sure)} for the lines config_parse must report."""
     out = {}
-    lines = text.split(b"\n")
+    if text.startswith(b"\xef\xbb\xbf"):    # text_skip_bom
+        text = text[3:]
+    lines = re.split(rb"\r\n|\n|\r", text)   # text_line: LF, CR LF or a lone CR end a line
     if lines and lines[-1] == b"":
         lines.pop()
     for n, line in enumerate(lines, 1):
