@@ -89,6 +89,10 @@ n_version:     .asciz "version"
 h_version:     .asciz "what this is"
 n_tokenize:    .asciz "tokenize"
 h_tokenize:    .asciz "the token ids of TEXT (no BOS)"
+n_detokenize:  .asciz "detokenize"
+h_detokenize:  .asciz "the text of token ids, as generation prints them"
+s_ids:         .asciz "ID..."
+s_bad_ids:     .asciz "usage: /detokenize ID... (decimal token ids)\n"
 n_shutdown:    .asciz "shutdown"
 n_budget:      .asciz "budget"
 h_budget:      .asciz "time budget per generation in ms (0: none); over it stops as Esc does"
@@ -177,6 +181,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_cpu, cmd_cpu, 0, s_none, h_cpu
     .quad n_version, cmd_version, 0, s_none, h_version
     .quad n_tokenize, cmd_tokenize, 0, s_text, h_tokenize
+    .quad n_detokenize, cmd_detokenize, 0, s_ids, h_detokenize
     .quad n_model, cmd_model, 0, s_file_opt, h_model
     .quad n_models, cmd_models, 0, s_none, h_models
     .quad n_model_info, cmd_model_info, 0, s_file, h_model_info
@@ -199,7 +204,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern session_print_memory, set_parse_special, sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
+.extern session_print_memory, set_parse_special, sess_encode, sess_encode_error, sess_decode, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
 .extern cmd_system, cmd_history
 
 # run_command(rcx = line after '/', rdx = length)
@@ -549,6 +554,103 @@ cmd_tokenize:
     call rt_print_cstr
 .Lout:
     add rsp, 48
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+
+# /detokenize ID...: the pieces of the ids, each decoded after the one before it (the first
+# after none), printed as generation prints them, then a newline. Every word must be a
+# decimal below 2^32 (else one usage line, nothing decoded); ids past the vocab print nothing.
+cmd_detokenize:
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    sub rsp, 56                       # shadow space, [rsp+32] word end, [rsp+40] a u64 out
+    mov rsi, rcx
+    mov rdi, rdx
+    call sess_tok_ready
+    test eax, eax
+    jz .Lno_tok
+    xor r13d, r13d                    # pass 0 checks every word, pass 1 prints
+.Lpass:
+    mov r12d, -1                      # the previous token: none
+    xor ebx, ebx                      # offset in the arguments
+    xor r14d, r14d                    # words seen
+.Lword:
+    cmp rbx, rdi
+    jae .Lpass_done
+    movzx eax, byte ptr [rsi + rbx]
+    cmp eax, 0x20
+    je .Lblank
+    cmp eax, 0x09
+    jne .Lstart
+.Lblank:
+    inc rbx
+    jmp .Lword
+.Lstart:
+    mov rdx, rbx                      # find the word's end
+.Lend_word:
+    cmp rdx, rdi
+    jae .Lhave_word
+    movzx eax, byte ptr [rsi + rdx]
+    cmp eax, 0x20
+    je .Lhave_word
+    cmp eax, 0x09
+    je .Lhave_word
+    inc rdx
+    jmp .Lend_word
+.Lhave_word:
+    mov [rsp + 32], rdx
+    lea rcx, [rsi + rbx]
+    sub rdx, rbx
+    lea r8, [rsp + 40]
+    call parse_uint
+    mov rbx, [rsp + 32]
+    test eax, eax
+    jz .Lbad
+    mov r8, [rsp + 40]
+    mov rax, 0xFFFFFFFF
+    cmp r8, rax
+    ja .Lbad
+    inc r14d
+    test r13d, r13d
+    jz .Lword
+    mov edx, r12d
+    mov r12d, r8d                     # this id is the next one's previous
+    lea r9, [rsp + 40]
+    call sess_decode
+    mov rcx, rax
+    mov rdx, [rsp + 40]
+    call rt_print_utf8
+    jmp .Lword
+.Lpass_done:
+    test r13d, r13d
+    jnz .Lprinted
+    test r14d, r14d
+    jz .Lbad
+    mov r13d, 1
+    jmp .Lpass
+.Lprinted:
+    lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    jmp .Lout
+.Lbad:
+    lea rcx, [rip + s_bad_ids]
+    call rt_print_cstr
+    jmp .Lout
+.Lno_tok:
+    lea rcx, [rip + s_no_tok]
+    call rt_print_cstr
+.Lout:
+    add rsp, 56
+    pop r14
+    pop r13
+    pop r12
     pop rdi
     pop rsi
     pop rbx

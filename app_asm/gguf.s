@@ -49,12 +49,8 @@
 #       On success: VERSION, ALIGNMENT, the counts, KV_START, INFOS_START, DATA_START,
 #       DATA_BYTES, N_ELEMENTS (the parameter count) and FLAGS = GGUF_F_OPEN. Duplicate keys
 #       or tensor names are not refused here: a lookup of a duplicated one is (gguf_get.s).
-#   gguf_info_decode(rcx = GGUF*, rdx = offset of a tensor info checked by gguf_open,
-#       r8 = TENSOR* out, r9 = GGUF_VALUE* out for the name, or 0) -> rax = offset of the next
-#       info. Fills the TENSOR: DATA = file + DATA_START + offset, BYTES = ROW_BYTES * ROWS
-#       (2^64-1 if that overflows, possible only before gguf_open's range check), ROW_BYTES
-#       = ne0 / block size * block bytes, TYPE, N = ne0, ROWS, N_DIMS, NE (unused dims 1).
-#       Leaf; clobbers rax, rdx, r8-r11. Used by gguf_open and gguf_get.s.
+#       ERR_NAME points into the file image: keep it until the error line is formatted.
+#   gguf_info_decode (gguf_get.s) fills a TENSOR from a checked tensor info.
 #   gguf_skip_value: internal to gguf*.s (not the ABI): ecx = value type, rdi = offset of the
 #       value, rbx = GGUF*, rsi = file, r12 = file size, r15d = arrays around it (0 at the
 #       top) -> eax = 0 and rdi = offset past the value, or eax = GGUF_E_* with the ERR_*
@@ -64,7 +60,7 @@
 # kernels_asm/ggml_types.s): GGML_TT_BLOCK_SIZE and GGML_TT_BLOCK_BYTES of each type id.
 .include "layouts.inc"
 .include "ggml.inc"
-.extern ggml_type_table
+.extern ggml_type_table, gguf_info_decode
 
 .section .rdata
 s_alignment_key: .ascii "general.alignment"     # 17 bytes
@@ -73,7 +69,7 @@ s_alignment_key: .ascii "general.alignment"     # 17 bytes
 value_bytes: .byte 1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8
 
 .section .text
-.global gguf_open, gguf_info_decode, gguf_skip_value
+.global gguf_open, gguf_skip_value
 
 # Frame of gguf_open below its 8 pushes: shadow space, a TENSOR and a GGUF_VALUE scratch.
 .equ GO_TENSOR, 32
@@ -140,7 +136,9 @@ gguf_open:
     ja .Lcount
     mov rax, r12
     sub rax, GGUF_HEADER_BYTES
-    shr rax, 5                        # / GGUF_MIN_INFO_BYTES (32)
+    xor edx, edx
+    mov ecx, GGUF_MIN_INFO_BYTES
+    div rcx
     mov rcx, [rbx + GGUF_TENSOR_COUNT]
     mov edx, GGUF_PART_TENSOR_NAME_LEN
     cmp rcx, rax
@@ -480,7 +478,7 @@ gguf_skip_value:
     jae .Lbad_type
     sub r8, 12
     cmp ecx, GGUF_TYPE_STRING
-    je .Lelements
+    je .Lstrings
     cmp ecx, GGUF_TYPE_ARRAY
     je .Lelements
     lea rax, [rip + value_bytes]      # fixed-size elements: count <= left / size
@@ -496,7 +494,27 @@ gguf_skip_value:
     lea rdi, [rdi + r10 + 12]
     xor eax, eax
     ret
-.Lelements:                           # strings or arrays: one by one
+.Lstrings:                            # strings: one by one, here (vocabularies hold 10^5)
+    add rdi, 12
+.Lstring_element:
+    xor eax, eax
+    test r10, r10
+    jz .Lret
+    mov r8, r12
+    sub r8, rdi
+    mov ecx, GGUF_PART_STRING_LEN
+    mov edx, 8
+    cmp r8, 8
+    jb .Ltrunc_here
+    mov rdx, [rsi + rdi]
+    sub r8, 8
+    mov ecx, GGUF_PART_STRING
+    cmp rdx, r8
+    ja .Ltrunc_here
+    lea rdi, [rdi + rdx + 8]
+    dec r10
+    jmp .Lstring_element
+.Lelements:                           # arrays: one by one, through this routine
     add rdi, 12
     push r13
     push r14
@@ -535,73 +553,4 @@ truncated:
     mov [rbx + GGUF_ERR_VALUE], rdx
     mov [rbx + GGUF_ERR_AUX], r8
     mov eax, GGUF_E_TRUNCATED
-    ret
-
-# gguf_info_decode(rcx = GGUF*, rdx = info offset, r8 = TENSOR*, r9 = GGUF_VALUE* or 0)
-#   -> rax = offset of the next info. The info was checked by gguf_open's first pass.
-gguf_info_decode:
-    push rsi
-    push rdi
-    mov rsi, [rcx + GGUF_FILE]
-    add rsi, rdx                      # the info
-    mov rax, [rsi]                    # name length
-    test r9, r9
-    jz .Lno_name
-    lea r10, [rsi + 8]
-    mov [r9 + GGUF_VALUE_DATA], r10
-    mov [r9 + GGUF_VALUE_COUNT], rax
-    mov dword ptr [r9 + GGUF_VALUE_TYPE], GGUF_TYPE_STRING
-.Lno_name:
-    lea rsi, [rsi + rax + 8]
-    mov r10d, [rsi]                   # n_dims
-    add rsi, 4
-    mov [r8 + TENSOR_N_DIMS], r10d
-    mov eax, 1
-    xor edx, edx
-.Lones:                               # unused dims are 1
-    mov [r8 + rdx * 8 + TENSOR_NE], rax
-    inc edx
-    cmp edx, GGUF_MAX_DIMS
-    jb .Lones
-    mov r11d, 1                       # rows
-    xor edx, edx
-.Lne:
-    mov rax, [rsi + rdx * 8]
-    mov [r8 + rdx * 8 + TENSOR_NE], rax
-    test edx, edx
-    jz .Lne_next
-    imul r11, rax
-.Lne_next:
-    inc edx
-    cmp edx, r10d
-    jb .Lne
-    lea rsi, [rsi + r10 * 8]
-    mov [r8 + TENSOR_ROWS], r11d
-    mov rdi, [r8 + TENSOR_NE]         # ne0
-    mov [r8 + TENSOR_N], edi
-    mov eax, [rsi]                    # type
-    mov [r8 + TENSOR_TYPE], eax
-    imul eax, eax, GGML_TT_SIZE
-    lea r10, [rip + ggml_type_table]
-    add r10, rax
-    mov rax, rdi
-    xor edx, edx
-    mov edi, [r10 + GGML_TT_BLOCK_SIZE]
-    div rdi                           # blocks per row
-    mov edi, [r10 + GGML_TT_BLOCK_BYTES]
-    imul rax, rdi                     # < 2^32 * 2^9: no overflow
-    mov [r8 + TENSOR_ROW_BYTES], rax
-    mul r11
-    jno .Lbytes
-    mov rax, -1                       # cannot be: the range check refuses it
-.Lbytes:
-    mov [r8 + TENSOR_BYTES], rax
-    mov rax, [rsi + 4]                # offset
-    add rax, [rcx + GGUF_FILE]
-    add rax, [rcx + GGUF_DATA_START]
-    mov [r8 + TENSOR_DATA], rax
-    lea rax, [rsi + 12]
-    sub rax, [rcx + GGUF_FILE]
-    pop rdi
-    pop rsi
     ret

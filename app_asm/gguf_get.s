@@ -33,16 +33,22 @@
 #       name, or 0) -> eax = GGUF_OK, INDEX (index >= TENSOR_COUNT, ERR_VALUE = it) or
 #       NOT_OPEN. Walks from the first info: iterating all tensors is quadratic in their
 #       count (a few hundred in a model: microseconds).
+#   gguf_info_decode(rcx = GGUF*, rdx = offset of a tensor info checked by gguf_open,
+#       r8 = TENSOR* out, r9 = GGUF_VALUE* out for the name, or 0) -> rax = offset of the next
+#       info. Fills the TENSOR: DATA = file + DATA_START + offset, BYTES = ROW_BYTES * ROWS
+#       (2^64-1 if that overflows, possible only before gguf_open's range check), ROW_BYTES
+#       = ne0 / block size * block bytes, TYPE, N = ne0, ROWS, N_DIMS, NE (unused dims 1).
+#       Leaf; clobbers rax, rdx, r8-r11. Used by gguf_open (its second pass) and here.
 #   gguf_check_types(rcx = GGUF*) -> eax = GGUF_OK when every tensor's type can run here
 #       (GGML_TT_F_RUNNABLE in ggml_type_table), else UNSUPPORTED for the first that cannot
 #       (ERR_INDEX, ERR_NAME = its name, ERR_TYPE = its ggml type), or NOT_OPEN.
 .include "layouts.inc"
 .include "ggml.inc"
-.extern ggml_type_table, gguf_skip_value, gguf_info_decode
+.extern ggml_type_table, gguf_skip_value
 
 .section .text
 .global gguf_find_key, gguf_get_u64, gguf_get_f32, gguf_get_bool, gguf_get_str
-.global gguf_get_array, gguf_find_tensor, gguf_tensor_at, gguf_check_types
+.global gguf_get_array, gguf_find_tensor, gguf_tensor_at, gguf_check_types, gguf_info_decode
 
 # names_equal(r10 = a, r11 = b, rdx = length) -> ZF set when equal. Private; clobbers
 # rax, rdx.
@@ -475,4 +481,73 @@ gguf_check_types:
     pop rdi
     pop rsi
     pop rbx
+    ret
+
+# gguf_info_decode(rcx = GGUF*, rdx = info offset, r8 = TENSOR*, r9 = GGUF_VALUE* or 0)
+#   -> rax = offset of the next info. The info was checked by gguf_open's first pass.
+gguf_info_decode:
+    push rsi
+    push rdi
+    mov rsi, [rcx + GGUF_FILE]
+    add rsi, rdx                      # the info
+    mov rax, [rsi]                    # name length
+    test r9, r9
+    jz .Lno_name
+    lea r10, [rsi + 8]
+    mov [r9 + GGUF_VALUE_DATA], r10
+    mov [r9 + GGUF_VALUE_COUNT], rax
+    mov dword ptr [r9 + GGUF_VALUE_TYPE], GGUF_TYPE_STRING
+.Lno_name:
+    lea rsi, [rsi + rax + 8]
+    mov r10d, [rsi]                   # n_dims
+    add rsi, 4
+    mov [r8 + TENSOR_N_DIMS], r10d
+    mov eax, 1
+    xor edx, edx
+.Lones:                               # unused dims are 1
+    mov [r8 + rdx * 8 + TENSOR_NE], rax
+    inc edx
+    cmp edx, GGUF_MAX_DIMS
+    jb .Lones
+    mov r11d, 1                       # rows
+    xor edx, edx
+.Lne:
+    mov rax, [rsi + rdx * 8]
+    mov [r8 + rdx * 8 + TENSOR_NE], rax
+    test edx, edx
+    jz .Lne_next
+    imul r11, rax
+.Lne_next:
+    inc edx
+    cmp edx, r10d
+    jb .Lne
+    lea rsi, [rsi + r10 * 8]
+    mov [r8 + TENSOR_ROWS], r11d
+    mov rdi, [r8 + TENSOR_NE]         # ne0
+    mov [r8 + TENSOR_N], edi
+    mov eax, [rsi]                    # type
+    mov [r8 + TENSOR_TYPE], eax
+    imul eax, eax, GGML_TT_SIZE
+    lea r10, [rip + ggml_type_table]
+    add r10, rax
+    mov rax, rdi
+    xor edx, edx
+    mov edi, [r10 + GGML_TT_BLOCK_SIZE]
+    div rdi                           # blocks per row
+    mov edi, [r10 + GGML_TT_BLOCK_BYTES]
+    imul rax, rdi                     # < 2^32 * 2^9: no overflow
+    mov [r8 + TENSOR_ROW_BYTES], rax
+    mul r11
+    jno .Lbytes
+    mov rax, -1                       # cannot be: the range check refuses it
+.Lbytes:
+    mov [r8 + TENSOR_BYTES], rax
+    mov rax, [rsi + 4]                # offset
+    add rax, [rcx + GGUF_FILE]
+    add rax, [rcx + GGUF_DATA_START]
+    mov [r8 + TENSOR_DATA], rax
+    lea rax, [rsi + 12]
+    sub rax, [rcx + GGUF_FILE]
+    pop rdi
+    pop rsi
     ret

@@ -13,7 +13,15 @@
 #       Names from the file (keys, tensor names) are quoted, cut to 48 bytes, and every byte
 #       outside printable ASCII is shown as '?', so the line is one line of UTF-8 whatever
 #       the file holds. Call it with the code the last call returned: the ERR_* fields are
-#       those of that call. Leaf apart from private helpers; preserves what the ABI says.
+#       those of that call. Preserves what the ABI says.
+#
+# Each line is a template (fmt_lines) in which %X stands for a field, expanded by
+# gguf_format_error: %I ERR_INDEX, %N " 'ERR_NAME'" when the struct has a name, %V
+# ERR_VALUE, %A ERR_AUX, %S FILE_SIZE, %T the value type name of ERR_TYPE, %G the ggml type
+# name of ERR_TYPE, %Y ERR_TYPE, %D DATA_BYTES, %R VERSION, %M ERR_VALUE signed, %B the
+# block size of ERR_TYPE, %C TENSOR_COUNT, %W the value type name of ERR_WANT, %L the names
+# of the types this program runs, %P what ran past the end (ERR_PART, with ERR_VALUE when
+# it has a unit), %Q 'ERR_NAME' always, %K what ERR_WANT asks for ("an integer", ...).
 .include "layouts.inc"
 .include "ggml.inc"
 .extern ggml_type_table
@@ -66,7 +74,6 @@ type_names:
     .asciz "uint64"
     .asciz "int64"
     .asciz "float64"
-s_type_unknown: .asciz "?"
 # per GGUF_PART_*: what ran past the end, then (when not empty) the unit after its number
 part_text:
     .asciz "the header"
@@ -98,70 +105,62 @@ part_unit:
     .asciz ""
     .asciz ""
     .asciz ""
-s_gguf:         .asciz "gguf: "
-s_key:          .asciz "metadata key "
-s_tensor:       .asciz "tensor "
-s_colon:        .asciz ": "
-s_version:      .asciz "version "
-s_supported23:  .asciz " (supported: 2, 3)"
-s_file_is:      .asciz "the file is "
-s_short_header: .asciz " bytes, shorter than the 24-byte header"
-s_at_offset:    .asciz " at offset "
-s_runs_past:    .asciz " runs past the end of the file ("
-s_bytes_close:  .asciz " bytes)"
-s_kv_count:     .asciz "kv_count "
-s_tensor_count: .asciz "tensor_count "
-s_more_than:    .asciz " is more than a "
-s_file_holds:   .asciz "-byte file can hold"
-s_value_type:   .asciz ": value type "
-s_not_gguf:     .asciz " is not a GGUF type (0 to 12)"
-s_nested:       .asciz ": arrays nested more than 4 deep"
-s_alignment:    .asciz "general.alignment is "
-s_power2:       .asciz ", must be a nonzero power of two"
-s_alignment_t:  .asciz "general.alignment has type "
-s_must_u32:     .asciz ", must be uint32"
-s_has_name:     .asciz " has a name of "
-s_name_limit:   .asciz " bytes (ggml's limit is 63)"
-s_has:          .asciz " has "
-s_n_dims:       .asciz " dimensions (must be 1 to 4)"
-s_dimension:    .asciz " has dimension "
-s_equals:       .asciz " = "
-s_dim_range:    .asciz " (must be 1 to 4294967295)"
-s_rows:         .asciz " rows (ne1*ne2*ne3 above 4294967295)"
-s_unknown_type: .asciz " has unknown ggml type "
-s_rows_of:      .asciz " has rows of "
-s_not_multiple: .asciz " elements, not a multiple of the "
-s_block_size:   .asciz " block size "
-s_data_offset:  .asciz " has data offset "
-s_not_aligned:  .asciz ", not a multiple of the alignment "
-s_bytes_at:     .asciz " bytes at data offset "
-s_past_data:    .asciz ", past the end of the file (its data section holds "
-s_inside_prev:  .asciz ", inside the previous tensor (which ends at "
-s_close:        .asciz ")"
-s_no_key:       .asciz "no metadata key "
-s_dup:          .asciz " appears more than once"
-s_has_type:     .asciz " has type "
-s_expected:     .asciz ", expected "
-s_is_array_of:  .asciz " is an array of "
-s_exp_array_of: .asciz ", expected an array of "
-s_is:           .asciz " is "
-s_non_negative: .asciz ", expected a non-negative integer"
-s_no_tensor:    .asciz "no tensor "
-s_has_type2:    .asciz " has type "
-s_ggml_type:    .asciz " (ggml type "
-s_not_here:     .asciz "), not supported here (supported:"
-s_space:        .asciz " "
-s_index:        .asciz "tensor index "
-s_out_of_range: .asciz " is out of range ("
-s_tensors:      .asciz " tensors)"
-s_an_integer:   .asciz "an integer"
-s_a_float:      .asciz "a float"
-s_a_bool:       .asciz "a bool"
-s_a_string:     .asciz "a string"
-s_an_array:     .asciz "an array"
 s_ellipsis:     .asciz "..."
 s_quote:        .asciz "'"
+s_space:        .asciz " "
+s_unknown:      .asciz "?"
 minus:          .asciz "-"
+want_words:                           # per GGUF_TYPE_*: what a getter of it asks for
+    .asciz "an integer"
+    .asciz "an integer"
+    .asciz "an integer"
+    .asciz "an integer"
+    .asciz "an integer"
+    .asciz "an integer"
+    .asciz "a float"
+    .asciz "a bool"
+    .asciz "a string"
+    .asciz "an array"
+    .asciz "an integer"
+    .asciz "an integer"
+    .asciz "a float"
+# gguf_format_error's templates, one per code, then the alternatives (FMT_ALT_*)
+fmt_lines:
+    .asciz "gguf: ok"
+    .asciz "gguf: not a GGUF file (it does not start with \"GGUF\")"
+    .asciz "gguf: version %R (supported: 2, 3)"
+    .asciz "gguf: metadata key %I%N: %P at offset %A runs past the end of the file (%S bytes)"
+    .asciz "gguf: kv_count %V is more than a %S-byte file can hold"
+    .asciz "gguf: metadata key %I%N: value type %V is not a GGUF type (0 to 12)"
+    .asciz "gguf: metadata key %I%N: arrays nested more than 4 deep"
+    .asciz "gguf: general.alignment is %V, must be a nonzero power of two"
+    .asciz "gguf: general.alignment has type %T, must be uint32"
+    .asciz "gguf: tensor %I has a name of %V bytes (ggml's limit is 63)"
+    .asciz "gguf: tensor %I%N has %V dimensions (must be 1 to 4)"
+    .asciz "gguf: tensor %I%N has dimension %A = %V (must be 1 to 4294967295)"
+    .asciz "gguf: tensor %I%N has %V rows (ne1*ne2*ne3 above 4294967295)"
+    .asciz "gguf: tensor %I%N has unknown ggml type %Y"
+    .asciz "gguf: tensor %I%N has rows of %V elements, not a multiple of the %G block size %B"
+    .asciz "gguf: tensor %I%N has data offset %V, not a multiple of the alignment %A"
+    .asciz "gguf: tensor %I%N has %A bytes at data offset %V, past the end of the file (its data section holds %D bytes)"
+    .asciz "gguf: tensor %I%N has data offset %V, inside the previous tensor (which ends at %A)"
+    .asciz "gguf: no metadata key %Q"
+    .asciz "gguf: metadata key %Q appears more than once"
+    .asciz "gguf: metadata key %Q has type %T, expected %K"
+    .asciz "gguf: metadata key %Q is %M, expected a non-negative integer"
+    .asciz "gguf: no tensor %Q"
+    .asciz "gguf: tensor %Q appears more than once"
+    .asciz "gguf: tensor %I%N has type %G (ggml type %Y), not supported here (supported:%L)"
+    .asciz "gguf: tensor index %V is out of range (%C tensors)"
+    .asciz "gguf: no GGUF file is open (gguf_open did not succeed)"
+    .asciz "gguf: the file is %S bytes, shorter than the 24-byte header"
+    .asciz "gguf: tensor %I%N: %P at offset %A runs past the end of the file (%S bytes)"
+    .asciz "gguf: tensor_count %V is more than a %S-byte file can hold"
+    .asciz "gguf: metadata key %Q is an array of %T, expected an array of %W"
+.equ FMT_ALT_HEADER, GGUF_N_CODES         # TRUNCATED in the header
+.equ FMT_ALT_TENSOR_PART, GGUF_N_CODES + 1  # TRUNCATED in a tensor info
+.equ FMT_ALT_TENSOR_COUNT, GGUF_N_CODES + 2 # COUNT of tensors
+.equ FMT_ALT_ARRAY, GGUF_N_CODES + 3      # KEY_TYPE of an array's elements
 
 .section .text
 .global gguf_error_text, gguf_format_error
@@ -211,7 +210,7 @@ put_str:
 put_i64:
     test rax, rax
     jns put_u64
-    neg rax
+    neg rax                           # INT64_MIN stays negative: as unsigned it is right
     mov r11, rax
     lea rcx, [rip + minus]
     call put_str
@@ -234,11 +233,13 @@ put_u64:
     add rsp, 40
     ret
 
-# put_name(r10 = bytes, r11 = length): ' + the name (cut, sanitised) + '. Clobbers rax,
-# rcx, rdx.
+# put_name: 'ERR_NAME' (cut to NAME_SHOWN bytes, bytes outside printable ASCII as '?').
+# Clobbers rax, rcx, rdx, r10, r11.
 put_name:
     lea rcx, [rip + s_quote]
     call put_str
+    mov r10, [rbx + GGUF_ERR_NAME]
+    mov r11, [rbx + GGUF_ERR_NAME_LEN]
     xor edx, edx
 .Lbyte:
     cmp rdx, r11
@@ -267,461 +268,254 @@ put_name:
     lea rcx, [rip + s_quote]
     jmp put_str
 
-# put_where_key / put_where_tensor: "metadata key I 'NAME'" / "tensor I 'NAME'" (ERR_INDEX,
-# and ERR_NAME when set). Clobbers rax, rcx, rdx, r10, r11.
-put_where_key:
-    lea rcx, [rip + s_key]
-    jmp put_where
-put_where_tensor:
-    lea rcx, [rip + s_tensor]
-put_where:
-    call put_str
-    mov rax, [rbx + GGUF_ERR_INDEX]
-    call put_u64
-    mov r10, [rbx + GGUF_ERR_NAME]
-    test r10, r10
-    jz .Ldone
-    lea rcx, [rip + s_space]
-    call put_str
-    mov r10, [rbx + GGUF_ERR_NAME]
-    mov r11, [rbx + GGUF_ERR_NAME_LEN]
-    call put_name
-.Ldone:
-    ret
-
-# put_quoted_name: the ERR_NAME in quotes (a key or tensor name asked for)
-put_quoted_name:
-    mov r10, [rbx + GGUF_ERR_NAME]
-    mov r11, [rbx + GGUF_ERR_NAME_LEN]
-    jmp put_name
-
-# put_value_type(eax = GGUF value type): its name, or "?" for an unknown one
-put_value_type:
-    lea rcx, [rip + s_type_unknown]
-    cmp eax, GGUF_TYPE_COUNT
-    jae put_str
-    mov ecx, eax
-    lea rax, [rip + type_names]
+# put_nth(rax = a string table, ecx = index, r8d = entries): its index-th string, "?" past
+# the table. Clobbers rax, rcx, rdx.
+put_nth:
+    cmp ecx, r8d
+    jae .Lunknown
     call nth_string
     mov rcx, rax
     jmp put_str
+.Lunknown:
+    lea rcx, [rip + s_unknown]
+    jmp put_str
 
-# put_ggml_name(eax = ggml type id < GGML_TYPE_COUNT): its name from the table
-put_ggml_name:
-    imul ecx, eax, GGML_TT_SIZE
-    lea rax, [rip + ggml_type_table]
-    add rcx, rax                      # GGML_TT_NAME is at 0, NUL-padded
+# put_ggml(eax = ggml type id, ecx = 0 name / 1 block size): from ggml_type_table, "?" for
+# an id past it. Clobbers rax, rcx, rdx, r10, r11.
+put_ggml:
+    cmp eax, GGML_TYPE_COUNT
+    jae .Lunknown
+    imul eax, eax, GGML_TT_SIZE
+    lea rdx, [rip + ggml_type_table]
+    add rdx, rax
+    test ecx, ecx
+    jnz .Lblock
+    mov rcx, rdx                      # GGML_TT_NAME: at 0, NUL-padded
+    jmp put_str
+.Lblock:
+    mov eax, [rdx + GGML_TT_BLOCK_SIZE]
+    jmp put_u64
+.Lunknown:
+    lea rcx, [rip + s_unknown]
     jmp put_str
 
 # gguf_format_error(rcx = GGUF*, edx = code, r8 = buffer, r9 = capacity) -> rax = length
+# Registers: rbx GGUF*, rdi/rsi the builder, r12 template, r13 buffer, r14 scratch.
 gguf_format_error:
     push rbx
     push rsi
     push rdi
     push r12
     push r13
+    push r14
+    sub rsp, 8
     xor eax, eax
     test r9, r9
     jz .Lempty
     mov rbx, rcx
-    mov r12d, edx
     mov r13, r8
     mov rdi, r8
     lea rsi, [r8 + r9 - 1]
-    cmp r12d, GGUF_E_VERSION
-    je .Lversion
-    cmp r12d, GGUF_E_TRUNCATED
-    je .Ltruncated
-    cmp r12d, GGUF_E_COUNT
-    je .Lcount
-    cmp r12d, GGUF_E_VALUE_TYPE
-    je .Lvalue_type
-    cmp r12d, GGUF_E_NESTING
-    je .Lnesting
-    cmp r12d, GGUF_E_ALIGNMENT
-    je .Lalignment
-    cmp r12d, GGUF_E_ALIGNMENT_TYPE
-    je .Lalignment_type
-    cmp r12d, GGUF_E_NAME_LEN
-    je .Lname_len
-    cmp r12d, GGUF_E_N_DIMS
-    je .Ln_dims
-    cmp r12d, GGUF_E_DIM
-    je .Ldim
-    cmp r12d, GGUF_E_ROWS
-    je .Lrows
-    cmp r12d, GGUF_E_TENSOR_TYPE
-    je .Ltensor_type
-    cmp r12d, GGUF_E_BLOCK
-    je .Lblock
-    cmp r12d, GGUF_E_OFFSET_ALIGN
-    je .Loffset_align
-    cmp r12d, GGUF_E_DATA_RANGE
-    je .Ldata_range
-    cmp r12d, GGUF_E_OVERLAP
-    je .Loverlap
-    cmp r12d, GGUF_E_NO_KEY
-    je .Lno_key
-    cmp r12d, GGUF_E_DUP_KEY
-    je .Ldup_key
-    cmp r12d, GGUF_E_KEY_TYPE
-    je .Lkey_type
-    cmp r12d, GGUF_E_NEGATIVE
-    je .Lnegative
-    cmp r12d, GGUF_E_NO_TENSOR
-    je .Lno_tensor
-    cmp r12d, GGUF_E_DUP_TENSOR
-    je .Ldup_tensor
-    cmp r12d, GGUF_E_UNSUPPORTED
-    je .Lunsupported
-    cmp r12d, GGUF_E_INDEX
-    je .Lindex
+    mov ecx, edx                      # the template: by code, or an alternative
+    mov eax, [rbx + GGUF_ERR_PART]
+    cmp edx, GGUF_E_TRUNCATED
+    jne .Lcount
+    cmp eax, GGUF_PART_TYPE_OFFSET
+    ja .Lgeneric                      # (a struct the caller scribbled on)
+    mov ecx, FMT_ALT_HEADER
+    test eax, eax
+    jz .Lchosen
+    mov ecx, FMT_ALT_TENSOR_PART
+    cmp eax, GGUF_PART_TENSOR_NAME_LEN
+    jae .Lchosen
+    mov ecx, edx
+    jmp .Lchosen
+.Lcount:
+    cmp edx, GGUF_E_COUNT
+    jne .Lkey_type
+    cmp eax, GGUF_PART_KEY
+    je .Lchosen
+    mov ecx, FMT_ALT_TENSOR_COUNT
+    jmp .Lchosen
+.Lkey_type:
+    cmp edx, GGUF_E_KEY_TYPE
+    jne .Lknown
+    cmp eax, GGUF_PART_ARRAY
+    jne .Lchosen
+    mov ecx, FMT_ALT_ARRAY
+    jmp .Lchosen
+.Lknown:
+    cmp edx, GGUF_N_CODES
+    jb .Lchosen
 .Lgeneric:
-    mov ecx, r12d
     call gguf_error_text
     mov rcx, rax
     call put_str
     jmp .Lend
-.Lversion:
-    call .Lprefix
-    lea rcx, [rip + s_version]
-    call put_str
-    mov eax, [rbx + GGUF_VERSION]
-    call put_u64
-    lea rcx, [rip + s_supported23]
-    jmp .Lstr_end
-.Ltruncated:
-    mov r8d, [rbx + GGUF_ERR_PART]
-    cmp r8d, GGUF_PART_TYPE_OFFSET
-    ja .Lgeneric
-    call .Lprefix
-    test r8d, r8d
-    jnz .Ltrunc_part
-    lea rcx, [rip + s_file_is]
-    call put_str
-    mov rax, [rbx + GGUF_FILE_SIZE]
-    call put_u64
-    lea rcx, [rip + s_short_header]
-    jmp .Lstr_end
-.Ltrunc_part:
-    cmp r8d, GGUF_PART_TENSOR_NAME_LEN
-    jae .Ltrunc_tensor
-    call put_where_key
-    jmp .Ltrunc_what
-.Ltrunc_tensor:
-    call put_where_tensor
-.Ltrunc_what:
-    lea rcx, [rip + s_colon]
-    call put_str
-    mov ecx, [rbx + GGUF_ERR_PART]
-    lea rax, [rip + part_text]
+.Lchosen:
+    lea rax, [rip + fmt_lines]
     call nth_string
-    mov rcx, rax
-    call put_str
-    mov ecx, [rbx + GGUF_ERR_PART]
-    lea rax, [rip + part_unit]
-    call nth_string
-    cmp byte ptr [rax], 0
-    je .Ltrunc_at
     mov r12, rax
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    mov rcx, r12
-    call put_str
-.Ltrunc_at:
-    lea rcx, [rip + s_at_offset]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_AUX]
-    call put_u64
-    lea rcx, [rip + s_runs_past]
-    call put_str
-    mov rax, [rbx + GGUF_FILE_SIZE]
-    call put_u64
-    lea rcx, [rip + s_bytes_close]
-    jmp .Lstr_end
-.Lcount:
-    call .Lprefix
-    lea rcx, [rip + s_kv_count]
-    cmp dword ptr [rbx + GGUF_ERR_PART], GGUF_PART_KEY
-    je .Lcount_name
-    lea rcx, [rip + s_tensor_count]
-.Lcount_name:
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_more_than]
-    call put_str
-    mov rax, [rbx + GGUF_FILE_SIZE]
-    call put_u64
-    lea rcx, [rip + s_file_holds]
-    jmp .Lstr_end
-.Lvalue_type:
-    call .Lprefix
-    call put_where_key
-    lea rcx, [rip + s_value_type]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_not_gguf]
-    jmp .Lstr_end
-.Lnesting:
-    call .Lprefix
-    call put_where_key
-    lea rcx, [rip + s_nested]
-    jmp .Lstr_end
-.Lalignment:
-    call .Lprefix
-    lea rcx, [rip + s_alignment]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_power2]
-    jmp .Lstr_end
-.Lalignment_type:
-    call .Lprefix
-    lea rcx, [rip + s_alignment_t]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_TYPE]
-    call put_value_type
-    lea rcx, [rip + s_must_u32]
-    jmp .Lstr_end
-.Lname_len:
-    call .Lprefix
-    lea rcx, [rip + s_tensor]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_INDEX]
-    call put_u64
-    lea rcx, [rip + s_has_name]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_name_limit]
-    jmp .Lstr_end
-.Ln_dims:
-    call .Ltensor_has
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_n_dims]
-    jmp .Lstr_end
-.Ldim:
-    call .Lprefix
-    call put_where_tensor
-    lea rcx, [rip + s_dimension]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_AUX]
-    call put_u64
-    lea rcx, [rip + s_equals]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_dim_range]
-    jmp .Lstr_end
-.Lrows:
-    call .Ltensor_has
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_rows]
-    jmp .Lstr_end
-.Ltensor_type:
-    call .Lprefix
-    call put_where_tensor
-    lea rcx, [rip + s_unknown_type]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_TYPE]
-    call put_u64
-    jmp .Lend
-.Lblock:
-    call .Lprefix
-    call put_where_tensor
-    lea rcx, [rip + s_rows_of]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_not_multiple]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_TYPE]
-    call put_ggml_name
-    lea rcx, [rip + s_block_size]
-    call put_str
-    imul ecx, [rbx + GGUF_ERR_TYPE], GGML_TT_SIZE
-    lea rax, [rip + ggml_type_table]
-    mov eax, [rax + rcx + GGML_TT_BLOCK_SIZE]
-    call put_u64
-    jmp .Lend
-.Loffset_align:
-    call .Lprefix
-    call put_where_tensor
-    lea rcx, [rip + s_data_offset]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_not_aligned]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_AUX]
-    call put_u64
-    jmp .Lend
-.Ldata_range:
-    call .Ltensor_has
-    mov rax, [rbx + GGUF_ERR_AUX]
-    call put_u64
-    lea rcx, [rip + s_bytes_at]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_past_data]
-    call put_str
-    mov rax, [rbx + GGUF_DATA_BYTES]
-    call put_u64
-    lea rcx, [rip + s_bytes_close]
-    jmp .Lstr_end
-.Loverlap:
-    call .Lprefix
-    call put_where_tensor
-    lea rcx, [rip + s_data_offset]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_inside_prev]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_AUX]
-    call put_u64
-    lea rcx, [rip + s_close]
-    jmp .Lstr_end
-.Lno_key:
-    call .Lprefix
-    lea rcx, [rip + s_no_key]
-    call put_str
-    call put_quoted_name
-    jmp .Lend
-.Ldup_key:
-    call .Lprefix
-    lea rcx, [rip + s_key]
-    call put_str
-    call put_quoted_name
-    lea rcx, [rip + s_dup]
-    jmp .Lstr_end
-.Lkey_type:
-    call .Lprefix
-    lea rcx, [rip + s_key]
-    call put_str
-    call put_quoted_name
-    cmp dword ptr [rbx + GGUF_ERR_PART], GGUF_PART_ARRAY
-    je .Larray_type
-    lea rcx, [rip + s_has_type]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_TYPE]
-    call put_value_type
-    lea rcx, [rip + s_expected]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_WANT]
-    lea rcx, [rip + s_an_integer]
-    cmp eax, GGUF_TYPE_UINT64
-    je .Lstr_end
-    lea rcx, [rip + s_a_float]
-    cmp eax, GGUF_TYPE_FLOAT32
-    je .Lstr_end
-    lea rcx, [rip + s_a_bool]
-    cmp eax, GGUF_TYPE_BOOL
-    je .Lstr_end
-    lea rcx, [rip + s_a_string]
-    cmp eax, GGUF_TYPE_STRING
-    je .Lstr_end
-    lea rcx, [rip + s_an_array]
-    jmp .Lstr_end
-.Larray_type:
-    lea rcx, [rip + s_is_array_of]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_TYPE]
-    call put_value_type
-    lea rcx, [rip + s_exp_array_of]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_WANT]
-    call put_value_type
-    jmp .Lend
-.Lnegative:
-    call .Lprefix
-    lea rcx, [rip + s_key]
-    call put_str
-    call put_quoted_name
-    lea rcx, [rip + s_is]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_i64
-    lea rcx, [rip + s_non_negative]
-    jmp .Lstr_end
-.Lno_tensor:
-    call .Lprefix
-    lea rcx, [rip + s_no_tensor]
-    call put_str
-    call put_quoted_name
-    jmp .Lend
-.Ldup_tensor:
-    call .Lprefix
-    lea rcx, [rip + s_tensor]
-    call put_str
-    call put_quoted_name
-    lea rcx, [rip + s_dup]
-    jmp .Lstr_end
-.Lunsupported:
-    call .Lprefix
-    call put_where_tensor
-    lea rcx, [rip + s_has_type2]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_TYPE]
-    cmp eax, GGML_TYPE_COUNT
-    jae .Lgeneric
-    call put_ggml_name
-    lea rcx, [rip + s_ggml_type]
-    call put_str
-    mov eax, [rbx + GGUF_ERR_TYPE]
-    call put_u64
-    lea rcx, [rip + s_not_here]
-    call put_str
-    xor r12d, r12d                    # every runnable type's name
-.Lsupported:
-    imul ecx, r12d, GGML_TT_SIZE
-    lea rax, [rip + ggml_type_table]
-    test dword ptr [rax + rcx + GGML_TT_FLAGS], GGML_TT_F_RUNNABLE
-    jz .Lsupported_next
-    lea rcx, [rip + s_space]
-    call put_str
-    mov eax, r12d
-    call put_ggml_name
-.Lsupported_next:
-    inc r12d
-    cmp r12d, GGML_TYPE_COUNT
-    jb .Lsupported
-    lea rcx, [rip + s_close]
-    jmp .Lstr_end
-.Lindex:
-    call .Lprefix
-    lea rcx, [rip + s_index]
-    call put_str
-    mov rax, [rbx + GGUF_ERR_VALUE]
-    call put_u64
-    lea rcx, [rip + s_out_of_range]
-    call put_str
-    mov rax, [rbx + GGUF_TENSOR_COUNT]
-    call put_u64
-    lea rcx, [rip + s_tensors]
-.Lstr_end:
-    call put_str
+.Lnext:
+    movzx eax, byte ptr [r12]
+    inc r12
+    test eax, eax
+    jz .Lend
+    cmp eax, '%'
+    je .Lfield
+    cmp rdi, rsi
+    jae .Lnext
+    mov [rdi], al
+    inc rdi
+    jmp .Lnext
+.Lfield:
+    movzx eax, byte ptr [r12]
+    inc r12
+    call expand
+    jmp .Lnext
 .Lend:
     mov byte ptr [rdi], 0
     mov rax, rdi
     sub rax, r13
 .Lempty:
+    add rsp, 8
+    pop r14
     pop r13
     pop r12
     pop rdi
     pop rsi
     pop rbx
     ret
-.Lprefix:                             # "gguf: "
-    lea rcx, [rip + s_gguf]
+
+# expand(eax = the letter after a template's %): writes the field (see atop this file).
+# Clobbers rax, rcx, rdx, r8, r10, r11.
+expand:
+    cmp eax, 'I'
+    je .Lindex
+    cmp eax, 'N'
+    je .Lopt_name
+    cmp eax, 'V'
+    je .Lvalue
+    cmp eax, 'A'
+    je .Laux
+    cmp eax, 'S'
+    je .Lsize
+    cmp eax, 'T'
+    je .Ltype_name
+    cmp eax, 'G'
+    je .Lggml_name
+    cmp eax, 'Y'
+    je .Ltype
+    cmp eax, 'D'
+    je .Ldata_bytes
+    cmp eax, 'R'
+    je .Lversion
+    cmp eax, 'M'
+    je .Lsigned
+    cmp eax, 'B'
+    je .Lblock
+    cmp eax, 'C'
+    je .Lcount
+    cmp eax, 'W'
+    je .Lwant_name
+    cmp eax, 'L'
+    je .Lsupported
+    cmp eax, 'P'
+    je .Lpart
+    cmp eax, 'Q'
+    je put_name
+    cmp eax, 'K'
+    je .Lwant_word
+    ret
+.Lindex:
+    mov rax, [rbx + GGUF_ERR_INDEX]
+    jmp put_u64
+.Lopt_name:
+    cmp qword ptr [rbx + GGUF_ERR_NAME], 0
+    je .Lret
+    lea rcx, [rip + s_space]
+    call put_str
+    jmp put_name
+.Lvalue:
+    mov rax, [rbx + GGUF_ERR_VALUE]
+    jmp put_u64
+.Laux:
+    mov rax, [rbx + GGUF_ERR_AUX]
+    jmp put_u64
+.Lsize:
+    mov rax, [rbx + GGUF_FILE_SIZE]
+    jmp put_u64
+.Ltype_name:
+    mov ecx, [rbx + GGUF_ERR_TYPE]
+    jmp .Lvalue_type_name
+.Lwant_name:
+    mov ecx, [rbx + GGUF_ERR_WANT]
+.Lvalue_type_name:
+    lea rax, [rip + type_names]
+    mov r8d, GGUF_TYPE_COUNT
+    jmp put_nth
+.Lwant_word:
+    mov ecx, [rbx + GGUF_ERR_WANT]
+    lea rax, [rip + want_words]
+    mov r8d, GGUF_TYPE_COUNT
+    jmp put_nth
+.Lggml_name:
+    mov eax, [rbx + GGUF_ERR_TYPE]
+    xor ecx, ecx
+    jmp put_ggml
+.Lblock:
+    mov eax, [rbx + GGUF_ERR_TYPE]
+    mov ecx, 1
+    jmp put_ggml
+.Ltype:
+    mov eax, [rbx + GGUF_ERR_TYPE]
+    jmp put_u64
+.Ldata_bytes:
+    mov rax, [rbx + GGUF_DATA_BYTES]
+    jmp put_u64
+.Lversion:
+    mov eax, [rbx + GGUF_VERSION]
+    jmp put_u64
+.Lsigned:
+    mov rax, [rbx + GGUF_ERR_VALUE]
+    jmp put_i64
+.Lcount:
+    mov rax, [rbx + GGUF_TENSOR_COUNT]
+    jmp put_u64
+.Lpart:                               # the part's text, then its number and unit if any
+    mov ecx, [rbx + GGUF_ERR_PART]
+    lea rax, [rip + part_text]
+    mov r8d, GGUF_PART_TYPE_OFFSET + 1
+    call put_nth
+    mov ecx, [rbx + GGUF_ERR_PART]
+    cmp ecx, GGUF_PART_TYPE_OFFSET
+    ja .Lret
+    lea rax, [rip + part_unit]
+    call nth_string
+    cmp byte ptr [rax], 0
+    je .Lret
+    mov r14, rax
+    mov rax, [rbx + GGUF_ERR_VALUE]
+    call put_u64
+    mov rcx, r14
     jmp put_str
-.Ltensor_has:                         # "gguf: tensor I 'NAME' has "
-    call .Lprefix
-    call put_where_tensor
-    lea rcx, [rip + s_has]
-    jmp put_str
+.Lsupported:                          # " NAME" for every type the program runs
+    push r12
+    xor r12d, r12d
+.Lrow:
+    imul ecx, r12d, GGML_TT_SIZE
+    lea rax, [rip + ggml_type_table]
+    test dword ptr [rax + rcx + GGML_TT_FLAGS], GGML_TT_F_RUNNABLE
+    jz .Lrow_next
+    lea rcx, [rip + s_space]
+    call put_str
+    mov eax, r12d
+    xor ecx, ecx
+    call put_ggml
+.Lrow_next:
+    inc r12d
+    cmp r12d, GGML_TYPE_COUNT
+    jb .Lrow
+    pop r12
+.Lret:
+    ret

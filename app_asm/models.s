@@ -35,6 +35,7 @@ s_nl:             .asciz "\n"
 s_no_model:       .asciz "no model found: put a .gguf or llama2.c .bin model in the volume root or models\\\n"
 s_too_many:       .asciz "more than %u model files: only the first %u are listed\n"
 s_skipped:        .asciz "%u .bin/.gguf file(s) skipped: a name must be ASCII and under %u bytes with its folder\n"
+s_gguf_probed:    .asciz "GGUF v%u (/model_info NAME: its shape and types)"
 s_root:           .asciz ""
 s_root_dir:       .asciz "/"
 s_seq:            .asciz ", seq_len "
@@ -48,7 +49,7 @@ s_vocab:          .asciz ", vocab "
 .extern rt_file_close, rt_file_open, rt_file_read, rt_file_read_entry, rt_file_size, rt_print_cstr
 .extern rt_print_u64, sess_loaded, session_load_model, set_model, str_len, trim
 .extern vol_print_status, rt_file_info_buffer, rt_printf, found_names, found_count, found_more
-.extern found_skipped, found_sort, found_drop_configured, ucs2_has_bin_suffix, models_pick
+.extern gguf_model_info, found_skipped, found_sort, found_drop_configured, ucs2_has_bin_suffix, models_pick
 
 # print_model_error(rcx = name, edx = MODEL_E_* code, r8 = the Model* that was checked):
 # "model NAME: <reason>\n"
@@ -216,8 +217,16 @@ print_probed_shape:
     call print_hundredths
     lea rcx, [rip + s_mib_comma]
     call rt_print_cstr
+    cmp dword ptr [rip + probe_struct + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lbin
+    lea rcx, [rip + s_gguf_probed]    # its shape is known once the whole file is read
+    mov rdx, [rip + probe_struct + MODEL_ERR_GOT]
+    call rt_printf
+    jmp .Lnl
+.Lbin:
     lea rcx, [rip + probe_struct]
     call print_shape
+.Lnl:
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     add rsp, 40
@@ -446,6 +455,13 @@ models_info:
     call check_model_file
     test eax, eax
     jz .Lout
+    cmp dword ptr [rip + probe_struct + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lbin
+    mov rcx, rbx                      # a GGUF: read and parsed whole (gguf_info.s)
+    lea rdx, [rip + probe_struct]
+    call gguf_model_info
+    jmp .Lout
+.Lbin:
     mov rcx, rbx
     call rt_print_cstr
     lea rcx, [rip + s_info_size]

@@ -1,19 +1,16 @@
 # The tokenizer from GGUF metadata: build (validation, token texts, the token hash, special
-# tokens), find a token by its text, the messages. Encoding and decoding: vocab_encode.s.
+# tokens). Finding a token by text, messages: vocab_find.s; encoding, decoding: vocab_encode.s.
 # SentencePiece (`llama`) goes through tokenizer.s's core (tok_build); byte-level BPE
 # (`gpt2`) through bpe.s. Pure core: no UEFI, no printing. Contracts: vocab.inc.
 .include "tokenizer_layouts.inc"
 .include "tokenizer.inc"
 .include "vocab_tables.inc"
 
-.equ FNV_BASIS, 0x811C9DC5            # FNV-1a, 32 bits (Fowler/Noll/Vo)
-.equ FNV_PRIME, 0x01000193
 .equ SLOTS, VOCAB_SLOTS
 .equ MAX_SPECIALS, 65536
 
 .section .text
-.global vocab_workspace_bytes, vocab_build, vocab_find, vocab_find2, vocab_message
-.global vocab_error_text
+.global vocab_workspace_bytes, vocab_build
 
 # sizes(rcx = VOCAB_SOURCE*) -> r8 = n tokens (0: none usable), r9 = bytes of token text
 #   plus one per token, r10 = merges (kind BPE only), r11d = kind (0 unknown).
@@ -193,132 +190,6 @@ vocab_workspace_bytes:
     pop rbx
     ret
 
-# fnv(rdx = bytes, r8 = length, eax = hash so far) -> eax. Clobbers rcx, r8... (rdx, r8 kept).
-fnv:
-    xor ecx, ecx
-.Lbyte:
-    cmp rcx, r8
-    jae .Ldone
-    movzx r11d, byte ptr [rdx + rcx]
-    xor eax, r11d
-    imul eax, eax, FNV_PRIME
-    inc rcx
-    jmp .Lbyte
-.Ldone:
-    ret
-
-# vocab_find(rcx = VOCAB*, rdx = bytes, r8 = length) -> eax = the token whose text is those
-#   bytes, or -1 (contract in vocab.inc). Works during vocab_build once the hash is filled.
-vocab_find:
-    xor r9d, r9d
-    xor r10d, r10d
-# vocab_find2(rcx = VOCAB*, rdx = bytes, r8 = length, r9 = more bytes, [r10 = their length;
-#   from Microsoft x64 callers: [rsp+40]]) -> eax: the token whose text is the concatenation.
-#   Clobbers rax, rcx, rdx, r8-r11 only (bpe.s relies on that).
-    jmp find2
-vocab_find2:
-    mov r10, [rsp + 40]
-find2:
-    push rbx
-    push rsi
-    push rdi
-    push r12
-    mov rbx, rcx
-    mov rsi, rdx                      # part 1
-    mov rdi, r9                       # part 2
-    mov r12, r8                       # part 1's length; r10 = part 2's
-    mov eax, FNV_BASIS
-    call fnv
-    mov rdx, rdi
-    mov r8, r10
-    call fnv
-    mov rdx, [rbx + VOCAB_TOK_HASH]
-    mov r9d, [rbx + VOCAB_TOK_HASH_MASK]
-.Lprobe:
-    and eax, r9d
-    mov ecx, [rdx + rax * 4]
-    test ecx, ecx
-    jz .Lmissing
-    dec ecx                           # the id in this slot
-    mov r8, [rbx + VOCAB_TEXT_LEN]
-    mov r8d, [r8 + rcx * 4]
-    mov r11, r12
-    add r11, r10
-    cmp r8, r11
-    jne .Lnext
-    push rax
-    push rdx
-    mov r8, [rbx + VOCAB_TEXT]
-    mov r8, [r8 + rcx * 8]            # the token's text
-    xor r11d, r11d
-.Lcmp1:
-    cmp r11, r12
-    jae .Lpart2
-    movzx eax, byte ptr [rsi + r11]
-    cmp al, [r8 + r11]
-    jne .Ldiffer
-    inc r11
-    jmp .Lcmp1
-.Lpart2:
-    add r8, r12
-    xor r11d, r11d
-.Lcmp2:
-    cmp r11, r10
-    jae .Lsame
-    movzx eax, byte ptr [rdi + r11]
-    cmp al, [r8 + r11]
-    jne .Ldiffer
-    inc r11
-    jmp .Lcmp2
-.Ldiffer:
-    pop rdx
-    pop rax
-.Lnext:
-    inc eax
-    jmp .Lprobe
-.Lsame:
-    pop rdx
-    pop rax
-    mov eax, ecx
-    jmp .Lout
-.Lmissing:
-    mov eax, -1
-.Lout:
-    pop r12
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# vocab_message(ecx = code or its negation) -> rax = the static one-line message.
-vocab_message:
-    mov eax, ecx
-    neg eax
-    cmovs eax, ecx
-    cmp eax, VOCAB_E_LAST
-    jbe .Lfind
-    mov eax, VOCAB_E_SPM              # (any unknown code: the generic failure)
-.Lfind:
-    lea rdx, [rip + vocab_messages]
-.Lskip:
-    test eax, eax
-    jz .Lfound
-.Lskip_byte:
-    movzx ecx, byte ptr [rdx]
-    inc rdx
-    test ecx, ecx
-    jnz .Lskip_byte
-    dec eax
-    jmp .Lskip
-.Lfound:
-    mov rax, rdx
-    ret
-
-# vocab_error_text(rcx = VOCAB*) -> rax = vocab_build's last one-line message.
-vocab_error_text:
-    lea rax, [rcx + VOCAB_ERROR_TEXT]
-    ret
-
 # set_error(rbx = VOCAB*, eax = code, rsi = value bytes or 0, rdi = value length)
 #   -> eax = the code. ERROR_TEXT = the message, then " 'value'" when a value is given
 #   (at most 64 bytes of it, bytes outside 0x20..0x7E as '?'). Clobbers rcx, rdx, r8-r11.
@@ -413,6 +284,8 @@ vocab_build:
     mov rdi, [r15 + VOCAB_SOURCE_PRE_LEN]
     mov eax, PRE_DEFAULT
     test rsi, rsi
+    jz .Lhave_pre
+    test rdi, rdi                     # an empty name: "default" too (llama.cpp)
     jz .Lhave_pre
     lea rdx, [rip + vocab_pre_names]
 .Lname:
@@ -585,6 +458,7 @@ vocab_build:
     dec rcx
     mov dword ptr [rdi + rcx * 4], 0
     jnz .Lzero
+    mov dword ptr [rbx + VOCAB_MAGIC], VOCAB_MAGIC_BUILDING   # vocab_find works from here
     xor ebp, ebp
 .Linsert:
     cmp rbp, r12
@@ -602,8 +476,8 @@ vocab_build:
     mov rdx, [rax + rbp * 8]
     mov rax, [rbx + VOCAB_TEXT_LEN]
     mov r8d, [rax + rbp * 4]
-    mov eax, FNV_BASIS
-    call fnv
+    mov eax, VOCAB_FNV_BASIS
+    call vocab_fnv
     mov r9d, [rbx + VOCAB_TOK_HASH_MASK]
 .Lslot:
     and eax, r9d
@@ -682,6 +556,10 @@ vocab_build:
 .Lfail:
     xor esi, esi
 .Lfail_value:
+    test eax, eax
+    jz .Lmessage
+    mov dword ptr [rbx + VOCAB_MAGIC], 0
+.Lmessage:
     call set_error
     add rsp, 72
     pop r15

@@ -13,17 +13,18 @@ empty_piece:
     .byte 0
 
 .section .text
-.global vocab_encode, vocab_decode
+.global vocab_encode, vocab_decode, vocab_wrap_tok
 
 # vocab_encode(rcx = VOCAB*, rdx = text, r8 = length, r9d = flags, [rsp+40] = out i32*,
 #              [rsp+48] = capacity) -> eax = tokens written, or a negated VOCAB_E_* code
 #   (contract in vocab.inc)
-.equ E_FRAME, 88                      # outgoing arguments (56 bytes), then our slots
-.equ E_OUT, 192                       # stack arguments after 8 pushes and the frame
-.equ E_CAP, 200
+.equ E_FRAME, 104                     # outgoing arguments (56 bytes), then our slots
+.equ E_OUT, 208                       # stack arguments after 8 pushes and the frame
+.equ E_CAP, 216
 .equ E_FLAGS, 56
 .equ E_COUNT, 64
 .equ E_PREV_SPECIAL, 72
+.equ E_FRAG, 80                       # the one fragment of a text without specials (a FRAG)
 vocab_encode:
     push rbx
     push rbp
@@ -53,20 +54,43 @@ vocab_encode:
     call put
     js .Lout
 
-.Lpartition:                          # FRAG_A: [0, length) raw (PROTECT ranges marked
-    mov rsi, [rbx + VOCAB_FRAG_A]     # FRAG_PROTECTED); then split at each special
-    xor r14d, r14d                    # fragments
-    test r13, r13
-    jz .Lspecials
+.Lpartition:                          # FRAG_A: [0, length) raw (the PROTECT ranges marked
+    lea rsi, [rsp + E_FRAG]           # FRAG_PROTECTED); then split at each special. No
+    cmp dword ptr [rbx + VOCAB_N_SPECIALS], 0      # specials: the one fragment lives in our
+    je .Lwhole                                     # frame
+    mov rsi, [rbx + VOCAB_FRAG_A]
     test byte ptr [rsp + E_FLAGS], VOCAB_ENCODE_PROTECT
     jz .Lwhole
+    test r13, r13
+    jz .Lwhole
     call protect_fragments
-    jmp .Lspecials
+    jmp .Lpresent
 .Lwhole:
     mov dword ptr [rsi + FRAG_START], 0
     mov [rsi + FRAG_END], r13d
     mov dword ptr [rsi + FRAG_ID], NO_ID
-    mov r14d, 1
+    mov r14d, 1                       # fragments
+    test r13, r13
+    jnz .Lpresent
+    xor r14d, r14d
+.Lpresent:                            # MAPBUF[b] = 1 for each byte value b in the text: a
+    cmp dword ptr [rbx + VOCAB_N_SPECIALS], 0      # special whose first byte is absent
+    je .Lencode                       # cannot occur (Qwen2 has 290 user-defined ones)
+    mov rdi, [rbx + VOCAB_MAPBUF]
+    xor eax, eax
+.Lclear:
+    mov qword ptr [rdi + rax], 0
+    add eax, 8
+    cmp eax, 256
+    jb .Lclear
+    xor eax, eax
+.Lmark:
+    cmp rax, r13
+    jae .Lspecials
+    movzx ecx, byte ptr [r12 + rax]
+    mov byte ptr [rdi + rcx], 1
+    inc rax
+    jmp .Lmark
 .Lspecials:
     xor ebp, ebp                      # special index
 .Lnext_special:
@@ -81,12 +105,21 @@ vocab_encode:
     test byte ptr [rsp + E_FLAGS], VOCAB_PARSE_SPECIAL
     jz .Lnext_special                 # control tokens only when asked
 .Lsplit:
+    mov rax, [rbx + VOCAB_TEXT]
+    mov rax, [rax + r15 * 8]
+    movzx eax, byte ptr [rax]         # (texts are never empty)
+    mov rcx, [rbx + VOCAB_MAPBUF]
+    cmp byte ptr [rcx + rax], 0
+    je .Lnext_special
     call split_at
     jmp .Lnext_special
 
 .Lencode:                             # each fragment: its special id, or its text encoded
+    cmp dword ptr [rbx + VOCAB_N_SPECIALS], 0
+    je .Lfragments                    # (rsi is still the frame's fragment)
     call join_text_fragments          # (raw and protected text side by side: one fragment)
     mov rsi, [rbx + VOCAB_FRAG_A]
+.Lfragments:
     xor ebp, ebp
     mov dword ptr [rsp + E_PREV_SPECIAL], 1
 .Lfragment:
@@ -393,8 +426,11 @@ vocab_decode:
     jae .Lempty
     mov r8d, r8d
     mov rax, [rcx + VOCAB_TYPES]
+    test rax, rax
+    jz .Lkind                         # (a tokenizer.bin vocab: no types)
     cmp byte ptr [rax + r8], TT_CONTROL
     je .Lempty
+.Lkind:
     cmp dword ptr [rcx + VOCAB_KIND], VOCAB_KIND_BPE
     jne .Lspm
     mov rax, [rcx + VOCAB_DEC_LEN]
@@ -413,4 +449,33 @@ vocab_decode:
     jz .Lreturn
     mov [r9], r10
 .Lreturn:
+    ret
+
+# vocab_wrap_tok(rcx = VOCAB*) -> eax = VOCAB_OK, or VOCAB_E_NOT_LOADED when the Tokenizer at
+#   VOCAB_SPM is not loaded. Makes a VOCAB of the tokenizer.bin that tok_load put in its
+#   VOCAB_SPM struct (the workspace is tok_load's): SentencePiece, its BOS/EOS/UNK ids, BOS
+#   and the space prefix wanted, no token types and no special tokens, so vocab_encode and
+#   vocab_decode serve both formats (vocab_find answers through tok_piece_id).
+vocab_wrap_tok:
+    mov dword ptr [rcx + VOCAB_MAGIC], 0
+    mov eax, VOCAB_E_NOT_LOADED
+    cmp dword ptr [rcx + VOCAB_SPM + TOK_MAGIC], TOK_MAGIC_VALUE
+    jne .Lout
+    mov dword ptr [rcx + VOCAB_KIND], VOCAB_KIND_SPM
+    mov eax, [rcx + VOCAB_SPM + TOK_VOCAB_SIZE]
+    mov [rcx + VOCAB_N_VOCAB], eax
+    mov eax, [rcx + VOCAB_SPM + TOK_BOS_ID]
+    mov [rcx + VOCAB_BOS_ID], eax
+    mov eax, [rcx + VOCAB_SPM + TOK_EOS_ID]
+    mov [rcx + VOCAB_EOS_ID], eax
+    mov eax, [rcx + VOCAB_SPM + TOK_UNK_ID]
+    mov [rcx + VOCAB_UNK_ID], eax
+    mov dword ptr [rcx + VOCAB_ADD_BOS], 1
+    mov dword ptr [rcx + VOCAB_ADD_SPACE_PREFIX], 1
+    mov dword ptr [rcx + VOCAB_N_SPECIALS], 0
+    mov qword ptr [rcx + VOCAB_TYPES], 0
+    mov qword ptr [rcx + VOCAB_TOK_HASH], 0
+    mov dword ptr [rcx + VOCAB_MAGIC], VOCAB_MAGIC_VALUE
+    xor eax, eax
+.Lout:
     ret

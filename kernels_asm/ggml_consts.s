@@ -8,7 +8,7 @@
 .global kg_f_2m24, kg_f_abs, kg_f_half, kg_f_h_norm, kg_f_h_ovf, kg_f_inf, kg_h_inf
 .global kg_one_i32, kg_f_h_round, kg_h_man, kg_h_qbit, kg_f_bf_hi, kg_f_bf_quiet, kg_bf_round
 .global kg_f_127, kg_nib, kg_b8, kg_b16, kg_one_i16, kg_bits_shuf, kg_bits_mask, kg_hi_f0
-.global kg_q8_perm
+.global kg_q8_perm, kg_f_2p112
 kg_h_magn:      # 0x7fff: an f16's magnitude bits (in each dword lane)
     .long 0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff
 kg_h_sub_lim:   # 0x0400: f16 magnitudes below this are zero or subnormal
@@ -21,6 +21,8 @@ kg_h_rebias:    # (127 - 15) << 23: f16 exponent -> f32 exponent (once more for 
     .long 0x38000000, 0x38000000, 0x38000000, 0x38000000, 0x38000000, 0x38000000, 0x38000000, 0x38000000
 kg_f_quiet:     # an f32 NaN's quiet bit
     .long 0x00400000, 0x00400000, 0x00400000, 0x00400000, 0x00400000, 0x00400000, 0x00400000, 0x00400000
+kg_f_2p112:     # 2^112 (f32): 2^(127 - 15), an f16's bits shifted up 13 times this is its value
+    .long 0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x77800000
 kg_f_2m24:      # 2^-24 (f32): an f16 subnormal's unit
     .long 0x33800000, 0x33800000, 0x33800000, 0x33800000, 0x33800000, 0x33800000, 0x33800000, 0x33800000
 kg_f_abs:       # 0x7fffffff: an f32's magnitude bits

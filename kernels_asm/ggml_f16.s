@@ -11,7 +11,7 @@
 # Any n (0 does nothing), unaligned pointers, nothing read or written past the ends. The
 # SSE2 bodies convert f16 in integer SSE2 (ggml_cvt.inc), the AVX2 bodies with F16C, and
 # both give the same bits for every f16 and every f32 (NaN payloads included). The SSE2
-# matvec changes xmm6-xmm8 and restores them.
+# matvec uses 4 KiB of stack (a tile of x as f32).
 .include "kernels.inc"
 .include "kmacros.inc"
 .include "ggml_cvt.inc"
@@ -195,78 +195,111 @@ quantize_row_f16_avx2:
     ret
 
 # matvec_f16_sse2(rcx = out, rdx = W f16*, r8 = x f16*, r9d = n, dword [rsp+40] = d)
-# Rows one after the other (W read once, front to back); 8 columns per step (both operands
-# converted, then multiplied and added in two partial sums), then 1 at a time.
-# frame: rbx pushed, 48 bytes: xmm6-xmm8 saved at [rsp] .. [rsp+47]
+# SSE2 has no f16 conversion, and converting x again for every row cost half the time: the
+# columns go in tiles of 1024; each tile of x is converted once into a stack buffer (f32),
+# then every row's segment of the tile (2 KiB, contiguous; rows in order) is converted 8
+# at a time (GH2F_MV_SSE2), multiplied and added in two partial sums, then 1 at a time;
+# a row's sum over a tile goes to out[i] (the first tile) or is added to it; the next
+# row's segment is prefetched meanwhile (rows of a tile are 2n bytes apart). n = 0 writes
+# nothing. Measured (2048 x 2048, CPU time): 20 -> 12 ns per 32 weights in cache, 3.4 ->
+# 6.0 GB/s streamed.
+# frame: rbx, rsi, rdi, r12-r14 pushed; 4128 bytes: the tile buffer at [rsp] ..
+# [rsp+4095], xmm6 and xmm7 saved at [rsp+4096] .. [rsp+4127].
 matvec_f16_sse2:
     push rbx
-    sub rsp, 48
-    movups [rsp], xmm6
-    movups [rsp + 16], xmm7
-    movups [rsp + 32], xmm8
-    mov r10d, dword ptr [rsp + 48 + 8 + 40]   # rows left
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    sub rsp, 4136
+    movups [rsp + 4096], xmm6
+    movups [rsp + 4112], xmm7
+    mov r10d, dword ptr [rsp + 4136 + 48 + 40]    # d: rows
     mov r9d, r9d
-    lea r9, [r9 * 2]                  # row bytes
-    mov r11, r9
-    and r11, -16
+    lea r12, [r9 + r9]                # bytes per row
+    pxor xmm5, xmm5                   # zeros (punpck with it zero-extends)
+    xor r11d, r11d                    # the tile's first column
+.Ltile:
+    cmp r11, r9
+    jae .Ldone
+    mov rbx, r9
+    sub rbx, r11
+    mov eax, 1024
+    cmp rbx, rax
+    cmova rbx, rax                    # the tile's width
+    lea r14, [r8 + r11 * 2]
+    xor eax, eax
+.Lcvt:                                # x's tile -> f32, one at a time (once per tile)
+    cmp rax, rbx
+    jae .Lrows
+    movzx r13d, word ptr [r14 + rax * 2]
+    movd xmm0, r13d
+    GH2F_MV_SSE2 xmm0, xmm2, xmm3
+    movss dword ptr [rsp + rax * 4], xmm0
+    inc rax
+    jmp .Lcvt
+.Lrows:
+    mov r13, rbx
+    and r13, -8                       # 8 at a time up to here, then 1 at a time
+    lea rsi, [rdx + r11 * 2]          # row 0's segment
+    xor edi, edi
 .Lrow:
-    test r10, r10
-    jz .Ldone
+    cmp rdi, r10
+    jae .Ltile_done
     xorps xmm6, xmm6
     xorps xmm7, xmm7
+    lea r14, [rsi + r12]              # the next row's segment, prefetched meanwhile
     xor eax, eax
 .Lvec:
-    cmp rax, r11
+    cmp rax, r13
     jae .Lone
-    movdqu xmm0, [rdx + rax]
-    pxor xmm5, xmm5
+    prefetcht0 [r14 + rax * 2]
+    movdqu xmm0, [rsi + rax * 2]
     movdqa xmm1, xmm0
     punpcklwd xmm0, xmm5
     punpckhwd xmm1, xmm5
-    GH2F_SSE2 xmm0, xmm3, xmm4, xmm5
-    GH2F_SSE2 xmm1, xmm3, xmm4, xmm5
-    movdqu xmm2, [r8 + rax]
-    pxor xmm5, xmm5
-    movdqa xmm8, xmm2
-    punpcklwd xmm2, xmm5
-    punpckhwd xmm8, xmm5
-    GH2F_SSE2 xmm2, xmm3, xmm4, xmm5
-    GH2F_SSE2 xmm8, xmm3, xmm4, xmm5
-    mulps xmm0, xmm2
-    mulps xmm1, xmm8
+    GH2F_MV_SSE2 xmm0, xmm2, xmm3
+    GH2F_MV_SSE2 xmm1, xmm2, xmm3
+    mulps xmm0, [rsp + rax * 4]
+    mulps xmm1, [rsp + rax * 4 + 16]
     addps xmm6, xmm0
     addps xmm7, xmm1
-    add rax, 16
+    add rax, 8
     jmp .Lvec
-.Lone:                                # w in lane 0, x in lane 1: one conversion for both
-    cmp rax, r9
-    jae .Lrow_done
-    movzx ebx, word ptr [r8 + rax]
-    shl ebx, 16
-    mov bx, word ptr [rdx + rax]
-    movd xmm0, ebx
-    pxor xmm5, xmm5
-    punpcklwd xmm0, xmm5
-    GH2F_SSE2 xmm0, xmm3, xmm4, xmm5
-    movaps xmm1, xmm0
-    shufps xmm1, xmm1, 0x55
-    mulss xmm0, xmm1
+.Lone:
+    cmp rax, rbx
+    jae .Lrow_sum
+    pxor xmm0, xmm0
+    pinsrw xmm0, word ptr [rsi + rax * 2], 0
+    GH2F_MV_SSE2 xmm0, xmm2, xmm3
+    mulss xmm0, dword ptr [rsp + rax * 4]
     addss xmm7, xmm0
-    add rax, 2
+    inc rax
     jmp .Lone
-.Lrow_done:
+.Lrow_sum:
     addps xmm6, xmm7
     KHSUM_SSE2 xmm6, xmm0
-    movss dword ptr [rcx], xmm6
-    add rcx, 4
-    add rdx, r9
-    dec r10
+    test r11, r11
+    jz 1f
+    addss xmm6, dword ptr [rcx + rdi * 4]     # the earlier tiles' sum
+1:
+    movss dword ptr [rcx + rdi * 4], xmm6
+    add rsi, r12
+    inc rdi
     jmp .Lrow
+.Ltile_done:
+    add r11, rbx
+    jmp .Ltile
 .Ldone:
-    movups xmm6, [rsp]
-    movups xmm7, [rsp + 16]
-    movups xmm8, [rsp + 32]
-    add rsp, 48
+    movups xmm6, [rsp + 4096]
+    movups xmm7, [rsp + 4112]
+    add rsp, 4136
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
     pop rbx
     ret
 

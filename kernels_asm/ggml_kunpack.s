@@ -1,6 +1,6 @@
 # The K-quant unpackers: one super-block of Q2_K, Q3_K, Q4_K, Q5_K or Q6_K into the common
 # form of kquant.inc (u8 quants, i16 scale and min per 16 weights, f32 d and dmin). The
-# generic dequantize-row and dot-product loops (ggml_kquants.s) run on that form.
+# generic dequantize-row loop (ggml_kquants.s) runs on that form.
 #
 # Block layouts and bit packing: ggml-common.h (block_q2_K .. block_q6_K) and ggml's
 # dequantize_row_q*_K, restated in tests/reference/quant_k.py. General-purpose code only,

@@ -17,6 +17,7 @@
 .include "kmacros.inc"
 .include "ggml_cvt.inc"
 .include "ggml_qmacros.inc"
+.include "ggml_pairs.inc"
 
 .section .text
 .global dequantize_row_q4_0_sse2, dequantize_row_q4_0_avx2
@@ -100,7 +101,33 @@ dequantize_row_q4_1_avx2:
 
 # matvec_q4_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q4_0_sse2:
-    GMV_PROLOGUE_SSE2
+    GMV2_PROLOGUE_SSE2 18
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_SSE2
+    GPAIR_XQ_SSE2 2
+    GW_NIB_SSE2 rdx, 2, xmm5, xmm6
+    psubb xmm5, [rip + kg_b8]
+    psubb xmm6, [rip + kg_b8]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_NIB_SSE2 rdx+rbx, 2, xmm5, xmm6
+    psubb xmm5, [rip + kg_b8]
+    psubb xmm6, [rip + kg_b8]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 18
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -108,6 +135,7 @@ matvec_q4_0_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE0_SSE2
     GNIB_SSE2 2
     psubb xmm0, [rip + kg_b8]
@@ -121,11 +149,33 @@ matvec_q4_0_sse2:
     GMV_ROW_END_SSE2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_SSE2
+    GMV2_EPILOGUE_SSE2
 
 # matvec_q4_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q4_1_sse2:
-    GMV_PROLOGUE_SSE2
+    GMV2_PROLOGUE_SSE2 20
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_SSE2
+    GPAIR_XQ_SSE2 4
+    GW_NIB_SSE2 rdx, 4, xmm5, xmm6
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_NIB_SSE2 rdx+rbx, 4, xmm5, xmm6
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 20
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -133,6 +183,7 @@ matvec_q4_1_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE1_SSE2
     GNIB_SSE2 4
     GDOT32_SSE2 4
@@ -144,7 +195,7 @@ matvec_q4_1_sse2:
     GMV_ROW_END_SSE2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_SSE2
+    GMV2_EPILOGUE_SSE2
 
 .macro Q4_0_BLOCK_AVX2 acc
     GSCALE0_AVX2
@@ -158,7 +209,31 @@ matvec_q4_1_sse2:
 
 # matvec_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q4_0_avx2:
-    GMV_PROLOGUE_AVX2
+    GMV2_PROLOGUE_AVX2 18
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_AVX2
+    vmovdqu ymm1, [r11 + 2]
+    vmovdqa ymm7, [rip + kg_b8]
+    vpmaddubsw ymm7, ymm7, ymm1       # 8 * (x_2k + x_2k+1), int16: both rows' offset
+    GWA_NIB_AVX2 rdx, 2
+    GPAIR_DOTO_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 2
+    GPAIR_DOTO_AVX2 ymm13, ymm10
+    add rdx, 18
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -166,6 +241,7 @@ matvec_q4_0_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q4_0_BLOCK_AVX2 ymm2
     Q4_0_BLOCK_AVX2 ymm3
     sub rax, 2
@@ -178,7 +254,7 @@ matvec_q4_0_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2
 
 .macro Q4_1_BLOCK_AVX2 acc
     GSCALE1_AVX2
@@ -191,7 +267,29 @@ matvec_q4_0_avx2:
 
 # matvec_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q4_1_avx2:
-    GMV_PROLOGUE_AVX2
+    GMV2_PROLOGUE_AVX2 20
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_AVX2
+    vmovdqu ymm1, [r11 + 4]
+    GWA_NIB_AVX2 rdx, 4
+    GPAIR_DOTU_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 4
+    GPAIR_DOTU_AVX2 ymm13, ymm10
+    add rdx, 20
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -199,6 +297,7 @@ matvec_q4_1_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q4_1_BLOCK_AVX2 ymm2
     Q4_1_BLOCK_AVX2 ymm3
     sub rax, 2
@@ -211,4 +310,4 @@ matvec_q4_1_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2

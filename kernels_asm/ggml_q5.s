@@ -19,6 +19,7 @@
 .include "kmacros.inc"
 .include "ggml_cvt.inc"
 .include "ggml_qmacros.inc"
+.include "ggml_pairs.inc"
 
 .section .text
 .global dequantize_row_q5_0_sse2, dequantize_row_q5_0_avx2
@@ -115,7 +116,39 @@ dequantize_row_q5_1_avx2:
 
 # matvec_q5_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q5_0_sse2:
-    GMV_PROLOGUE_SSE2
+    GMV2_PROLOGUE_SSE2 22
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_SSE2
+    GPAIR_XQ_SSE2 2
+    GW_BITS_SSE2 rdx, 2, xmm13, xmm14
+    GW_NIB_SSE2 rdx, 6, xmm5, xmm6
+    pandn xmm13, [rip + kg_hi_f0]
+    pandn xmm14, [rip + kg_hi_f0]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_BITS_SSE2 rdx+rbx, 2, xmm13, xmm14
+    GW_NIB_SSE2 rdx+rbx, 6, xmm5, xmm6
+    pandn xmm13, [rip + kg_hi_f0]
+    pandn xmm14, [rip + kg_hi_f0]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 22
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -123,6 +156,7 @@ matvec_q5_0_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE0_SSE2
     GQ5BITS_SSE2 2
     GNIB_SSE2 6
@@ -139,11 +173,43 @@ matvec_q5_0_sse2:
     GMV_ROW_END_SSE2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_SSE2
+    GMV2_EPILOGUE_SSE2
 
 # matvec_q5_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q5_1_sse2:
-    GMV_PROLOGUE_SSE2
+    GMV2_PROLOGUE_SSE2 24
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_SSE2
+    GPAIR_XQ_SSE2 4
+    GW_BITS_SSE2 rdx, 4, xmm13, xmm14
+    GW_NIB_SSE2 rdx, 8, xmm5, xmm6
+    pand xmm13, [rip + kg_b16]
+    pand xmm14, [rip + kg_b16]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_BITS_SSE2 rdx+rbx, 4, xmm13, xmm14
+    GW_NIB_SSE2 rdx+rbx, 8, xmm5, xmm6
+    pand xmm13, [rip + kg_b16]
+    pand xmm14, [rip + kg_b16]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 24
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -151,6 +217,7 @@ matvec_q5_1_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE1_SSE2
     GQ5BITS_SSE2 4
     GNIB_SSE2 8
@@ -167,7 +234,7 @@ matvec_q5_1_sse2:
     GMV_ROW_END_SSE2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_SSE2
+    GMV2_EPILOGUE_SSE2
 
 .macro Q5_0_BLOCK_AVX2 acc
     GSCALE0_AVX2
@@ -183,7 +250,37 @@ matvec_q5_1_sse2:
 
 # matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q5_0_avx2:
-    GMV_PROLOGUE_AVX2
+    GMV2_PROLOGUE_AVX2 22
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_AVX2
+    vmovdqu ymm1, [r11 + 2]
+    vmovdqa ymm7, [rip + kg_b16]
+    vpmaddubsw ymm7, ymm7, ymm1       # 16 * (x_2k + x_2k+1), int16: both rows' offset
+    GWA_NIB_AVX2 rdx, 6
+    GWA_BITS_AVX2 rdx, 2
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6             # q = 0..31
+    GPAIR_DOTO_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 6
+    GWA_BITS_AVX2 rdx+rbx, 2
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6
+    GPAIR_DOTO_AVX2 ymm13, ymm10
+    add rdx, 22
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -191,6 +288,7 @@ matvec_q5_0_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q5_0_BLOCK_AVX2 ymm2
     Q5_0_BLOCK_AVX2 ymm3
     sub rax, 2
@@ -203,7 +301,7 @@ matvec_q5_0_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2
 
 .macro Q5_1_BLOCK_AVX2 acc
     GSCALE1_AVX2
@@ -219,7 +317,35 @@ matvec_q5_0_avx2:
 
 # matvec_q5_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q5_1_avx2:
-    GMV_PROLOGUE_AVX2
+    GMV2_PROLOGUE_AVX2 24
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_AVX2
+    vmovdqu ymm1, [r11 + 4]
+    GWA_NIB_AVX2 rdx, 8
+    GWA_BITS_AVX2 rdx, 4
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6
+    GPAIR_DOTU_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 8
+    GWA_BITS_AVX2 rdx+rbx, 4
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6
+    GPAIR_DOTU_AVX2 ymm13, ymm10
+    add rdx, 24
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -227,6 +353,7 @@ matvec_q5_1_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q5_1_BLOCK_AVX2 ymm2
     Q5_1_BLOCK_AVX2 ymm3
     sub rax, 2
@@ -239,4 +366,4 @@ matvec_q5_1_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2

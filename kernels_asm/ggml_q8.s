@@ -6,7 +6,8 @@
 #   quantize_row_q8_1_<path>(rcx = out blocks, rdx = x f32*, r8d = n)
 #   matvec_q8_0_<path>(rcx = out f32*, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 #
-# n is a multiple of 32 (the caller checks; the rest of n is ignored). Unaligned pointers.
+# n is a multiple of 32 (the caller checks; the rest of n is ignored); matvec with d = 0
+# writes nothing, with n = 0 it writes d zeros. Unaligned pointers.
 #
 # Quantizing a block of 32 (llama.cpp's CPU path, quantize_row_q8_0/q8_1 in ggml-cpu's
 # quants): amax = max |x|, d = amax / 127 (f32), id = 127 / amax (0 when amax is 0),
@@ -14,11 +15,15 @@
 # d stored as f16 (round to nearest even); Q8_1 also s = f16(d * sum(q)), with the f32 d.
 # The SSE2 and AVX2 bodies do the same operations in the same precision and write the same
 # bytes for any finite input (and inf; with NaN inputs the block is unspecified, nothing
-# faults). Only xmm0-xmm5 change (AVX2: ymm0-ymm5).
+# faults). The quantizers and dequantizers change xmm0-xmm5 only (AVX2: ymm0-ymm5); matvec
+# saves what it uses beyond that (ggml_pairs.inc's frame). matvec's integer dot is exact
+# for activation quants in -127..127 (all quantize_row_q8_* writes for finite input; see
+# GDOTS_AVX2 in ggml_qmacros.inc).
 .include "kernels.inc"
 .include "kmacros.inc"
 .include "ggml_cvt.inc"
 .include "ggml_qmacros.inc"
+.include "ggml_pairs.inc"
 
 .section .text
 .global dequantize_row_q8_0_sse2, dequantize_row_q8_0_avx2
@@ -272,7 +277,31 @@ q8_quantize_avx2:
 
 # matvec_q8_0_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 matvec_q8_0_sse2:
-    GMV_PROLOGUE_SSE2
+    GMV2_PROLOGUE_SSE2 34
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_SSE2
+    GPAIR_XQ_SSE2 2
+    movdqu xmm5, [rdx + 2]
+    movdqu xmm6, [rdx + 18]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    movdqu xmm5, [rdx + rbx + 2]
+    movdqu xmm6, [rdx + rbx + 18]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 34
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -280,6 +309,7 @@ matvec_q8_0_sse2:
 .Lblock:
     test rax, rax
     jz .Lrow_done
+    GPREFETCH rdx
     GSCALE0_SSE2
     movdqu xmm0, [rdx + 2]
     movdqu xmm1, [rdx + 18]
@@ -292,7 +322,7 @@ matvec_q8_0_sse2:
     GMV_ROW_END_SSE2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_SSE2
+    GMV2_EPILOGUE_SSE2
 
 .macro Q8_0_BLOCK_AVX2 acc
     GSCALE0_AVX2
@@ -305,7 +335,29 @@ matvec_q8_0_sse2:
 
 # matvec_q8_0_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 matvec_q8_0_avx2:
-    GMV_PROLOGUE_AVX2
+    GMV2_PROLOGUE_AVX2 34
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_AVX2
+    vmovdqu ymm1, [r11 + 2]
+    vmovdqu ymm0, [rdx + 2]
+    GPAIR_DOTS_AVX2 ymm12, ymm8
+    vmovdqu ymm0, [rdx + rbx + 2]
+    GPAIR_DOTS_AVX2 ymm13, ymm10
+    add rdx, 34
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
 .Lrow:
     test r10, r10
     jz .Ldone
@@ -313,6 +365,7 @@ matvec_q8_0_avx2:
 .Lblock2:
     cmp rax, 2
     jb .Lblock1
+    GPREFETCH rdx
     Q8_0_BLOCK_AVX2 ymm2
     Q8_0_BLOCK_AVX2 ymm3
     sub rax, 2
@@ -325,4 +378,4 @@ matvec_q8_0_avx2:
     GMV_ROW_END_AVX2
     jmp .Lrow
 .Ldone:
-    GMV_EPILOGUE_AVX2
+    GMV2_EPILOGUE_AVX2

@@ -186,13 +186,15 @@ def bench_group() -> None:
               help="Minimum duration of one timed run.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs; the best counts.")
 @click.option("--quick", is_flag=True, help="Small pool and few shapes: a smoke test, not a measurement.")
-def bench_kernels_cmd(paths, only, pool_mib, seconds, repeats, quick) -> None:
+@click.option("--cpu-time", is_flag=True,
+              help="Time with this thread's CPU time, not the wall clock (a busy shared host).")
+def bench_kernels_cmd(paths, only, pool_mib, seconds, repeats, quick, cpu_time) -> None:
     """Bandwidth, then every kernel/path/shape: one `kernel= path= shape= gbs= bw_ratio=` line each."""
     from peasm.bench import BenchError, run_kernels_bench
 
     try:
         run_kernels_bench(list(paths) or None, pool_mib=pool_mib, seconds=seconds, repeats=repeats,
-                          quick=quick, only=list(only) or None, out=click.echo)
+                          quick=quick, cpu_time=cpu_time, only=list(only) or None, out=click.echo)
     except BenchError as e:
         _fail(e)
 # ---- end bench --------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ class _Raw:
 class SourceSet:
     """Resolves includes: real files, an include path, and generated files (uefi.inc)."""
 
-    def __init__(self, include_dirs: list[Path] = (), generated: dict[str, str] | None = None,
+    def __init__(self, include_dirs: list[Path] = (), generated: dict | None = None,
                  display_root: Path | None = None):
         self.include_dirs = [Path(d) for d in include_dirs]
         self.generated = dict(generated or {})
@@ -183,7 +183,8 @@ class SourceSet:
             if cand.is_file():
                 return str(cand.resolve()), self._read(cand, origin)
         if name in self.generated:
-            return f"<generated>/{name}", self.generated[name]
+            text = self.generated[name]                  # a string, or a function rendering it
+            return f"<generated>/{name}", text() if callable(text) else text
         raise PeasmError(f"include file not found: {name!r}", origin)
 
     def read_source(self, path: Path) -> str:

@@ -89,6 +89,8 @@ STRUCTS = {s.name: s for s in (VOCAB_SOURCE, VOCAB, MERGE_SLOT, FRAG)}
 # (name, value) constants
 CONSTANTS = {
     "VOCAB_MAGIC_VALUE": 0x42434F56,     # "VOCB"
+    "VOCAB_MAGIC_BUILDING": 0x444C4942,  # "BILD": vocab_build's token hash is usable
+    "VOCAB_FNV_BASIS": 0x811C9DC5,       # FNV-1a 32-bit offset basis (the token hash)
     "NO_ID": 0xFFFFFFFF,
     "VOCAB_KIND_SPM": 1, "VOCAB_KIND_BPE": 2,
     "PRE_GPT2": 1, "PRE_LLAMA3": 2, "PRE_QWEN2": 3, "PRE_SMOLLM": 4, "PRE_DEFAULT": 5,

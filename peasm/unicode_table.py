@@ -22,6 +22,7 @@ The flag values (UC_*) are in tokenizer_layouts.inc (peasm.tokenizer_layouts).
 """
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from functools import lru_cache
 
@@ -45,16 +46,19 @@ def flags(cp: int) -> int:
 @lru_cache(maxsize=None)
 def ranges() -> tuple[tuple[int, int, int], ...]:
     """(first, last, flags) for every maximal run of code points >= 256 with equal non-zero flags."""
-    out: list[list[int]] = []
-    for cp in range(256, 0x110000):
-        f = flags(cp)
-        if not f:
-            continue
-        if out and out[-1][1] == cp - 1 and out[-1][2] == f:
-            out[-1][1] = cp
-        else:
-            out.append([cp, cp, f])
-    return tuple(tuple(r) for r in out)
+    cat = unicodedata.category
+    major = {"L": UC_L, "N": UC_N, "P": UC_P, "S": UC_S}
+    vals = [major.get(cat(chr(cp))[0], 0) for cp in range(256, 0x110000)]
+    for cp in WHITE_SPACE:
+        if cp >= 256:
+            vals[cp - 256] |= UC_WS
+    out, first = [], 256
+    for f, run in itertools.groupby(vals):
+        n = sum(1 for _ in run)
+        if f:
+            out.append((first, first + n - 1, f))
+        first += n
+    return tuple(out)
 
 
 def gpt2_byte_map() -> list[int]:

@@ -6,23 +6,31 @@ type; the reader never calls them, so this test link defines each of those names
 `ud2` (a call would fault loudly) instead of linking the kernels. `AsmGguf` holds one GGUF
 struct and a file area whose end touches a guard page, so a read one byte past the file
 faults, and wraps each routine; struct offsets and codes come from peasm.layouts.
+`judge_gguf_py` / `judge_reference` say what a file holds according to gguf-py and to
+tests/reference/gguf.py, in one shape (`Judge`) the tests compare the asm with.
 """
 from __future__ import annotations
 
 import struct
 import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import gguf
+import numpy as np
+
 from peasm import ggml
 from peasm.layouts import CONSTANTS as K
-from peasm.layouts import GGUF, GGUF_VALUE, TENSOR
+from peasm.layouts import GGUF, GGUF_TYPES, GGUF_VALUE, TENSOR
 from peasm.linker import link
+from tests.reference import gguf as refgguf
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app_asm"
 SOURCES = [APP / "gguf.s", APP / "gguf_get.s", APP / "gguf_msg.s"]
 U32 = 0xFFFF_FFFF
+_T = {n: i for i, n in enumerate(GGUF_TYPES)}
 
 G = GGUF.layout()[0]
 V = GGUF_VALUE.layout()[0]
@@ -47,9 +55,9 @@ def gguf_image(backend: str = "keystone"):
 class EmuMachine:
     name = "unicorn"
 
-    def __init__(self):
+    def __init__(self, emu=None):
         from peasm.runners.emu import Emu
-        self.emu = Emu(gguf_image())
+        self.emu = emu or Emu(gguf_image())
 
     def alloc(self, size: int) -> int:
         return self.emu.alloc(size, align=1)
@@ -218,3 +226,85 @@ class AsmGguf:
 
     def check_types(self) -> int:
         return self.call("gguf_check_types", self.ctx) & U32
+
+
+# ----------------------------------------------------------------------------- judges
+
+@dataclass
+class Key:
+    name: bytes
+    type: int
+    elem: int | None          # an array's element type (None: not an array, or no elements)
+    count: int | None         # an array's element count (outer, for nested arrays)
+    value: object             # scalar / bytes / list of elements (None: nested array)
+
+
+@dataclass
+class Ten:
+    name: bytes
+    type: int
+    dims: list[int]
+    data_offset: int          # from the start of the file
+    n_bytes: int
+
+
+@dataclass
+class Judge:
+    keys: list[Key]
+    tensors: list[Ten]
+    data_offset: int
+    alignment: int
+
+
+@lru_cache(maxsize=None)
+def judge_gguf_py(path: Path) -> Judge:
+    """What gguf-py's GGUFReader reads (slow on big vocabularies: a minute for 400k strings)."""
+    r = gguf.GGUFReader(path)
+    keys = []
+    for name, f in r.fields.items():
+        if name.startswith("GGUF."):
+            continue
+        t = int(f.types[0])
+        if t == _T["ARRAY"]:
+            count = int(f.parts[4][0])                  # [key len, key, type, elem type, count, ...]
+            elem = int(f.types[1]) if count else None
+            value = None
+            if elem == _T["STRING"]:
+                value = [bytes(f.parts[i]) for i in f.data]
+            elif elem is not None and elem != _T["ARRAY"]:
+                value = [f.parts[i].tolist()[0] for i in f.data]
+            keys.append(Key(name.encode(), t, elem, count, value))
+        elif t == _T["STRING"]:
+            keys.append(Key(name.encode(), t, None, None, bytes(f.parts[-1])))
+        else:
+            keys.append(Key(name.encode(), t, None, None, f.contents()))
+    tensors = [Ten(t.name.encode(), int(t.tensor_type), [int(x) for x in t.shape], t.data_offset,
+                   int(t.n_bytes)) for t in r.tensors]
+    return Judge(keys, tensors, r.data_offset, int(r.alignment))
+
+
+def judge_reference(data: bytes) -> Judge:
+    """What tests/reference/gguf.py (the project's own small reader, written for the .bin
+    cross-checks, not from this asm) reads: fast on any file."""
+    r = refgguf.read_gguf(data)
+    keys = []
+    for name, value in r.metadata.items():
+        t, elem = r.types[name]
+        if t == _T["ARRAY"]:
+            count = len(value)
+            v = None
+            if elem == _T["STRING"]:
+                v = list(value)
+            elif elem != _T["ARRAY"]:
+                v = [x.item() for x in value] if elem != _T["BOOL"] else [bool(x) for x in value]
+            keys.append(Key(name.encode(), t, elem if count else None, count, v))
+        else:
+            keys.append(Key(name.encode(), t, None, None, value))
+    tensors = []
+    for ti in r.tensors.values():
+        gt = ggml.BY_ID[ti.ggml_type]
+        n = int(np.prod(ti.dims))
+        tensors.append(Ten(ti.name.encode(), ti.ggml_type, list(ti.dims), r.data_start + ti.offset,
+                           n // gt.block_size * gt.block_bytes))
+    align = int(r.metadata.get("general.alignment", 32))
+    return Judge(keys, tensors, r.data_start, align)

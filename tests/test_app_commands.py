@@ -114,6 +114,9 @@ GOOD_AND_BAD = [
     ("/save_dump", ["saved llm_dump.txt"]),
     ("/save_dump now", ["usage: /save_dump"]),
     ("/tokenize", [""]),
+    ("/detokenize", ["usage: /detokenize ID... (decimal token ids)"]),
+    ("/detokenize 12 x", ["usage: /detokenize ID... (decimal token ids)"]),
+    ("/detokenize 4294967296", ["usage: /detokenize ID... (decimal token ids)"]),
     ("/nonsense", ["unknown command '/nonsense' (type /help for the list)"]),
     ("/", ["unknown command '/' (type /help for the list)"]),
     ("/save_cfg", ["saved repl.cfg"]),
@@ -122,6 +125,21 @@ GOOD_AND_BAD = [
     ("/reset x", ["usage: /reset"]),
     ("/shutdown now", ["usage: /shutdown"]),
 ]
+
+
+def test_detokenize(chat_efi, tmp_path, small_pair):
+    """/detokenize prints the pieces of the ids as generation would (each after the one
+    before it): /tokenize's ids come back as the text with its dummy-prefix space."""
+    vol = _volume(tmp_path, small_pair)
+    tok = ref.read_tokenizer(vol / "tokenizer.bin", 512)
+    ids = tok.encode("Hello world, 12", bos=False)
+    vol = _volume(tmp_path, small_pair, autorun=["/detokenize " + " ".join(map(str, ids)),
+                                                 "/detokenize 600", "/shutdown"])
+    r = run_chat(chat_efi, vol, "native")
+    answers = _answers(r.text)
+    want = tok.decode_ids(ids, prev=-1).decode()
+    assert answers["/detokenize " + " ".join(map(str, ids))] == [want]
+    assert answers["/detokenize 600"] == [""]                  # past the vocab: nothing
 
 
 def test_every_command_with_good_and_bad_arguments(chat_efi, tmp_path, small_pair):

@@ -249,3 +249,31 @@ def test_unattended_boot_with_several_models_and_a_bom_cfg(chat_efi, tmp_path):
     assert "temperature = 0.000  (repl.cfg)" in out
     assert "model = aa.bin  (found on the volume)" in out
     assert "[stats] prompt_tokens=1 gen_tokens=4 " in out
+
+
+# --------------------------------------------------------------------------- GGUF models
+
+def test_stories260k_gguf_alone_in_ovmf(chat_efi, tmp_path):
+    """stories260K.gguf alone on the stick (its vocabulary inside it): llama2.c's text."""
+    qemu = _qemu()
+    img = _image(tmp_path, chat_efi, "temperature=0\nmax_tokens=200\n", ["", "/shutdown"],
+                 model=["--model", str(model_file("stories260K.gguf"))])
+    result = qemu.boot(img, cpu="max", mem_mib=512, timeout=900)
+    assert result.powered_off and not result.timed_out, result.output[-2000:]
+    golden = (REFERENCE / "stories260K_greedy.txt").read_text(encoding="utf-8")
+    (text,) = generations(result.output)
+    assert text.startswith(golden.rstrip("\n")), text[:300]
+
+
+def test_smollm2_chat_in_ovmf(chat_efi, tmp_path):
+    """The main job: an image with SmolLM2 boots under OVMF (TCG), an autorun asks "What is
+    2+2?", the reply is llama.cpp's greedy reply, the machine powers off."""
+    qemu = _qemu()
+    img = _image(tmp_path, chat_efi, "temperature=0\nmax_tokens=32\nctx_len=256\n",
+                 ["What is 2+2?", "/shutdown"],
+                 model=["--model", str(model_file("SmolLM2-135M-Instruct.Q4_1.gguf"))])
+    result = qemu.boot(img, cpu="max", mem_mib=1024, timeout=2400)
+    assert result.powered_off and not result.timed_out, result.output[-2000:]
+    want = (REFERENCE / "smollm2_what_is_2_plus_2.txt").read_text(encoding="utf-8").rstrip("\n")
+    (text,) = generations(result.output)
+    assert text == want

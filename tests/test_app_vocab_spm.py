@@ -70,6 +70,10 @@ def native(request):
 
 
 def test_facts():
+    from tests.test_app_tokenizer import C as TOK
+    from tests.vocab_support import VOCAB
+    spm = next(f for f in VOCAB.fields if f.name == "SPM")
+    assert TOK["TOK_SIZE"] <= spm.count, "tokenizer.inc's struct outgrew VOCAB_SPM"
     v = built("llama-spm", "native")
     assert v.field("KIND") == C["VOCAB_KIND_SPM"]
     assert (v.field("BOS_ID"), v.field("EOS_ID"), v.field("UNK_ID")) == (1, 2, 0)
@@ -150,3 +154,49 @@ def test_malformed_spm():
         v = AsmVocab(m, bad)
         assert v.status == C[code], (code, v.error_text())
         assert v.error_text().startswith("tokenizer: ") and "\n" not in v.error_text()
+
+
+def test_tokenizer_bin_through_the_vocab_interface():
+    """vocab_wrap_tok: tokenizer.bin loaded by tok_load into the VOCAB's SPM struct serves
+    vocab_encode / vocab_decode / vocab_find exactly as the GGUF vocabs do (one interface for
+    the session); a VOCAB not built answers nothing."""
+    import struct
+    from tests.vocab_support import VOCAB
+    data = model_file("tokenizer.bin").read_bytes()
+    ref = reftok.read_tokenizer(data, 32000)
+    m = NativeMachine()
+    v = AsmVocab.__new__(AsmVocab)                 # the harness's encode/decode on a bare VOCAB
+    v.m, v.meta, v.arena = m, None, None
+    v.vocab = v._place(bytes(VOCAB.size))
+    v.text_end = v._place(size=C["VOCAB_MAX_TEXT"] + 64) + C["VOCAB_MAX_TEXT"] + 64
+    v.out_cap = C["VOCAB_MAX_TEXT"] + 64
+    v.out_end = v._place(size=4 * v.out_cap) + 4 * v.out_cap
+    v.len_slot = v._place(bytes(8))
+    assert v.find(b"<unk>") == -1 and v.encode(b"x") == -C["VOCAB_E_NOT_LOADED"]
+    assert m.call("vocab_wrap_tok", v.vocab) == C["VOCAB_E_NOT_LOADED"]
+    file = v._place(data)
+    need = m.call("tok_workspace_bytes", len(data), 32000)
+    ws = v._place(size=need)
+    spm = v.vocab + VOCAB.layout()[0]["SPM"]
+    assert m.call("tok_load", spm, file, len(data), 32000, ws, need) == 0
+    assert m.call("vocab_wrap_tok", v.vocab) == 0
+    for text in corpus() + random_texts(seed=4, count=50):
+        assert v.encode(text, bos=True) == ref.encode(text), text
+        assert v.encode(text, bos=True, special=True) == ref.encode(text)   # no specials
+    for i in range(0, 32000, 7):
+        assert v.decode(i, prev=5) == ref.decode(5, i)
+    assert v.decode(29871, prev=1) == ref.decode(1, 29871)
+    assert v.find(b"<unk>") == 0 and v.find(b" the") == ref.lookup(b" the")
+    assert struct.unpack("<I", m.read(v.vocab + VOCAB.layout()[0]["KIND"], 4))[0] == C["VOCAB_KIND_SPM"]
+
+
+def test_capacity_and_limits():
+    v = built("stories260K", "unicorn")
+    text = b"<s>Once upon a time</s> there was"
+    want = v.encode(text, bos=True, special=True)
+    assert want == expected("stories260K", text, bos=True, special=True)
+    assert v.encode(text, bos=True, special=True, capacity=len(want)) == want
+    for cap in range(len(want)):
+        assert v.encode(text, bos=True, special=True, capacity=cap) == -C["VOCAB_E_CAPACITY"]
+    assert v.encode(b"x" * (C["VOCAB_MAX_TEXT"] + 1)) == -C["VOCAB_E_TEXT_TOO_LONG"]
+    assert v.encode(b"") == [] and v.encode(b"", bos=True) == [1]

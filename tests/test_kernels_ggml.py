@@ -298,8 +298,9 @@ SMALL = [(1, 32), (3, 64), (7, 96), (37, 256)]
 def test_matvec_small_shapes(k, type_name):
     for i, (d, n) in enumerate(SMALL):
         _check_matvec(k, type_name, d, n, seed=i)
-    if ggml.BY_NAME[type_name].block_size == 1:     # float types take any n
-        for i, (d, n) in enumerate([(2, 1), (3, 7), (5, 9), (3, 17), (2, 33)]):
+    if ggml.BY_NAME[type_name].block_size == 1:     # float types take any n (F16's SSE2
+                                                    # body: tiles of 1024 columns)
+        for i, (d, n) in enumerate([(2, 1), (3, 7), (5, 9), (3, 17), (2, 33), (3, 1100)]):
             _check_matvec(k, type_name, d, n, seed=10 + i)
 
 
@@ -338,3 +339,78 @@ def test_matvec_zero_rows_writes_nothing(k):
                                                                 if t.vec_dot_type != "F32" else 4),
                          t.block_size, 0)
         assert out.size == 0
+
+
+@pytest.mark.parametrize("misalign", [1, 3, 6])
+def test_unaligned_buffers(k, misalign):
+    """Inputs off any alignment (k bytes of slack after each, so their starts move)."""
+    ku = Kernels(k.m, k.path, misalign=misalign)
+    rng = np.random.default_rng(misalign)
+    x = rng.standard_normal(96).astype(np.float32)
+    for type_name in WEIGHTS:
+        t = ggml.BY_NAME[type_name]
+        W = _random_weights(type_name, 3, 96, rng)
+        want = gguf_dequantize(np.frombuffer(W, np.uint8), GGMLQuantizationType[type_name]).reshape(-1)
+        got = ku.dequantize(type_name, W, 3 * 96)
+        assert np.array_equal(got.view(np.uint32), want.astype(np.float32).view(np.uint32)), type_name
+        xq = Q.quantize(t.vec_dot_type, x)
+        if t.vec_dot_type != "F32":
+            assert ku.quantize(t.vec_dot_type, x) == xq, type_name
+        got = ku.matvec_q(type_name, W, xq, 96, 3)
+        want = Q.matvec_q(type_name, W, xq, 96, 3)
+        bound = Q.matvec_bound(type_name, W, xq, 96, 3)
+        assert np.all(np.abs(got - want) <= 64 * U * bound), type_name
+
+
+@pytest.mark.parametrize("type_name", ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"])
+def test_the_model_reads_blocks_as_gguf_py_does(type_name):
+    """tests/reference/quant.py's block decoding (which the matvec checks rest on) against
+    gguf-py: d * q (+ m) from its fields equals gguf's dequantize bit for bit."""
+    rng = np.random.default_rng(21)
+    data = _random_weights(type_name, 64, 256, rng)
+    d, m, q = Q._fields(type_name, data, 64 * 256 // 32)
+    with np.errstate(all="ignore"):
+        mine = d[:, None] * q.astype(np.float32)
+        if m is not None:
+            mine = mine + m[:, None]
+    want = gguf_dequantize(np.frombuffer(data, np.uint8), GGMLQuantizationType[type_name])
+    assert np.array_equal(mine.astype(np.float32).reshape(-1).view(np.uint32),
+                          want.astype(np.float32).reshape(-1).view(np.uint32))
+
+
+def test_the_model_quantizes_q8_0_as_gguf_py_except_at_ties():
+    """Our model rounds x * id to nearest even (the AVX2 path's cvtps2dq); gguf-py's Q8_0
+    quantizer rounds half away from zero (ggml's scalar reference): equal but at exact ties."""
+    from gguf.quants import quantize as gguf_quantize
+
+    x = np.random.default_rng(22).standard_normal(32 * 4096).astype(np.float32)
+    mine = np.frombuffer(Q.quantize_q8_0(x), np.uint8).reshape(-1, 34)
+    want = gguf_quantize(x.reshape(-1, 32), GGMLQuantizationType.Q8_0).reshape(-1, 34)
+    assert np.array_equal(mine[:, :2], want[:, :2])
+    differ = mine[:, 2:] != want[:, 2:]
+    assert differ.mean() < 1e-3
+    amax = np.abs(x.reshape(-1, 32)).max(axis=1)
+    v = x.reshape(-1, 32) * np.where(amax != 0, np.float32(127) / amax, 0)[:, None]
+    assert np.all(np.abs(np.abs(v[differ]) % 1 - 0.5) < 1e-6)    # only ties differ
+
+
+def test_matvec_f16_subnormal_and_special_weights(k):
+    """F16 weights that are subnormal (exact products), and rows holding inf or NaN."""
+    rng = np.random.default_rng(30)
+    d, n = 9, 67
+    w = rng.standard_normal((d, n)).astype(np.float16).view(np.uint16)
+    w[0:4] = rng.integers(1, 0x400, (4, n), dtype=np.uint16) | rng.choice(
+        np.array([0, 0x8000], np.uint16), (4, n))                     # every subnormal sign
+    w[5, 3] = 0x7C00
+    w[6, 10] = 0xFC01                                                  # a signaling NaN
+    w[7, 0] = 0x7E00
+    x = rng.standard_normal(n).astype(np.float32)
+    xq = Q.quantize("F16", x)
+    got = k.matvec_q("F16", w.tobytes(), xq, n, d)
+    with np.errstate(all="ignore"):
+        want = Q.matvec_q("F16", w.tobytes(), xq, n, d)
+    bound = Q.matvec_bound("F16", w.tobytes(), xq, n, d)
+    finite = np.isfinite(want)
+    assert np.all(np.abs(got[finite] - want[finite]) <= (n / 2 + 16) * U * bound[finite] + 1e-45)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(got[np.isinf(want)], want[np.isinf(want)].astype(np.float32))

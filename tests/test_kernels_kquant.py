@@ -255,3 +255,44 @@ def test_matvec_tinyllama_shapes(k, kind, d, n):
     if k.m.where_name != "native":
         pytest.skip("native only (TinyLlama-1.1B shapes; unicorn runs 17x2048)")
     check_matvec(k, kind, d, n, seed=d + n)
+
+
+# ----------------------------------------------------------------------------------------
+# the type table's names
+
+
+def test_every_k_body_named_in_the_type_table_is_linked():
+    """peasm/ggml.py names the K rows' bodies; the kernels link (kernels.toml) defines them
+    all, so the generated table (ggml_table.inc) resolves once it is linked in."""
+    from peasm import ggml
+    from peasm.runners.kernels import kernels_image
+
+    image = kernels_image()
+    names = {s.name for s in image.symbols}
+    for tname in (*qk.K_TYPES, "Q8_K"):
+        t = ggml.BY_NAME[tname]
+        assert t.vec_dot_type == ("Q8_K" if tname != "Q8_K" else None)
+        for kind in ggml.BODY_KINDS:
+            for path in ggml.PATHS:
+                sym = ggml.body_symbol(t, kind, path)
+                assert sym is None or sym in names, f"{tname} {kind} {path}: {sym} not linked"
+        assert (ggml.runnable(t)) == (tname != "Q8_K")
+
+
+@pytest.mark.parametrize("kind", qk.K_TYPES)
+def test_matvec_empty_shapes(k, kind):
+    """d = 0 writes nothing (the output buffer ends at a guard page); n = 0 (and n < 256:
+    no whole super-block) gives zeros."""
+    xq = qk.quantize_q8_k(np.ones(256, np.float32))
+    W = qk.random_blocks(kind, 2, 256, np.random.default_rng(1))
+    try:
+        pw = k.put(W, "W")
+        px = k.put(np.frombuffer(xq.tobytes(), np.uint8), "xq")
+        po = k.put(np.full(2, 7.0, np.float32), "out")
+        k.run(f"matvec_{kind.lower()}", po, pw, px, 256, 0)
+        assert list(k.get(po, 2)) == [7.0, 7.0]
+        for n in (0, 255):
+            k.run(f"matvec_{kind.lower()}", po, pw, px, n, 2)
+            assert list(k.get(po, 2)) == [0.0, 0.0]
+    finally:
+        k.m.free_all()

@@ -19,7 +19,7 @@ from peasm.linker import link
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app_asm"
-SOURCES = ["vocab.s", "vocab_encode.s", "bpe.s", "pretok.s", "unicode.s", "spm.s", "tokenizer.s"]
+SOURCES = ["vocab.s", "vocab_find.s", "vocab_encode.s", "bpe.s", "pretok.s", "unicode.s", "spm.s", "tokenizer.s"]
 C = {**TL.CONSTANTS, **TL.ERROR_CODES}
 SRC = TL.VOCAB_SOURCE
 VOCAB = TL.VOCAB
@@ -186,11 +186,13 @@ def meta_arrays(m: Meta) -> dict[str, tuple[bytes, int, int]]:
     for k, v in m.raw.items():
         out[k] = v
     for k, t in m.types.items():
-        b, n, _ = out[k]
-        out[k] = (b, n, t)
+        if k in out:
+            b, n, _ = out[k]
+            out[k] = (b, n, t)
     for k, n in m.counts.items():
-        b, _, t = out[k]
-        out[k] = (b, n, t)
+        if k in out:
+            b, _, t = out[k]
+            out[k] = (b, n, t)
     return out
 
 
@@ -249,12 +251,35 @@ def s32(v: int) -> int:
     return v - (1 << 32) if v & 0x8000_0000 else v
 
 
+class Arena:
+    """Reusable guard-paged areas, one per buffer name, data placed flush against the upper
+    guard page (grown when a case needs more): a fuzz runner builds thousands of vocabs."""
+
+    def __init__(self, machine):
+        self.m = machine
+        self.areas: dict[str, tuple[int, int]] = {}
+
+    def place(self, name: str, data: bytes = b"", size: int | None = None) -> int:
+        size = len(data) if size is None else size
+        start, cap = self.areas.get(name, (0, -1))
+        if size > cap:
+            cap = max(size, 4096)
+            start = self.m.alloc(cap)
+            self.areas[name] = (start, cap)
+        addr = start + cap - size
+        if data:
+            self.m.write(addr, data)
+        return addr
+
+
 class AsmVocab:
     """A VOCAB built on a machine from GGUF metadata, every buffer against a guard page."""
 
-    def __init__(self, machine, meta: Meta, *, workspace: int | None = None):
+    def __init__(self, machine, meta: Meta, *, workspace: int | None = None,
+                 arena: Arena | None = None):
         self.m = machine
         self.meta = meta
+        self.arena = arena
         arrays = meta_arrays(meta)
         src = bytearray(SRC.size)
         off = SRC.layout()[0]
@@ -263,32 +288,35 @@ class AsmVocab:
             struct.pack_into(fmt, src, off[name], value)
 
         for name, (data, count, etype) in arrays.items():
-            addr = self._place(data)
+            addr = self._place(data, key=name)
             put(name, "<Q", addr)
             put("N_" + name, "<Q", count)
             put(name + "_TYPE", "<I", etype)
         for name, value in (("MODEL", meta.model), ("PRE", meta.pre)):
             if value is not None:
-                put(name, "<Q", self._place(value))
+                put(name, "<Q", self._place(value, key=name))
                 put(name + "_LEN", "<Q", len(value))
         for name, value in (("BOS_ID", meta.bos), ("EOS_ID", meta.eos), ("UNK_ID", meta.unk),
                             ("ADD_BOS", meta.add_bos), ("ADD_SPACE_PREFIX", meta.add_space_prefix)):
             put(name, "<I", value & 0xFFFF_FFFF)
-        self.src = self._place(bytes(src))
+        self.src = self._place(bytes(src), key="src")
         self.ws_need = machine.call("vocab_workspace_bytes", self.src)
-        self.vocab = self._place(bytes(VOCAB.size))
+        self.vocab = self._place(bytes(VOCAB.size), key="vocab")
         ws_size = self.ws_need if workspace is None else workspace
-        self.ws = self._place(size=max(ws_size, 1)) if ws_size else 0
+        self.ws = self._place(size=ws_size, key="ws") if ws_size else 0
+        import time
+        t0 = time.perf_counter()
         self.status = s32(machine.call("vocab_build", self.vocab, self.src, self.ws, ws_size))
-        self.text_at = machine.alloc(C["VOCAB_MAX_TEXT"] + 64)
-        self.text_end = self.text_at + C["VOCAB_MAX_TEXT"] + 64
+        self.build_s = time.perf_counter() - t0
+        self.text_end = self._place(size=C["VOCAB_MAX_TEXT"] + 64, key="text") + C["VOCAB_MAX_TEXT"] + 64
         self.out_cap = C["VOCAB_MAX_TEXT"] + 64
-        out = machine.alloc(4 * self.out_cap)
-        self.out_end = out + 4 * self.out_cap
-        self.len_slot = self._place(bytes(8))
+        self.out_end = self._place(size=4 * self.out_cap, key="out") + 4 * self.out_cap
+        self.len_slot = self._place(bytes(8), key="len")
 
-    def _place(self, data: bytes = b"", size: int | None = None) -> int:
+    def _place(self, data: bytes = b"", size: int | None = None, key: str = "") -> int:
         size = len(data) if size is None else size
+        if self.arena is not None:
+            return self.arena.place(key, data, size)
         at = self.m.alloc(max(size, 1))
         addr = at + max(size, 1) - size
         if data:
@@ -378,6 +406,8 @@ CORPUS = [
     "ied 4 ½ months", "Äpfel", "w048 7tuijk dsdfhu", " (", "\n =", "' era",
     "<|endoftext|> <s> </s> <|im_end|> plain text with special-looking strings",
     "\u00a0non-breaking\u2003em space\u3000ideographic space",
+    "a\x1cb \x1c c x\x85y \x85 z a\u2028b \u180e x \u200b y x\u00adz",   # White_Space or not
+    "ſ's 'ſ K's 'S 'Re 'vE", "𝟘𝟙 ⅧⅨ ǅ ʰ ᾈ a\u0301\u0302b \U0001F6DC \u0600x",
 ]
 
 
@@ -429,3 +459,60 @@ def spm_reference(meta: Meta):
     from tests.reference import tokenizer as reftok
     pieces = [t.replace("\u2581".encode(), b" ") for t in meta.tokens]
     return reftok.Tokenizer(pieces, meta.scores)
+
+
+def small_bpe_meta() -> Meta:
+    """A tiny valid gpt2 vocabulary: the 256 byte characters, a few merges, two specials
+    (<|end|> control, <|user|> user-defined)."""
+    from peasm import unicode_table
+    bmap = unicode_table.gpt2_byte_map()
+    tokens = [chr(bmap[b]).encode() for b in range(256)]
+    merges = [b"h e", b"l l", b"he ll", b"hell o"]
+    tokens += [b"he", b"ll", b"hell", b"hello", b"<|end|>", b"<|user|>"]
+    types = [1] * (len(tokens) - 2) + [3, 4]
+    return Meta(model=b"gpt2", pre=b"gpt-2", tokens=tokens, token_type=types, merges=merges,
+                bos=len(tokens) - 2, eos=len(tokens) - 2)
+
+
+def expected_status(m: Meta) -> str:
+    """vocab_build's verdict, its rules restated in vocab.inc's order (given a workspace of
+    the size vocab_workspace_bytes asks)."""
+    arrays = meta_arrays(m)
+    kind = {b"gpt2": "BPE", b"llama": "SPM"}.get(m.model)
+    if kind is None:
+        return "VOCAB_E_MODEL"
+    if kind == "BPE" and (m.pre or b"default").decode("latin-1") not in TL.PRE_NAMES:
+        return "VOCAB_E_PRE"
+    if "TOKENS" not in arrays or arrays["TOKENS"][2] != STRING or not 1 <= arrays["TOKENS"][1] <= C["VOCAB_MAX_TOKENS"]:
+        return "VOCAB_E_TOKENS"
+    n = arrays["TOKENS"][1]
+    if "SCORES" in arrays:
+        if arrays["SCORES"][2] != FLOAT32 or arrays["SCORES"][1] != n:
+            return "VOCAB_E_SCORES"
+    elif kind == "SPM":
+        return "VOCAB_E_SCORES"
+    if "TOKEN_TYPE" in arrays and (arrays["TOKEN_TYPE"][1] != n or arrays["TOKEN_TYPE"][2] not in (4, 5)):
+        return "VOCAB_E_TYPES"
+    if kind == "BPE" and ("MERGES" not in arrays or arrays["MERGES"][2] != STRING
+                          or arrays["MERGES"][1] > C["VOCAB_MAX_MERGES"]):
+        return "VOCAB_E_MERGES"
+    for i in (m.bos, m.eos, m.unk):
+        if i != NO_ID and i >= n:
+            return "VOCAB_E_SPECIAL_ID"
+    limit = 1024 if kind == "SPM" else C["VOCAB_MAX_PIECE"]
+    for t in m.tokens:
+        if not t:
+            return "VOCAB_E_EMPTY_TOKEN"
+        if len(t) > limit:
+            return "VOCAB_E_LONG_TOKEN"
+    if len(set(m.tokens)) != n:
+        return "VOCAB_E_DUP_TOKEN"
+    if kind == "BPE":
+        if any(b" " not in mg[1:] for mg in m.merges):
+            return "VOCAB_E_MERGE_SPACE"
+    else:
+        index = {t: i for i, t in enumerate(m.tokens)}
+        base = index.get(b"<0x00>")
+        if base is not None and any(index.get(f"<0x{b:02X}>".encode()) != base + b for b in range(256)):
+            return "VOCAB_E_BYTE_TOKENS"
+    return "VOCAB_OK"

@@ -20,6 +20,12 @@ Kinds:
   UTF-8, too long; entries removed, duplicated, swapped or appended) or raw (bit flips,
   int32 overwrites, truncation, chunks). The case also carries the vocab_size handed to
   tok_load (the model header's in the program), itself sometimes a boundary value.
+* ``gguf``: small GGUF files (tests/fuzz/mutate_gguf.py: a model-like file with every value
+  type and tensors of several ggml types, a v2 file with alignment 64, a vocab-only file, a
+  one-tensor file) under structure-aware mutations: lengths, counts, types, dims, offsets
+  and alignment set to boundary values, truncation at field boundaries, keys duplicated or
+  inserted (nested arrays, bad element types, huge strings), offsets shifted or swapped,
+  plus the generic byte mutations.
 * ``cfg``: repl.cfg text from a small grammar (real and fake keys; good values, numbers,
   huge numbers, negatives, exponents, NaN/inf words, empty values, 10k-character lines,
   binary bytes, NULs, unicode, missing or many '=', comments, CR/LF/CRLF mixes), sometimes
@@ -32,7 +38,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from random import Random
 
-KINDS = ("model", "tokenizer", "cfg")
+KINDS = ("model", "tokenizer", "cfg", "gguf", "vocab")
 
 #: the largest mutated file (the harness's buffers are sized from this)
 MAX_FILE = 1 << 20
@@ -87,6 +93,14 @@ def make_case(kind: str, seed: int, index: int) -> Case:
         return _tokenizer_case(rng, seed, index)
     if kind == "cfg":
         return _cfg_case(rng, seed, index)
+    if kind == "gguf":
+        from tests.fuzz.mutate_gguf import GGUF_BASES, gguf_base, mutate_gguf
+        base = rng.choice(GGUF_BASES)
+        data, ops = mutate_gguf(rng, gguf_base(base), MAX_FILE)
+        return Case("gguf", seed, index, base, data, ops)
+    if kind == "vocab":
+        from tests.fuzz.vocab import vocab_case
+        return vocab_case(rng, seed, index)
     raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
 
 
