@@ -83,7 +83,7 @@ s_sys_bad:        .asciz "bad value: expected text on one line, up to 511 bytes 
 .extern set_chat_format, set_system_prompt, settings_find, settings_set
 .extern gguf_get_str, sess_token_id, str_len, rt_memcpy, rt_print_cstr, rt_print_utf8
 .extern template_render_turn, template_render, template_detect, template_text
-.extern template_default_system, template_flags, no_args
+.extern template_default_system, template_flags, no_args, trim
 
 # chat_model_loaded()
 chat_model_loaded:
@@ -424,7 +424,8 @@ cmd_system:
     push rsi
     push rdi
     sub rsp, 32
-    mov rsi, rcx
+    call trim                         # as repl.cfg trims its values
+    mov rsi, rax
     mov rdi, rdx
     test rdi, rdi
     jz .Lshow

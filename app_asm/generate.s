@@ -126,7 +126,19 @@ generate:
     mov eax, [rip + sess_pos]
     add eax, r12d
     cmp eax, [rip + sess_model + MODEL_CTX_LEN]
+    ja .Lover
+    cmp r15d, CHAT_RENDER_WHOLE
+    jne .Lroom
+    add eax, [rip + set_max_tokens]   # after a shift: room for a whole reply too, as long as
+    jc .Lmake_room                    # older turns remain to drop (else every turn would
+    cmp eax, [rip + sess_model + MODEL_CTX_LEN]    # shift again)
     jbe .Lroom
+.Lmake_room:
+    call chat_drop_oldest
+    test eax, eax
+    jnz .Lrender
+    jmp .Lroom
+.Lover:
     cmp qword ptr [rsp + 56], 0
     je .Lwipe                         # an empty line that does not fit: start over
     cmp r15d, CHAT_RENDER_WHOLE

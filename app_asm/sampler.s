@@ -17,7 +17,7 @@
 .include "sampler.inc"
 
 .section .rdata
-.balign 16
+.balign 16, 0                   # zero fill: keystone and gas pad .rdata differently
 smp_neg_max4:   .long 0xFF7FFFFF, 0xFF7FFFFF, 0xFF7FFFFF, 0xFF7FFFFF   # -FLT_MAX
 smp_pos_max4:   .long 0x7F7FFFFF, 0x7F7FFFFF, 0x7F7FFFFF, 0x7F7FFFFF   # +FLT_MAX
 smp_xorshift_mult: .quad 0x2545F4914F6CDD1D

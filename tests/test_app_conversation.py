@@ -7,8 +7,9 @@ The model is stories260K with its 512-token vocabulary (a llama2.c model: no spe
 so the template's control texts are tokenized as text; a vocabulary where one piece is
 renamed "<|im_end|>" makes that id an end-of-turn token). Each user turn prefills only its
 new tokens: its text is what the template adds after the conversation so far (closing the
-reply before it); when it does not fit the context, the oldest turns are dropped and the
-whole kept conversation is rendered and prefilled again.
+reply before it); when it does not fit the context, the oldest turns are dropped (until the
+turn and a whole reply fit, or none is left) and the kept conversation is rendered and
+prefilled again.
 """
 from __future__ import annotations
 
@@ -25,16 +26,18 @@ from tests.support import model_file
 CHATML = tpl.DETECT_ONLY["chatml"]          # plain chatml: no default system message
 
 
-def render(system: str | None, msgs: list[str]) -> str:
+def render(system: str | None, msgs: list[str], template: str = CHATML) -> str:
     """jinja2: the conversation (user, reply, user, ...) with the generation prompt."""
-    return tpl.render(CHATML, tpl.conversation(system, msgs, False), "<s>", "</s>")
+    return tpl.render(template, tpl.conversation(system, msgs, False), "<s>", "</s>")
 
 
 class RefChat:
     """The conversation the program should hold, step by step (greedy)."""
 
-    def __init__(self, model, tok, *, system=None, ctx=512, max_tokens=12, stops=()):
+    def __init__(self, model, tok, *, system=None, ctx=512, max_tokens=12, stops=(),
+                 template=CHATML):
         self.tf = ref.Transformer(model)
+        self.template = template
         self.tok, self.system, self.ctx = tok, system, ctx
         self.max_tokens, self.stops = max_tokens, set(stops) | {1, 2}
         self.sampler = ref.Sampler(model.config.vocab_size, 0.0, 0.9, 1)
@@ -47,25 +50,29 @@ class RefChat:
             self.history.append(t)
             self.pos += 1
 
+    def _render(self, msgs):
+        return render(self.system, msgs, self.template)
+
     def turn(self, user: str) -> dict:
         """-> n_prompt, pieces, shifted; None when the turn is refused."""
         if self.pos == 0 and self.pending is None:
-            ids = self.tok.encode(render(self.system, self.msgs + [user]), bos=True)
+            ids = self.tok.encode(self._render(self.msgs + [user]), bos=True)
         else:
-            before = render(self.system, self.msgs[:-1]) + self.msgs[-1]
-            whole = render(self.system, self.msgs + [user])
+            before = self._render(self.msgs[:-1]) + self.msgs[-1]
+            whole = self._render(self.msgs + [user])
             assert whole.startswith(before)
             ids = ([self.pending] if self.pending is not None else []) + \
                 self.tok.encode(whole[len(before):], bos=False)
         shifted = False
         if self.pos + len(ids) > self.ctx:
-            if len(self.tok.encode(render(self.system, [user]), bos=True)) > self.ctx:
+            if len(self.tok.encode(self._render([user]), bos=True)) > self.ctx:
                 return None
             shifted = True
-            while True:
+            while True:        # the oldest turns out until the turn and a reply fit
                 self.msgs = self.msgs[2:]
-                ids = self.tok.encode(render(self.system, self.msgs + [user]), bos=True)
-                if len(ids) <= self.ctx:
+                ids = self.tok.encode(self._render(self.msgs + [user]), bos=True)
+                if len(ids) <= self.ctx and (len(ids) + self.max_tokens <= self.ctx
+                                             or not self.msgs):
                     break
             self.tf.reset()
             self.pos, self.pending, self.history = 0, None, []
@@ -203,3 +210,93 @@ def test_context_shift_keeps_system_and_recent_turns(chat_efi, tmp_path, stories
     assert hist[1] == hist[0]                            # the refused turn changed nothing
     assert "prompt too long for the context" in text
     assert 0 < len(kept) < 2 * len(users)
+
+
+def with_chat_template(src: Path, dst: Path, template: str) -> None:
+    """A copy of a GGUF file with `tokenizer.chat_template` added (after the other keys; the
+    tensor data re-aligned), checked with gguf-py's reader."""
+    import struct
+
+    import gguf
+
+    from tests.reference.gguf import GGUFFile, read_gguf
+    data = src.read_bytes()
+    whole = read_gguf(src)
+    n_kv = struct.unpack_from("<Q", data, 16)[0]
+    walk = GGUFFile.__new__(GGUFFile)
+    walk.data, walk.off = data, 24
+    for _ in range(n_kv):
+        walk._str()
+        walk._value(walk._u("<I"))
+    kv_end, infos_end = walk.off, whole.off
+    key, text = b"tokenizer.chat_template", template.encode()
+    pair = struct.pack("<Q", len(key)) + key + struct.pack("<IQ", 8, len(text)) + text
+    head = data[:16] + struct.pack("<Q", n_kv + 1) + data[24:kv_end] + pair + data[kv_end:infos_end]
+    align = int(whole.metadata.get("general.alignment", 32))
+    head += bytes(-len(head) % align)
+    dst.write_bytes(head + data[whole.data_start:])
+    field = gguf.GGUFReader(dst).fields["tokenizer.chat_template"]
+    assert bytes(field.parts[field.data[0]]).decode() == template
+
+
+def test_gguf_template_is_detected_with_its_default_system(chat_efi, tmp_path, stories):
+    """chat_format = auto (the default) on a GGUF whose tokenizer.chat_template is SmolLM2's:
+    chatml, with the default system message the template inserts; equal to the reference."""
+    model_path, tok_path, model = stories
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    with_chat_template(model_file("stories260K.gguf"), vol / "stories260K.gguf", tpl.SMOLLM2_TEXT)
+    users = ["Once upon a time", "and then?"]
+    text = chat_run(chat_efi, vol, {"tok512.bin": tok_path},
+                    "temperature = 0\nmax_tokens = 10\n", users + ["/history", "/system", "/cfg"])
+    tok = ref.read_tokenizer(tok_path, 512)
+    default = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    chat = RefChat(model, tok, max_tokens=10, template=tpl.SMOLLM2_TEXT)
+    want = [chat.turn(u) for u in users]
+    assert generations(text) == [console_render(w["pieces"]) for w in want]
+    assert [p for p, _ in stats(text)] == [w["n_prompt"] for w in want]
+    assert f"format: chatml\nsystem: (the model's default) {default}\nuser: Once upon a time\n" in text
+    assert "chat_format = auto  (default)" in text
+
+
+SMOL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+QUESTIONS = ["What is 2+2?", "Name a color.", "What is the capital of France?", "Say hello.",
+             "Count to three.", "Name a fruit.", "What is 5+5?", "Name an animal.",
+             "What day comes after Monday?", "Say goodbye."]
+
+
+def test_smollm2_ten_turns_in_256_tokens(chat_efi, tmp_path):
+    """SmolLM2 with ctx_len = 256 and ten turns: the conversation goes on with a shift notice,
+    the default system message stays, /history shows the kept turns (the latest ones, in
+    order), and a shifted turn prefills exactly the kept conversation's tokens (jinja2 text,
+    `tokenizers` with the special tokens cut out first)."""
+    from tests import vocab_support as vs
+    vol = make_volume(tmp_path / "vol", files={SMOL: model_file(SMOL)},
+                      cfg="temperature = 0\nmax_tokens = 24\nctx_len = 256\n",
+                      autorun=QUESTIONS + ["/history", "/ctx", "/shutdown"])
+    r = run_chat(chat_efi, vol, "native")
+    assert r.status == 0 and r.reason == "powered off", (r.reason, r.text[-1500:])
+    text = r.text
+    notice = "[context full: the oldest turns were dropped; the system prompt is kept]"
+    assert notice in text and "conversation was cleared" not in text
+    turns = re.findall(r"(?ms)^> ([^\n/][^\n]*)\n(.*?)\n\[stats\] prompt_tokens=(\d+)", text)
+    assert [q for q, _, _ in turns] == QUESTIONS
+    hist = re.search(r"(?ms)^> /history\n(.*?)(?=^> )", text).group(1)
+    default = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    assert hist.startswith(f"format: chatml\nsystem: (the model's default) {default}\n")
+    kept_users = re.findall(r"(?m)^user: (.*)$", hist)
+    assert 0 < len(kept_users) < len(QUESTIONS)
+    assert kept_users == QUESTIONS[-len(kept_users):]
+    used = int(re.search(r"context: (\d+) / 256", text).group(1))
+    assert used <= 256
+    # the last shifted turn prefilled the kept conversation, rendered whole
+    meta = vs.read_meta(str(model_file(SMOL)))
+    added = vs.oracle(meta, with_added=True)
+    last = max(i for i, (_, body, _) in enumerate(turns) if body.startswith(notice))
+    replies = {q: body.split(notice + "\n")[-1] for q, body, _ in turns}
+    replies = {q: re.sub(r"\n\[context full: the next turn drops the oldest ones\]$", "", b)
+               for q, b in replies.items()}
+    before = [m for q in kept_users[:kept_users.index(QUESTIONS[last])] for m in (q, replies[q])]
+    whole = tpl.render(tpl.SMOLLM2_TEXT, tpl.conversation(None, before + [QUESTIONS[last]], False),
+                       "", "").encode()
+    assert int(turns[last][2]) == len(vs.oracle_encode(added, whole))

@@ -509,8 +509,8 @@ class TokenizerRunner(Runner):
 
 @lru_cache(maxsize=None)
 def cfg_image():
-    return link([APP / "settings.s", APP / "util.s", APP / "template.s", STUBS], "config_parse",
-                include_dirs=[APP])
+    return link([APP / "settings.s", APP / "util.s", APP / "template.s",
+                 REPO / "efi_stubs" / "format.s", STUBS], "config_parse", include_dirs=[APP])
 
 
 _BOOL_WORDS = (b"0", b"1", b"off", b"on", b"false", b"true", b"no", b"yes")
@@ -565,7 +565,9 @@ def value_verdict(entry: dict, value: bytes) -> bool | None:
 def expected_cfg_reports(text: bytes, table: dict[str, dict]) -> dict[int, tuple[str, bytes, bytes, bool]]:
     """{line number: (kind, key, value, sure)} for the lines config_parse must report."""
     out = {}
-    lines = text.split(b"\n")
+    if text.startswith(b"\xef\xbb\xbf"):    # text_skip_bom
+        text = text[3:]
+    lines = re.split(rb"\r\n|\n|\r", text)   # text_line: LF, CR LF or a lone CR end a line
     if lines and lines[-1] == b"":
         lines.pop()
     for n, line in enumerate(lines, 1):
@@ -681,6 +683,8 @@ class CfgRunner(Runner):
                 vals[name] = emu.read_u64(p)
             elif t == SC["SET_T_STR"]:
                 vals[name] = emu.read(p, SC["SET_STR_MAX"]).split(b"\0", 1)[0]
+            elif t == SC["SET_T_TEXT"]:
+                vals[name] = emu.read(p, SC["SET_TEXT_MAX"]).split(b"\0", 1)[0]
             else:
                 vals[name] = struct.unpack("<I", emu.read(p, 4))[0]
         return vals
@@ -721,8 +725,9 @@ class CfgRunner(Runner):
                 x = struct.unpack("<I", emu.read(p, 4))[0]
                 if x >= len(_ENUMS[name]):
                     out.problems.append(f"{name} = {x} after the parse")
-            elif t == SC["SET_T_STR"]:
-                if b"\0" not in emu.read(p, SC["SET_STR_MAX"]):
+            elif t in (SC["SET_T_STR"], SC["SET_T_TEXT"]):
+                size = SC["SET_STR_MAX"] if t == SC["SET_T_STR"] else SC["SET_TEXT_MAX"]
+                if b"\0" not in emu.read(p, size):
                     out.problems.append(f"{name} is not NUL-terminated within its storage")
 
 

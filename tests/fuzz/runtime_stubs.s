@@ -14,7 +14,8 @@ fuzz_print_utf8_slot: .quad 0
 fuzz_print_u64_slot:  .quad 0
 
 .section .text
-.global rt_print_cstr, rt_print_utf8, rt_print_u64, rt_memcpy, rt_memset
+.global rt_print_cstr, rt_print_utf8, rt_print_u64, rt_memcpy, rt_memset, rt_printf
+.extern fmt_emit
 # rt_print_cstr(rcx = NUL-terminated UTF-8)
 rt_print_cstr:
     jmp qword ptr [rip + fuzz_print_cstr_slot]
@@ -24,6 +25,24 @@ rt_print_utf8:
 # rt_print_u64(rcx = value), printed in decimal
 rt_print_u64:
     jmp qword ptr [rip + fuzz_print_u64_slot]
+
+# rt_printf(rcx = format, rdx, r8, r9, stack arguments): as efi_stubs/console.s's, through
+# efi_stubs/format.s's fmt_emit, the text to rt_print_utf8
+rt_printf:
+    mov [rsp + 16], rdx
+    mov [rsp + 24], r8
+    mov [rsp + 32], r9
+    sub rsp, 40
+    lea rdx, [rsp + 40 + 16]
+    lea r8, [rip + printf_sink]
+    xor r9d, r9d
+    call fmt_emit
+    add rsp, 40
+    ret
+printf_sink:
+    mov rcx, rdx
+    mov rdx, r8
+    jmp rt_print_utf8
 
 # rt_memcpy(rcx = dst, rdx = src, r8 = count); regions must not overlap
 rt_memcpy:
