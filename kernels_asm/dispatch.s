@@ -28,7 +28,7 @@ kernels_path:  .long 0                # K_PATH_* chosen by the last kernels_init
 .extern axpy_sse2, dot_sse2, argmax_sse2, rope_apply_sse2, attention_sse2, stream_read_sse2
 .extern matvec_avx2, rmsnorm_avx2, softmax_avx2, expf_avx2, swiglu_avx2, add_avx2, scale_avx2
 .extern axpy_avx2, dot_avx2, argmax_avx2, rope_apply_avx2, attention_avx2, stream_read_avx2
-.extern rope_table_x87
+.extern rope_table_x87, par_select_matvec
 
 # table entry `slot` = address of `body` (RIP-relative: the table needs no relocations)
 .macro KSET slot, body
@@ -58,8 +58,7 @@ kernels_init:
     KSET k_attention, attention_avx2
     KSET k_stream_read, stream_read_avx2
     mov eax, K_PATH_AVX2
-    mov [rip + kernels_path], eax
-    ret
+    jmp .Lchosen
 .Lsse2:
     KSET k_matvec, matvec_sse2
     KSET k_rmsnorm, rmsnorm_sse2
@@ -76,5 +75,10 @@ kernels_init:
     KSET k_attention, attention_sse2
     KSET k_stream_read, stream_read_sse2
     mov eax, K_PATH_SSE2
+.Lchosen:
     mov [rip + kernels_path], eax
+    sub rsp, 8
+    call par_select_matvec            # k_matvec through the job board when there are workers
+    add rsp, 8
+    mov eax, [rip + kernels_path]
     ret

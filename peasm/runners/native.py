@@ -15,6 +15,9 @@ The same bytes unicorn runs, at full speed and with the host's AVX2/FMA:
 * `callback(fn, nargs)` is the other direction: an address MS x64 code can call that runs
   a Python function (through ctypes, SysV), with rdi/rsi and xmm6-xmm15 saved across it
   since SysV code may clobber them. For hosted runners' firmware services.
+* `HostThread(address, arg)` runs MS x64 code address(arg) on a new host thread (pthreads,
+  its own stack with a guard page), for code that never calls back into Python: the hosted
+  model of UEFI MP services' application processors.
 * Memory: `GuardedBuffer` (host memory between PROT_NONE pages, its end flush against the
   upper one: a one-element overrun is a SIGSEGV, which under pytest-xdist is reported as a
   crashed worker naming the test), `address_of(array)` for numpy arrays.
@@ -467,3 +470,47 @@ class Callbacks:
         code = ExecutableCode(_assemble(_ms_to_sysv(target, nargs)))
         self._keep += [c_fn, code]
         return code.address
+
+
+# ----------------------------------------------------------------------------------------
+# host threads running MS x64 code
+
+_libc.pthread_create.restype = ctypes.c_int
+_libc.pthread_create.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+_libc.pthread_join.restype = ctypes.c_int
+_libc.pthread_join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
+_libc.pthread_attr_init.argtypes = [ctypes.c_void_p]
+_libc.pthread_attr_setstacksize.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.pthread_attr_destroy.argtypes = [ctypes.c_void_p]
+
+# void *start(void *block): block = {MS x64 function, its argument}; calls function(argument)
+# with rsp 16-byte aligned and shadow space. rbx, rbp, r12-r15 are callee-saved in both ABIs.
+_THREAD_START = ["push rbx", "mov rbx, rdi", "sub rsp, 32", "mov rcx, [rbx + 8]", "call qword ptr [rbx]",
+                 "add rsp, 32", "pop rbx", "xor eax, eax", "ret"]
+
+
+@lru_cache(maxsize=1)
+def _thread_start() -> ExecutableCode:
+    return ExecutableCode(_assemble(_THREAD_START))
+
+
+class HostThread:
+    """A host thread (pthread, `stack_size` bytes of its own stack) running the MS x64 code at
+    `address` with rcx = arg. The code must never call into Python (no GIL is taken): ctypes
+    callbacks may only be entered from the thread that runs the program."""
+
+    def __init__(self, address: int, arg: int, *, stack_size: int = 1 << 20):
+        self._block = (ctypes.c_uint64 * 2)(address, arg & (2**64 - 1))
+        self._tid = ctypes.c_ulong(0)
+        attr = ctypes.create_string_buffer(128)     # pthread_attr_t (56 bytes on x86-64 glibc)
+        _libc.pthread_attr_init(attr)
+        _libc.pthread_attr_setstacksize(attr, stack_size)
+        err = _libc.pthread_create(ctypes.byref(self._tid), attr, _thread_start().address,
+                                   ctypes.addressof(self._block))
+        _libc.pthread_attr_destroy(attr)
+        if err:
+            raise NativeError(f"pthread_create failed: {os.strerror(err)}")
+
+    def join(self) -> None:
+        """Wait until the code returns."""
+        _libc.pthread_join(self._tid.value, None)

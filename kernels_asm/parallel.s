@@ -1,0 +1,266 @@
+# The job board: rows of one kernel call split across cores. Knows nothing of how the other
+# cores were started (efi_stubs/mp.s starts them through UEFI MP services; the hosted runners
+# start host threads or emulated cores): each worker core runs k_par_worker(index) forever,
+# and k_par_set_workers says how many of them may take work.
+#
+# One job at a time, posted by one caller (the boot core): the rows 0..d-1 of a call are cut
+# into chunks of whole 4-row blocks (the matvec bodies reduce 4 rows at a time); every core,
+# the caller included, takes the next chunk from a shared counter until none is left, and
+# the caller returns once every chunk is done. A chunk is the body called on a sub-matrix,
+# so each output row is computed by the same instructions on the same data as a single-core
+# call: results are bit for bit those of one core, however the chunks fell.
+#
+# Memory ordering (x86 TSO, Intel SDM vol 3, 9.2): the caller writes the job's fields, then
+# the claim word with one aligned store; stores are seen in order, so a core that claims a
+# chunk of the new word sees the new fields. Claims are `lock xadd` on that word (chunk count
+# in its high half, next chunk in its low half, so a claim reads both at once and a late
+# claim on a finished job just finds it empty). A job's fields are rewritten only after its
+# last chunk is done, and a chunk is reported done by `lock inc` after its rows are written,
+# so the caller sees every row once the count is complete. The spin loops use `pause` (the
+# hosted unicorn runner switches cores at `pause` and at `lock` instructions).
+#
+# Not reentrant: only one core posts jobs, and a body must not post one itself.
+.include "kernels.inc"
+
+.equ PAR_GRAIN, 4                     # rows per block: chunks are whole blocks
+.equ PAR_CHUNKS_PER_CORE, 4           # chunks per core taking part (balance vs per-chunk cost)
+.equ PAR_MAX_WORKERS, 255
+
+.section .data
+.balign 64, 0
+par_word:        .quad 0              # claim word: chunk count << 32 | next chunk
+.balign 64, 0
+par_done:        .long 0              # chunks of the current job done
+.balign 64, 0
+.global k_par_workers, k_par_worker_chunks
+k_par_workers:   .long 0              # workers allowed to take chunks (their index below it)
+par_quit:        .long 0              # nonzero: workers return from k_par_worker
+k_par_worker_chunks: .quad 0          # chunks done by workers so far (tests, /cpu)
+par_job_body:    .quad 0              # the job: body(out + i0*4, W + i0*row_bytes, x, n, rows)
+par_job_out:     .quad 0
+par_job_w:       .quad 0
+par_job_x:       .quad 0
+par_job_row_bytes: .quad 0
+par_job_n:       .long 0
+par_job_d:       .long 0
+par_job_chunk:   .long 0              # rows per chunk (the last one may have fewer)
+.balign 8
+par_matvec_body: .quad 0              # the single-core matvec body behind k_matvec
+
+.section .text
+.global k_par_rows, k_par_worker, k_par_set_workers, k_par_quit, par_matvec, par_select_matvec
+.extern k_matvec
+
+# k_par_rows(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n, dword [rsp+48] = d,
+#            qword [rsp+56] = row_bytes)
+#   Runs body over rows 0..d-1 of W, split across the workers and this core; returns when all
+#   are done. body follows the matvec contract (kernels.inc, peasm/ggml.py):
+#   body(rcx = out, rdx = W, r8 = x, r9d = n, dword [rsp+40] = rows), out f32[rows], W rows of
+#   row_bytes bytes each; each chunk is body(out + i0*4, W + i0*row_bytes, x, n, rows). With no
+#   workers, or fewer than 2 chunks' worth of rows, it is one call body(out, W, x, n, d).
+#   Clobbers what the body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
+k_par_rows:
+    mov eax, [rip + k_par_workers]
+    test eax, eax
+    jz .Lserial
+    mov r10d, dword ptr [rsp + 48]    # d
+    inc eax                           # cores taking part
+    imul eax, eax, PAR_CHUNKS_PER_CORE
+    mov r11d, eax
+    lea eax, [r10 + r11 - 1]          # rows per chunk = ceil(d / chunks), whole blocks
+    push rdx
+    xor edx, edx
+    div r11d
+    pop rdx
+    add eax, PAR_GRAIN - 1
+    and eax, -PAR_GRAIN
+    cmp eax, r10d
+    jae .Lserial                      # one chunk: nothing to share
+    mov [rip + par_job_chunk], eax
+    mov r11d, eax
+    lea eax, [r10 + r11 - 1]          # chunks = ceil(d / rows per chunk), at least 2
+    push rdx
+    xor edx, edx
+    div r11d
+    pop rdx
+    mov [rip + par_job_body], rcx
+    mov [rip + par_job_out], rdx
+    mov [rip + par_job_w], r8
+    mov [rip + par_job_x], r9
+    mov ecx, dword ptr [rsp + 40]
+    mov [rip + par_job_n], ecx
+    mov [rip + par_job_d], r10d
+    mov rcx, [rsp + 56]
+    mov [rip + par_job_row_bytes], rcx
+    mov dword ptr [rip + par_done], 0
+    push rbx
+    sub rsp, 32
+    mov ebx, eax                      # chunks
+    shl rax, 32
+    mov [rip + par_word], rax         # post: the fields above are visible before this (TSO)
+.Lhelp:                               # take chunks like any worker
+    call par_take
+    test eax, eax
+    jnz .Lhelp
+    jmp .Lcheck
+.Lwait:
+    pause
+.Lcheck:
+    cmp [rip + par_done], ebx
+    jb .Lwait
+    add rsp, 32
+    pop rbx
+    ret
+.Lserial:                             # body(out, W, x, n, d): shift the arguments, tail call
+    mov rax, rcx
+    mov rcx, rdx
+    mov rdx, r8
+    mov r8, r9
+    mov r9d, dword ptr [rsp + 40]
+    mov r10d, dword ptr [rsp + 48]
+    mov dword ptr [rsp + 40], r10d    # our own argument slots: ours to reuse
+    jmp rax
+
+# par_take() -> eax = 1 if a chunk of the posted job was taken and done, 0 if none was left.
+#   Clobbers what a body may.
+par_take:
+    sub rsp, 56
+    mov eax, 1
+    lock xadd [rip + par_word], rax
+    mov rdx, rax
+    shr rdx, 32                       # chunks
+    cmp eax, edx
+    jae .Lnone                        # (a claim past the end changes nothing that matters)
+    imul eax, [rip + par_job_chunk]   # i0
+    mov r10d, eax
+    mov edx, [rip + par_job_d]
+    sub edx, eax
+    mov eax, [rip + par_job_chunk]
+    cmp edx, eax
+    cmova edx, eax                    # rows in this chunk
+    mov dword ptr [rsp + 32], edx
+    mov rcx, [rip + par_job_out]
+    lea rcx, [rcx + r10 * 4]
+    mov rdx, [rip + par_job_row_bytes]
+    imul rdx, r10
+    add rdx, [rip + par_job_w]
+    mov r8, [rip + par_job_x]
+    mov r9d, [rip + par_job_n]
+    call qword ptr [rip + par_job_body]
+    lock inc dword ptr [rip + par_done]   # after the rows are written
+    mov eax, 1
+    add rsp, 56
+    ret
+.Lnone:
+    xor eax, eax
+    add rsp, 56
+    ret
+
+# k_par_worker(ecx = worker index) : a worker core's loop. Waits for chunks (spinning with
+#   `pause`), takes them while its index is below k_par_workers, and returns only after
+#   k_par_quit. Calls no one but the job bodies. MS x64 ABI; preserves what it must.
+k_par_worker:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 192                      # 32 shadow + xmm6..15 saves (160)
+    movups [rsp + 32], xmm6           # (a body may use them; it restores them, but a
+    movups [rsp + 48], xmm7           #  future body that does not must not break our caller)
+    movups [rsp + 64], xmm8
+    movups [rsp + 80], xmm9
+    movups [rsp + 96], xmm10
+    movups [rsp + 112], xmm11
+    movups [rsp + 128], xmm12
+    movups [rsp + 144], xmm13
+    movups [rsp + 160], xmm14
+    movups [rsp + 176], xmm15
+    mov ebx, ecx
+    jmp .Lpoll
+.Lidle:
+    pause
+.Lpoll:
+    cmp dword ptr [rip + par_quit], 0
+    jne .Lquit
+    cmp ebx, [rip + k_par_workers]
+    jae .Lidle
+    mov rax, [rip + par_word]
+    mov rdx, rax
+    shr rdx, 32
+    cmp eax, edx
+    jae .Lidle                        # nothing posted, or all of it taken
+    call par_take
+    test eax, eax
+    jz .Lpoll
+    lock inc qword ptr [rip + k_par_worker_chunks]
+    jmp .Lpoll
+.Lquit:
+    movups xmm6, [rsp + 32]
+    movups xmm7, [rsp + 48]
+    movups xmm8, [rsp + 64]
+    movups xmm9, [rsp + 80]
+    movups xmm10, [rsp + 96]
+    movups xmm11, [rsp + 112]
+    movups xmm12, [rsp + 128]
+    movups xmm13, [rsp + 144]
+    movups xmm14, [rsp + 160]
+    movups xmm15, [rsp + 176]
+    add rsp, 192
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# k_par_set_workers(ecx = count): how many workers (indices 0..count-1) take chunks from now
+#   on (at most PAR_MAX_WORKERS; 0: every call runs on the calling core alone). Call it only
+#   between jobs, from the core that posts them. Also points k_matvec at par_matvec when
+#   count > 0 (see par_select_matvec). Changes only rax, rcx.
+k_par_set_workers:
+    mov eax, PAR_MAX_WORKERS
+    cmp ecx, eax
+    cmova ecx, eax
+    mov [rip + k_par_workers], ecx
+    jmp par_select_matvec
+
+# k_par_quit(ecx = 1): every worker returns from k_par_worker (at its next look at the
+#   board); ecx = 0 clears that, for workers started afresh. Changes nothing else.
+k_par_quit:
+    mov [rip + par_quit], ecx
+    ret
+
+# par_select_matvec(): the dispatch's k_matvec entry goes through the board when there are
+#   workers: k_matvec = par_matvec (which calls the single-core body per chunk), else the
+#   single-core body itself. kernels_init calls it after filling the table; k_par_set_workers
+#   after a change of count. Changes only rax, rcx.
+par_select_matvec:
+    mov rax, [rip + k_matvec]
+    lea rcx, [rip + par_matvec]
+    cmp rax, rcx
+    je .Lhave_body
+    mov [rip + par_matvec_body], rax  # a body kernels_init just put there
+.Lhave_body:
+    mov rax, [rip + par_matvec_body]
+    test rax, rax
+    jz .Lout                          # kernels_init not run yet: it will call us
+    cmp dword ptr [rip + k_par_workers], 0
+    cmovne rax, rcx
+    mov [rip + k_matvec], rax
+.Lout:
+    ret
+
+# par_matvec(rcx = out, rdx = W, r8 = x, r9d = n, dword [rsp+40] = d): k_matvec's contract
+#   (kernels.inc), the rows split across the cores by k_par_rows over the f32 body.
+par_matvec:
+    sub rsp, 72
+    mov eax, dword ptr [rsp + 72 + 40]
+    mov dword ptr [rsp + 40], eax     # d (the callee's [rsp+48])
+    mov r9d, r9d
+    mov dword ptr [rsp + 32], r9d     # n (the callee's [rsp+40])
+    lea rax, [r9 * 4]
+    mov [rsp + 48], rax               # row bytes (the callee's [rsp+56])
+    mov r9, r8                        # x
+    mov r8, rdx                       # W
+    mov rdx, rcx                      # out
+    mov rcx, [rip + par_matvec_body]
+    call k_par_rows
+    add rsp, 72
+    ret
