@@ -72,6 +72,8 @@ n_chat_format: .asciz "chat_format"
 h_chat_format: .asciz "raw (plain continuation) or you_ai (You:/AI: turns)"
 n_attn:        .asciz "attn"
 h_attn:        .asciz "kernel path: auto, sse2 or avx2"
+n_threads:     .asciz "threads"
+h_threads:     .asciz "cores sharing the work (0: all)"
 n_ctx:         .asciz "ctx"
 h_ctx:         .asciz "tokens used / context length"
 n_clear:       .asciz "clear"
@@ -155,6 +157,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_stop_nl, cmd_set, k_stop_nl, s_value, h_stop_nl
     .quad n_chat_format, cmd_set, k_chat_format, s_value, h_chat_format
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
+    .quad n_threads, cmd_set, n_threads, s_value, h_threads
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
     .quad n_clear, cmd_clear, 0, s_none, h_clear
     .quad n_cfg, cmd_cfg, 0, s_none, h_cfg
@@ -184,6 +187,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
 .extern tok_encode, tok_error_text, log_print, log_event, log_event2
+.extern threads_print, set_threads
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:
@@ -319,6 +323,12 @@ cmd_set:
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     mov rax, [rbx + SET_PTR]
+    lea rcx, [rip + set_threads]
+    cmp rax, rcx
+    jne .Lnot_threads
+    call threads_print
+    jmp .Lout
+.Lnot_threads:
     lea rcx, [rip + set_attn]
     cmp rax, rcx
     jne .Lout
@@ -460,6 +470,7 @@ cmd_cpu:
     jz .Lout
     call cpu_print_features
     call print_kernel_path
+    call threads_print
 .Lout:
     add rsp, 40
     ret

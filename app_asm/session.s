@@ -71,7 +71,7 @@ s_tokenizer_bin:  .asciz "tokenizer.bin"
 .extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
 .extern set_top_p, str_copy, str_len, tok_error_text, tok_load, tok_workspace_bytes
 .extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
-.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed
+.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, threads_apply
 
 # session_clear(): an empty conversation
 session_clear:
@@ -621,6 +621,7 @@ session_apply_settings:
     mov ecx, [rip + cpu_features]
     mov edx, [rip + set_attn]
     call kernels_init
+    call threads_apply                # how many cores share the rows (threads)
     add rsp, 40
     ret
 

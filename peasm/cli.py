@@ -138,7 +138,11 @@ def inspect_cmd(efi: Path, map_file: Path | None) -> None:
 @click.option("--mem", "mem_mib", default=1024, show_default=True, type=click.IntRange(16, 1 << 20),
               help="Memory the firmware model offers, in MiB.")
 @click.option("--timeout", "timeout_s", default=0.0, type=click.FloatRange(0), help="Seconds before giving up (0: none).")
-def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib: int, timeout_s: float) -> None:
+@click.option("--cpus", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Processors the firmware's MP services report: the program's worker cores "
+                   "(host threads natively, cores taking turns under unicorn).")
+def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib: int, timeout_s: float,
+            cpus: int) -> None:
     """Run EFI on this machine against peasm's firmware model (no QEMU, no reboot).
 
     Exit status: 0 when the program powers off (or returns) successfully or the --input
@@ -154,7 +158,7 @@ def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib:
     try:
         with raw_terminal(stdin):
             result = run(efi, volume, cpu=cpu, input_bytes=data, stdin=stdin, out=sys.stdout.buffer,
-                         mem_mib=mem_mib, timeout_s=timeout_s)
+                         mem_mib=mem_mib, timeout_s=timeout_s, cpus=cpus)
     except PeasmError as e:
         _fail(e)
     if result.status != 0 or result.reason not in ("powered off", "returned 0x0"):

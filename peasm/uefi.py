@@ -174,6 +174,10 @@ CONSTANTS: dict[str, int] = {
     "SCAN_NULL": 0, "SCAN_UP": 1, "SCAN_DOWN": 2, "SCAN_RIGHT": 3, "SCAN_LEFT": 4,
     "SCAN_HOME": 5, "SCAN_END": 6, "SCAN_DELETE": 8, "SCAN_ESC": 0x17,
     "EFI_PAGE_SIZE": 4096,
+    # EFI_TPL (CreateEvent's NotifyTpl); an event Type of 0 has no notification (UEFI 2.10, 7.1)
+    "TPL_APPLICATION": 4, "TPL_CALLBACK": 8, "TPL_NOTIFY": 16,
+    "EVT_TIMER": 0x80000000, "EVT_NOTIFY_WAIT": 0x100, "EVT_NOTIFY_SIGNAL": 0x200,
+    "EFI_NOT_STARTED": _ERR | 19, "EFI_TIMEOUT": _ERR | 18,
 }
 
 

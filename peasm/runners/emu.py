@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -355,14 +356,23 @@ class Emu:
         self.stopped = None
         self._resume_at = None
         deadline = time.monotonic() + timeout_s if timeout_s else None
+        watchdog = None
+        if deadline is not None:
+            # one timer for the whole call: unicorn's own timeout would start a thread for
+            # each slice, and with several cores there are many
+            watchdog = threading.Timer(timeout_s, uc.emu_stop)
+            watchdog.daemon = True
+            watchdog.start()
         begin = target
         while True:      # one slice per turn of a core (one slice when there is one core)
             remaining = 0
-            if deadline is not None:
+            if deadline is not None and watchdog is None:
                 remaining = max(1, int((deadline - time.monotonic()) * 1e6))
             try:
                 uc.emu_start(begin, 0, timeout=remaining, count=max_instructions)
             except UcError as e:
+                if watchdog:
+                    watchdog.cancel()
                 rip = uc.reg_read(X.UC_X86_REG_RIP)
                 on = f" on core {self._core}" if self._core else ""
                 if self._bad_access:
@@ -375,6 +385,8 @@ class Emu:
             if deadline is not None and time.monotonic() > deadline:
                 break
             begin = self._next_core()
+        if watchdog:
+            watchdog.cancel()
         self._switch = False
         if self._core_fault:
             raise EmuFault(self._core_fault)

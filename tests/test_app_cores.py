@@ -1,0 +1,71 @@
+"""Every core (issue 14): the chat program with worker cores from the firmware's MP services,
+in both hosted runners (native: host threads; unicorn: cores taking turns at the job board's
+pause/lock instructions, every buffer and stack between guard pages). The text must be
+llama2.c's, whatever the number of cores, and the workers must really have done rows."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.app_helpers import generations, make_volume, run_chat
+from tests.support import REFERENCE, model_file
+
+
+@pytest.fixture(scope="module")
+def stories260k():
+    return model_file("stories260K.bin"), model_file("tok512.bin")
+
+
+def _threads_line(text: str) -> tuple[int, int, int, int]:
+    m = re.findall(r"threads: (\d+) of (\d+) cores \((\d+) workers running, (\d+) chunks done by them\)", text)
+    assert m, text[-800:]
+    return tuple(int(v) for v in m[-1])
+
+
+@pytest.mark.parametrize("cpu", ["native", "unicorn"])
+@pytest.mark.parametrize("cpus", [1, 2, 4])
+def test_golden_stories260k_on_every_core(chat_efi, tmp_path, stories260k, cpu, cpus):
+    model, tok = stories260k
+    vol = make_volume(tmp_path / "vol", files={"stories260K.bin": model, "tok512.bin": tok},
+                      cfg="temperature = 0\nmax_tokens = 200\n", autorun=["", "/cpu", "/shutdown"])
+    r = run_chat(chat_efi, vol, cpu, cpus=cpus)
+    assert r.status == 0 and r.reason == "powered off", (r.reason, r.text[-1000:])
+    golden = (REFERENCE / "stories260K_greedy.txt").read_text(encoding="utf-8")
+    (text,) = generations(r.text)
+    assert text.startswith(golden.rstrip("\n")), text[:300]
+    threads, cores, running, chunks = _threads_line(r.text)
+    assert (threads, cores, running) == (cpus, cpus, cpus - 1)
+    assert (chunks > 0) == (cpus > 1), chunks
+
+
+@pytest.mark.parametrize("cpu", ["native", "unicorn"])
+def test_threads_setting_limits_the_cores(chat_efi, tmp_path, stories260k, cpu):
+    """threads= in repl.cfg, /threads N and /threads 0 (all); threads=1 leaves the workers
+    idle, and the text is the same."""
+    model, tok = stories260k
+    vol = make_volume(tmp_path / "vol", files={"stories260K.bin": model, "tok512.bin": tok},
+                      cfg="temperature = 0\nmax_tokens = 40\nthreads = 1\n",
+                      autorun=["/cpu", "", "/cpu", "/clear", "/threads 3", "", "/threads 9", "/threads 0",
+                               "/threads", "/threads -1", "/shutdown"])
+    r = run_chat(chat_efi, vol, cpu, cpus=4)
+    assert r.status == 0, r.reason
+    a, b = re.findall(r"(?m)^> \n(.*?)\n\[stats\]", r.text, flags=re.S)
+    assert a == b and len(a) > 50
+    lines = re.findall(r"threads: .*", r.text)
+    for line in lines[:2]:       # (the APs may not have arrived yet: nothing waited for them)
+        assert re.fullmatch(r"threads: 1 of 4 cores \(\d workers running, 0 chunks done by them\)", line)
+    assert lines[2].startswith("threads: 3 of 4 cores")
+    assert _threads_line(r.text)[2:] != (3, 0)                # after a generation: they worked
+    assert lines[3].startswith("threads: 4 of 4 cores")        # 9: as many as there are
+    assert lines[4].startswith("threads: 4 of 4 cores")
+    assert "threads = 9\n" in r.text and "threads = 0\n" in r.text
+    assert re.search(r"threads.*a whole number from 0 to 1024", r.text) or "usage" in r.text.lower()
+
+
+def test_single_processor_firmware_runs_alone(chat_efi, tmp_path, stories260k):
+    model, tok = stories260k
+    vol = make_volume(tmp_path / "vol", files={"stories260K.bin": model, "tok512.bin": tok},
+                      cfg="temperature = 0\nmax_tokens = 20\n", autorun=["/cpu", "/shutdown"])
+    r = run_chat(chat_efi, vol, "native", cpus=1)
+    assert _threads_line(r.text) == (1, 1, 0, 0)
