@@ -69,3 +69,23 @@ def test_single_processor_firmware_runs_alone(chat_efi, tmp_path, stories260k):
                       cfg="temperature = 0\nmax_tokens = 20\n", autorun=["/cpu", "/shutdown"])
     r = run_chat(chat_efi, vol, "native", cpus=1)
     assert _threads_line(r.text) == (1, 1, 0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("smp", [2, 4])
+def test_golden_in_ovmf_on_every_core(chat_efi, tmp_path, smp):
+    """Real MP services: OVMF starts the APs (-smp N), each enables its own AVX state (-cpu
+    max: the AVX2 bodies run on every core) and works the job board; the text is llama2.c's."""
+    from tests.test_app_ovmf import _image, _qemu
+
+    qemu = _qemu()
+    img = _image(tmp_path, chat_efi, "temperature=0\nmax_tokens=200\n", ["", "/cpu", "/shutdown"])
+    result = qemu.boot(img, cpu="max", smp=smp, mem_mib=512, timeout=900)
+    assert not result.timed_out, result.output[-2000:]
+    assert result.powered_off, result.output[-2000:]
+    golden = (REFERENCE / "stories260K_greedy.txt").read_text(encoding="utf-8")
+    (text,) = generations(result.output)
+    assert text.startswith(golden.rstrip("\n")), text[:300]
+    assert "kernels: avx2 + fma\n" in result.output
+    threads, cores, running, chunks = _threads_line(result.output)
+    assert (threads, cores, running) == (smp, smp, smp - 1) and chunks > 0
