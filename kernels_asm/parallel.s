@@ -3,11 +3,12 @@
 # start host threads or emulated cores): each worker core runs k_par_worker(index) forever,
 # and k_par_set_workers says how many of them may take work.
 #
-# One job at a time, posted by one caller (the boot core): the rows 0..d-1 of a call are cut
-# into chunks of whole 4-row blocks (the matvec bodies reduce 4 rows at a time); every core,
-# the caller included, takes the next chunk from a shared counter until none is left, and
-# the caller returns once every chunk is done. A chunk is the body called on a sub-matrix,
-# so each output row is computed by the same instructions on the same data as a single-core
+# One job at a time, posted by one caller (the boot core): the items of a call (the rows
+# 0..d-1 of a matvec, cut into chunks of whole 4-row blocks since the bodies reduce 4 rows at
+# a time; or the heads of attention) are cut into chunks; every core, the caller included,
+# takes the next chunk from a shared counter until none is left, and the caller returns once
+# every chunk is done. A chunk is the body called on a sub-range (a sub-matrix, some heads),
+# so each output is computed by the same instructions on the same data as a single-core
 # call: results are bit for bit those of one core, however the chunks fell.
 #
 # Memory ordering (x86 TSO, Intel SDM vol 3, 9.2): the caller writes the job's fields, then
@@ -36,20 +37,47 @@ par_done:        .long 0              # chunks of the current job done
 k_par_workers:   .long 0              # workers allowed to take chunks (their index below it)
 par_quit:        .long 0              # nonzero: workers return from k_par_worker
 k_par_worker_chunks: .quad 0          # chunks done by workers so far (tests, /cpu)
-par_job_body:    .quad 0              # the job: body(out + i0*4, W + i0*row_bytes, x, n, rows)
-par_job_out:     .quad 0
+par_job_run:     .quad 0              # the job: par_run_rows or par_run_range(ecx = chunk)
+par_job_body:    .quad 0              # rows: body(out + i0*4, W + i0*row_bytes, x, n, rows)
+par_job_out:     .quad 0              #   (range: body(ctx = out, first = i0, count))
 par_job_w:       .quad 0
 par_job_x:       .quad 0
 par_job_row_bytes: .quad 0
 par_job_n:       .long 0
-par_job_d:       .long 0
-par_job_chunk:   .long 0              # rows per chunk (the last one may have fewer)
+par_job_d:       .long 0              # items (rows, heads)
+par_job_chunk:   .long 0              # items per chunk (the last one may have fewer)
 .balign 8
 par_matvec_body: .quad 0              # the single-core matvec body behind k_matvec
+par_attention_body: .quad 0           # the single-core attention body behind k_attention
 
 .section .text
-.global k_par_rows, k_par_worker, k_par_set_workers, k_par_quit, par_matvec, par_select_matvec
-.extern k_matvec
+.global k_par_rows, k_par_for, k_par_worker, k_par_set_workers, k_par_quit
+.global par_matvec, par_attention, par_select_entries
+.extern k_matvec, k_attention, k_attention_heads
+
+# PAR_SPLIT grain: r10d = items (> 0) -> eax = items per chunk (a multiple of grain, a power
+# of 2), r11d = chunks; aims at PAR_CHUNKS_PER_CORE chunks per core taking part. Changes
+# only rax, r11.
+.macro PAR_SPLIT grain
+    push rdx
+    push rcx
+    mov ecx, [rip + k_par_workers]
+    inc ecx
+    imul ecx, ecx, PAR_CHUNKS_PER_CORE
+    lea eax, [r10 + rcx - 1]
+    xor edx, edx
+    div ecx                           # ceil(items / chunks wanted)
+    add eax, \grain - 1
+    and eax, -\grain
+    mov ecx, eax
+    lea eax, [r10 + rcx - 1]
+    xor edx, edx
+    div ecx                           # chunks = ceil(items / per chunk)
+    mov r11d, eax
+    mov eax, ecx
+    pop rcx
+    pop rdx
+.endm
 
 # k_par_rows(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n, dword [rsp+48] = d,
 #            qword [rsp+56] = row_bytes)
@@ -60,45 +88,77 @@ par_matvec_body: .quad 0              # the single-core matvec body behind k_mat
 #   workers, or fewer than 2 chunks' worth of rows, it is one call body(out, W, x, n, d).
 #   Clobbers what the body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
 k_par_rows:
-    mov eax, [rip + k_par_workers]
-    test eax, eax
-    jz .Lserial
+    cmp dword ptr [rip + k_par_workers], 0
+    je .Lserial
     mov r10d, dword ptr [rsp + 48]    # d
-    inc eax                           # cores taking part
-    imul eax, eax, PAR_CHUNKS_PER_CORE
-    mov r11d, eax
-    lea eax, [r10 + r11 - 1]          # rows per chunk = ceil(d / chunks), whole blocks
-    push rdx
-    xor edx, edx
-    div r11d
-    pop rdx
-    add eax, PAR_GRAIN - 1
-    and eax, -PAR_GRAIN
-    cmp eax, r10d
-    jae .Lserial                      # one chunk: nothing to share
+    test r10d, r10d
+    jz .Lserial
+    PAR_SPLIT PAR_GRAIN
+    cmp r11d, 2
+    jb .Lserial                       # one chunk: nothing to share
     mov [rip + par_job_chunk], eax
-    mov r11d, eax
-    lea eax, [r10 + r11 - 1]          # chunks = ceil(d / rows per chunk), at least 2
-    push rdx
-    xor edx, edx
-    div r11d
-    pop rdx
+    mov [rip + par_job_d], r10d
     mov [rip + par_job_body], rcx
     mov [rip + par_job_out], rdx
     mov [rip + par_job_w], r8
     mov [rip + par_job_x], r9
     mov ecx, dword ptr [rsp + 40]
     mov [rip + par_job_n], ecx
-    mov [rip + par_job_d], r10d
     mov rcx, [rsp + 56]
     mov [rip + par_job_row_bytes], rcx
-    mov dword ptr [rip + par_done], 0
+    lea rcx, [rip + par_run_rows]
+    mov [rip + par_job_run], rcx
+    mov eax, r11d
+    jmp par_post
+.Lserial:                             # body(out, W, x, n, d): shift the arguments, tail call
+    mov rax, rcx
+    mov rcx, rdx
+    mov rdx, r8
+    mov r8, r9
+    mov r9d, dword ptr [rsp + 40]
+    mov r10d, dword ptr [rsp + 48]
+    mov dword ptr [rsp + 40], r10d    # our own argument slots: ours to reuse
+    jmp rax
+
+# k_par_for(rcx = body, rdx = ctx, r8d = count)
+#   Runs body(rcx = ctx, edx = first, r8d = items) over items 0..count-1 split across the
+#   workers and this core (chunks of any size); returns when all are done. Alone (no
+#   workers, or under 2 chunks' worth): one call body(ctx, 0, count). body follows the MS x64
+#   ABI and may clobber what a kernel may.
+k_par_for:
+    cmp dword ptr [rip + k_par_workers], 0
+    je .Lalone
+    mov r10d, r8d
+    test r10d, r10d
+    jz .Lalone
+    PAR_SPLIT 1
+    cmp r11d, 2
+    jb .Lalone
+    mov [rip + par_job_chunk], eax
+    mov [rip + par_job_d], r10d
+    mov [rip + par_job_body], rcx
+    mov [rip + par_job_out], rdx
+    lea rcx, [rip + par_run_range]
+    mov [rip + par_job_run], rcx
+    mov eax, r11d
+    jmp par_post
+.Lalone:
+    mov rax, rcx
+    mov rcx, rdx
+    xor edx, edx
+    jmp rax
+
+# par_post: the tail of k_par_rows / k_par_for (jumped to with their entry rsp; eax =
+#   chunks >= 2, the job's fields written): publishes the job, takes chunks like any worker,
+#   waits for the rest, returns to their caller.
+par_post:
     push rbx
     sub rsp, 32
+    mov dword ptr [rip + par_done], 0
     mov ebx, eax                      # chunks
     shl rax, 32
     mov [rip + par_word], rax         # post: the fields above are visible before this (TSO)
-.Lhelp:                               # take chunks like any worker
+.Lhelp:
     call par_take
     test eax, eax
     jnz .Lhelp
@@ -111,33 +171,44 @@ k_par_rows:
     add rsp, 32
     pop rbx
     ret
-.Lserial:                             # body(out, W, x, n, d): shift the arguments, tail call
-    mov rax, rcx
-    mov rcx, rdx
-    mov rdx, r8
-    mov r8, r9
-    mov r9d, dword ptr [rsp + 40]
-    mov r10d, dword ptr [rsp + 48]
-    mov dword ptr [rsp + 40], r10d    # our own argument slots: ours to reuse
-    jmp rax
 
 # par_take() -> eax = 1 if a chunk of the posted job was taken and done, 0 if none was left.
 #   Clobbers what a body may.
 par_take:
-    sub rsp, 56
+    sub rsp, 40
     mov eax, 1
     lock xadd [rip + par_word], rax
     mov rdx, rax
     shr rdx, 32                       # chunks
     cmp eax, edx
     jae .Lnone                        # (a claim past the end changes nothing that matters)
-    imul eax, [rip + par_job_chunk]   # i0
+    mov ecx, eax
+    call qword ptr [rip + par_job_run]
+    lock inc dword ptr [rip + par_done]   # after its results are written
+    mov eax, 1
+    add rsp, 40
+    ret
+.Lnone:
+    xor eax, eax
+    add rsp, 40
+    ret
+
+# par_chunk_range(ecx = chunk) -> r10 = first item, edx = items in it. Changes rax, rdx, r10.
+.macro PAR_CHUNK_RANGE
+    mov eax, ecx
+    imul eax, [rip + par_job_chunk]
     mov r10d, eax
     mov edx, [rip + par_job_d]
     sub edx, eax
     mov eax, [rip + par_job_chunk]
     cmp edx, eax
-    cmova edx, eax                    # rows in this chunk
+    cmova edx, eax
+.endm
+
+# par_run_rows(ecx = chunk): body(out + i0*4, W + i0*row_bytes, x, n, rows)
+par_run_rows:
+    sub rsp, 56
+    PAR_CHUNK_RANGE
     mov dword ptr [rsp + 32], edx
     mov rcx, [rip + par_job_out]
     lea rcx, [rcx + r10 * 4]
@@ -147,13 +218,18 @@ par_take:
     mov r8, [rip + par_job_x]
     mov r9d, [rip + par_job_n]
     call qword ptr [rip + par_job_body]
-    lock inc dword ptr [rip + par_done]   # after the rows are written
-    mov eax, 1
     add rsp, 56
     ret
-.Lnone:
-    xor eax, eax
-    add rsp, 56
+
+# par_run_range(ecx = chunk): body(ctx, first, items)
+par_run_range:
+    sub rsp, 40
+    PAR_CHUNK_RANGE
+    mov r8d, edx
+    mov edx, r10d
+    mov rcx, [rip + par_job_out]
+    call qword ptr [rip + par_job_body]
+    add rsp, 40
     ret
 
 # k_par_worker(ecx = worker index) : a worker core's loop. Waits for chunks (spinning with
@@ -212,14 +288,14 @@ k_par_worker:
 
 # k_par_set_workers(ecx = count): how many workers (indices 0..count-1) take chunks from now
 #   on (at most PAR_MAX_WORKERS; 0: every call runs on the calling core alone). Call it only
-#   between jobs, from the core that posts them. Also points k_matvec at par_matvec when
-#   count > 0 (see par_select_matvec). Changes only rax, rcx.
+#   between jobs, from the core that posts them. Also points k_matvec and k_attention at
+#   par_matvec and par_attention when count > 0 (see par_select_entries). Changes only rax, rcx.
 k_par_set_workers:
     mov eax, PAR_MAX_WORKERS
     cmp ecx, eax
     cmova ecx, eax
     mov [rip + k_par_workers], ecx
-    jmp par_select_matvec
+    jmp par_select_entries
 
 # k_par_quit(ecx = 1): every worker returns from k_par_worker (at its next look at the
 #   board); ecx = 0 clears that, for workers started afresh. Changes nothing else.
@@ -227,24 +303,26 @@ k_par_quit:
     mov [rip + par_quit], ecx
     ret
 
-# par_select_matvec(): the dispatch's k_matvec entry goes through the board when there are
-#   workers: k_matvec = par_matvec (which calls the single-core body per chunk), else the
-#   single-core body itself. kernels_init calls it after filling the table; k_par_set_workers
-#   after a change of count. Changes only rax, rcx.
-par_select_matvec:
-    mov rax, [rip + k_matvec]
-    lea rcx, [rip + par_matvec]
+# par_select_entries(): the dispatch's k_matvec and k_attention go through the job board
+#   when there are workers (par_matvec, par_attention, which call the single-core bodies per
+#   chunk), else they are the single-core bodies. kernels_init calls it after filling the
+#   table; k_par_set_workers after a change of count. Changes only rax, rcx.
+.macro PAR_SELECT entry, wrapper, saved
+    mov rax, [rip + \entry]
+    lea rcx, [rip + \wrapper]
     cmp rax, rcx
-    je .Lhave_body
-    mov [rip + par_matvec_body], rax  # a body kernels_init just put there
-.Lhave_body:
-    mov rax, [rip + par_matvec_body]
+    cmove rax, [rip + \saved]        # the entry holds the wrapper: the body saved before
+    mov [rip + \saved], rax          # else a body kernels_init just put there
     test rax, rax
-    jz .Lout                          # kernels_init not run yet: it will call us
+    cmovz rcx, rax                    # no body yet (kernels_init will call us): leave 0
     cmp dword ptr [rip + k_par_workers], 0
     cmovne rax, rcx
-    mov [rip + k_matvec], rax
-.Lout:
+    mov [rip + \entry], rax
+.endm
+
+par_select_entries:
+    PAR_SELECT k_matvec, par_matvec, par_matvec_body
+    PAR_SELECT k_attention, par_attention, par_attention_body
     ret
 
 # par_matvec(rcx = out, rdx = W, r8 = x, r9d = n, dword [rsp+40] = d): k_matvec's contract
@@ -263,4 +341,16 @@ par_matvec:
     mov rcx, [rip + par_matvec_body]
     call k_par_rows
     add rsp, 72
+    ret
+
+# par_attention(rcx = params): k_attention's contract (kernels.inc), the heads split across
+#   the cores by k_par_for over attention_heads_<path> (each head's scores, softmax and
+#   weighted sum are its own: the same results as one core).
+par_attention:
+    sub rsp, 40
+    mov rdx, rcx
+    mov r8d, dword ptr [rcx + ATT_N_HEADS]
+    mov rcx, [rip + k_attention_heads]
+    call k_par_for
+    add rsp, 40
     ret

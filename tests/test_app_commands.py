@@ -80,6 +80,8 @@ GOOD_AND_BAD = [
     ("/chat_format chatml", ["bad value: expected one of raw, you_ai (usage: /chat_format [VALUE])"]),
     ("/attn sse2", ["attn = sse2", "kernels: sse2"]),
     ("/attn avx512", ["bad value: expected one of auto, sse2, avx2 (usage: /attn [VALUE])"]),
+    ("/threads 2", ["threads = 2", "threads: 1 of 1 cores (0 workers running, 0 chunks done by them)"]),
+    ("/threads all", ["bad value: expected a whole number from 0 to 1024 (usage: /threads [VALUE])"]),
     ("/ctx", ["context: 0 / 64 tokens used"]),
     ("/ctx now", ["usage: /ctx"]),
     ("/clear", ["conversation cleared"]),

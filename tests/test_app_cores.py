@@ -36,7 +36,8 @@ def test_golden_stories260k_on_every_core(chat_efi, tmp_path, stories260k, cpu, 
     assert text.startswith(golden.rstrip("\n")), text[:300]
     threads, cores, running, chunks = _threads_line(r.text)
     assert (threads, cores, running) == (cpus, cpus, cpus - 1)
-    assert (chunks > 0) == (cpus > 1), chunks
+    if cpu == "unicorn" or cpus == 1:    # (host threads on a busy host may find every chunk taken)
+        assert (chunks > 0) == (cpus > 1), chunks
 
 
 @pytest.mark.parametrize("cpu", ["native", "unicorn"])
@@ -56,7 +57,8 @@ def test_threads_setting_limits_the_cores(chat_efi, tmp_path, stories260k, cpu):
     for line in lines[:2]:       # (the APs may not have arrived yet: nothing waited for them)
         assert re.fullmatch(r"threads: 1 of 4 cores \(\d workers running, 0 chunks done by them\)", line)
     assert lines[2].startswith("threads: 3 of 4 cores")
-    assert _threads_line(r.text)[2:] != (3, 0)                # after a generation: they worked
+    if cpu == "unicorn":
+        assert _threads_line(r.text)[3] > 0                   # after a generation: they worked
     assert lines[3].startswith("threads: 4 of 4 cores")        # 9: as many as there are
     assert lines[4].startswith("threads: 4 of 4 cores")
     assert "threads = 9\n" in r.text and "threads = 0\n" in r.text
@@ -114,4 +116,7 @@ def test_random_models_on_several_cores_equal_reference(chat_efi, tmp_path, shap
         pieces = pieces[:expected.generated.index(2)]
     (text,) = generations(r.text)
     assert text == console_render(pieces) and len(pieces) > 10
-    assert _threads_line(r.text)[0] == cpus and _threads_line(r.text)[3] > 0
+    threads, _, _, chunks = _threads_line(r.text)
+    assert threads == cpus
+    if cpu == "unicorn" or shape == "stories15M":   # (tiny rows on busy host threads: maybe none)
+        assert chunks > 0

@@ -101,4 +101,62 @@ def test_k_matvec_entry_goes_through_the_board_when_there_are_workers(where):
     assert k.get(po, 96).tobytes() == k.matvec(W, x).tobytes()
     m.call("k_par_set_workers", 0)
     assert read() == m.address(body("matvec", "sse2"))
+    att = lambda: struct.unpack("<Q", m.read(m.address("k_attention"), 8))[0]  # noqa: E731
+    assert att() == m.address("attention_sse2")
+    m.call("k_par_set_workers", 1)
+    assert att() == m.address("par_attention")
+    m.call("k_par_set_workers", 0)
+    assert att() == m.address("attention_sse2")
     k._done()
+
+
+def _attention_inputs(rng, pos, n_heads, n_kv_heads, hs, seq_len):
+    kv = n_kv_heads * hs
+    q = rng.standard_normal(n_heads * hs).astype(np.float32)
+    kc = rng.standard_normal((seq_len, kv)).astype(np.float32)
+    vc = rng.standard_normal((seq_len, kv)).astype(np.float32)
+    return q, kc, vc
+
+
+@pytest.mark.parametrize("where", ["unicorn", "native"])
+def test_attention_heads_split_equals_one_core(where, request):
+    """par_attention (k_attention with workers): every head's output and scores bit for bit
+    those of attention_<path> on one core (GQA, odd head counts, several positions)."""
+    m = request.getfixturevalue("unicorn_board" if where == "unicorn" else "native_board")
+    path = "sse2" if where == "unicorn" else ("avx2" if native.host_has_avx2_fma() else "sse2")
+    k = Kernels(m, path)
+    k.init(CPU_SSE2 | (0 if path == "sse2" else 2 | 4 | 8), 1 if path == "sse2" else 2)
+    rng = np.random.default_rng(11)
+    before = _chunks_by_workers(m)
+    for pos, n_heads, n_kv_heads, hs, seq_len in [(0, 8, 4, 8, 16), (5, 6, 2, 12, 9), (17, 12, 12, 16, 20),
+                                                  (3, 7, 1, 6, 8)]:
+        q, kc, vc = _attention_inputs(rng, pos, n_heads, n_kv_heads, hs, seq_len)
+        want = k.attention(q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len)
+        for workers in (1, 2, 4):
+            m.call("k_par_set_workers", workers)
+            try:
+                got = _call_entry_attention(k, m, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len)
+            finally:
+                m.call("k_par_set_workers", 0)
+            assert got[0].tobytes() == want[0].tobytes(), (pos, n_heads, workers)
+            assert got[1][:, :pos + 1].tobytes() == want[1][:, :pos + 1].tobytes()
+    if where == "unicorn":
+        assert _chunks_by_workers(m) > before
+
+
+def _call_entry_attention(k, m, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len):
+    """k.attention, but through the dispatch table's k_attention entry (par_attention now)."""
+    entry = struct.unpack("<Q", m.read(m.address("k_attention"), 8))[0]
+    assert entry == m.address("par_attention")
+    dim = n_heads * hs
+    try:
+        po = m.alloc(4 * dim, "out")
+        pq, pk, pv = k.put(q, "q"), k.put(kc, "key_cache"), k.put(vc, "value_cache")
+        pa = m.alloc(4 * n_heads * seq_len, "att")
+        m.write(pa, bytes(4 * n_heads * seq_len))
+        block = struct.pack("<5Q5I4x", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, hs, seq_len)
+        pp = k.put(np.frombuffer(block, np.uint8), "params")
+        m.call(entry, pp)
+        return k.get(po, dim), k.get(pa, n_heads * seq_len).reshape(n_heads, seq_len)
+    finally:
+        k._done()
