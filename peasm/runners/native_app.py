@@ -9,6 +9,11 @@ services are MS x64 -> SysV thunks into Python. Two things need more than native
   the program's frames behind (as a power-off would);
 * faults: a wild access in native code would kill the process, so the program runs in a
   forked child; the parent streams its output and reports a crash as one clear line.
+
+AllocatePages memory is advised to Linux as huge pages (2 MiB), as UEFI firmware maps memory
+with large pages: a forward pass streaming its weights is then not slowed by 4 KiB TLB misses
+the real machine does not have (and matches `peasm bench kernels`, whose numpy pool gets huge
+pages too). PEASM_NO_HUGE=1 in the environment turns that off, to compare.
 """
 from __future__ import annotations
 
@@ -73,6 +78,8 @@ class NativeMachine:
     def alloc_pages(self, size):
         buf = native.GuardedBuffer(size, align=native.PAGE)
         self._keep.append(buf)
+        if os.environ.get("PEASM_NO_HUGE") is None:
+            native.advise_huge_pages(buf.address, size)
         return buf.address
 
     def read(self, address, size):
