@@ -32,11 +32,12 @@
 par_word:        .quad 0              # claim word: chunk count << 32 | next chunk
 .balign 64, 0
 par_done:        .long 0              # chunks of the current job done
-.balign 64, 0
-.global k_par_workers, k_par_worker_chunks
+.balign 8, 0
+k_par_worker_chunks: .quad 0          # chunks done by workers so far (tests, /cpu)
+.balign 64, 0                         # (the lines written by every chunk stay apart from
+.global k_par_workers, k_par_worker_chunks  #  the ones the waiting workers read)
 k_par_workers:   .long 0              # workers allowed to take chunks (their index below it)
 par_quit:        .long 0              # nonzero: workers return from k_par_worker
-k_par_worker_chunks: .quad 0          # chunks done by workers so far (tests, /cpu)
 par_job_run:     .quad 0              # the job: par_run_rows or par_run_range(ecx = chunk)
 par_job_body:    .quad 0              # rows: body(out + i0*4, W + i0*row_bytes, x, n, rows)
 par_job_out:     .quad 0              #   (range: body(ctx = out, first = i0, count))
