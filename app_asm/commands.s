@@ -13,33 +13,29 @@
 .section .bss
 .balign 8
 save_buf:      .skip SAVE_BUF_BYTES
-name_buf:      .skip 256                # a file name argument, NUL-terminated
+name_buf:      .skip SET_STR_MAX            # a file name argument, NUL-terminated
 
 .section .rdata
 s_unknown:     .asciz "unknown command '"
 s_try_help:    .asciz "' (type /help for the list)\n"
-s_usage:       .asciz "usage: /"
+s_usage:       .asciz "usage: /%s %s\n"
+s_usage_bare:  .asciz "usage: /%s\n"
 s_space:       .asciz " "
 s_bad_value:   .asciz "bad value: expected "
-s_usage_open:  .asciz " (usage: /"
-s_usage_close: .asciz ")\n"
+s_usage_paren: .asciz " (usage: /%s %s)\n"
 s_help_head:   .asciz "commands (anything else is a prompt; end a line with \\ to continue it, ;; alone submits):\n"
 s_indent:      .asciz "  /"
-s_sep:         .asciz "  "
 s_pad:         .asciz "                        "
-s_ctx:         .asciz "context: "
-s_of:          .asciz " / "
-s_tokens:      .asciz " tokens used\n"
+s_ctx:         .asciz "context: %u / %u tokens used\n"
 s_cleared:     .asciz "conversation cleared\n"
 s_version:     .asciz "llm-uefi 0.1.0: llama2.c models in x86-64 assembly, on UEFI (built by peasm)\n"
 s_kernels:     .asciz "kernels: "
 s_sse2:        .asciz "sse2\n"
 s_avx2:        .asciz "avx2 + fma\n"
-s_tok_err:     .asciz "tokenizer: "
 s_no_tok:      .asciz "no tokenizer loaded\n"
 s_shutdown:    .asciz "powering off\n"
 s_no_model:    .asciz "no model loaded\n"
-s_model_usage: .asciz "FILE"
+s_name_long:   .asciz "file name too long (%u bytes): %u bytes at most\n"
 s_none:        .asciz ""
 s_text:        .asciz "TEXT"
 s_value:       .asciz "[VALUE]"
@@ -68,14 +64,23 @@ n_stop_you:    .asciz "stop_you"
 h_stop_you:    .asciz "you_ai format: stop when the model starts a You: turn"
 n_stop_nl:     .asciz "stop_nl"
 h_stop_nl:     .asciz "stop at a blank line"
+n_parse_special: .asciz "parse_special"
+h_parse_special: .asciz "typed special-token texts (e.g. <|im_end|>) become their tokens"
 n_chat_format: .asciz "chat_format"
-h_chat_format: .asciz "raw (plain continuation) or you_ai (You:/AI: turns)"
+h_chat_format: .asciz "auto (the model's own), raw, you_ai, chatml, llama2, llama3, zephyr, phi3, gemma, mistral"
+n_system:      .asciz "system"
+h_system:      .asciz "the system prompt: show it, set it to TEXT, or - to clear it"
+s_text_opt:    .asciz "[TEXT|-]"
+n_history:     .asciz "history"
+h_history:     .asciz "the conversation's turns so far"
 n_attn:        .asciz "attn"
 h_attn:        .asciz "kernel path: auto, sse2 or avx2"
 n_threads:     .asciz "threads"
 h_threads:     .asciz "cores sharing the work (0: all)"
 n_ctx:         .asciz "ctx"
 h_ctx:         .asciz "tokens used / context length"
+n_mem:         .asciz "mem"
+h_mem:         .asciz "memory: weights, KV cache, run state, tokenizer, free (and the largest free range)"
 n_clear:       .asciz "clear"
 h_clear:       .asciz "forget the conversation"
 n_cfg:         .asciz "cfg"
@@ -87,6 +92,10 @@ h_version:     .asciz "what this is"
 n_tokenize:    .asciz "tokenize"
 h_tokenize:    .asciz "the token ids of TEXT (no BOS)"
 n_shutdown:    .asciz "shutdown"
+n_budget:      .asciz "budget"
+h_budget:      .asciz "time budget per generation in ms (0: none); over it stops as Esc does"
+k_budget:      .asciz "budget"
+s_ms_opt:      .asciz "[MS]"
 h_shutdown:    .asciz "power off"
 k_temperature: .asciz "temperature"
 k_top_p:       .asciz "top_p"
@@ -99,8 +108,10 @@ k_seed:        .asciz "seed"
 k_stats:       .asciz "stats"
 k_stop_you:    .asciz "stop_you"
 k_stop_nl:     .asciz "stop_nl"
+k_parse_special: .asciz "parse_special"
 k_chat_format: .asciz "chat_format"
 k_attn:        .asciz "attn"
+k_model:       .asciz "model"
 
 s_nl:          .asciz "\n"
 s_file:        .asciz "FILE"
@@ -122,7 +133,6 @@ n_save_log:    .asciz "save_log"
 h_save_log:    .asciz "write the last N events (default all) to llm_log.txt"
 n_save_dump:   .asciz "save_dump"
 h_save_dump:   .asciz "write settings, model, memory, CPU and the log to llm_dump.txt"
-s_current:     .asciz "model: "
 s_none_loaded: .asciz "no model loaded\n"
 s_keeping:     .asciz "keeping the current model\n"
 s_cfg_name:    .asciz "repl.cfg"
@@ -132,12 +142,13 @@ s_log_name:    .asciz "llm_log.txt"
 s_dump_name:   .asciz "llm_dump.txt"
 s_saved:       .asciz "saved "
 s_save_failed: .asciz "could not save "
+s_saved_file:  .asciz "saved %s\n"
+s_save_failed_file: .asciz "could not save %s\n"
 s_reset_done:  .asciz "settings reset to the defaults; conversation cleared\n"
 s_dump_head:   .asciz "# llm-uefi dump\n"
 s_dump_cfg:    .asciz "\n# settings\n"
 s_dump_model:  .asciz "\n# model\n"
-s_dump_mem:    .asciz "\n# memory\nfree: "
-s_mib:         .asciz " MiB\n"
+s_dump_mem:    .asciz "\n# memory\nfree: %u MiB\n"
 s_dump_log:    .asciz "\n# log\n"
 
 .section .data
@@ -155,11 +166,16 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_stats, cmd_set, k_stats, s_value, h_stats
     .quad n_stop_you, cmd_set, k_stop_you, s_value, h_stop_you
     .quad n_stop_nl, cmd_set, k_stop_nl, s_value, h_stop_nl
+    .quad n_parse_special, cmd_set, k_parse_special, s_value, h_parse_special
     .quad n_chat_format, cmd_set, k_chat_format, s_value, h_chat_format
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
     .quad n_threads, cmd_set, n_threads, s_value, h_threads
+    .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
+    .quad n_mem, cmd_mem, 0, s_none, h_mem
     .quad n_clear, cmd_clear, 0, s_none, h_clear
+    .quad n_system, cmd_system, 0, s_text_opt, h_system
+    .quad n_history, cmd_history, 0, s_none, h_history
     .quad n_cfg, cmd_cfg, 0, s_none, h_cfg
     .quad n_cpu, cmd_cpu, 0, s_none, h_cpu
     .quad n_version, cmd_version, 0, s_none, h_version
@@ -177,8 +193,8 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 
 
 .section .text
-.global run_command
-.extern rt_print_cstr, rt_print_utf8, rt_print_u64, rt_shutdown, rt_capture_begin, rt_capture_end
+.global run_command, no_args
+.extern rt_printf, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_shutdown, rt_capture_begin, rt_capture_end
 .extern rt_memory_free_bytes, cpu_print_features, kernels_path
 .extern settings_find, settings_set, settings_print_setting, settings_print_usage
 .extern settings_print_all, settings_write_cfg, settings_reset, set_seed, set_attn
@@ -186,7 +202,8 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern session_clear, session_apply_settings, session_reseed, models_switch, models_list
 .extern models_info, session_print_summary, vol_write_file, vol_delete_file
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
-.extern tok_encode, tok_error_text, log_print, log_event, log_event2
+.extern session_print_memory, set_parse_special, sess_encode, sess_encode_error, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
+.extern cmd_system, cmd_history
 .extern threads_print, set_threads
 
 # run_command(rcx = line after '/', rdx = length)
@@ -250,25 +267,16 @@ run_command:
 
 # print_usage(rcx = command entry): "usage: /name ARGS\n"
 print_usage:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
+    sub rsp, 40
+    mov rdx, [rcx + CMD_NAME]
+    mov r8, [rcx + CMD_ARGS]
     lea rcx, [rip + s_usage]
-    call rt_print_cstr
-    mov rcx, [rbx + CMD_NAME]
-    call rt_print_cstr
-    mov rcx, [rbx + CMD_ARGS]
-    cmp byte ptr [rcx], 0
-    je .Lend
-    lea rcx, [rip + s_space]
-    call rt_print_cstr
-    mov rcx, [rbx + CMD_ARGS]
-    call rt_print_cstr
-.Lend:
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 32
-    pop rbx
+    cmp byte ptr [r8], 0
+    jne .Lsay
+    lea rcx, [rip + s_usage_bare]
+.Lsay:
+    call rt_printf
+    add rsp, 40
     ret
 
 # no_args(rdx = argument length, r8 = entry) -> eax = 1 if there are none; else prints the
@@ -339,16 +347,10 @@ cmd_set:
     call rt_print_cstr
     mov rcx, rbx
     call settings_print_usage
-    lea rcx, [rip + s_usage_open]
-    call rt_print_cstr
-    mov rcx, [r12 + CMD_NAME]
-    call rt_print_cstr
-    lea rcx, [rip + s_space]
-    call rt_print_cstr
-    mov rcx, [r12 + CMD_ARGS]
-    call rt_print_cstr
-    lea rcx, [rip + s_usage_close]
-    call rt_print_cstr
+    lea rcx, [rip + s_usage_paren]
+    mov rdx, [r12 + CMD_NAME]
+    mov r8, [r12 + CMD_ARGS]
+    call rt_printf
 .Lout:
     add rsp, 40
     pop r12
@@ -422,21 +424,25 @@ cmd_help:
     pop rbx
     ret
 
+cmd_mem:
+    sub rsp, 40
+    call no_args
+    test eax, eax
+    jz .Lout
+    call session_print_memory
+.Lout:
+    add rsp, 40
+    ret
+
 cmd_ctx:
     sub rsp, 40
     call no_args
     test eax, eax
     jz .Lout
     lea rcx, [rip + s_ctx]
-    call rt_print_cstr
-    mov ecx, [rip + sess_pos]
-    call rt_print_u64
-    lea rcx, [rip + s_of]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_CTX_LEN]
-    call rt_print_u64
-    lea rcx, [rip + s_tokens]
-    call rt_print_cstr
+    mov edx, [rip + sess_pos]
+    mov r8d, [rip + sess_model + MODEL_CTX_LEN]
+    call rt_printf
 .Lout:
     add rsp, 40
     ret
@@ -506,16 +512,20 @@ cmd_tokenize:
     sub rsp, 48
     mov rsi, rcx
     mov rdi, rdx
-    cmp dword ptr [rip + sess_tok + TOK_MAGIC], TOK_MAGIC_VALUE
-    jne .Lno_tok
+    call sess_tok_ready
+    test eax, eax
+    jz .Lno_tok
     mov rax, [rip + sess_prompt_buf]
     mov [rsp + 32], rax
     mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS
-    lea rcx, [rip + sess_tok]
     mov rdx, rsi
     mov r8, rdi
-    xor r9d, r9d
-    call tok_encode
+    xor r9d, r9d                      # typed text: special tokens are plain text,
+    cmp dword ptr [rip + set_parse_special], 0
+    je .Lplain
+    mov r9d, 8                        # unless parse_special is on (SESS_PARSE_SPECIAL)
+.Lplain:
+    call sess_encode
     test eax, eax
     js .Lerror
     mov edi, eax
@@ -538,14 +548,10 @@ cmd_tokenize:
     call rt_print_cstr
     jmp .Lout
 .Lerror:
-    neg eax
-    mov ebx, eax
-    lea rcx, [rip + s_tok_err]
-    call rt_print_cstr
-    mov ecx, ebx
-    call tok_error_text
+    mov ecx, eax
+    call sess_encode_error            # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     jmp .Lout
@@ -561,25 +567,39 @@ cmd_tokenize:
 
 
 # file_arg(rcx = args, rdx = length) -> rax = the trimmed argument as a NUL-terminated
-# string, rdx = its length (0 if none); names longer than the buffer are cut
+# string, rdx = its length (0 if none), or rdx = -1 after one line when it is longer than a
+# file name setting may be (SET_STR_MAX - 1 bytes)
 file_arg:
     sub rsp, 40
     call trim
+    cmp rdx, SET_STR_MAX - 1
+    ja .Ltoo_long
     mov r8, rdx
     mov rdx, rax
     lea rcx, [rip + name_buf]
-    mov r9d, 256
+    mov r9d, SET_STR_MAX
     call str_copy
     mov rdx, rax
     lea rax, [rip + name_buf]
     add rsp, 40
     ret
+.Ltoo_long:
+    lea rcx, [rip + s_name_long]
+    mov r8d, SET_STR_MAX - 1
+    call rt_printf
+    mov rdx, -1
+    add rsp, 40
+    ret
 
-# /model [FILE]: switch to another model (it is checked before the current one is let go)
+# /model [FILE]: switch to another model (it is checked before the current one is let go);
+# /cfg then shows it as "model = FILE  (command)"
 cmd_model:
+    push rbx
+    push rsi
     sub rsp, 40
     call file_arg
     test rdx, rdx
+    js .Lout
     jnz .Lswitch
     cmp dword ptr [rip + sess_loaded], 0
     je .Lnone
@@ -590,10 +610,29 @@ cmd_model:
     call rt_print_cstr
     jmp .Lout
 .Lswitch:
+    mov rbx, rax
+    mov rsi, rdx
     mov rcx, rax
     call models_switch
+    cmp dword ptr [rip + sess_loaded], 0
+    je .Lout
+    lea rcx, [rip + sess_model_name]
+    mov rdx, rbx
+    call name_icmp
+    test eax, eax
+    jnz .Lout                         # the switch did not happen
+    lea rcx, [rip + k_model]
+    mov edx, 5
+    call settings_find
+    mov rcx, rax
+    mov rdx, rbx
+    mov r8, rsi
+    mov r9d, SET_SRC_COMMAND
+    call settings_set
 .Lout:
     add rsp, 40
+    pop rsi
+    pop rbx
     ret
 
 # /models: every model file on the volume
@@ -614,6 +653,7 @@ cmd_model_info:
     mov rbx, r8
     call file_arg
     test rdx, rdx
+    js .Lout
     jz .Lusage
     mov rcx, rax
     call models_info
@@ -699,16 +739,13 @@ save_text:
     lea rdx, [rip + save_buf]
     mov r8, rsi
     call vol_write_file
-    lea rcx, [rip + s_saved]
+    lea rcx, [rip + s_saved_file]
     test eax, eax
     jnz .Lsay
-    lea rcx, [rip + s_save_failed]
+    lea rcx, [rip + s_save_failed_file]
 .Lsay:
-    call rt_print_cstr
-    mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
+    mov rdx, rbx
+    call rt_printf
     add rsp, 40
     pop rsi
     pop rbx
@@ -761,14 +798,11 @@ cmd_save_dump:
     xor edx, edx
     mov r8, rsp                       # (any entry: no arguments were given)
     call cmd_model
-    lea rcx, [rip + s_dump_mem]
-    call rt_print_cstr
     call rt_memory_free_bytes
-    mov rcx, rax
-    shr rcx, 20
-    call rt_print_u64
-    lea rcx, [rip + s_mib]
-    call rt_print_cstr
+    lea rcx, [rip + s_dump_mem]
+    mov rdx, rax
+    shr rdx, 20
+    call rt_printf
     xor ecx, ecx
     xor edx, edx
     mov r8, rsp

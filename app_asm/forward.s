@@ -1,56 +1,69 @@
-# The transformer's forward pass for one token, llama2.c's order of operations, every bit of
-# arithmetic done by the math kernels through their dispatch table (kernels_asm/kernels.inc):
-# this file only sequences them and computes where each layer's weights and cache rows are.
-# Contract and the Model struct: model.inc.
+# The transformer's forward pass for one token, in llama2.c's (and llama.cpp's) order of
+# operations, for any model the loaders fill (llama2.c .bin, GGUF llama / qwen2): weights
+# are TENSOR descriptors in their file form (a ggml type each), every bit of arithmetic is
+# done by the math kernels through their dispatch tables (kernels_asm/kernels.inc for the
+# f32 kernels, ggml_type_body for each type's bodies, peasm/ggml.py): this file only
+# sequences them and computes where each layer's cache rows are. Contract: model.inc.
 #
-#   x = token_embedding[token]
-#   per layer l:  xb = rmsnorm(x, rms_att[l])
-#                 q = wq[l] @ xb;  key_cache[l][pos] = wk[l] @ xb;  value_cache[l][pos] = wv[l] @ xb
+#   x = dequantize(tok_embd[token])
+#   per layer l:  xb = rmsnorm(x, attn_norm[l])
+#                 q = wq[l] @ xb (+ bq);  key_cache[l][pos] = wk[l] @ xb (+ bk);
+#                 value_cache[l][pos] = wv[l] @ xb (+ bv)
 #                 RoPE(q), RoPE(key row) with the table of `pos` (computed once per token)
 #                 xb = attention(q, key_cache[l][0..pos], value_cache[l][0..pos])
 #                 x += wo[l] @ xb
-#                 xb = rmsnorm(x, rms_ffn[l]);  hb = silu(w1[l] @ xb) * (w3[l] @ xb)
-#                 x += w2[l] @ hb
-#   logits = wcls @ rmsnorm(x, rms_final)
+#                 xb = rmsnorm(x, ffn_norm[l]);  hb = silu(w_gate[l] @ xb) * (w_up[l] @ xb)
+#                 x += w_down[l] @ hb
+#   logits = output @ rmsnorm(x, output_norm)
+#
+# Each matrix-vector product with a quantized weight first converts its f32 input to the
+# weight type's vec_dot_type (Q8_0, Q8_1, F16, ...) as llama.cpp does; the converted input
+# is kept in S_XQ and reused while the input is unchanged (wq/wk/wv share one, w_gate/w_up
+# another), so it is converted once per input, not once per matrix.
 .include "model.inc"
 
 .section .text
 .global model_forward
-.extern k_matvec, k_rmsnorm, k_rope_table, k_rope_apply, k_attention, k_add, k_swiglu
+.extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
+.extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_rows
 
-# Frame below the 8 pushes: shadow space, the 5th argument, this layer's cache rows.
+# Frame below the 8 pushes: shadow space, stack arguments 5..7, this layer's cache rows.
 .equ FW_ARG5, 32
-.equ FW_KROW, 40                      # &key_cache[l][pos]
-.equ FW_VROW, 48                      # &value_cache[l][pos]
-.equ FW_FRAME, 56                     # 8 pushes + 56 + return address: 16-byte aligned
+.equ FW_ARG6, 40
+.equ FW_ARG7, 48
+.equ FW_KROW, 56                      # &key_cache[l][pos]
+.equ FW_VROW, 64                      # &value_cache[l][pos]
+.equ FW_FRAME, 72                     # 8 pushes + 72 + return address: 16-byte aligned
 
 # Registers through the layer loop (callee-saved, so they survive the kernel calls):
-#   rbx Model*, r12 pos, r13 layer l, rsi dim*4 (rms_* row), r14 dim*dim*4 (wq, wo),
-#   r15 kv_dim*dim*4 (wk, wv), rbp hidden*dim*4 (w1, w2, w3), rdi l's offset in the caches.
+#   rbx Model*, r12 pos, r13 layer l, rdi l's LAYER row, rsi l's offset in the caches.
 
-# out = W[l] @ in (d x n): out, W, in are struct fields; n and d are dword struct fields
-.macro FW_MATVEC out, w, stride, in, n, d
-    mov rcx, [rbx + \out]
-    mov rdx, r13
-    imul rdx, \stride
-    add rdx, [rbx + \w]
-    mov r8, [rbx + \in]
-    mov r9d, [rbx + \n]
-    mov eax, [rbx + \d]
-    mov [rsp + FW_ARG5], rax
-    call qword ptr [rip + k_matvec]
-.endm
-
-# out = rmsnorm(in, W[l]) over dim, eps 1e-5 (a float in the 5th slot)
-.macro FW_RMSNORM out, in, w
+# out = rmsnorm(in, weight tensor's data) over dim, eps from the config (5th slot)
+.macro FW_RMSNORM out, in, tensor
     mov rcx, [rbx + \out]
     mov rdx, [rbx + \in]
-    mov r8, r13
-    imul r8, rsi
-    add r8, [rbx + \w]
+    mov r8, [\tensor + TENSOR_DATA]
     mov r9d, [rbx + MODEL_DIM]
-    mov qword ptr [rsp + FW_ARG5], MODEL_RMS_EPS_BITS
+    mov eax, [rbx + MODEL_RMS_EPS]
+    mov [rsp + FW_ARG5], rax
     call qword ptr [rip + k_rmsnorm]
+    mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # the input changed
+.endm
+
+# out (a pointer in rcx-able form) = tensor @ in (a struct field holding an f32 vector)
+.macro FW_MATMUL out, tensor, in
+    mov rcx, \out
+    lea rdx, \tensor
+    mov r8, [rbx + \in]
+    call fw_matmul
+.endm
+
+# vector += bias when the layer has one (qwen2), n floats
+.macro FW_BIAS vec, tensor, n
+    mov rcx, \vec
+    mov rdx, [rdi + \tensor + TENSOR_DATA]
+    mov r8d, [rbx + \n]
+    call fw_bias
 .endm
 
 # model_forward(rcx = Model*, edx = token, r8d = pos) -> rax = logits, or 0 (MODEL_ERROR)
@@ -77,41 +90,50 @@ model_forward:
     cmp r8d, [rbx + MODEL_CTX_LEN]
     jae .Lrefuse
     mov r12d, r8d
+    mov r13d, edx
 
-    mov eax, edx                      # x = token_embedding[token]
-    mov ecx, [rbx + MODEL_DIM]
-    imul rax, rcx
-    mov rsi, [rbx + MODEL_W_TOKEN_EMBEDDING]
-    lea rsi, [rsi + rax * 4]
-    mov rdi, [rbx + MODEL_S_X]
-    shl rcx, 2
-    rep movsb
+    mov ecx, [rbx + MODEL_TOK_EMBD + TENSOR_TYPE]   # x = dequantize(tok_embd[token])
+    mov edx, GGML_TT_TO_FLOAT
+    call ggml_type_body
+    mov rdx, [rbx + MODEL_TOK_EMBD + TENSOR_ROW_BYTES]
+    imul rdx, r13
+    add rdx, [rbx + MODEL_TOK_EMBD + TENSOR_DATA]
+    mov rcx, [rbx + MODEL_S_X]
+    mov r8d, [rbx + MODEL_DIM]
+    call rax
 
     mov rcx, [rbx + MODEL_S_ROPE]     # cos/sin for this position, shared by every layer
     mov edx, r12d
     mov r8d, [rbx + MODEL_HEAD_SIZE]
+    cmp dword ptr [rbx + MODEL_ROPE_FORMULA], MODEL_ROPE_GGML
+    je .Lrope_ggml
     call qword ptr [rip + k_rope_table]
-    lea rax, [rbx + MODEL_ATT_BLOCK]  # (one symbol per operand: keystone drops one of
-    mov [rax + ATT_POS], r12d         #  [reg + EQU1 + EQU2], binutils does not)
+    jmp .Lrope_done
+.Lrope_ggml:
+    mov r9d, [rbx + MODEL_ROPE_DIMS]
+    mov eax, [rbx + MODEL_ROPE_SCALE]
+    mov [rsp + FW_ARG5], rax
+    mov rax, [rbx + MODEL_ROPE_FREQS + TENSOR_DATA]
+    mov [rsp + FW_ARG6], rax
+    mov eax, [rbx + MODEL_ROPE_STYLE]
+    mov [rsp + FW_ARG7], rax
+    call qword ptr [rip + k_rope_table_ggml]
+.Lrope_done:
+    lea rax, [rbx + MODEL_ATT_BLOCK]
+    mov [rax + ATT_POS], r12d
+    mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT
 
-    mov eax, [rbx + MODEL_DIM]        # per-layer strides in bytes
-    lea rsi, [rax * 4]
-    mov r14, rax
-    imul r14, rsi
-    mov r15d, [rbx + MODEL_KV_DIM]
-    imul r15, rsi
-    mov ebp, [rbx + MODEL_HIDDEN_DIM]
-    imul rbp, rsi
+    mov rdi, [rbx + MODEL_LAYERS]
     xor r13d, r13d
 .Llayer:
-    FW_RMSNORM MODEL_S_XB, MODEL_S_X, MODEL_W_RMS_ATT
-    FW_MATVEC MODEL_S_Q, MODEL_W_WQ, r14, MODEL_S_XB, MODEL_DIM, MODEL_DIM
+    FW_RMSNORM MODEL_S_XB, MODEL_S_X, rdi+LAYER_ATTN_NORM
+    FW_MATMUL [rbx+MODEL_S_Q], [rdi+LAYER_ATTN_Q], MODEL_S_XB
 
-    mov rdi, r13                      # this layer's caches, and their row `pos`
-    imul rdi, [rbx + MODEL_KV_LAYER_BYTES]
+    mov rsi, r13                      # this layer's caches, and their row `pos`
+    imul rsi, [rbx + MODEL_KV_LAYER_BYTES]
     mov eax, [rbx + MODEL_KV_DIM]
     imul rax, r12
-    lea rax, [rdi + rax * 4]
+    lea rax, [rsi + rax * 4]
     mov rcx, [rbx + MODEL_S_KEY_CACHE]
     add rcx, rax
     mov [rsp + FW_KROW], rcx
@@ -119,71 +141,55 @@ model_forward:
     add rcx, rax
     mov [rsp + FW_VROW], rcx
 
-    mov rcx, [rsp + FW_KROW]          # k straight into the key cache
-    mov rdx, r13
-    imul rdx, r15
-    add rdx, [rbx + MODEL_W_WK]
-    mov r8, [rbx + MODEL_S_XB]
-    mov r9d, [rbx + MODEL_DIM]
-    mov eax, [rbx + MODEL_KV_DIM]
-    mov [rsp + FW_ARG5], rax
-    call qword ptr [rip + k_matvec]
-    mov rcx, [rsp + FW_VROW]          # v straight into the value cache
-    mov rdx, r13
-    imul rdx, r15
-    add rdx, [rbx + MODEL_W_WV]
-    mov r8, [rbx + MODEL_S_XB]
-    mov r9d, [rbx + MODEL_DIM]
-    mov eax, [rbx + MODEL_KV_DIM]
-    mov [rsp + FW_ARG5], rax
-    call qword ptr [rip + k_matvec]
+    FW_MATMUL [rsp+FW_KROW], [rdi+LAYER_ATTN_K], MODEL_S_XB   # k, v straight into the caches
+    FW_MATMUL [rsp+FW_VROW], [rdi+LAYER_ATTN_V], MODEL_S_XB
+    FW_BIAS [rbx+MODEL_S_Q], LAYER_ATTN_Q_BIAS, MODEL_DIM
+    FW_BIAS [rsp+FW_KROW], LAYER_ATTN_K_BIAS, MODEL_KV_DIM
+    FW_BIAS [rsp+FW_VROW], LAYER_ATTN_V_BIAS, MODEL_KV_DIM
 
     mov rcx, [rbx + MODEL_S_Q]        # RoPE: q over dim, k over kv_dim, same table
-    mov rdx, [rbx + MODEL_S_ROPE]
-    mov r8d, [rbx + MODEL_DIM]
-    mov r9d, [rbx + MODEL_HEAD_SIZE]
-    call qword ptr [rip + k_rope_apply]
-    mov rcx, [rsp + FW_KROW]
-    mov rdx, [rbx + MODEL_S_ROPE]
-    mov r8d, [rbx + MODEL_KV_DIM]
-    mov r9d, [rbx + MODEL_HEAD_SIZE]
-    call qword ptr [rip + k_rope_apply]
+    mov rdx, [rsp + FW_KROW]
+    call fw_rope
 
     lea rcx, [rbx + MODEL_ATT_BLOCK]  # xb = attention over rows 0..pos of this layer
     mov rax, [rbx + MODEL_S_KEY_CACHE]
-    add rax, rdi
+    add rax, rsi
     mov [rcx + ATT_KCACHE], rax
     mov rax, [rbx + MODEL_S_VALUE_CACHE]
-    add rax, rdi
+    add rax, rsi
     mov [rcx + ATT_VCACHE], rax
     call qword ptr [rip + k_attention]
+    mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # xb changed
 
-    FW_MATVEC MODEL_S_XB2, MODEL_W_WO, r14, MODEL_S_XB, MODEL_DIM, MODEL_DIM
+    FW_MATMUL [rbx+MODEL_S_XB2], [rdi+LAYER_ATTN_OUTPUT], MODEL_S_XB
     mov rcx, [rbx + MODEL_S_X]        # x += wo @ att_out
     mov rdx, [rbx + MODEL_S_XB2]
     mov r8d, [rbx + MODEL_DIM]
     call qword ptr [rip + k_add]
 
-    FW_RMSNORM MODEL_S_XB, MODEL_S_X, MODEL_W_RMS_FFN
-    FW_MATVEC MODEL_S_HB, MODEL_W_W1, rbp, MODEL_S_XB, MODEL_DIM, MODEL_HIDDEN_DIM
-    FW_MATVEC MODEL_S_HB2, MODEL_W_W3, rbp, MODEL_S_XB, MODEL_DIM, MODEL_HIDDEN_DIM
+    FW_RMSNORM MODEL_S_XB, MODEL_S_X, rdi+LAYER_FFN_NORM
+    FW_MATMUL [rbx+MODEL_S_HB], [rdi+LAYER_FFN_GATE], MODEL_S_XB
+    FW_MATMUL [rbx+MODEL_S_HB2], [rdi+LAYER_FFN_UP], MODEL_S_XB
     mov rcx, [rbx + MODEL_S_HB]       # hb = silu(hb) * hb2
     mov rdx, [rbx + MODEL_S_HB2]
     mov r8d, [rbx + MODEL_HIDDEN_DIM]
     call qword ptr [rip + k_swiglu]
-    FW_MATVEC MODEL_S_XB, MODEL_W_W2, rbp, MODEL_S_HB, MODEL_HIDDEN_DIM, MODEL_DIM
-    mov rcx, [rbx + MODEL_S_X]        # x += w2 @ hb
+    mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # hb changed
+    FW_MATMUL [rbx+MODEL_S_XB], [rdi+LAYER_FFN_DOWN], MODEL_S_HB
+    mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # xb changed
+    mov rcx, [rbx + MODEL_S_X]        # x += w_down @ hb
     mov rdx, [rbx + MODEL_S_XB]
     mov r8d, [rbx + MODEL_DIM]
     call qword ptr [rip + k_add]
 
+    add rdi, LAYER_SIZE
     inc r13d
     cmp r13d, [rbx + MODEL_N_LAYERS]
     jb .Llayer
 
-    xor r13d, r13d                    # final norm (in place) and the classifier
-    FW_RMSNORM MODEL_S_X, MODEL_S_X, MODEL_W_RMS_FINAL
-    FW_MATVEC MODEL_S_LOGITS, MODEL_W_WCLS, r13, MODEL_S_X, MODEL_DIM, MODEL_VOCAB_SIZE
+    lea rdi, [rbx + MODEL_OUTPUT_NORM]   # final norm (in place) and the classifier
+    FW_RMSNORM MODEL_S_X, MODEL_S_X, rdi
+    FW_MATMUL [rbx+MODEL_S_LOGITS], [rbx+MODEL_OUTPUT], MODEL_S_X
     mov dword ptr [rbx + MODEL_ERROR], MODEL_OK
     mov rax, [rbx + MODEL_S_LOGITS]
     jmp .Lret
@@ -200,4 +206,112 @@ model_forward:
     pop rsi
     pop rbp
     pop rbx
+    ret
+
+# fw_bias(rcx = vector, rdx = bias f32[n] or 0, r8d = n): vector += bias unless rdx is 0.
+# Clobbers the volatile registers. Private.
+fw_bias:
+    test rdx, rdx
+    jz .Lnone
+    jmp qword ptr [rip + k_add]       # a tail call: k_add returns to our caller
+.Lnone:
+    ret
+
+# fw_rope(rcx = q, rdx = k row; rbx = Model*): rotates q (n_heads heads) and k (n_kv_heads)
+# with the table in S_ROPE, in the model's style. Clobbers the volatile registers. Private.
+fw_rope:
+    push r14
+    push r15
+    sub rsp, 40
+    mov r14, rcx
+    mov r15, rdx
+    cmp dword ptr [rbx + MODEL_ROPE_STYLE], MODEL_ROPE_NEOX
+    je .Lneox
+    mov rdx, [rbx + MODEL_S_ROPE]
+    mov r8d, [rbx + MODEL_DIM]
+    mov r9d, [rbx + MODEL_HEAD_SIZE]
+    call qword ptr [rip + k_rope_apply]
+    mov rcx, r15
+    mov rdx, [rbx + MODEL_S_ROPE]
+    mov r8d, [rbx + MODEL_KV_DIM]
+    mov r9d, [rbx + MODEL_HEAD_SIZE]
+    call qword ptr [rip + k_rope_apply]
+    jmp .Lout
+.Lneox:
+    mov rdx, [rbx + MODEL_S_ROPE]
+    mov r8d, [rbx + MODEL_DIM]
+    mov r9d, [rbx + MODEL_HEAD_SIZE]
+    mov eax, [rbx + MODEL_ROPE_DIMS]
+    mov [rsp + 32], rax
+    call qword ptr [rip + k_rope_apply_neox]
+    mov rcx, r15
+    mov rdx, [rbx + MODEL_S_ROPE]
+    mov r8d, [rbx + MODEL_KV_DIM]
+    mov r9d, [rbx + MODEL_HEAD_SIZE]
+    mov eax, [rbx + MODEL_ROPE_DIMS]
+    mov [rsp + 32], rax
+    call qword ptr [rip + k_rope_apply_neox]
+.Lout:
+    add rsp, 40
+    pop r15
+    pop r14
+    ret
+
+# fw_matmul(rcx = out f32*, rdx = TENSOR* (ROWS x N, a runnable type: the binders checked),
+#   r8 = x f32[N]; rbx = Model*) : out[i] = row i . x for i < ROWS, with x first converted
+#   to the type's vec_dot_type in S_XQ unless S_XQ already holds x in that format (XQ_SRC,
+#   XQ_FMT). Clobbers the volatile registers. Private.
+fw_matmul:
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    sub rsp, 64
+    mov r12, rcx
+    mov r13, rdx
+    mov rsi, r8
+    mov eax, [r13 + TENSOR_TYPE]      # vec_dot_type from the type table
+    imul eax, eax, GGML_TT_SIZE
+    lea rcx, [rip + ggml_type_table]
+    mov r14d, [rcx + rax + GGML_TT_VEC_DOT_TYPE]
+    cmp r14d, GGML_TYPE_F32
+    je .Lmatvec                       # f32 weights take x as it is
+    cmp r14d, [rbx + MODEL_XQ_FMT]
+    jne .Lconvert
+    cmp rsi, [rbx + MODEL_XQ_SRC]
+    je .Lconverted
+.Lconvert:
+    mov ecx, r14d
+    mov edx, GGML_TT_FROM_FLOAT
+    call ggml_type_body
+    mov rcx, [rbx + MODEL_S_XQ]
+    mov rdx, rsi
+    mov r8d, [r13 + TENSOR_N]
+    call rax
+    mov [rbx + MODEL_XQ_FMT], r14d
+    mov [rbx + MODEL_XQ_SRC], rsi
+.Lconverted:
+    mov rsi, [rbx + MODEL_S_XQ]
+.Lmatvec:
+    mov ecx, [r13 + TENSOR_TYPE]
+    mov edx, GGML_TT_MATVEC
+    call ggml_type_body
+    mov rcx, rax                      # k_par_rows(body, out, W, x, n, rows, row bytes):
+    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel.s)
+    mov r8, [r13 + TENSOR_DATA]
+    mov r9, rsi
+    mov eax, [r13 + TENSOR_N]
+    mov [rsp + 32], rax
+    mov eax, [r13 + TENSOR_ROWS]
+    mov [rsp + 40], rax
+    mov rax, [r13 + TENSOR_ROW_BYTES]
+    mov [rsp + 48], rax
+    call k_par_rows
+    add rsp, 64
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
     ret

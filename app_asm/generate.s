@@ -1,15 +1,22 @@
-# One turn of the conversation: encode the prompt, feed it through the model (prefill), then
-# sample, print and feed back tokens until a stop: BOS/EOS, max_tokens, the context's end,
-# or a stop rule on the printed text. The KV cache keeps the conversation between turns.
+# One turn of the conversation: render the line for the chat format (chat.s, template.s),
+# encode it, feed the new tokens through the model (prefill), then sample, print and feed back
+# tokens until a stop: an end-of-turn or end-of-sequence id (not printed), max_tokens, the
+# context's end, a stop rule on the printed text, Esc, or the time budget (set_budget ms; the
+# original's cycle budgets). The KV cache keeps the conversation between turns; when a turn
+# does not fit, the oldest turns are dropped (context shift); one that can never fit is
+# refused and the conversation kept.
 .include "model.inc"
 .include "tokenizer.inc"
 .include "sampler.inc"
 .include "settings.inc"
+.include "chat_templates.inc"
 
 .equ TAIL_BYTES, 8                    # printed bytes remembered for the stop rules
-.equ WRAP_MAX, TOK_MAX_TEXT           # a you_ai turn: "You: " + text + "\nAI:"
-.equ YOU_LEN, 5
-.equ AI_LEN, 4
+.equ SESS_PARSE_SPECIAL, 8            # sess_encode's flags (sess_tokens.s)
+.equ SESS_PROTECT, 16
+.equ CHAT_RENDER_TURN, 0              # chat_render_prompt's modes (chat.s)
+.equ CHAT_RENDER_WHOLE, 1
+.equ CHAT_RENDER_ALONE, 2
 
 .section .bss
 .balign 8
@@ -19,35 +26,41 @@ n_prompt:     .skip 4
 n_gen:        .skip 4
 tail:         .skip 8                 # the last TAIL_BYTES printed bytes, newest in the top byte
 piece_len:    .skip 8
-wrap_buf:     .skip WRAP_MAX + 16
+deadline:     .skip 8                 # rt_ticks at which the time budget runs out
 
 .section .rdata
 s_no_model:   .asciz "no model loaded: put a model on the volume, or /model FILE\n"
-s_tok_err:    .asciz "tokenizer: "
-s_model_err:  .asciz "model: "
+s_model_err:  .asciz "model: %s\n"
 s_nl:         .asciz "\n"
 s_full:       .asciz "\n[context full: the conversation was cleared to go on]\n"
-s_too_long:   .asciz "prompt too long for the context ("
-s_tokens_ctx: .asciz " tokens, context "
-s_close:      .asciz ")\n"
-s_stats:      .asciz "[stats] prompt_tokens="
-s_gen:        .asciz " gen_tokens="
-s_prefill:    .asciz " prefill_tok_s="
-s_decode:     .asciz " decode_tok_s="
+s_too_long:   .asciz "prompt too long for the context: %u tokens, the context holds %u (nothing was cleared)\n"
+s_budget:     .asciz " [time budget: %u ms]"
+s_stats:      .asciz "[stats] prompt_tokens=%u gen_tokens=%u prefill_tok_s=%h decode_tok_s=%h\n"
 s_ev_gen:     .asciz "generation"
 s_stopped:    .asciz " [stopped]"
-s_you:        .ascii "You: "          # YOU_LEN bytes
-s_ai:         .ascii "\nAI:"           # AI_LEN bytes
+s_shift:      .asciz "[context full: the oldest turns were dropped; the system prompt is kept]\n"
+s_ctx_end:    .asciz "\n[context full: the next turn drops the oldest ones]"
+s_too_long_text: .asciz "prompt too long for the chat format's buffer\n"
 
 .section .text
 .global generate
 .extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history, sess_pending
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
-.extern set_chat_format, model_forward, model_error_text, tok_encode, tok_decode, tok_error_text
+.extern set_chat_format, model_forward, model_error_text, sess_encode, sess_decode, sess_encode_error
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
-.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop
+.extern print_hundredths, rt_memcpy, log_event, repl_poll_stop, rt_printf, set_budget
+.extern chat_prepare, chat_render_prompt, chat_add_user, chat_reply_append, chat_drop_oldest
+.extern chat_is_stop, chat_bos_in_text, chat_row
 
 # generate(rcx = prompt text, rdx = length)
+# A non-empty line is a user turn: chat.s renders it for the chat format (for raw, the text
+# itself). When it does not fit the context, the oldest turns are dropped and the rest of the
+# conversation is rendered and prefilled again (a turn that could not fit even alone is refused
+# and the conversation stays as it was). An empty line lets the reply go on.
+# Frame: [rsp + 32], [rsp + 40] outgoing stack arguments; [rsp + 48] the line, [rsp + 56] its
+# length, [rsp + 64] the pending token taken into this prompt (-1: none; it goes back when
+# the prompt is refused). r15d until the prefill: CHAT_RENDER_TURN, or CHAT_RENDER_WHOLE
+# after a shift.
 generate:
     push rbx
     push rsi
@@ -56,33 +69,41 @@ generate:
     push r13
     push r14
     push r15
-    sub rsp, 64
-    mov rsi, rcx
-    mov rdi, rdx
+    sub rsp, 80
+    mov [rsp + 48], rcx
+    mov [rsp + 56], rdx
+    mov dword ptr [rsp + 64], -1
     cmp dword ptr [rip + sess_loaded], 0
     je .Lno_model
-    cmp dword ptr [rip + set_chat_format], CHAT_YOU_AI
-    jne .Lencode
+    call chat_prepare
+    mov r15d, CHAT_RENDER_TURN
+.Lrender:
+    mov rsi, [rsp + 48]
+    mov rdi, [rsp + 56]
     test rdi, rdi
-    jz .Lencode
-    call wrap_you_ai                  # rsi/rdi = "You: text\nAI:"
+    jz .Lencode                       # an empty line: no new turn
+    mov rcx, rsi
+    mov rdx, rdi
+    mov r8d, r15d
+    call chat_render_prompt
+    test rax, rax
+    jz .Ltoo_long_text
+    mov rsi, rax
+    mov rdi, rdx
 .Lencode:
     # tokens go to slot 1 on; slot 0 is for a pending token of the last turn
-    mov rcx, [rip + sess_prompt_buf]
-    lea rax, [rcx + 4]
-    mov [rsp + 32], rax
-    mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS - 1
-    xor r9d, r9d
+    xor ebx, ebx
     cmp dword ptr [rip + sess_pos], 0
     jne .Lflags
     cmp dword ptr [rip + sess_pending], -1
     jne .Lflags
-    mov r9d, TOK_ADD_BOS              # the first turn of a conversation starts with BOS
+    call chat_bos_in_text
+    test eax, eax
+    jnz .Lflags
+    mov ebx, TOK_ADD_BOS              # a conversation starts with BOS (unless its text has it)
 .Lflags:
-    lea rcx, [rip + sess_tok]
-    mov rdx, rsi
-    mov r8, rdi
-    call tok_encode
+    mov r9d, ebx
+    call .Lencode_text
     test eax, eax
     js .Ltok_error
     mov r12d, eax                     # token count
@@ -93,6 +114,7 @@ generate:
     je .Lno_pending
     sub rbx, 4
     mov [rbx], eax
+    mov [rsp + 64], eax
     inc r12d
     mov dword ptr [rip + sess_pending], -1
 .Lno_pending:
@@ -105,18 +127,74 @@ generate:
     add eax, r12d
     cmp eax, [rip + sess_model + MODEL_CTX_LEN]
     jbe .Lroom
+    cmp qword ptr [rsp + 56], 0
+    je .Lwipe                         # an empty line that does not fit: start over
+    cmp r15d, CHAT_RENDER_WHOLE
+    je .Lshift_more
     cmp dword ptr [rip + sess_pos], 0
     je .Ltoo_long                     # even an empty context cannot hold it
+    # would the turn fit an empty context (with the system text)? If not: refused, and the
+    # conversation stays as it is
+    mov rcx, [rsp + 48]
+    mov rdx, [rsp + 56]
+    mov r8d, CHAT_RENDER_ALONE
+    call chat_render_prompt
+    test rax, rax
+    jz .Ltoo_long_text
+    mov rsi, rax
+    mov rdi, rdx
+    call chat_bos_in_text
+    xor r9d, r9d
+    test eax, eax
+    jnz .Lalone_flags
+    mov r9d, TOK_ADD_BOS
+.Lalone_flags:
+    call .Lencode_text
+    test eax, eax
+    js .Ltok_error
+    mov r12d, eax
+    cmp eax, [rip + sess_model + MODEL_CTX_LEN]
+    ja .Ltoo_long
+    lea rcx, [rip + s_shift]
+    call rt_print_cstr
+    mov r15d, CHAT_RENDER_WHOLE       # the KV cache is rebuilt from the kept turns
+    mov dword ptr [rip + sess_pos], 0
+    mov dword ptr [rip + sess_pending], -1
+.Lshift_more:
+    call chat_drop_oldest
+    test eax, eax
+    jnz .Lrender
+    jmp .Ltoo_long                    # (not reached: the turn alone fits)
+.Lwipe:
     lea rcx, [rip + s_full]
     call rt_print_cstr
     call session_clear
     jmp .Lencode
 .Lroom:
+    cmp qword ptr [rsp + 56], 0
+    je .Lcounted
+    mov rcx, [rsp + 48]               # the turn is taken: into the history
+    mov rdx, [rsp + 56]
+    call chat_add_user
+.Lcounted:
     mov [rip + n_prompt], r12d
     mov dword ptr [rip + n_gen], 0
     mov qword ptr [rip + tail], 0
     call rt_ticks
     mov [rip + t_start], rax
+    mov rcx, -1                       # the time budget's end, in ticks
+    mov edx, [rip + set_budget]
+    test edx, edx
+    jz .Lno_budget
+    imul rdx, [rip + rt_tsc_hz]
+    mov rcx, rax
+    mov rax, rdx
+    xor edx, edx
+    mov r8d, 1000
+    div r8
+    add rcx, rax
+.Lno_budget:
+    mov [rip + deadline], rcx
     # prefill: every prompt token through the model
     xor r13d, r13d
 .Lprefill:
@@ -139,16 +217,19 @@ generate:
     call sampler_sample
     mov r13d, eax                     # next token
     inc dword ptr [rip + n_gen]
-    cmp r13d, TOK_BOS
-    je .Ldone
-    cmp r13d, TOK_EOS
-    je .Ldone
-    lea rcx, [rip + sess_tok]
+    mov ecx, r13d
+    call chat_is_stop                 # end of turn / sequence: not printed, not kept
+    test eax, eax
+    jnz .Ldone
     mov edx, r15d
     mov r8d, r13d
     lea r9, [rip + piece_len]
-    call tok_decode
+    call sess_decode
+    mov rsi, rax
     mov rcx, rax
+    mov rdx, [rip + piece_len]
+    call chat_reply_append
+    mov rcx, rsi
     mov rdx, [rip + piece_len]
     call print_piece                  # eax = 1 if a stop rule fired
     test eax, eax
@@ -156,6 +237,9 @@ generate:
     call repl_poll_stop               # Esc stops a generation
     test eax, eax
     jnz .Lstopped
+    call rt_ticks                     # and so does the time budget
+    cmp rax, [rip + deadline]
+    jae .Lover_budget
     mov eax, [rip + n_gen]
     cmp eax, [rip + set_max_tokens]
     jae .Lkeep_pending
@@ -171,10 +255,14 @@ generate:
     jmp .Lsample
 .Lctx_end:
     mov [rip + sess_pending], r13d
-    lea rcx, [rip + s_full]
+    lea rcx, [rip + s_ctx_end]        # the next turn drops the oldest ones
     call rt_print_cstr
-    call session_clear
     jmp .Ldone
+.Lover_budget:
+    lea rcx, [rip + s_budget]
+    mov edx, [rip + set_budget]
+    call rt_printf
+    jmp .Lkeep_pending
 .Lstopped:
     lea rcx, [rip + s_stopped]
     call rt_print_cstr
@@ -197,41 +285,34 @@ generate:
     call rt_print_cstr
     jmp .Lout
 .Ltok_error:
-    neg eax
-    mov ebx, eax
-    lea rcx, [rip + s_tok_err]
-    call rt_print_cstr
-    mov ecx, ebx
-    call tok_error_text
+    mov ecx, eax
+    call sess_encode_error            # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
+    call rt_print_cstr
+    jmp .Lout
+.Ltoo_long_text:
+    lea rcx, [rip + s_too_long_text]
     call rt_print_cstr
     jmp .Lout
 .Ltoo_long:
+    mov eax, [rsp + 64]               # a pending token taken in goes back
+    mov [rip + sess_pending], eax
     lea rcx, [rip + s_too_long]
-    call rt_print_cstr
-    mov ecx, r12d
-    call rt_print_u64
-    lea rcx, [rip + s_tokens_ctx]
-    call rt_print_cstr
-    mov ecx, [rip + sess_model + MODEL_CTX_LEN]
-    call rt_print_u64
-    lea rcx, [rip + s_close]
-    call rt_print_cstr
+    mov edx, r12d
+    mov r8d, [rip + sess_model + MODEL_CTX_LEN]
+    call rt_printf
     jmp .Lout
 .Lmodel_error:
-    lea rcx, [rip + s_model_err]
-    call rt_print_cstr
     mov ecx, [rip + sess_model + MODEL_ERROR]
     call model_error_text
-    mov rcx, rax
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
+    lea rcx, [rip + s_model_err]
+    mov rdx, rax
+    call rt_printf
     call session_clear
 .Lout:
-    add rsp, 64
+    add rsp, 80
     pop r15
     pop r14
     pop r13
@@ -256,32 +337,20 @@ generate:
     add rsp, 40
     ret
 
-# wrap_you_ai(rsi = text, rdi = length) -> rsi/rdi = "You: " + text + "\nAI:" in wrap_buf
-# (text cut to fit)
-wrap_you_ai:
-    push rbx
-    sub rsp, 32
-    lea rbx, [rip + wrap_buf]
-    mov rcx, rbx
-    lea rdx, [rip + s_you]
-    mov r8d, YOU_LEN
-    call rt_memcpy
-    mov r8, rdi
-    mov eax, WRAP_MAX - 16
-    cmp r8, rax
-    cmova r8, rax
-    mov rdi, r8
-    lea rcx, [rbx + YOU_LEN]
+# local: encode rsi/rdi (text chat.s rendered) with r9d = sess_encode flags into the prompt
+# buffer from slot 1 -> eax = tokens, or a negated error code. The template's special tokens
+# become their ids; the conversation's own words stay text (SESS_PROTECT).
+.Lencode_text:
+    or r9d, SESS_PARSE_SPECIAL | SESS_PROTECT
+    sub rsp, 56
+    mov rcx, [rip + sess_prompt_buf]
+    lea rax, [rcx + 4]
+    mov [rsp + 32], rax
+    mov qword ptr [rsp + 40], TOK_SCRATCH_SLOTS - 1
     mov rdx, rsi
-    call rt_memcpy
-    lea rcx, [rbx + rdi + YOU_LEN]
-    lea rdx, [rip + s_ai]
-    mov r8d, AI_LEN
-    call rt_memcpy
-    mov rsi, rbx
-    add rdi, YOU_LEN + AI_LEN
-    add rsp, 32
-    pop rbx
+    mov r8, rdi
+    call sess_encode
+    add rsp, 56
     ret
 
 # print_piece(rcx = bytes, rdx = length) -> eax = 1 when a stop rule fires on the text so far.
@@ -332,7 +401,7 @@ print_piece:
 .Lyou:
     cmp dword ptr [rip + set_stop_you], 0
     je .Lout
-    cmp dword ptr [rip + set_chat_format], CHAT_YOU_AI
+    cmp dword ptr [rip + chat_row], CHAT_YOU_AI
     jne .Lout
     mov rcx, rdx                      # the model starts the user's turn: "\nYou:"
     shr rcx, 24
@@ -348,9 +417,9 @@ print_piece:
     pop rbx
     ret
 
-# print_rate(rcx = tokens, rdx = ticks): tokens per second with two decimals
-print_rate:
-    sub rsp, 40
+# rate_hundredths(rcx = tokens, rdx = ticks) -> rax = tokens per second in hundredths (0 when
+# the ticks are 0 or the rate would not fit)
+rate_hundredths:
     xor eax, eax
     mov r9, rdx                       # ticks
     test r9, r9
@@ -362,39 +431,31 @@ print_rate:
     cmp rdx, r9
     jae .Lhave_zero                   # would not fit: not a real rate
     div r9
-    jmp .Lhave
+    ret
 .Lhave_zero:
     xor eax, eax
 .Lhave:
-    mov rcx, rax
-    call print_hundredths
-    add rsp, 40
     ret
 
 # print_stats(rbx = end ticks): the [stats] line
 print_stats:
-    sub rsp, 40
-    lea rcx, [rip + s_stats]
-    call rt_print_cstr
-    mov ecx, [rip + n_prompt]
-    call rt_print_u64
-    lea rcx, [rip + s_gen]
-    call rt_print_cstr
-    mov ecx, [rip + n_gen]
-    call rt_print_u64
-    lea rcx, [rip + s_prefill]
-    call rt_print_cstr
+    push rsi
+    sub rsp, 48
     mov ecx, [rip + n_prompt]
     mov rdx, [rip + t_prefill]
     sub rdx, [rip + t_start]
-    call print_rate
-    lea rcx, [rip + s_decode]
-    call rt_print_cstr
+    call rate_hundredths
+    mov rsi, rax
     mov ecx, [rip + n_gen]
     mov rdx, rbx
     sub rdx, [rip + t_prefill]
-    call print_rate
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    add rsp, 40
+    call rate_hundredths
+    mov [rsp + 32], rax
+    lea rcx, [rip + s_stats]
+    mov edx, [rip + n_prompt]
+    mov r8d, [rip + n_gen]
+    mov r9, rsi
+    call rt_printf
+    add rsp, 48
+    pop rsi
     ret

@@ -90,8 +90,8 @@ app_main:
     call session_apply_settings       # the kernel path (attn) among them
     cmp qword ptr [rip + sess_prompt_buf], 0
     je .Lrepl
+    call repl_load_autorun            # first: the picker must know whether anyone is there
     call models_autoload
-    call repl_load_autorun
 .Lrepl:
     call repl_run
     xor eax, eax

@@ -12,17 +12,13 @@
 probe_struct:      .skip MODEL_SIZE       # for looking at other model files' headers
 header_buf:        .skip 32
 err_buf:           .skip 256
-found_names:       .skip SESSION_MAX_MODELS * SESSION_NAME_MAX
-found_count:       .skip 4
 
 .section .rdata
-s_bin:            .asciz ".bin"
 s_cannot_open:    .asciz "cannot open the file"
 s_colon:          .asciz ": "
 s_dim:            .asciz "dim "
 s_dot_sp:         .asciz ". "
 s_fallback:       .asciz "trying the models found on the volume instead\n"
-s_found:          .asciz "models found:\n"
 s_heads:          .asciz ", heads "
 s_hidden:         .asciz ", hidden "
 s_indent:         .asciz "  "
@@ -36,10 +32,10 @@ s_model_prefix:   .asciz "model "
 s_models_dir:     .asciz "models"
 s_models_prefix:  .asciz "models/"
 s_nl:             .asciz "\n"
-s_no_model:       .asciz "no model found: put a llama2.c .bin model in the volume root or models\\\n"
-s_pick:           .asciz "choose a model [1-"
-s_pick2:          .asciz "]: "
-s_pick_bad:       .asciz "type a number from the list\n"
+s_no_model:       .asciz "no model found: put a .gguf or llama2.c .bin model in the volume root or models\\\n"
+s_too_many:       .asciz "more than %u model files: only the first %u are listed\n"
+s_skipped:        .asciz "%u .bin/.gguf file(s) skipped: a name must be ASCII and under %u bytes with its folder\n"
+s_gguf_probed:    .asciz "GGUF v%u (/model_info NAME: its shape and types)"
 s_root:           .asciz ""
 s_root_dir:       .asciz "/"
 s_seq:            .asciz ", seq_len "
@@ -49,10 +45,11 @@ s_vocab:          .asciz ", vocab "
 .section .text
 .global models_autoload, models_info, models_list, models_switch, print_file_problem, print_mib
 .global print_model_error, print_shape, probe_model, check_model_file
-.extern mem_ieq, model_check_header, model_format_error, parse_uint, print_hundredths, repl_read_line
+.extern model_check_header, model_gguf_probe, model_format_error, parse_uint, print_hundredths, repl_read_line
 .extern rt_file_close, rt_file_open, rt_file_read, rt_file_read_entry, rt_file_size, rt_print_cstr
 .extern rt_print_u64, sess_loaded, session_load_model, set_model, str_len, trim
-.extern vol_print_status
+.extern vol_print_status, rt_file_info_buffer, rt_printf, found_names, found_count, found_more
+.extern gguf_model_info, found_skipped, found_sort, found_drop_configured, ucs2_has_bin_suffix, models_pick
 
 # print_model_error(rcx = name, edx = MODEL_E_* code, r8 = the Model* that was checked):
 # "model NAME: <reason>\n"
@@ -110,8 +107,8 @@ print_file_problem:
     ret
 
 # probe_model(rcx = name, rdx = Model* to fill) -> eax = MODEL_OK if the file's header and
-# size make a model, else a MODEL_E_* code, or -1 if the file cannot be opened/read. Reads
-# 28 bytes only.
+# size make a model (a GGUF: its magic and version; the rest is checked when it is loaded),
+# else a MODEL_E_* code, or -1 if the file cannot be opened/read. Reads 28 bytes only.
 probe_model:
     push rbx
     push rsi
@@ -142,7 +139,12 @@ probe_model:
     mov rcx, rdi
     lea rdx, [rip + header_buf]
     mov r8, rsi
+    cmp dword ptr [rdx], 0x46554747   # "GGUF": the rest is checked once the file is read
+    je .Lgguf
     call model_check_header
+    jmp .Lout
+.Lgguf:
+    call model_gguf_probe
     jmp .Lout
 .Lclose_no:
     mov rcx, rbx
@@ -215,35 +217,24 @@ print_probed_shape:
     call print_hundredths
     lea rcx, [rip + s_mib_comma]
     call rt_print_cstr
+    cmp dword ptr [rip + probe_struct + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lbin
+    lea rcx, [rip + s_gguf_probed]    # its shape is known once the whole file is read
+    mov rdx, [rip + probe_struct + MODEL_ERR_GOT]
+    call rt_printf
+    jmp .Lnl
+.Lbin:
     lea rcx, [rip + probe_struct]
     call print_shape
+.Lnl:
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     add rsp, 40
     ret
 
-# has_bin_suffix(rcx = NUL-terminated UTF-8 name) -> eax = 1 if it ends in .bin (any case)
-has_bin_suffix:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    call str_len
-    cmp rax, 4
-    jb .Lno
-    lea rcx, [rbx + rax - 4]
-    lea rdx, [rip + s_bin]
-    mov r8d, 4
-    call mem_ieq
-    jmp .Lout
-.Lno:
-    xor eax, eax
-.Lout:
-    add rsp, 32
-    pop rbx
-    ret
-
 # scan_dir(rcx = directory UTF-8 path ("" = root), rdx = prefix for names found): appends
-# every *.bin whose header makes a model to found_names
+# every file whose header makes a model (a llama2.c header that matches the file size, or
+# GGUF's magic and version) to found_names
 scan_dir:
     push rbx
     push rsi
@@ -265,7 +256,10 @@ scan_dir:
     test qword ptr [rax + EFI_FILE_INFO_Attribute], EFI_FILE_DIRECTORY
     jnz .Lentry
     cmp dword ptr [rip + found_count], SESSION_MAX_MODELS
-    jae .Lclose
+    jb .Lroom
+    mov dword ptr [rip + found_more], 1  # (any further entry: said after the scan)
+    jmp .Lclose
+.Lroom:
     # name: prefix + FileName (UCS-2, kept only when ASCII) into the next found slot
     mov esi, [rip + found_count]
     imul esi, esi, SESSION_NAME_MAX
@@ -289,25 +283,27 @@ scan_dir:
     test edx, edx
     jz .Lterm
     cmp edx, 0x80
-    jae .Lentry                       # non-ASCII names: skipped (rare on a boot stick)
+    jae .Lskip_name                   # non-ASCII names: skipped, and counted if .bin
     cmp rdi, r8
-    jae .Lentry
+    jae .Lskip_name
     mov [rdi], dl
     inc rdi
     add rsi, 2
     jmp .Lunit
 .Lterm:
     mov byte ptr [rdi], 0
-    mov rcx, r13
-    call has_bin_suffix
-    test eax, eax
-    jz .Lentry
-    mov rcx, r13
+    mov rcx, r13                      # a model by its content (header, magic), not its name
     lea rdx, [rip + probe_struct]
     call probe_model
     test eax, eax
     jnz .Lentry
     inc dword ptr [rip + found_count]
+    jmp .Lentry
+.Lskip_name:
+    call rt_file_info_buffer          # the entry (still there): is it a .bin?
+    lea rcx, [rax + EFI_FILE_INFO_FileName]
+    call ucs2_has_bin_suffix
+    add [rip + found_skipped], eax
     jmp .Lentry
 .Lclose:
     mov rcx, rbx
@@ -321,11 +317,50 @@ scan_dir:
     pop rbx
     ret
 
-# models_autoload() -> eax = 1 if a model is loaded
+# find_models(): found_names = the models in the volume root, then in models\, each part in
+# name order; says when names were skipped or the list is full
+find_models:
+    push rbx
+    sub rsp, 32
+    xor eax, eax
+    mov [rip + found_count], eax
+    mov [rip + found_more], eax
+    mov [rip + found_skipped], eax
+    lea rcx, [rip + s_root_dir]       # "\" opens the root itself on every firmware
+    lea rdx, [rip + s_root]
+    call scan_dir
+    xor ecx, ecx
+    call found_sort
+    mov ebx, [rip + found_count]
+    lea rcx, [rip + s_models_dir]
+    lea rdx, [rip + s_models_prefix]
+    call scan_dir
+    mov ecx, ebx
+    call found_sort
+    mov edx, [rip + found_skipped]
+    test edx, edx
+    jz .Lno_skip
+    lea rcx, [rip + s_skipped]
+    mov r8d, SESSION_NAME_MAX
+    call rt_printf
+.Lno_skip:
+    cmp dword ptr [rip + found_more], 0
+    je .Lout
+    lea rcx, [rip + s_too_many]
+    mov edx, SESSION_MAX_MODELS
+    mov r8d, edx
+    call rt_printf
+.Lout:
+    add rsp, 32
+    pop rbx
+    ret
+
+# models_autoload() -> eax = 1 if a model is loaded: set_model, else one of the models found
+# (picker.s). A configured model that fails is not tried again among the ones found.
 models_autoload:
     push rbx
-    push rsi
-    sub rsp, 56
+    sub rsp, 32
+    xor ebx, ebx                      # 1: the configured model failed
     lea rcx, [rip + set_model]
     cmp byte ptr [rcx], 0
     je .Ldiscover
@@ -334,82 +369,26 @@ models_autoload:
     jnz .Lout
     lea rcx, [rip + s_fallback]
     call rt_print_cstr
+    mov ebx, 1
 .Ldiscover:
-    mov dword ptr [rip + found_count], 0
-    lea rcx, [rip + s_root_dir]       # "\" opens the root itself on every firmware
-    lea rdx, [rip + s_root]
-    call scan_dir
-    lea rcx, [rip + s_models_dir]
-    lea rdx, [rip + s_models_prefix]
-    call scan_dir
-    mov ebx, [rip + found_count]
+    call find_models
     test ebx, ebx
-    jz .Lnone
-    xor esi, esi                      # the choice (0-based)
-    cmp ebx, 1
-    je .Lchosen
-    lea rcx, [rip + s_found]          # several: a numbered picker
-    call rt_print_cstr
-    xor esi, esi
-.Llist:
-    lea rcx, [rip + s_indent]
-    call rt_print_cstr
-    lea ecx, [rsi + 1]
-    call rt_print_u64
-    lea rcx, [rip + s_dot_sp]
-    call rt_print_cstr
-    mov eax, esi
-    imul eax, eax, SESSION_NAME_MAX
-    lea rcx, [rip + found_names]
-    add rcx, rax
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    inc esi
-    cmp esi, ebx
-    jb .Llist
-.Lask:
-    lea rcx, [rip + s_pick]
-    call rt_print_cstr
-    mov ecx, ebx
-    call rt_print_u64
-    lea rcx, [rip + s_pick2]
-    call rt_print_cstr
-    call repl_read_line               # rax = text, rdx = length
-    mov rcx, rax
-    call trim
-    mov rcx, rax
-    lea r8, [rsp + 32]
-    call parse_uint
-    test eax, eax
-    jz .Lpick_bad
-    mov rax, [rsp + 32]
-    test rax, rax
-    jz .Lpick_bad
-    cmp rax, rbx
-    ja .Lpick_bad
-    lea esi, [rax - 1]
-    jmp .Lchosen
-.Lpick_bad:
-    lea rcx, [rip + s_pick_bad]
-    call rt_print_cstr
-    jmp .Lask
-.Lchosen:
-    mov eax, esi
-    imul eax, eax, SESSION_NAME_MAX
-    lea rcx, [rip + found_names]
-    add rcx, rax
-    call session_load_model
+    jz .Lpick
+    call found_drop_configured
+.Lpick:
+    cmp dword ptr [rip + found_count], 0
+    je .Lnone
+    call models_pick
     jmp .Lout
 .Lnone:
     lea rcx, [rip + s_no_model]
     call rt_print_cstr
     xor eax, eax
 .Lout:
-    add rsp, 56
-    pop rsi
+    add rsp, 32
     pop rbx
     ret
+
 # check_model_file(rcx = name, rdx = Model*) -> eax = 1 when the file's header and size make
 # a model (the struct is filled), else 0 after one line saying why ("model NAME: ...")
 check_model_file:
@@ -476,6 +455,13 @@ models_info:
     call check_model_file
     test eax, eax
     jz .Lout
+    cmp dword ptr [rip + probe_struct + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lbin
+    mov rcx, rbx                      # a GGUF: read and parsed whole (gguf_info.s)
+    lea rdx, [rip + probe_struct]
+    call gguf_model_info
+    jmp .Lout
+.Lbin:
     mov rcx, rbx
     call rt_print_cstr
     lea rcx, [rip + s_info_size]
@@ -491,13 +477,7 @@ models_list:
     push rbx
     push rsi
     sub rsp, 40
-    mov dword ptr [rip + found_count], 0
-    lea rcx, [rip + s_root_dir]
-    lea rdx, [rip + s_root]
-    call scan_dir
-    lea rcx, [rip + s_models_dir]
-    lea rdx, [rip + s_models_prefix]
-    call scan_dir
+    call find_models
     mov ebx, [rip + found_count]
     test ebx, ebx
     jnz .Llist

@@ -10,8 +10,11 @@
 .section .bss
 .balign 64
 .global sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history
-.global sess_pending, sess_prompt_buf, sess_model_name
+.global sess_pending, sess_prompt_buf, sess_model_name, sess_gguf
 sess_model:        .skip MODEL_SIZE
+.balign 8
+sess_gguf:         .skip GGUF_SIZE       # the loaded GGUF file (when the model is one)
+gguf_err_buf:      .skip 256
 sess_tok:          .skip TOK_SIZE
 .balign 8
 sess_sampler:      .skip SMP_SIZE
@@ -25,6 +28,8 @@ weights_buf:       .skip 8
 weights_size:      .skip 8
 state_buf:         .skip 8
 state_size:        .skip 8
+layers_buf:        .skip 8
+layers_size:       .skip 8
 tok_ws:            .skip 8
 tok_ws_size:       .skip 8
 smp_ws:            .skip 8
@@ -59,35 +64,120 @@ s_shrunk:         .asciz "context shrunk to "
 s_shrunk2:        .asciz " tokens to fit in memory (the model allows "
 s_shrunk3:        .asciz ")\n"
 s_tok_none:       .asciz "no tokenizer found: put tokenizer.bin (or tok<vocab>.bin) beside the model\n"
+s_tok_fallback:   .asciz "trying the tokenizer found by name instead (tok<vocab>.bin, tokenizer.bin)\n"
 s_tok_ok:         .asciz "tokenizer: "
 s_tok_prefix:     .asciz "tokenizer "
 s_tokenizer_bin:  .asciz "tokenizer.bin"
+s_mem_weights:    .asciz "weights    %h MiB  (%s, in its file form)\n"
+s_mem_kv:         .asciz "KV cache   %h MiB  (%u layers x %u tokens x 2, f32)\n"
+s_mem_state:      .asciz "run state  %h MiB  (activations, logits, layer table, sampler, history)\n"
+s_mem_tok:        .asciz "tokenizer  %h MiB\n"
+s_mem_free:       .asciz "free       %h MiB  (the largest free range %h MiB)\n"
+s_mem_none:       .asciz "no model loaded\n"
 
 .section .text
 .global session_apply_settings, session_reseed, session_clear, session_load_model, session_print_summary, session_unload
-.extern log_event2, model_bind_weights, model_check_header, model_init_state, model_state_bytes, print_hundredths
+.global session_print_memory
+.extern log_event2, model_bind_weights, model_layers_bytes, model_check_header, model_init_state, model_state_bytes, print_hundredths
 .extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
 .extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
 .extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
 .extern set_top_p, str_copy, str_len, tok_error_text, tok_load, tok_workspace_bytes
 .extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
-.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, threads_apply
+.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
+.extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
+.extern sess_vocab_load, sess_vocab_free, vocab_ws_size
+.extern chat_clear, chat_model_loaded, threads_apply
 
-# session_clear(): an empty conversation
+# mib_h(rcx = bytes) -> rax = MiB in hundredths (for %h). Leaf; clobbers rdx.
+mib_h:
+    mov rax, rcx
+    mov edx, 100
+    mul rdx
+    shrd rax, rdx, 20
+    ret
+
+# session_print_memory(): /mem: what the model, its KV cache, the run state and the tokenizer
+# take, and what is free (all of it, and the largest range: one allocation must fit in it)
+session_print_memory:
+    push rbx
+    sub rsp, 48
+    cmp dword ptr [rip + sess_loaded], 0
+    jne .Lloaded
+    lea rcx, [rip + s_mem_none]
+    call rt_print_cstr
+    jmp .Lfree
+.Lloaded:
+    mov rcx, [rip + weights_size]
+    call mib_h
+    mov rdx, rax
+    lea r8, [rip + sess_model_name]
+    lea rcx, [rip + s_mem_weights]
+    call rt_printf
+    mov ecx, [rip + sess_model + MODEL_N_LAYERS]
+    imul rcx, [rip + sess_model + MODEL_KV_LAYER_BYTES]
+    add rcx, rcx                      # keys and values
+    mov rbx, rcx
+    call mib_h
+    mov rdx, rax
+    mov r8d, [rip + sess_model + MODEL_N_LAYERS]
+    mov r9d, [rip + sess_model + MODEL_CTX_LEN]
+    lea rcx, [rip + s_mem_kv]
+    call rt_printf
+    mov rcx, [rip + state_size]       # the rest of the state and the session's tables
+    sub rcx, rbx
+    add rcx, [rip + layers_size]
+    add rcx, [rip + smp_ws_size]
+    add rcx, [rip + hist_size]
+    call mib_h
+    mov rdx, rax
+    lea rcx, [rip + s_mem_state]
+    call rt_printf
+    mov rcx, [rip + tok_ws_size]
+    cmp qword ptr [rip + tok_ws], 0
+    jne .Ltok
+    xor ecx, ecx
+.Ltok:
+    add rcx, [rip + vocab_ws_size]
+    call mib_h
+    mov rdx, rax
+    lea rcx, [rip + s_mem_tok]
+    call rt_printf
+.Lfree:
+    call rt_memory_free_bytes         # rax = all free, rdx = the largest range
+    mov rbx, rdx
+    mov rcx, rax
+    call mib_h
+    mov [rsp + 40], rax
+    mov rcx, rbx
+    call mib_h
+    mov r8, rax
+    mov rdx, [rsp + 40]
+    lea rcx, [rip + s_mem_free]
+    call rt_printf
+    add rsp, 48
+    pop rbx
+    ret
+
+# session_clear(): an empty conversation (the KV cache and the chat history)
 session_clear:
     mov dword ptr [rip + sess_pos], 0
     mov dword ptr [rip + sess_pending], -1
-    ret
+    jmp chat_clear
 
 # session_unload(): frees the model, tokenizer and sampler memory
 session_unload:
     sub rsp, 40
     mov dword ptr [rip + sess_loaded], 0
+    call sess_vocab_free
     mov rcx, [rip + weights_buf]
     mov rdx, [rip + weights_size]
     call rt_free_pages
     mov rcx, [rip + state_buf]
     mov rdx, [rip + state_size]
+    call rt_free_pages
+    mov rcx, [rip + layers_buf]
+    mov rdx, [rip + layers_size]
     call rt_free_pages
     mov rcx, [rip + tok_ws]
     mov rdx, [rip + tok_ws_size]
@@ -101,6 +191,7 @@ session_unload:
     xor eax, eax
     mov [rip + weights_buf], rax
     mov [rip + state_buf], rax
+    mov [rip + layers_buf], rax
     mov [rip + tok_ws], rax
     mov [rip + smp_ws], rax
     mov [rip + sess_history], rax
@@ -209,10 +300,13 @@ session_load_model:
     jb .Lno_room
     sub rcx, SESSION_RESERVE
     jb .Lno_room
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    je .Lread_weights                 # (a GGUF's dimensions are known once it is read)
     mov edx, r14d
     call fit_context                  # can the state for some useful context fit at all?
     test eax, eax
     jz .Lno_room
+.Lread_weights:
     # the weights
     mov rcx, rbx
     lea rdx, [rip + file_size_tmp]
@@ -229,6 +323,37 @@ session_load_model:
     mov [rip + weights_size], rcx
     cmp rcx, r12
     jne .Lbad_size_changed
+    # the config, from the loaded bytes: the whole GGUF (metadata, tensor directory), or the
+    # llama2.c header again
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lparse_bin
+    lea rcx, [rip + sess_gguf]
+    mov rdx, rax
+    mov r8, r12
+    call gguf_open
+    test eax, eax
+    jnz .Lbad_gguf_free
+    lea rcx, [rip + sess_model]
+    lea rdx, [rip + sess_gguf]
+    call model_gguf_config
+    test eax, eax
+    jnz .Lbad_header_free
+    jmp .Lparsed
+.Lparse_bin:
+    lea rcx, [rip + sess_model]
+    mov rdx, rax
+    mov r8, r12
+    call model_check_header
+    test eax, eax
+    jnz .Lbad_header_free
+.Lparsed:
+    mov r14d, [rip + sess_model + MODEL_SEQ_LEN]   # the context wanted, now that it is known
+    mov eax, [rip + set_ctx_len]
+    test eax, eax
+    jz .Lctx_wanted
+    cmp eax, r14d
+    cmovb r14d, eax
+.Lctx_wanted:
     # the context: the state is fitted in one free range, now that the weights have theirs
     call rt_memory_free_bytes
     sub rax, SESSION_RESERVE
@@ -254,16 +379,25 @@ session_load_model:
     lea rcx, [rip + s_shrunk3]
     call rt_print_cstr
 .Lctx_ok:
-    mov rax, [rip + weights_buf]
-    lea rcx, [rip + sess_model]       # the header again, from the loaded bytes
-    mov rdx, rax
-    mov r8, r12
-    call model_check_header
-    test eax, eax
-    jnz .Lbad_header_free
+    lea rcx, [rip + sess_model]       # the layer table the binder fills
+    call model_layers_bytes
+    mov [rip + layers_size], rax
+    mov rcx, rax
+    call rt_alloc_pages
+    test rax, rax
+    jz .Lno_room_free
+    mov [rip + layers_buf], rax
     lea rcx, [rip + sess_model]
+    mov r8, rax
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    je .Lbind_gguf
     mov rdx, [rip + weights_buf]
     call model_bind_weights
+    jmp .Lbound
+.Lbind_gguf:
+    lea rdx, [rip + sess_gguf]
+    call model_gguf_bind
+.Lbound:
     test eax, eax
     jnz .Lbad_header_free
     # the run state
@@ -330,6 +464,7 @@ session_load_model:
     jz .Lfail
     call session_apply_settings
     mov dword ptr [rip + sess_loaded], 1
+    call chat_model_loaded            # its chat template's format and default system text
     lea rcx, [rip + s_ev_loaded]
     mov rdx, rbx
     call log_event2
@@ -344,6 +479,17 @@ session_load_model:
 .Lbad_size_changed:
     mov edx, MODEL_E_SIZE
     jmp .Lbad_code_free
+.Lbad_gguf_free:                      # "model NAME: gguf: ..." from the reader's own line
+    lea rcx, [rip + sess_gguf]
+    mov edx, eax
+    lea r8, [rip + gguf_err_buf]
+    mov r9d, 256
+    call gguf_format_error
+    lea rcx, [rip + s_model_prefix]
+    mov rdx, rbx
+    lea r8, [rip + gguf_err_buf]
+    call print_file_problem
+    jmp .Lfail_free
 .Lbad_header_free:
     mov edx, eax
 .Lbad_code_free:
@@ -538,9 +684,9 @@ try_tokenizer:
     lea rcx, [rip + s_colon]
     call rt_print_cstr
     mov ecx, edi
-    call tok_error_text
+    call tok_error_text               # a format whose %u is rdx
     mov rcx, rax
-    call rt_print_cstr
+    call rt_printf
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     xor eax, eax
@@ -554,29 +700,59 @@ try_tokenizer:
     pop rbx
     ret
 
-# load_tokenizer() -> eax = 1 if loaded: set_tokenizer, else tok<vocab>.bin, else tokenizer.bin
+# load_tokenizer() -> eax = 1 if loaded: set_tokenizer, else (or when it fails to load, after
+# the line saying why) tok<vocab>.bin, else tokenizer.bin
 load_tokenizer:
     sub rsp, 40
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lfiles
+    call sess_vocab_load              # the model's own vocabulary, when its file has one
+    cmp eax, -1
+    jne .Lout
+.Lfiles:
     lea rcx, [rip + set_tokenizer]
     cmp byte ptr [rcx], 0
     je .Lauto
     call try_tokenizer
+    cmp eax, 1
+    je .Lout
     cmp eax, -1
-    jne .Lout
+    jne .Lfall_back
     lea rcx, [rip + s_tok_prefix]
     lea rdx, [rip + set_tokenizer]
     lea r8, [rip + s_cannot_open]
     call print_file_problem
+.Lfall_back:
+    lea rcx, [rip + s_tok_fallback]
+    call rt_print_cstr
 .Lauto:
     call build_tok_name
+    lea rcx, [rip + tok_name]         # (not the configured file again)
+    lea rdx, [rip + set_tokenizer]
+    call name_icmp
+    test eax, eax
+    jz .Lby_name
     lea rcx, [rip + tok_name]
     call try_tokenizer
+    cmp eax, 1
+    je .Lout
+.Lby_name:
+    lea rcx, [rip + s_tokenizer_bin]
+    lea rdx, [rip + set_tokenizer]
+    call name_icmp
+    test eax, eax
+    jz .Lnone
+    lea rcx, [rip + s_tokenizer_bin]
+    call try_tokenizer
+    cmp eax, 1
+    je .Lout
     cmp eax, -1
     jne .Lout
     lea rcx, [rip + s_tokenizer_bin]
     call try_tokenizer
     cmp eax, -1
     jne .Lout
+.Lnone:
     lea rcx, [rip + s_tok_none]
     call rt_print_cstr
     xor eax, eax

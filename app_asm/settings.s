@@ -1,12 +1,15 @@
 # The chat program's settings and repl.cfg (see settings.inc for the interface).
 .include "settings.inc"
+.include "chat_templates.inc"
 
 .section .data
 .balign 8
 settings_values:                      # the values, contiguous: /reset copies the defaults back
 .global set_temperature, set_top_p, set_top_k, set_min_p, set_repeat_penalty
 .global set_no_repeat_ngram, set_max_tokens, set_seed, set_stats, set_stop_you, set_stop_nl
-.global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun, set_threads
+.global set_parse_special
+.global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun, set_budget
+.global set_system_prompt, set_threads
 set_seed:            .quad 0          # 0: from the clock at boot
 set_temperature:     .float 1.0       # llama2.c's defaults
 set_top_p:           .float 0.9
@@ -18,13 +21,16 @@ set_max_tokens:      .long 256
 set_stats:           .long 1
 set_stop_you:        .long 1
 set_stop_nl:         .long 0
+set_parse_special:   .long 0          # typed special-token texts stay text
 set_attn:            .long ATTN_AUTO
 set_threads:         .long 0          # cores sharing the work; 0: all
 set_ctx_len:         .long 0          # 0: the model's seq_len (shrunk if memory is short)
-set_chat_format:     .long CHAT_RAW
+set_chat_format:     .long CHAT_AUTO      # the model's own format (raw without one)
+set_budget:          .long 0          # ms per generation; 0: no limit
 set_model:           .skip SET_STR_MAX
 set_tokenizer:       .skip SET_STR_MAX
 set_autorun:         .skip SET_STR_MAX
+set_system_prompt:   .skip SET_TEXT_MAX   # empty: none (or the model template's default)
 settings_values_end:
 
 .balign 8
@@ -62,6 +68,9 @@ settings_table:
     .quad k_stop_nl, set_stop_nl
     .long SET_T_BOOL, 0, 0, 1
     .quad 0
+    .quad k_parse_special, set_parse_special
+    .long SET_T_BOOL, 0, 0, 1
+    .quad 0
     .quad k_attn, set_attn
     .long SET_T_ENUM, 0, 0, 2
     .quad attn_names
@@ -72,8 +81,11 @@ settings_table:
     .long SET_T_U32, 0, 0, 1048576
     .quad 0
     .quad k_chat_format, set_chat_format
-    .long SET_T_ENUM, 0, 0, 1
-    .quad chat_names
+    .long SET_T_ENUM, 0, 0, CHAT_AUTO
+    .quad chat_format_names
+    .quad k_budget, set_budget
+    .long SET_T_U32, 0, 0, SET_BUDGET_MAX
+    .quad 0
     .quad k_model, set_model
     .long SET_T_STR, 0, 0, 0
     .quad 0
@@ -83,13 +95,16 @@ settings_table:
     .quad k_autorun, set_autorun
     .long SET_T_STR, 0, 0, 0
     .quad 0
+    .quad k_system_prompt, set_system_prompt
+    .long SET_T_TEXT, 0, 0, 0
+    .quad 0
     .quad 0, 0                                           # end of the table
     .long 0, 0, 0, 0
     .quad 0
 
 .section .bss
 .balign 8
-settings_defaults: .skip 8 * SET_STR_MAX   # a copy of the values as they were at boot
+settings_defaults: .skip 16 * SET_STR_MAX  # a copy of the values as they were at boot
 
 .section .rdata
 k_temperature:     .asciz "temperature"
@@ -103,19 +118,19 @@ k_seed:            .asciz "seed"
 k_stats:           .asciz "stats"
 k_stop_you:        .asciz "stop_you"
 k_stop_nl:         .asciz "stop_nl"
+k_parse_special:   .asciz "parse_special"
 k_attn:            .asciz "attn"
 k_threads:         .asciz "threads"
 k_ctx_len:         .asciz "ctx_len"
 k_chat_format:     .asciz "chat_format"
+k_budget:          .asciz "budget"
 k_model:           .asciz "model"
 k_tokenizer:       .asciz "tokenizer"
 k_autorun:         .asciz "autorun"
+k_system_prompt:   .asciz "system_prompt"
 attn_names:        .asciz "auto"
                    .asciz "sse2"
                    .asciz "avx2"
-                   .byte 0
-chat_names:        .asciz "raw"
-                   .asciz "you_ai"
                    .byte 0
 bool_words:        .asciz "0"
                    .asciz "1"
@@ -128,42 +143,38 @@ bool_words:        .asciz "0"
                    .byte 0
 s_on:              .asciz "on"
 s_off:             .asciz "off"
-s_eq:              .asciz " = "
-s_open:            .asciz "  ("
-s_close:           .asciz ")\n"
-s_quote:           .asciz "'"
 s_nl:              .asciz "\n"
-s_or:              .asciz " or "
 s_comma:           .asciz ", "
-s_to:              .asciz " to "
 s_u_number:        .asciz "a number from "
-s_u_integer:       .asciz "a whole number from "
 s_u_bool:          .asciz "on or off"
-s_u_str:           .asciz "a file name (up to 127 bytes, no control characters)"
+s_u_str:           .asciz "a file name (up to %u bytes, no control characters)"
+s_u_text:          .asciz "text on one line (up to %u bytes; empty: none)"
 s_u_u64:           .asciz "a whole number (0: from the clock)"
 s_u_one_of:        .asciz "one of "
 s_src_default:     .asciz "default"
 s_src_cfg:         .asciz "repl.cfg"
 s_src_command:     .asciz "command"
-s_cfg_prefix:      .asciz "repl.cfg:"
-s_cfg_noeq:        .asciz ": expected key=value (line ignored)\n"
-s_cfg_unknown:     .asciz ": unknown key '"
-s_cfg_ignored:     .asciz "' (line ignored)\n"
-s_cfg_bad:         .asciz ": bad value '"
-s_cfg_for:         .asciz "' for "
-s_cfg_expected:    .asciz ": expected "
-s_cfg_ignored2:    .asciz " (line ignored)\n"
+s_src_found:       .asciz "found on the volume"
+s_cfg_noeq:        .asciz "repl.cfg:%u: expected key=value (line ignored)\n"
+s_cfg_unknown:     .asciz "repl.cfg:%u: unknown key '%.*s' (line ignored)\n"
+s_cfg_bad:         .asciz "repl.cfg:%u: bad value '%.*s' for %s: expected "
+s_cfg_ignored:     .asciz " (line ignored)\n"
+s_setting:         .asciz "%s = "
+s_setting_source:  .asciz "  (%s)\n"
+s_range_f32:       .asciz " to "
+s_range_u32:       .asciz "a whole number from %u to %u"
 s_empty:           .asciz "(none)"
 s_cfg_header:      .asciz "# repl.cfg written by /save_cfg\n"
 .balign 8
-source_names:      .quad s_src_default, s_src_cfg, s_src_command
+source_names:      .quad s_src_default, s_src_cfg, s_src_command, s_src_found
 
 .section .text
+.extern chat_format_names
 .global settings_find, settings_set, settings_print_setting, settings_print_usage
 .global settings_print_all, config_parse, settings_first, settings_snapshot, settings_reset
 .global settings_write_cfg
 .extern str_eq, str_len, trim, parse_float, parse_uint, print_fixed, str_copy, mem_ieq
-.extern rt_print_cstr, rt_print_utf8, rt_print_u64, rt_memcpy
+.extern rt_print_cstr, rt_print_utf8, rt_print_u64, rt_memcpy, rt_printf, text_skip_bom, text_line
 
 # settings_first() -> rax = the first table entry
 settings_first:
@@ -267,6 +278,8 @@ settings_set:
     je .Lbool
     cmp eax, SET_T_ENUM
     je .Lenum
+    cmp eax, SET_T_TEXT
+    je .Ltext
     # string: a file name, not empty, must fit, no control bytes (a NUL would cut it short)
     test rdi, rdi
     jz .Lbad
@@ -283,6 +296,24 @@ settings_set:
     mov rdx, rsi
     mov r8, rdi
     mov r9d, SET_STR_MAX
+    call str_copy
+    jmp .Lgood
+.Ltext:                               # text: may be empty, must fit, no control bytes
+    cmp rdi, SET_TEXT_MAX - 1
+    ja .Lbad
+    xor ecx, ecx
+.Ltext_byte:
+    cmp rcx, rdi
+    jae .Ltext_ok
+    cmp byte ptr [rsi + rcx], 0x20
+    jb .Lbad
+    inc rcx
+    jmp .Ltext_byte
+.Ltext_ok:
+    mov rcx, [rbx + SET_PTR]
+    mov rdx, rsi
+    mov r8, rdi
+    mov r9d, SET_TEXT_MAX
     call str_copy
     jmp .Lgood
 .Lf32:
@@ -394,10 +425,9 @@ settings_print_setting:
     push rbx
     sub rsp, 32
     mov rbx, rcx
-    mov rcx, [rbx + SET_NAME]
-    call rt_print_cstr
-    lea rcx, [rip + s_eq]
-    call rt_print_cstr
+    lea rcx, [rip + s_setting]
+    mov rdx, [rbx + SET_NAME]
+    call rt_printf
     mov rcx, rbx
     call settings_print_value
     add rsp, 32
@@ -471,7 +501,7 @@ settings_print_usage:
     movd xmm0, dword ptr [rbx + SET_MIN]
     mov ecx, 3
     call print_fixed
-    lea rcx, [rip + s_to]
+    lea rcx, [rip + s_range_f32]
     call rt_print_cstr
     movd xmm0, dword ptr [rbx + SET_MAX]
     mov ecx, 3
@@ -480,22 +510,29 @@ settings_print_usage:
 .Lnot_f32:
     cmp eax, SET_T_U32
     jne .Lnot_u32
-    lea rcx, [rip + s_u_integer]
-    call rt_print_cstr
-    mov ecx, [rbx + SET_MIN]
-    call rt_print_u64
-    lea rcx, [rip + s_to]
-    call rt_print_cstr
-    mov ecx, [rbx + SET_MAX]
-    call rt_print_u64
+    lea rcx, [rip + s_range_u32]
+    mov edx, [rbx + SET_MIN]
+    mov r8d, [rbx + SET_MAX]
+    call rt_printf
     jmp .Lout
 .Lnot_u32:
     lea rcx, [rip + s_u_bool]
     cmp eax, SET_T_BOOL
     je .Lword
-    lea rcx, [rip + s_u_str]
     cmp eax, SET_T_STR
-    je .Lword
+    jne .Lnot_str
+    lea rcx, [rip + s_u_str]
+    mov edx, SET_STR_MAX - 1
+    call rt_printf
+    jmp .Lout
+.Lnot_str:
+    cmp eax, SET_T_TEXT
+    jne .Lnot_text
+    lea rcx, [rip + s_u_text]
+    mov edx, SET_TEXT_MAX - 1
+    call rt_printf
+    jmp .Lout
+.Lnot_text:
     lea rcx, [rip + s_u_u64]
     cmp eax, SET_T_U64
     je .Lword
@@ -532,14 +569,11 @@ settings_print_all:
     jz .Ldone
     mov rcx, rbx
     call settings_print_setting
-    lea rcx, [rip + s_open]
-    call rt_print_cstr
     mov eax, [rbx + SET_SOURCE]
-    lea rcx, [rip + source_names]
-    mov rcx, [rcx + rax * 8]
-    call rt_print_cstr
-    lea rcx, [rip + s_close]
-    call rt_print_cstr
+    lea rdx, [rip + source_names]
+    mov rdx, [rdx + rax * 8]
+    lea rcx, [rip + s_setting_source]
+    call rt_printf
     add rbx, SET_ENTRY
     jmp .Lnext
 .Ldone:
@@ -557,24 +591,20 @@ config_parse:
     push r14
     push r15
     sub rsp, 48
-    mov rsi, rcx                      # cursor
-    lea rdi, [rcx + rdx]              # end
+    call text_skip_bom                # a BOM (Notepad) is not part of the first key
+    mov rsi, rax                      # cursor
+    lea rdi, [rax + rdx]              # end
     xor r12d, r12d                    # line number
 .Lline:
     cmp rsi, rdi
     jae .Ldone
     inc r12d
-    mov rbx, rsi                      # line start; find its end and any '#'
-    mov r13, rsi
-.Lscan:
-    cmp r13, rdi
-    jae .Lhave_end
-    cmp byte ptr [r13], 10
-    je .Lhave_end
-    inc r13
-    jmp .Lscan
-.Lhave_end:
-    lea rsi, [r13 + 1]                # next line
+    mov rcx, rsi                      # the line (LF, CR LF or CR ends it); then any '#'
+    mov rdx, rdi
+    call text_line
+    mov rbx, rax
+    lea r13, [rax + rdx]
+    mov rsi, r8                       # next line
     mov r14, rbx                      # cut at '#'
 .Lhash:
     cmp r14, r13
@@ -626,37 +656,29 @@ config_parse:
     call settings_set
     test eax, eax
     jnz .Lline
-    call .Lprefix                     # repl.cfg:N: bad value 'v' for key: expected ...
-    lea rcx, [rip + s_cfg_bad]
-    call rt_print_cstr
-    mov rcx, rbx
-    mov rdx, r13
-    call rt_print_utf8
-    lea rcx, [rip + s_cfg_for]
-    call rt_print_cstr
-    mov rcx, [r15 + SET_NAME]
-    call rt_print_cstr
-    lea rcx, [rip + s_cfg_expected]
-    call rt_print_cstr
+    lea rcx, [rip + s_cfg_bad]        # repl.cfg:N: bad value 'v' for key: expected ...
+    mov edx, r12d
+    mov r8, r13
+    mov r9, rbx
+    mov rax, [r15 + SET_NAME]
+    mov [rsp + 32], rax
+    call rt_printf
     mov rcx, r15
     call settings_print_usage
-    lea rcx, [rip + s_cfg_ignored2]
-    call rt_print_cstr
-    jmp .Lline
-.Lunknown:
-    call .Lprefix
-    lea rcx, [rip + s_cfg_unknown]
-    call rt_print_cstr
-    mov rcx, [rsp + 32]
-    mov rdx, [rsp + 40]
-    call rt_print_utf8
     lea rcx, [rip + s_cfg_ignored]
     call rt_print_cstr
     jmp .Lline
+.Lunknown:
+    lea rcx, [rip + s_cfg_unknown]
+    mov edx, r12d
+    mov r8, [rsp + 40]
+    mov r9, [rsp + 32]
+    call rt_printf
+    jmp .Lline
 .Lno_eq:
-    call .Lprefix
     lea rcx, [rip + s_cfg_noeq]
-    call rt_print_cstr
+    mov edx, r12d
+    call rt_printf
     jmp .Lline
 .Ldone:
     add rsp, 48
@@ -667,15 +689,6 @@ config_parse:
     pop rdi
     pop rsi
     pop rbx
-    ret
-# local helper: prints "repl.cfg:N" (N = r12d); keeps the caller's stack aligned for calls
-.Lprefix:
-    sub rsp, 40
-    lea rcx, [rip + s_cfg_prefix]
-    call rt_print_cstr
-    mov ecx, r12d
-    call rt_print_u64
-    add rsp, 40
     ret
 
 # settings_snapshot(): remember the current values as the defaults /reset returns to (called
@@ -721,8 +734,13 @@ settings_write_cfg:
     mov rcx, [rbx + SET_NAME]
     test rcx, rcx
     jz .Ldone
+    cmp dword ptr [rbx + SET_SOURCE], SET_SRC_FOUND
+    je .Lskip                         # what discovery found is found again at the next boot
     cmp dword ptr [rbx + SET_TYPE], SET_T_STR
+    je .Lmaybe_empty
+    cmp dword ptr [rbx + SET_TYPE], SET_T_TEXT
     jne .Lwrite
+.Lmaybe_empty:
     mov rax, [rbx + SET_PTR]
     cmp byte ptr [rax], 0
     je .Lskip

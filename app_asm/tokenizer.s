@@ -52,22 +52,27 @@ empty_piece:
 messages:
     .asciz "tokenizer: ok"
     .asciz "tokenizer: file too short to hold max_token_length"
-    .asciz "tokenizer: max_token_length out of range (1..1024)"
-    .asciz "tokenizer: vocab_size out of range (1..1048576)"
+    .asciz "tokenizer: max_token_length out of range (1..%u)"
+    .asciz "tokenizer: vocab_size out of range (1..%u)"
     .asciz "tokenizer: file ends before vocab_size entries (truncated, or vocab_size too large)"
     .asciz "tokenizer: an entry has a negative length"
     .asciz "tokenizer: an entry is longer than max_token_length"
     .asciz "tokenizer: workspace too small"
-    .asciz "tokenizer: file too large (over 1 GiB)"
+    .asciz "tokenizer: file too large (over %u MiB)"
     .asciz "tokenizer: too many tokens for the output buffer"
-    .asciz "tokenizer: text too long (over 65536 bytes)"
+    .asciz "tokenizer: text too long (over %u bytes)"
     .asciz "tokenizer: the vocab has no space piece for the dummy prefix"
     .asciz "tokenizer: vocab too small for the BOS, EOS or byte-fallback ids"
     .asciz "tokenizer: not loaded"
     .asciz "tokenizer: unknown error"
+.balign 8
+message_limits:                       # the value each message's %u stands for, in code order
+    .quad 0, 0, TOK_MAX_TOKEN_LEN, TOK_MAX_VOCAB, 0, 0, 0, 0, TOK_MAX_FILE >> 20, 0
+    .quad TOK_MAX_TEXT, 0, 0, 0, 0
 
 .section .text
 .global tok_workspace_bytes, tok_load, tok_encode, tok_decode, tok_piece_id, tok_error_text
+.global tok_carve, tok_finish
 
 # carve(r8 = workspace base, 16-aligned; r9 = vocab_size; r10 = file size; r11 = Tokenizer*)
 #   -> rax = end of the part of the workspace used. Stores each region's address in the
@@ -182,6 +187,12 @@ tok_load:
     jb .Lout
     mov [rbx + TOK_VOCAB_SIZE], r14d
     mov [rbx + TOK_MAX_LEN], r15d
+    mov dword ptr [rbx + TOK_BOS_ID], TOK_BOS
+    mov dword ptr [rbx + TOK_EOS_ID], TOK_EOS
+    mov dword ptr [rbx + TOK_BYTE_ID], TOK_BYTE_BASE
+    mov dword ptr [rbx + TOK_UNK_ID], 0
+    mov dword ptr [rbx + TOK_ADD_PREFIX], 1
+    mov qword ptr [rbx + TOK_TYPES], 0
 
     # The entries. rsi = file offset (always <= file size), rbp = entry index,
     # rdi = where the next piece copy goes.
@@ -236,21 +247,8 @@ tok_load:
     jmp .Lentry
 
 .Lentries_done:
-    mov rdi, [rbx + TOK_SORTED]
-    xor eax, eax
-.Liota:
-    mov [rdi + rax * 4], eax
-    inc rax
-    cmp rax, r14
-    jb .Liota
-    call sort_index
-    mov byte ptr [rsp + LOAD_KEY], 0x20
-    lea r8, [rsp + LOAD_KEY]
-    mov r9d, 1
-    call lookup
-    mov [rbx + TOK_SPACE_ID], eax
-    mov dword ptr [rbx + TOK_MAGIC], TOK_MAGIC_VALUE
-    xor eax, eax
+    mov rcx, rbx
+    call tok_finish
     jmp .Lout
 .Ltruncated:
     mov eax, TOK_E_TRUNCATED
@@ -270,6 +268,47 @@ tok_load:
     pop rsi
     pop rbp
     pop rbx
+    ret
+
+# tok_finish(rcx = Tokenizer*) -> eax = TOK_OK (contract in tokenizer.inc)
+tok_finish:
+    push rbx
+    push rdi
+    push r14
+    sub rsp, 48
+    mov rbx, rcx
+    mov r14d, [rbx + TOK_VOCAB_SIZE]
+    mov rdi, [rbx + TOK_SORTED]
+    xor eax, eax
+.Liota:
+    mov [rdi + rax * 4], eax
+    inc rax
+    cmp rax, r14
+    jb .Liota
+    call sort_index
+    mov byte ptr [rsp + 32], 0x20
+    lea r8, [rsp + 32]
+    mov r9d, 1
+    call lookup
+    mov [rbx + TOK_SPACE_ID], eax
+    mov dword ptr [rbx + TOK_MAGIC], TOK_MAGIC_VALUE
+    xor eax, eax
+    add rsp, 48
+    pop r14
+    pop rdi
+    pop rbx
+    ret
+
+# tok_carve(rcx = Tokenizer*, rdx = workspace, r8 = copies bytes, r9d = vocab_size) -> rax
+#   (contract in tokenizer.inc)
+tok_carve:
+    mov r11, rcx
+    mov r10, r8
+    mov r9d, r9d
+    lea r8, [rdx + 15]
+    and r8, -16
+    call carve
+    sub rax, rdx
     ret
 
 # cmp_bytes(r8 = a, r9 = a's length, r10 = b, r11 = b's length) -> eax < 0, 0 or > 0 as a
@@ -650,20 +689,26 @@ tok_encode:
     xor r15d, r15d
     test byte ptr [rsp + ENC_FLAGS], TOK_ADD_BOS
     jz .Lprefix
+    mov ecx, [rbx + TOK_BOS_ID]
     mov eax, NEG_BAD_ID
-    cmp dword ptr [rbx + TOK_VOCAB_SIZE], TOK_BOS
-    jbe .Lout
-    mov dword ptr [r14], TOK_BOS
+    cmp ecx, [rbx + TOK_VOCAB_SIZE]
+    jae .Lout
+    mov [r14], ecx
     inc r15
 .Lprefix:
     test r13, r13
     jz .Lmerge
+    test byte ptr [rsp + ENC_FLAGS], TOK_NO_PREFIX
+    jnz .Lgroups
+    cmp dword ptr [rbx + TOK_ADD_PREFIX], 0
+    je .Lgroups
     mov eax, NEG_NO_SPACE
     mov ecx, [rbx + TOK_SPACE_ID]
     test ecx, ecx
     js .Lout
     mov [r14 + r15 * 4], ecx          # the dummy prefix
     inc r15
+.Lgroups:
 
     # Groups: a byte and the continuation bytes after it, up to 4 bytes in all.
     xor esi, esi
@@ -697,7 +742,9 @@ tok_encode:
     jmp .Lgroup
 .Lfallback:                           # not a piece: one <0xXX> token per byte
     movzx eax, byte ptr [r12 + rdi]
-    add eax, TOK_BYTE_BASE
+    add eax, [rbx + TOK_BYTE_ID]
+    cmp dword ptr [rbx + TOK_BYTE_ID], -1
+    cmove eax, [rbx + TOK_UNK_ID]     # no byte pieces: UNK
     cmp eax, [rbx + TOK_VOCAB_SIZE]
     jae .Lbad_id
     mov [r14 + r15 * 4], eax
@@ -801,8 +848,9 @@ tok_encode:
     test byte ptr [rsp + ENC_FLAGS], TOK_ADD_EOS
     jz .Lcheck_capacity
     mov eax, NEG_BAD_ID
-    cmp dword ptr [rbx + TOK_VOCAB_SIZE], TOK_EOS
-    jbe .Lout
+    mov ecx, [rbx + TOK_EOS_ID]
+    cmp ecx, [rbx + TOK_VOCAB_SIZE]
+    jae .Lout
     inc rdx
 .Lcheck_capacity:
     mov eax, NEG_CAPACITY
@@ -824,7 +872,8 @@ tok_encode:
 .Lwritten_list:
     cmp rdx, r15
     je .Lwritten
-    mov dword ptr [rdi], TOK_EOS
+    mov ecx, [rbx + TOK_EOS_ID]
+    mov [rdi], ecx
 .Lwritten:
     mov eax, edx
 .Lout:
@@ -853,7 +902,7 @@ tok_decode:
     mov rax, [rax + r8 * 8]
     mov r11, [rcx + TOK_LENS]
     mov r10d, [r11 + r8 * 4]
-    cmp edx, TOK_BOS                  # after BOS a leading space goes
+    cmp edx, [rcx + TOK_BOS_ID]       # after BOS a leading space goes
     jne .Lbyte_piece
     test r10, r10
     jz .Lbyte_piece
@@ -918,6 +967,8 @@ tok_error_text:
     jbe .Lfind
     mov eax, TOK_E_LAST + 1           # the generic message
 .Lfind:
+    lea rdx, [rip + message_limits]
+    mov r8, [rdx + rax * 8]
     lea rdx, [rip + messages]
 .Lskip_message:
     test eax, eax
@@ -931,4 +982,5 @@ tok_error_text:
     jmp .Lskip_message
 .Lfound:
     mov rax, rdx
+    mov rdx, r8
     ret

@@ -18,12 +18,13 @@ pow10_table:                          # 10^0 .. 10^18 as doubles, for parsing an
     .quad 0x4341C37937E08000, 0x4376345785D8A000, 0x43ABC16D674EC800
 half: .quad 0x3FE0000000000000      # 0.5
 dot:  .asciz "."
+fmt_hundredths: .asciz "%h"
 minus: .asciz "-"
 
 .section .text
 .global str_len, str_eq, mem_eq, mem_ieq, trim, parse_uint, parse_float, is_space
-.global print_fixed, print_uint_width, print_hundredths, str_copy
-.extern rt_print_cstr, rt_print_u64, rt_print_utf8
+.global print_fixed, print_uint_width, print_hundredths, str_copy, text_skip_bom, text_line
+.extern rt_print_cstr, rt_print_u64, rt_print_utf8, rt_printf
 
 # str_len(rcx = NUL-terminated) -> rax
 str_len:
@@ -35,6 +36,61 @@ str_len:
     jmp .Lscan
 .Lend:
     sub rax, rcx
+    ret
+
+# text_skip_bom(rcx = text, rdx = length) -> rax = text, rdx = length without a leading UTF-8
+# byte order mark (EF BB BF, which Notepad writes). Every text file the program reads goes
+# through this and text_line. Leaf.
+text_skip_bom:
+    mov rax, rcx
+    cmp rdx, 3
+    jb .Ldone
+    cmp word ptr [rcx], 0xBBEF
+    jne .Ldone
+    cmp byte ptr [rcx + 2], 0xBF
+    jne .Ldone
+    add rax, 3
+    sub rdx, 3
+.Ldone:
+    ret
+
+# text_line(rcx = cursor, rdx = end of the text) -> rax = the line's start, rdx = its length
+# without the line end, r8 = where the next line starts. A line ends at LF, CR LF or a lone CR
+# (or at the end of the text, so a missing final newline loses nothing). Call while
+# cursor < end. Leaf.
+text_line:
+    mov rax, rcx
+    mov r8, rcx
+.Lscan:
+    cmp r8, rdx
+    jae .Lend_of_text
+    movzx r9d, byte ptr [r8]
+    cmp r9d, 10
+    je .Llf
+    cmp r9d, 13
+    je .Lcr
+    inc r8
+    jmp .Lscan
+.Lend_of_text:
+    mov rdx, r8
+    sub rdx, rax
+    ret
+.Llf:
+    mov rdx, r8
+    sub rdx, rax
+    inc r8
+    ret
+.Lcr:
+    mov r9, r8
+    sub r9, rax                       # the length
+    inc r8
+    cmp r8, rdx
+    jae .Lcr_done
+    cmp byte ptr [r8], 10
+    jne .Lcr_done
+    inc r8                            # CR LF
+.Lcr_done:
+    mov rdx, r9
     ret
 
 # str_copy(rcx = dst, rdx = src, r8 = src length, r9 = dst capacity incl. NUL) -> rax =
@@ -418,23 +474,9 @@ print_uint_width:
 
 # print_hundredths(rcx = a value in hundredths): "X.YY" (sizes in MiB, tokens per second)
 print_hundredths:
-    push rbx
-    sub rsp, 32
-    mov rax, rcx
-    xor edx, edx
-    mov ecx, 100
-    div rcx
-    mov rbx, rdx
-    mov rcx, rax
-    call rt_print_u64
-    lea rcx, [rip + dot]
-    call rt_print_cstr
-    mov rcx, rbx
-    mov edx, 2
-    call print_uint_width
-    add rsp, 32
-    pop rbx
-    ret
+    mov rdx, rcx
+    lea rcx, [rip + fmt_hundredths]
+    jmp rt_printf
 
 # print_fixed(xmm0 = f32 value, ecx = decimals 0..6): "-12.345" rounded half away from zero
 print_fixed:

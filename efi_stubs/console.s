@@ -23,7 +23,30 @@ utf8_pending:   .long 0               # continuation bytes still expected
 
 .section .text
 .global rt_print_ucs2, rt_print_utf8, rt_print_cstr, rt_print_u64, rt_capture_begin, rt_capture_end
-.extern rt_con_out
+.global rt_printf
+.extern rt_con_out, fmt_emit
+
+# rt_printf(rcx = format, rdx, r8, r9, then stack arguments as for any call): the formatted
+# text to the console (or the capture buffer), through rt_print_utf8. The directives (%s,
+# %.*s, %u, %d, %x, %h, %%) and their 64-bit arguments are described in format.s.
+# Preserves the callee-saved registers.
+rt_printf:
+    mov [rsp + 16], rdx               # spill the register arguments to their home slots, so
+    mov [rsp + 24], r8                # that all arguments lie in one array
+    mov [rsp + 32], r9
+    sub rsp, 40
+    lea rdx, [rsp + 40 + 16]
+    lea r8, [rip + console_sink]
+    xor r9d, r9d
+    call fmt_emit
+    add rsp, 40
+    ret
+
+# console_sink(rcx = unused context, rdx = bytes, r8 = length): fmt_emit's sink for rt_printf
+console_sink:
+    mov rcx, rdx
+    mov rdx, r8
+    jmp rt_print_utf8
 
 # rt_print_ucs2(rcx = NUL-terminated UCS-2 string): ConOut->OutputString as is.
 rt_print_ucs2:

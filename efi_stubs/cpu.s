@@ -26,6 +26,9 @@ cpu_names:
     .long CPU_FMA
     .asciz " fma"
     .balign 4
+    .long CPU_F16C
+    .asciz " f16c"
+    .balign 4
     .long CPU_AVX512F
     .asciz " avx512f"
     .balign 4
@@ -46,7 +49,7 @@ cpu_detect:
     mov eax, 1
     xor ecx, ecx
     cpuid
-    mov r10d, ecx                     # leaf 1 ecx: FMA(12) OSXSAVE(27) AVX(28)
+    mov r10d, ecx                     # leaf 1 ecx: FMA(12) OSXSAVE(27) AVX(28) F16C(29)
     bt edx, 26                        # SSE2
     jnc .Lleaf7
     or r8d, CPU_SSE2
@@ -83,8 +86,12 @@ cpu_detect:
     jne .Ldone
     or r8d, CPU_AVX
     bt r10d, 12
-    jnc .Lavx2
+    jnc .Lf16c
     or r8d, CPU_FMA
+.Lf16c:
+    bt r10d, 29
+    jnc .Lavx2
+    or r8d, CPU_F16C
 .Lavx2:
     bt r11d, 5
     jnc .Ldone
@@ -95,7 +102,7 @@ cpu_detect:
     pop rbx
     ret
 
-# cpu_print_features(): "cpu: sse2 avx avx2 fma\n" with the features found.
+# cpu_print_features(): "cpu: sse2 avx avx2 fma f16c\n" with the features found.
 cpu_print_features:
     push rbx
     push rsi

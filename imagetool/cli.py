@@ -41,17 +41,17 @@ def parse_spec(spec: str, default_dest: str) -> tuple[Path, str]:
     return path, dest
 
 
-def parse_size(text: str) -> int | None:
+def parse_size(text: str, option: str = "'--size'") -> int | None:
     t = text.strip().lower()
     if t == "auto":
         return None
     m = re.fullmatch(r"(\d+)\s*(m|mb|mib|g|gb|gib)?", t)
     if not m:
         raise click.BadParameter(f"{text!r} is not a size in MiB (e.g. 64, 2G) or 'auto'",
-                                 param_hint="'--size'")
+                                 param_hint=option)
     n = int(m.group(1)) * (1024 if (m.group(2) or "m").startswith("g") else 1)
     if n <= 0:
-        raise click.BadParameter("must be positive", param_hint="'--size'")
+        raise click.BadParameter("must be positive", param_hint=option)
     return n
 
 
@@ -95,13 +95,14 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Build a bootable GPT + FAT image.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="Image file to write (replaced only when the new image is complete).")
 @click.option("--efi", required=True, metavar="FILE[=DEST]",
               help="The UEFI application; goes to /EFI/BOOT/BOOTX64.EFI unless DEST is given.")
 @click.option("--model", "models", multiple=True, metavar="FILE[=DEST]",
-              help="A model file (repeatable); goes to the root unless DEST is given.")
+              help="A model file, .bin or .gguf (repeatable); goes to the root unless DEST is given. "
+                   "Warns when the program cannot run it.")
 @click.option("--tokenizer", metavar="FILE[=DEST]", help="Tokenizer file; goes to the root.")
 @click.option("--cfg", metavar="FILE[=DEST]", help="Config file; goes to /repl.cfg.")
 @click.option("--add", "adds", multiple=True, metavar="SRC[=DEST]",
@@ -130,6 +131,7 @@ def build(output, efi, models, tokenizer, cfg, adds, size, label, disk_guid, par
         specs.append(("--cfg", cfg, "/repl.cfg"))
     specs += [("--add", a, "/") for a in adds]
     items: list[Item] = []
+    warnings: list[str] = []
     for opt, spec, default in specs:
         path, dest = parse_spec(spec, default)
         if opt != "--add" and path.is_dir():
@@ -138,15 +140,20 @@ def build(output, efi, models, tokenizer, cfg, adds, size, label, disk_guid, par
             with open(path, "rb") as f:
                 if f.read(2) != b"MZ":
                     raise ImageError(f"--efi {path}: not an EFI application (no 'MZ' header)")
+        if opt == "--model":
+            from .models import model_warnings
+            warnings += model_warnings(path)
         items.extend(expand(path, dest))
     res = build_image(output, items, size_mib=size_mib, label=label, disk_guid=dguid, partition_guid=pguid)
+    for w in warnings:  # after the build: a build that fails says one line, its error
+        click.echo(f"{PROG}: warning: {w}", err=True)
     if not quiet:
         click.echo(f"{res.path}: {res.size // (1 << 20)} MiB, FAT{res.fat_bits} "
                    f"({res.cluster_bytes}-byte clusters), {res.files} files, "
                    f"{res.free_bytes // 1024} KiB free; disk {res.disk_guid}")
 
 
-@cli.command()
+@cli.command(short_help="List a directory (or show one file) in an image.")
 @click.argument("image")
 @click.argument("path", default="/")
 @click.option("-l", "--long", "long_", is_flag=True, help="Also show the 8.3 short names.")
@@ -165,7 +172,7 @@ def ls(image, path, long_, recursive):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Write a file from an image to standard output.")
 @click.argument("image")
 @click.argument("path")
 def cat(image, path):
@@ -180,7 +187,7 @@ def cat(image, path):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Copy a host file or directory into an image.")
 @click.argument("image")
 @click.argument("src")
 @click.argument("dest", required=False)
@@ -217,7 +224,7 @@ def add(image, src, dest, force):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Remove a file or directory from an image.")
 @click.argument("image")
 @click.argument("path")
 @click.option("-r", "--recursive", is_flag=True, help="Remove a directory and everything in it.")
@@ -231,7 +238,7 @@ def rm(image, path, recursive):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Check GPT and FAT structures (exit 1 on a problem).")
 @click.argument("image")
 def verify(image):
     """Check GPT CRCs and backup, FAT chains and directories; exit status 1 on any problem."""
@@ -250,7 +257,7 @@ def verify(image):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Flash an image to a whole USB disk and read it back.")
 @click.argument("image")
 @click.argument("device")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -297,20 +304,55 @@ def write(ctx, image, device, yes, force_fixed):
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Boot an image in QEMU + OVMF.")
 @click.argument("image")
-@click.option("--cpu", default="max", show_default=True, help="QEMU CPU model (max, qemu64, Haswell, ...).")
-@click.option("--smp", default=1, show_default=True, type=int, help="Number of CPUs.")
-@click.option("--mem", default=512, show_default=True, type=int, help="Guest memory in MiB.")
+@click.option("--accel", default="auto", show_default=True, type=click.Choice(["auto", "kvm", "tcg"]),
+              help="auto: KVM when /dev/kvm opens and QEMU accepts it, else TCG (emulation).")
+@click.option("--cpu", default=None, help="QEMU CPU model (default: host under KVM, max under TCG).")
+@click.option("--smp", default="auto", show_default=True, metavar="N|auto",
+              help="CPUs: auto gives every host CPU under KVM, 2 under TCG.")
+@click.option("--mem", default="auto", show_default=True, metavar="MiB|auto",
+              help="Guest memory (or with a G suffix): auto fits the largest model on the image with "
+                   "the KV cache of its context, and refuses when the host has less free memory.")
 @click.option("--timeout", default=None, type=float, help="Stop QEMU after this many seconds (default: never).")
-def boot(image, cpu, smp, mem, timeout):
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the accelerator and memory lines.")
+def boot(image, accel, cpu, smp, mem, timeout, quiet):
     """Boot an image (or a directory holding EFI/BOOT/BOOTX64.EFI) in QEMU + OVMF.
 
     The console is on this terminal and the keyboard goes to the guest; Ctrl-C stops QEMU.
+    Before starting, one line says the accelerator and CPUs, one the memory (on stderr).
     Exit status 0 when the guest powers off.
     """
+    from . import bootplan as B
     from . import qemu
-    res = qemu.boot(Path(image), cpu=cpu, smp=smp, mem_mib=mem, timeout=timeout, capture=False)
+    target = Path(image)
+    qemu.check_target(target)
+    if timeout is not None and timeout <= 0:
+        raise click.BadParameter(f"must be positive (got {timeout:g})", param_hint="'--timeout'")
+    mem_mib = parse_size(mem, "'--mem'")
+    if mem_mib is not None and mem_mib < 32:
+        raise click.BadParameter(f"at least 32 MiB for OVMF (got {mem_mib})", param_hint="'--mem'")
+    acc = B.choose_accel(accel, qemu.find_qemu(), cpu)
+    n_cpus = B.choose_smp(smp, acc)
+    if mem_mib is None:
+        note = ""
+        try:
+            models, cfg_ctx, problems = B.find_models(target)
+        except ImageError as e:
+            models, cfg_ctx, problems = [], None, []
+            note = f"no models looked for: {e}"
+        for p in problems:
+            click.echo(f"{PROG}: warning: {p}", err=True)
+        plan = B.plan_memory(models, cfg_ctx)
+        plan.note = note
+        B.check_host_memory(plan)
+    else:
+        plan = B.MemoryPlan(mem_mib, mem_mib, given=True)
+    if not quiet:
+        click.echo(f"{PROG}: boot: {acc.describe(n_cpus)}", err=True)
+        click.echo(f"{PROG}: boot: {plan.describe()}", err=True)
+    res = qemu.boot(target, cpu=acc.cpu, smp=n_cpus, mem_mib=plan.mib, accel=acc.name, timeout=timeout,
+                    capture=False)
     if res.timed_out:
         raise ImageError(f"timed out after {timeout:g} s; QEMU was stopped")
     if res.returncode != 0:

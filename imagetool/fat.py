@@ -452,6 +452,14 @@ class _DataWrite:
     dest: str
 
 
+def file_too_large(name, size: int) -> ImageError:
+    """The one line for a file FAT cannot hold (its sizes are 32-bit); a model gets the way out."""
+    hint = ("; use a smaller quantization of the model (Q4_0 or Q5_0 instead of Q8_0 or F16)"
+            if str(name).lower().endswith((".gguf", ".bin")) else "")
+    return ImageError(f"{name}: {size} bytes is larger than FAT's file size limit of {MAX_FILE_SIZE} bytes "
+                      f"(4 GiB - 1){hint}")
+
+
 class FileSource:
     """Where a new file's bytes come from: a host path or bytes in memory."""
 
@@ -866,8 +874,7 @@ class FatVolume:
             raise ImageError("a file needs a name (destination is the root directory)")
         dest = "/" + "/".join(parts)
         if source.size > MAX_FILE_SIZE:
-            raise ImageError(f"{dest}: {source.size} bytes is larger than FAT's file size limit of "
-                             f"{MAX_FILE_SIZE} bytes (4 GiB - 1)")
+            raise file_too_large(source.path or dest, source.size)
         parent = self.mkdir("/".join(parts[:-1])) if len(parts) > 1 else None
         st = self._dir_state(parent, "/" + "/".join(parts[:-1]))
         existing = st.names().get(_key(parts[-1]))

@@ -209,8 +209,7 @@ def plan_size(items: list[Item], size_mib: int | None) -> tuple[int, F.Layout]:
     sizes = [_item_size(it) for it in items if not it.is_dir]
     for it, s in zip([i for i in items if not i.is_dir], sizes):
         if s > F.MAX_FILE_SIZE:
-            raise ImageError(f"{it.src or it.dest}: {s} bytes is larger than FAT's file size limit of "
-                             f"{F.MAX_FILE_SIZE} bytes (4 GiB - 1)")
+            raise F.file_too_large(it.src or it.dest, s)
     slots = _tree_slots(items)
     root_entries = max(512, (slots[""] + 15) // 16 * 16)
 

@@ -1,7 +1,8 @@
 """Boot a disk image (or a directory, as a virtual FAT drive) in QEMU + OVMF.
 
 Used by `imagetool boot` (console on the user's terminal) and by tests (capture the serial
-console, drive the guest with an expect-like script). TCG only: KVM is not assumed.
+console, drive the guest with an expect-like script). TCG unless told `accel="kvm"`: the
+choice (and the CPU count and memory) for `imagetool boot` is made in imagetool.bootplan.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 __all__ = ["QemuError", "BootResult", "find_ovmf", "find_qemu", "boot", "strip_ansi", "qemu_command",
-           "OVMF_CANDIDATES"]
+           "check_target", "OVMF_CANDIDATES"]
 
 QEMU_BINARY = "qemu-system-x86_64"
 
@@ -96,7 +97,8 @@ def find_ovmf(roots: Sequence[Path] | None = None) -> tuple[Path, Path]:
 
 
 def qemu_command(target: Path, code: Path, vars_copy: Path, *, cpu: str = "max", smp: int = 1,
-                 mem_mib: int = 512, extra_args: Iterable[str] = (), qemu: str = QEMU_BINARY) -> list[str]:
+                 mem_mib: int = 512, accel: str = "tcg", extra_args: Iterable[str] = (),
+                 qemu: str = QEMU_BINARY) -> list[str]:
     """The QEMU command line for booting `target` (an image file or a directory)."""
     target = Path(target)
     if target.is_dir():
@@ -109,7 +111,7 @@ def qemu_command(target: Path, code: Path, vars_copy: Path, *, cpu: str = "max",
             raise QemuError(f"{target}: QEMU cannot use an image whose path contains ','")
         drive = f"file={target},format=raw,if=none,id=bootdisk"
     return [
-        qemu, "-machine", "q35", "-accel", "tcg", "-cpu", cpu, "-smp", str(smp), "-m", str(mem_mib),
+        qemu, "-machine", "q35", "-accel", accel, "-cpu", cpu, "-smp", str(smp), "-m", str(mem_mib),
         "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
         "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
         "-drive", drive, "-device", "virtio-blk-pci,drive=bootdisk,bootindex=1",
@@ -118,7 +120,8 @@ def qemu_command(target: Path, code: Path, vars_copy: Path, *, cpu: str = "max",
     ]
 
 
-def _check_args(target: Path, smp: int, mem_mib: int, timeout: float | None) -> None:
+def check_target(target: Path) -> None:
+    """One clear line for a boot target QEMU could not use (before anything is started)."""
     if not target.exists():
         raise QemuError(f"{target}: no such image file or directory")
     if not (target.is_dir() or target.is_file()):
@@ -127,6 +130,12 @@ def _check_args(target: Path, smp: int, mem_mib: int, timeout: float | None) -> 
         raise QemuError(f"{target}: the directory is empty (expected EFI/BOOT/BOOTX64.EFI)")
     if "," in str(target.resolve()):
         raise QemuError(f"{target}: QEMU's -drive option cannot take a path containing ','; rename it")
+
+
+def _check_args(target: Path, smp: int, mem_mib: int, timeout: float | None, accel: str = "tcg") -> None:
+    if accel not in ("tcg", "kvm"):
+        raise QemuError(f"accel must be tcg or kvm (got {accel!r})")
+    check_target(target)
     if smp < 1:
         raise QemuError(f"--smp must be at least 1 (got {smp})")
     if mem_mib < 32:
@@ -147,7 +156,8 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def boot(target: Path, *, cpu: str = "max", smp: int = 1, mem_mib: int = 512, timeout: float | None = 300.0,
+def boot(target: Path, *, cpu: str = "max", smp: int = 1, mem_mib: int = 512, accel: str = "tcg",
+         timeout: float | None = 300.0,
          interact: Sequence[tuple[str, bytes]] = (), capture: bool = True,
          extra_args: Sequence[str] = ()) -> BootResult:
     """Boot `target` in QEMU + OVMF and wait until QEMU exits or `timeout` seconds pass.
@@ -157,13 +167,13 @@ def boot(target: Path, *, cpu: str = "max", smp: int = 1, mem_mib: int = 512, ti
     console on this terminal (stdin goes to the guest) instead of capturing it.
     """
     target = Path(target)
-    _check_args(target, smp, mem_mib, timeout)
+    _check_args(target, smp, mem_mib, timeout, accel)
     qemu = find_qemu()
     code, vars_template = find_ovmf()
     with tempfile.TemporaryDirectory(prefix="imagetool-boot-") as tmp:
         vars_copy = Path(tmp) / vars_template.name
         shutil.copyfile(vars_template, vars_copy)
-        cmd = qemu_command(target, code, vars_copy, cpu=cpu, smp=smp, mem_mib=mem_mib,
+        cmd = qemu_command(target, code, vars_copy, cpu=cpu, smp=smp, mem_mib=mem_mib, accel=accel,
                            extra_args=extra_args, qemu=qemu)
         if capture:
             return _run_captured(cmd, timeout, interact)

@@ -2,7 +2,7 @@
 # body can use them as aligned xmmword operands and an AVX2 body as ymmword operands.
 # Values are written as IEEE-754 bit patterns (no decimal parsing in either assembler).
 .section .rdata
-.balign 32, 0
+.balign 32, 0                   # zeros (the default fill is nops, and the two assemblers pick different ones)
 .global kc_one, kc_sign, kexp_lo, kexp_hi, kexp_log2e, kexp_ln2_hi, kexp_ln2_lo
 .global kexp_bias, kexp_p0, kexp_p1, kexp_p2, kexp_p3, kexp_p4, kexp_p5
 kc_one:   # 1.0

@@ -12,7 +12,12 @@ is set against a bandwidth measured in the same run, by the same kind of code:
    read: every weight comes from DRAM, as in a real forward pass whose weights exceed the
    LLC. `gbs` = weight bytes / time, `bw_ratio` = gbs / bandwidth. numpy's matvec (its BLAS
    on one thread) runs the same rotation, for comparison.
-3. matvec `mode=hot` (one matrix, reused: cache-resident) and the other kernels at model
+3. ggml weight types (kernels_asm/ggml_*.s), `kernel=matvec_<type>`, streamed as in 2: the
+   pool refilled with valid blocks of the type (random quants, f16 scales of ordinary size),
+   the vector quantized once to the type's activation format; `gbs` = weight bytes / time
+   (a Q4_0 row reads 18 bytes per 32 weights), `bw_ratio` = gbs / bandwidth. Shapes
+   GGML_SHAPES (d x n), every runnable type.
+4. matvec `mode=hot` (one matrix, reused: cache-resident) and the other kernels at model
    shapes, always in cache: `gbs` = bytes the kernel reads and writes / time. Their
    bw_ratio can exceed 1; they are not bandwidth-bound, they say how far from it they are.
 
@@ -44,6 +49,8 @@ TARGET_SHAPES = [(2048, 768), (768, 2048), (32000, 768)]
 TARGETS = {"avx2": 0.90, "sse2": 0.60}
 HOT_SHAPES = [(288, 288), (768, 768)]
 QUICK_SHAPES = [(288, 288), (768, 768), (2048, 768), (768, 2048), (5632, 768)]
+GGML_SHAPES = [(2048, 2048), (5632, 2048)]
+QUICK_GGML_SHAPES = [(2048, 2048)]
 
 
 class BenchError(Exception):
@@ -90,13 +97,19 @@ class Result:
                 f"bw_ratio={self.bw_ratio:.3f}")
 
 
+# The clock of every timing: wall-clock by default; `cpu_time=True` takes this thread's CPU
+# time instead (the kernels run in this thread), which a busy shared host's time-slicing
+# does not inflate (memory bandwidth is still shared).
+_clock: Callable[[], float] = time.perf_counter
+
+
 def _best_time(run: Callable[[], object], calls: int, repeats: int) -> float:
     """Seconds per call: the best of `repeats` timed runs of `calls` calls."""
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = _clock()
         run()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, _clock() - t0)
     return best / calls
 
 
@@ -179,10 +192,10 @@ class KernelBench:
              for i in range(count)]
         x = self.scratch[:n].copy()
         out = np.zeros(d, np.float32)
-        probe_t0 = time.perf_counter()
+        probe_t0 = _clock()
         for i in range(4):
             np.matmul(W[i % count], x, out=out)
-        per = (time.perf_counter() - probe_t0) / 4
+        per = (_clock() - probe_t0) / 4
         calls = max(4, min(100_000, int(self.seconds / max(per, 1e-9))))
 
         def run():
@@ -192,6 +205,59 @@ class KernelBench:
         run()
         sec = _best_time(run, calls, self.repeats)
         return Result("matvec", "numpy", f"{d}x{n}", "streamed", mat, sec, self.bw)
+
+    def fill_pool_ggml(self, type_name: str) -> None:
+        """The pool as blocks of a ggml type: a random 1 MiB pattern of valid blocks (f16
+        scales of ordinary size, so no inf/NaN/subnormal arithmetic), repeated."""
+        from peasm import ggml
+
+        if getattr(self, "_pool_type", None) == type_name:
+            return
+        t = ggml.BY_NAME[type_name]
+        rng = np.random.default_rng(t.id)
+        if t.block_size == 1:
+            w = rng.standard_normal((1 << 20) // t.block_bytes).astype(np.float32)
+            pattern = (w.astype(np.float16).view(np.uint8) if type_name == "F16" else
+                       (w.view(np.uint32) >> 16).astype(np.uint16).view(np.uint8)
+                       if type_name == "BF16" else w.view(np.uint8))
+        else:
+            blocks = rng.integers(0, 256, ((1 << 20) // t.block_bytes, t.block_bytes), dtype=np.uint8)
+            scales = (rng.uniform(0.001, 0.02, (blocks.shape[0], 2)) *
+                      rng.choice([-1, 1], (blocks.shape[0], 2))).astype(np.float16)
+            scales[:, 0] = np.abs(scales[:, 0])
+            blocks[:, 0:4 if type_name in ("Q4_1", "Q5_1") else 2] = \
+                scales.view(np.uint8)[:, 0:4 if type_name in ("Q4_1", "Q5_1") else 2]
+            if type_name == "Q8_0":
+                blocks[:, 2:] = np.clip(blocks[:, 2:].view(np.int8), -127, 127).view(np.uint8)
+            pattern = blocks.reshape(-1)
+        pool = self.pool.view(np.uint8)[self.base - self.pool.ctypes.data:]
+        pool = pool[:self.pool_bytes]
+        for i in range(0, pool.size, pattern.size):
+            chunk = pool[i:i + pattern.size]
+            chunk[:] = pattern[:chunk.size]
+        self._pool_type = type_name
+
+    def matvec_ggml(self, path: str, type_name: str, d: int, n: int) -> Result:
+        """matvec_<type>_<path> streamed over the pool (see the module docstring, 3.)."""
+        from peasm import ggml
+
+        t = ggml.BY_NAME[type_name]
+        self.fill_pool_ggml(type_name)
+        mat = d * n // t.block_size * t.block_bytes
+        count = max(1, self.pool_bytes // mat)
+        mats = [self.base + (i % count) * mat for i in range(count)]
+        x = self.scratch[:n]
+        x[:] = np.random.default_rng(2).standard_normal(n, dtype=np.float32)
+        xq = self.scratch[100_000:100_000 + n + 64]        # room for any activation format
+        if t.vec_dot_type == "F32":
+            xq[:n] = x
+        else:
+            quantize = self.addr(f"quantize_row_{t.vec_dot_type.lower()}_{path}")
+            self.native.call(quantize, xq.ctypes.data, x.ctypes.data, n)
+        out = self.scratch[200_000:200_000 + d]
+        body_name = ggml.body_symbol(t, "matvec", path)
+        sec = self.timed(body_name, lambda i: (out.ctypes.data, mats[i % len(mats)], xq.ctypes.data, n, d), mat)
+        return Result(f"matvec_{type_name.lower()}", path, f"{d}x{n}", "streamed", mat, sec, self.bw)
 
     def small_kernels(self, path: str) -> None:
         s = self.scratch
@@ -240,9 +306,13 @@ class KernelBench:
 
 def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = None,
                       seconds: float = 0.3, repeats: int = 3, quick: bool = False,
+                      cpu_time: bool = False,
                       only: list[str] | None = None, out: Callable[[str], None] = print) -> list[Result]:
     """Run the benchmark, printing one line per measurement (see the module docstring)."""
+    global _clock
     from peasm.runners import native
+
+    _clock = time.thread_time if cpu_time else time.perf_counter
 
     avx2_ok = native.host_has_avx2_fma()
     if paths is None:
@@ -252,10 +322,11 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
     if quick:
         pool_mib, seconds, repeats = pool_mib or 48, min(seconds, 0.02), 1
     bench = KernelBench(pool_mib=pool_mib, seconds=seconds, repeats=repeats, out=out)
-    want = set(only or ["matvec", "numpy", "others"])
+    want = set(only or ["matvec", "numpy", "others", "ggml", "kquant"])
     out(f"# host: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}; "
         f"llc={bench.llc >> 20} MiB; pool={bench.pool_bytes >> 20} MiB; "
-        f"numpy BLAS threads={os.environ.get('OPENBLAS_NUM_THREADS')}")
+        f"numpy BLAS threads={os.environ.get('OPENBLAS_NUM_THREADS')}; "
+        f"clock={'this thread CPU time' if cpu_time else 'wall'}")
     bench.bw = bench.bandwidth(paths, "start")
     shapes = QUICK_SHAPES if quick else MATVEC_SHAPES
     too_big = [(d, n) for d, n in shapes if 4 * d * n > bench.pool_bytes]
@@ -274,6 +345,21 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
     if "others" in want:
         for path in paths:
             bench.small_kernels(path)
+    if "ggml" in want:                     # last: it refills the pool with blocks
+        from peasm import ggml
+
+        ggml_shapes = [s for s in (QUICK_GGML_SHAPES if quick else GGML_SHAPES)
+                       if 4 * s[0] * s[1] <= bench.pool_bytes]
+        for t in ggml.TYPES:
+            if not ggml.runnable(t) or t.block_size == 256:   # K-quants: the kquant part
+                continue
+            for path in paths:
+                for d, n in ggml_shapes:
+                    bench.emit(bench.matvec_ggml(path, t.name, d, n))
+    if "kquant" in want:
+        from peasm import bench_kquant
+
+        bench_kquant.run(bench, paths, quick=quick, out=out)
     end_bw = bench.bandwidth(paths, "end")
     out(f"# bandwidth: {bench.bw / 1e9:.2f} GB/s at the start (the reference of every bw_ratio), "
         f"{end_bw / 1e9:.2f} GB/s at the end; best of {repeats} runs of stream_read over the pool")

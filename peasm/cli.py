@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from peasm import __version__
+from peasm.backends import names as backend_names
 from peasm.errors import PeasmError
 
 
@@ -35,12 +36,13 @@ def main() -> None:
     """
 
 
-@main.command("asm")
+@main.command("asm", short_help="Assemble one .s file to a flat binary.")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Flat binary to write.")
 @click.option("--base", default="0", show_default=True, help="Load address the code is assembled for.")
-@click.option("--backend", default="keystone", show_default=True, help="Assembler backend.")
+@click.option("--backend", default="keystone", show_default=True, type=click.Choice(backend_names()),
+              help="Assembler backend (plugins: entry-point group peasm.backends).")
 @click.option("-I", "--include-dir", "include_dirs", multiple=True,
               type=click.Path(file_okay=False, path_type=Path), help="Extra include directory.")
 def asm_cmd(source: Path, output: Path, base: str, backend: str, include_dirs: tuple[Path, ...]) -> None:
@@ -55,13 +57,14 @@ def asm_cmd(source: Path, output: Path, base: str, backend: str, include_dirs: t
     click.echo(f"{output}: {len(data)} bytes, {len(symbols)} global symbols")
 
 
-@main.command("link")
+@main.command("link", short_help="Link a program (default: the chat) into a PE32+ EFI image.")
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="PE32+ EFI application to write (e.g. BOOTX64.EFI).")
 @click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a map: symbol -> RVA, size, source line; and the relocations.")
-@click.option("--backend", default="keystone", show_default=True, help="Assembler backend.")
+@click.option("--backend", default="keystone", show_default=True, type=click.Choice(backend_names()),
+              help="Assembler backend (plugins: entry-point group peasm.backends).")
 @click.option("--check", is_flag=True,
               help="Also assemble with binutils (as + ld) and refuse to write if the two disagree "
                    "(catches operands keystone silently mis-encodes; needs binutils).")
@@ -92,7 +95,7 @@ def link_cmd(manifest: Path | None, output: Path, map_file: Path | None, backend
                f"entry {m.entry} at rva 0x{image.entry_rva:x}")
 
 
-@main.command("inspect")
+@main.command("inspect", short_help="Show an EFI image's header, sections, relocations, symbols.")
 @click.argument("efi", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Map file for symbols (default: EFI with .map beside it, if present).")
@@ -126,7 +129,7 @@ def inspect_cmd(efi: Path, map_file: Path | None) -> None:
             click.echo(f"  {rva} {size:>8} {section:<7} {name}  {source}{' global' if flags else ''}")
 
 
-@main.command("run")
+@main.command("run", short_help="Run an EFI image here, on peasm's firmware model.")
 @click.argument("efi", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--volume", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Host directory that plays the boot volume (models, tokenizer, repl.cfg).")
@@ -138,11 +141,14 @@ def inspect_cmd(efi: Path, map_file: Path | None) -> None:
 @click.option("--mem", "mem_mib", default=1024, show_default=True, type=click.IntRange(16, 1 << 20),
               help="Memory the firmware model offers, in MiB.")
 @click.option("--timeout", "timeout_s", default=0.0, type=click.FloatRange(0), help="Seconds before giving up (0: none).")
+@click.option("--keyboard", type=click.Choice(["serial", "local"]), default="serial", show_default=True,
+              help="serial: one key per byte (CR and LF apart, UTF-8 byte by byte), as OVMF's serial "
+                   "console; local: a PC keyboard (Enter is one key, characters whole).")
 @click.option("--cpus", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Processors the firmware's MP services report: the program's worker cores "
                    "(host threads natively, cores taking turns under unicorn).")
 def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib: int, timeout_s: float,
-            cpus: int) -> None:
+            keyboard: str, cpus: int) -> None:
     """Run EFI on this machine against peasm's firmware model (no QEMU, no reboot).
 
     Exit status: 0 when the program powers off (or returns) successfully or the --input
@@ -158,7 +164,7 @@ def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib:
     try:
         with raw_terminal(stdin):
             result = run(efi, volume, cpu=cpu, input_bytes=data, stdin=stdin, out=sys.stdout.buffer,
-                         mem_mib=mem_mib, timeout_s=timeout_s, cpus=cpus)
+                         mem_mib=mem_mib, timeout_s=timeout_s, keyboard=keyboard, cpus=cpus)
     except PeasmError as e:
         _fail(e)
     if result.status != 0 or result.reason not in ("powered off", "returned 0x0"):
@@ -167,15 +173,15 @@ def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib:
 
 
 # ---- bench: `peasm bench kernels` (the kernels' benchmark; the code is peasm/bench.py) ------
-@main.group("bench")
+@main.group("bench", short_help="Measure performance natively (ratios to bandwidth).")
 def bench_group() -> None:
     """Measure performance natively, as ratios to this host's measured bandwidth."""
 
 
-@bench_group.command("kernels")
+@bench_group.command("kernels", short_help="Every kernel against stream_read bandwidth.")
 @click.option("--path", "paths", multiple=True, type=click.Choice(["avx2", "sse2"]),
               help="Kernel bodies to measure (default: both, or sse2 without AVX2+FMA).")
-@click.option("--only", multiple=True, type=click.Choice(["matvec", "numpy", "others"]),
+@click.option("--only", multiple=True, type=click.Choice(["matvec", "numpy", "others", "ggml", "kquant"]),
               help="Parts to run (default: all).")
 @click.option("--pool-mib", type=int, default=None,
               help="Weight pool streamed through (default: max(256, 8 x LLC) MiB).")
@@ -183,13 +189,15 @@ def bench_group() -> None:
               help="Minimum duration of one timed run.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs; the best counts.")
 @click.option("--quick", is_flag=True, help="Small pool and few shapes: a smoke test, not a measurement.")
-def bench_kernels_cmd(paths, only, pool_mib, seconds, repeats, quick) -> None:
+@click.option("--cpu-time", is_flag=True,
+              help="Time with this thread's CPU time, not the wall clock (a busy shared host).")
+def bench_kernels_cmd(paths, only, pool_mib, seconds, repeats, quick, cpu_time) -> None:
     """Bandwidth, then every kernel/path/shape: one `kernel= path= shape= gbs= bw_ratio=` line each."""
     from peasm.bench import BenchError, run_kernels_bench
 
     try:
         run_kernels_bench(list(paths) or None, pool_mib=pool_mib, seconds=seconds, repeats=repeats,
-                          quick=quick, only=list(only) or None, out=click.echo)
+                          quick=quick, cpu_time=cpu_time, only=list(only) or None, out=click.echo)
     except BenchError as e:
         _fail(e)
 # ---- end bench --------------------------------------------------------------------------------

@@ -9,10 +9,25 @@ output.weight that is tied to token_embd) has DATA = 0.
 """
 from __future__ import annotations
 
-from .uefi import Field, Struct
+from .uefi import SCALARS, Field, Struct
 
 
-def _s(name: str, *fields: str | tuple) -> Struct:
+class AppStruct(Struct):
+    """A Struct whose fields may name the other structs declared here."""
+
+    def layout(self) -> tuple[dict[str, int], int, int]:
+        offsets, off, align = {}, 0, 1
+        for f in self.fields:
+            size, falign = type_size(f.type)
+            off = (off + falign - 1) // falign * falign
+            offsets[f.name] = off
+            off += size * f.count
+            align = max(align, falign)
+        size = (off + align - 1) // align * align
+        return offsets, size, align
+
+
+def _s(name: str, *fields: str | tuple) -> AppStruct:
     out = []
     for f in fields:
         if isinstance(f, tuple):
@@ -20,7 +35,7 @@ def _s(name: str, *fields: str | tuple) -> Struct:
         else:
             n, t = f.split(":")
             out.append(Field(n, t))
-    return Struct(name, tuple(out))
+    return AppStruct(name, tuple(out))
 
 
 TENSOR = _s("TENSOR",
@@ -33,7 +48,143 @@ TENSOR = _s("TENSOR",
             "N_DIMS:u32",        # 1..4
             ("NE", "u64", 4))    # GGUF dims, ne[0] fastest; unused dims are 1
 
-STRUCTS: dict[str, Struct] = {s.name: s for s in (TENSOR,)}
+# A GGUF file opened by app_asm/gguf.s (the contract is atop that file). Offsets are byte
+# offsets from the start of the file; ERR_* describe the last error (see GGUF_E_* below).
+GGUF = _s("GGUF",
+          "FILE:ptr",          # the file image given to gguf_open
+          "FILE_SIZE:u64",     # its size in bytes
+          "TENSOR_COUNT:u64",  # from the header
+          "KV_COUNT:u64",      # from the header
+          "KV_START:u64",      # offset of the first key/value pair (24)
+          "INFOS_START:u64",   # offset of the first tensor info
+          "DATA_START:u64",    # offset of the data section: INFOS end rounded up to ALIGNMENT
+          "DATA_BYTES:u64",    # FILE_SIZE - DATA_START, or 0 when the data section is empty
+          "N_ELEMENTS:u64",    # sum over tensors of ne0*ne1*ne2*ne3 (the parameter count)
+          "ERR_INDEX:u64",     # the metadata key or tensor index of the error
+          "ERR_VALUE:u64",     # the offending number (a length, count, dim, offset, type...)
+          "ERR_AUX:u64",       # a second number (a file offset, a limit, a dim index...)
+          "ERR_NAME:ptr",      # the key or tensor name of the error (not NUL-terminated), or 0
+          "ERR_NAME_LEN:u64",
+          "VERSION:u32",
+          "ALIGNMENT:u32",     # general.alignment, default 32
+          "FLAGS:u32",         # GGUF_F_OPEN once gguf_open succeeded
+          "ERROR:u32",         # GGUF_E_* of the last call
+          "ERR_PART:u32",      # GGUF_PART_*: what ran past the end of the file
+          "ERR_TYPE:u32",      # a GGUF value type or a ggml type id
+          "ERR_WANT:u32")      # the type a getter wanted (GGUF_TYPE_*)
+
+# What a string or array getter hands back (gguf_get_str, gguf_get_array, tensor names).
+GGUF_VALUE = _s("GGUF_VALUE",
+                "DATA:ptr",        # the string's bytes / the first array element
+                "COUNT:u64",       # the string's length / the array's element count
+                "TYPE:u32")        # GGUF_TYPE_STRING / the array's element type
+
+
+# GGUF value types, numbered as the GGUF format document numbers them.
+GGUF_TYPES = ("UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL",
+              "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64")
+# gguf.s's status codes, in this order from 0 (GGUF_OK); app_asm/gguf.s says when each is given.
+GGUF_ERRORS = ("OK", "MAGIC", "VERSION", "TRUNCATED", "COUNT", "VALUE_TYPE", "NESTING",
+               "ALIGNMENT", "ALIGNMENT_TYPE", "NAME_LEN", "N_DIMS", "DIM", "ROWS",
+               "TENSOR_TYPE", "BLOCK", "OFFSET_ALIGN", "DATA_RANGE", "OVERLAP", "NO_KEY",
+               "DUP_KEY", "KEY_TYPE", "NEGATIVE", "NO_TENSOR", "DUP_TENSOR", "UNSUPPORTED",
+               "INDEX", "NOT_OPEN")
+# GGUF_ERR_PART of a TRUNCATED error (and of COUNT: KEY or TENSOR_NAME_LEN): what ran past.
+GGUF_PARTS = ("HEADER", "KEY_LEN", "KEY", "TYPE", "VALUE", "STRING_LEN", "STRING",
+              "ARRAY_HEAD", "ARRAY", "TENSOR_NAME_LEN", "TENSOR_NAME", "N_DIMS", "DIMS",
+              "TYPE_OFFSET")
+CONSTANTS: dict[str, int] = {
+    **{f"GGUF_TYPE_{n}": i for i, n in enumerate(GGUF_TYPES)},
+    "GGUF_TYPE_COUNT": len(GGUF_TYPES),
+    "GGUF_TYPE_ANY": 0xFFFF_FFFF,        # gguf_get_array: any element type
+    **{("GGUF_OK" if n == "OK" else f"GGUF_E_{n}"): i for i, n in enumerate(GGUF_ERRORS)},
+    "GGUF_N_CODES": len(GGUF_ERRORS),
+    **{f"GGUF_PART_{n}": i for i, n in enumerate(GGUF_PARTS)},
+    "GGUF_MAGIC": 0x46554747,            # "GGUF" as a little-endian u32
+    "GGUF_HEADER_BYTES": 24,             # magic, version, tensor_count, kv_count
+    "GGUF_MIN_KV_BYTES": 13,             # key length 8 + type 4 + a 1-byte value
+    "GGUF_MIN_INFO_BYTES": 32,           # name length 8 + n_dims 4 + one dim 8 + type 4 + offset 8
+    "GGUF_DEFAULT_ALIGNMENT": 32,
+    "GGUF_MAX_DEPTH": 4,                 # arrays nest at most this deep (an array of arrays is 2)
+    "GGUF_MAX_NAME": 63,                 # ggml's GGML_MAX_NAME (64) minus its NUL
+    "GGUF_MAX_DIMS": 4,                  # ggml's GGML_MAX_DIMS
+    "GGUF_MAX_DIM": 0xFFFF_FFFF,         # every ne and ne1*ne2*ne3 fit TENSOR's u32 N and ROWS
+    "GGUF_F_OPEN": 1,
+}
+# One transformer layer's weights (llama / qwen2 names as GGUF's blk.N.*). The llama2.c
+# loader fills the same table from its flat arrays (all F32). Biases are qwen2's (1-D F32).
+LAYER = _s("LAYER", *(f"{name}:TENSOR" for name in (
+    "ATTN_NORM", "ATTN_Q", "ATTN_K", "ATTN_V", "ATTN_OUTPUT",
+    "FFN_NORM", "FFN_GATE", "FFN_UP", "FFN_DOWN",
+    "ATTN_Q_BIAS", "ATTN_K_BIAS", "ATTN_V_BIAS")))
+
+# The format-agnostic model: config, weights (descriptors), run state pointers. dwords
+# unless noted. The first seven fields are llama2.c's header in its order (the .bin
+# loader's error field index is the field's index here).
+MODEL = _s("MODEL",
+           "DIM:u32", "HIDDEN_DIM:u32", "N_LAYERS:u32", "N_HEADS:u32", "N_KV_HEADS:u32",
+           "VOCAB_SIZE:u32",       # positive once checked
+           "SEQ_LEN:u32",          # the model's trained context
+           "SHARED_CLASSIFIER:u32",  # 1: OUTPUT is TOK_EMBD
+           "HEAD_SIZE:u32",        # dim / n_heads
+           "KV_DIM:u32",           # n_kv_heads * head_size
+           "KV_MUL:u32",           # n_heads / n_kv_heads
+           "FLAGS:u32",            # MODEL_F_* done so far
+           "FILE_SIZE:u64",        # the size given to the loader
+           "EXPECTED_SIZE:u64",    # .bin: 28 + 4 * floats the header implies
+           "N_PARAMS:u64",         # parameters used by inference (shared classifier once)
+           "ERROR:u32",            # MODEL_E_* of the last call
+           "ERR_FIELD:u32",        # header field index of a NONPOSITIVE/TOO_BIG error
+           "ERR_VALUE:u32",        # its int32 value
+           "CTX_LEN:u32",          # context length of the run state (0 before init)
+           # .bin tensor byte offsets in the file, in file order (wcls = token_embedding if shared)
+           *(f"OFF_{t}:u64" for t in ("TOKEN_EMBEDDING", "RMS_ATT", "WQ", "WK", "WV", "WO",
+                                      "RMS_FFN", "W1", "W2", "W3", "RMS_FINAL", "WCLS")),
+           "FORMAT:u32",           # MODEL_FORMAT_LLAMA2C or MODEL_FORMAT_GGUF
+           "ARCH:u32",             # MODEL_ARCH_LLAMA or MODEL_ARCH_QWEN2
+           "ROPE_DIMS:u32",        # elements of each head that RoPE rotates (even, <= head_size)
+           "ROPE_STYLE:u32",       # MODEL_ROPE_PAIRS (llama: (2i, 2i+1)) or MODEL_ROPE_NEOX (i, i+d/2)
+           "ROPE_FORMULA:u32",     # MODEL_ROPE_LLAMA2C (pow per pair) or MODEL_ROPE_GGML (iterated scale)
+           "ROPE_THETA:u32",       # f32 bits: the base (10000 for llama2.c)
+           "ROPE_SCALE:u32",       # f32 bits: theta^(-2/rope_dims), ggml's theta_scale
+           "RMS_EPS:u32",          # f32 bits
+           "BOS_ID:u32", "EOS_ID:u32",   # 0xFFFFFFFF: none
+           "XQ_FMT:u32",           # ggml type of what S_XQ holds now (GGML_TYPE_COUNT: nothing)
+           "ERR_GOT:u64",          # GGUF errors: the value found (a key's value, a type id, ne0)
+           "ERR_WANT:u64",         #   what was wanted (a limit, ne0), and
+           "ERR_GOT2:u64", "ERR_WANT2:u64",   # ne1 found / wanted (shape errors)
+           ("ERR_NAME", "u8", 64),  # the key or tensor named by the error (NUL-terminated)
+           "TOK_EMBD:TENSOR", "OUTPUT_NORM:TENSOR", "OUTPUT:TENSOR",
+           "ROPE_FREQS:TENSOR",    # llama 3.x frequency factors (F32, rope_dims/2), or DATA 0
+           "LAYERS:ptr",           # N_LAYERS LAYER rows (caller memory, model_layers_bytes)
+           # run state (each buffer 64-byte aligned), set by model_init_state
+           "S_X:ptr",              # f32[dim]   residual stream
+           "S_XB:ptr",             # f32[dim]   normed input / attention output
+           "S_XB2:ptr",            # f32[dim]   wo output
+           "S_HB:ptr",             # f32[hidden] gate, then silu(gate) * up
+           "S_HB2:ptr",            # f32[hidden] up
+           "S_Q:ptr",              # f32[dim]   query
+           "S_ATT:ptr",            # f32[n_heads * ctx_len] attention scores
+           "S_LOGITS:ptr",         # f32[vocab]
+           "S_KEY_CACHE:ptr",      # f32[layers * ctx_len * kv_dim]
+           "S_VALUE_CACHE:ptr",    # f32[layers * ctx_len * kv_dim]
+           "S_ROPE:ptr",           # f32[2 * head_size] RoPE table of the current position
+           "S_XQ:ptr",             # bytes[4 * max(dim, hidden)]: the input in a vec_dot_type
+           "XQ_SRC:ptr",           # the f32 vector S_XQ was made from (with XQ_FMT)
+           "KV_LAYER_BYTES:u64",   # ctx_len * kv_dim * 4, one layer of one cache
+           "STATE_TOTAL:u64",      # model_state_bytes of the current run state
+           ("ATT_BLOCK", "u8", 64))  # k_attention's parameter block (ATT_SIZE bytes)
+
+
+STRUCTS: dict[str, AppStruct] = {s.name: s for s in (TENSOR, LAYER, MODEL, GGUF, GGUF_VALUE)}
+MODEL_N_STATE = 12          # S_X .. S_XQ, in that order
+
+
+def type_size(t: str) -> tuple[int, int]:
+    if t in SCALARS:
+        return SCALARS[t]
+    _, size, align = STRUCTS[t].layout()
+    return size, align
 
 
 def render_include() -> str:
@@ -45,4 +196,7 @@ def render_include() -> str:
             lines.append(f".equ {s.name}_{name}, {off}")
         lines.append(f".equ {s.name}_SIZE, {size}")
         lines.append("")
+    lines.append(f".equ MODEL_N_STATE, {MODEL_N_STATE}")
+    for name, value in CONSTANTS.items():
+        lines.append(f".equ {name}, {value}")
     return "\n".join(lines) + "\n"

@@ -172,7 +172,11 @@ CONSTANTS: dict[str, int] = {
     "EFI_FILE_READ_ONLY": 1, "EFI_FILE_DIRECTORY": 0x10, "EFI_FILE_ARCHIVE": 0x20,
     # EFI_INPUT_KEY scan codes
     "SCAN_NULL": 0, "SCAN_UP": 1, "SCAN_DOWN": 2, "SCAN_RIGHT": 3, "SCAN_LEFT": 4,
-    "SCAN_HOME": 5, "SCAN_END": 6, "SCAN_DELETE": 8, "SCAN_ESC": 0x17,
+    "SCAN_HOME": 5, "SCAN_END": 6, "SCAN_INSERT": 7, "SCAN_DELETE": 8, "SCAN_PAGE_UP": 9,
+    "SCAN_PAGE_DOWN": 0x0A, "SCAN_F1": 0x0B, "SCAN_F12": 0x16, "SCAN_ESC": 0x17,
+    # EFI_INPUT_KEY UnicodeChar control characters
+    "CHAR_NULL": 0, "CHAR_BACKSPACE": 8, "CHAR_TAB": 9, "CHAR_LINEFEED": 0x0A,
+    "CHAR_CARRIAGE_RETURN": 0x0D,
     "EFI_PAGE_SIZE": 4096,
     # EFI_TPL (CreateEvent's NotifyTpl); an event Type of 0 has no notification (UEFI 2.10, 7.1)
     "TPL_APPLICATION": 4, "TPL_CALLBACK": 8, "TPL_NOTIFY": 16,

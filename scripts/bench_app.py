@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark: the chat program's decode speed against the weight-bandwidth limit, natively.
 
-    .venv/bin/python scripts/bench_app.py [--workdir DIR] [--efi BOOTX64.EFI] [--models stories15M,stories110M]
+    .venv/bin/python scripts/bench_app.py [--workdir DIR] [--efi BOOTX64.EFI] [--models stories15M,stories110M,...]
                                           [--tokens 128] [--repeat 1] [--threads 1,2]
+
+Models: llama2.c shapes (stories15M, stories110M: random f32 .bin), the real SmolLM2 GGUF
+(`smollm2`: ../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf), and TinyLlama-1.1B-shaped
+GGUFs written here with gguf-py in any ggml type (`tinyllama-Q8_0`, `tinyllama-Q4_0`,
+`tinyllama-Q4_K`, ...: random blocks with finite scales, tests/reference/gguf_random.py).
 
 For each model shape (random weights from tests/reference, the real 32000-piece
 tokenizer.bin from ../shared/models or $LLM_UEFI_MODELS), runs BOOTX64.EFI in the native
@@ -21,7 +26,8 @@ services report, APs being host threads; the program's default threads=0 uses th
 speedup = decode_tok_s / decode_tok_s with one thread, in the same run (the ratio to the
 single-core limit can pass 1 with several cores: each core has its own path to memory).
 
-weights_mb is what one decode step must read of the weights: every matrix once -- per layer
+weights_mb is what one decode step must read of the weights: every matrix once, in its file
+form (GGUF: the quantized bytes) -- per layer
 wq, wk, wv, wo, w1, w2, w3, plus the classifier (V x D; with a shared classifier that is the
 embedding table, counted once; the one embedding row a step looks up is not counted) -- as
 float32. The RMS-norm vectors (a few KB) and the KV cache (which attention reads and which
@@ -44,6 +50,7 @@ import re  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,10 +69,62 @@ def weight_bytes_per_token(cfg) -> int:
     return 4 * (cfg.n_layers * per_layer + cfg.vocab_size * d)
 
 
+@dataclass
+class GgufBench:
+    """A GGUF model for the bench: its file, what one step reads, its size."""
+    path: Path
+    step_bytes: int
+
+    def file_size(self) -> int:
+        return self.path.stat().st_size
+
+
+def gguf_step_bytes(path: Path) -> int:
+    """Bytes of every matrix one decode step reads: all 2-D tensors but token_embd, plus the
+    classifier (token_embd again when output.weight is absent: tied)."""
+    from gguf import GGUFReader
+    r = GGUFReader(str(path))
+    sizes = {t.name: int(t.n_bytes) for t in r.tensors if len(t.shape) > 1 and t.shape[1] > 1}
+    total = sum(n for name, n in sizes.items() if name != "token_embd.weight")
+    if "output.weight" not in sizes:
+        total += sizes["token_embd.weight"]
+    return total
+
+
+def prepare_gguf_volume(work: Path, name: str, tokens: int) -> tuple[Path, GgufBench]:
+    """work/NAME/: model.gguf (the real SmolLM2, or a random TinyLlama-shaped file in the
+    named type, reused when already there), repl.cfg, autorun.txt."""
+    vol = work / name
+    vol.mkdir(parents=True, exist_ok=True)
+    model = vol / "model.gguf"
+    if name == "smollm2":
+        src = MODELS_DIR / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if not src.is_file():
+            raise SystemExit(f"bench_app: {src} not found (set LLM_UEFI_MODELS)")
+        if not model.is_file() or model.stat().st_size != src.stat().st_size:
+            model.write_bytes(src.read_bytes())
+    else:
+        from tests.reference.gguf_random import SHAPES, write_llama_gguf
+        shape, _, type_name = name.partition("-")
+        stamp = vol / "seed"
+        if not (model.is_file() and stamp.is_file() and stamp.read_text() == f"{SEED} {type_name}"):
+            print(f"# writing a random {shape}-shaped {type_name} GGUF to {model} ...", flush=True)
+            write_llama_gguf(model, SHAPES[shape], type_name, seed=SEED,
+                             vocab_from=MODELS_DIR / "ggml-vocab-llama-spm.gguf",
+                             output_type="Q6_K" if type_name.endswith("_K") else None)
+            stamp.write_text(f"{SEED} {type_name}")
+    (vol / "repl.cfg").write_text(f"model = model.gguf\ntemperature = 0\nmax_tokens = {tokens}\n"
+                                  f"stats = on\nchat_format = raw\n", encoding="utf-8")
+    (vol / "autorun.txt").write_text("\n/shutdown\n", encoding="utf-8")
+    return vol, GgufBench(model, gguf_step_bytes(model))
+
+
 def prepare_volume(work: Path, shape: str, tokens: int) -> tuple[Path, object]:
     """work/SHAPE/: model.bin (random, seed 1; reused when already there at the right size),
     tokenizer.bin, repl.cfg, autorun.txt."""
     from tests.reference import llama2 as ref
+    if shape == "smollm2" or shape.startswith("tinyllama-"):
+        return prepare_gguf_volume(work, shape, tokens)
 
     cfg = ref.SHAPES[shape]
     vol = work / shape
@@ -135,7 +194,8 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="where the random models go; kept and reused (default: a temporary directory)")
     ap.add_argument("--efi", type=Path, default=None, help="BOOTX64.EFI to run (default: link the chat now)")
-    ap.add_argument("--models", default="stories15M,stories110M", help="comma-separated shapes from tests/reference")
+    ap.add_argument("--models", default="stories15M,stories110M,smollm2,tinyllama-Q8_0,tinyllama-Q4_0",
+                    help="comma-separated: stories15M, stories110M, smollm2, tinyllama-TYPE (a ggml type)")
     ap.add_argument("--tokens", type=int, default=128, help="greedy tokens per run (max_tokens)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per model; the fastest decode is reported")
     ap.add_argument("--threads", default="1,2",
@@ -189,7 +249,7 @@ def main() -> int:
               f"{bw_end / 1e9:.2f} GB/s after (the larger is used)")
         base = {}
         for vol_name, cfg, t, r in results:
-            wbytes = weight_bytes_per_token(cfg)
+            wbytes = cfg.step_bytes if isinstance(cfg, GgufBench) else weight_bytes_per_token(cfg)
             limit = bw / wbytes
             wall = f"{r['wall']:.2f}" if r["wall"] else "n/a"
             base.setdefault(vol_name, r["decode"] if t == 1 else None)

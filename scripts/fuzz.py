@@ -2,6 +2,7 @@
 """Fuzz the chat program's file readers under unicorn, or replay one case.
 
     python scripts/fuzz.py --kind model --seed 7 --count 20000       # a long run (nightly)
+    python scripts/fuzz.py --kind gguf --seed 7 --count 5000         # the GGUF reader only
     python scripts/fuzz.py --kind all --seed 7 --count 5000 --start 5000
     python scripts/fuzz.py --replay model:20261124:417               # what happened to one case
     python scripts/fuzz.py --replay cfg:1:3 --write case.cfg         # ... and dump its input

@@ -31,3 +31,6 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
     "$here/.venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
     touch "$stamp"
 fi
+if [ -z "${VIRTUAL_ENV:-}" ] && [ "${SETUP_QUIET:-}" != 1 ]; then
+    echo "setup: peasm and imagetool are in $here/.venv/bin: 'source $here/.venv/bin/activate' puts them on PATH" >&2
+fi

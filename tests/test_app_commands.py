@@ -77,20 +77,27 @@ GOOD_AND_BAD = [
     ("/stop_nl yes", ["stop_nl = on"]),
     ("/stop_nl 2", ["bad value: expected on or off (usage: /stop_nl [VALUE])"]),
     ("/chat_format you_ai", ["chat_format = you_ai"]),
-    ("/chat_format chatml", ["bad value: expected one of raw, you_ai (usage: /chat_format [VALUE])"]),
+    ("/chat_format chatml", ["chat_format = chatml"]),
+    ("/chat_format chatml2", ["bad value: expected one of raw, you_ai, chatml, llama2, llama3, "
+                              "zephyr, phi3, gemma, mistral, auto (usage: /chat_format [VALUE])"]),
     ("/attn sse2", ["attn = sse2", "kernels: sse2"]),
     ("/attn avx512", ["bad value: expected one of auto, sse2, avx2 (usage: /attn [VALUE])"]),
     ("/threads 2", ["threads = 2", "threads: 1 of 1 cores (0 workers running, 0 chunks done by them)"]),
     ("/threads all", ["bad value: expected a whole number from 0 to 1024 (usage: /threads [VALUE])"]),
+    ("/budget 5000", ["budget = 5000"]),
+    ("/budget -3", ["bad value: expected a whole number from 0 to 3600000 (usage: /budget [MS])"]),
     ("/ctx", ["context: 0 / 64 tokens used"]),
     ("/ctx now", ["usage: /ctx"]),
     ("/clear", ["conversation cleared"]),
     ("/clear all", ["usage: /clear"]),
+    ("/system", ["system: (none)"]),
+    ("/system Be brief.", ["system prompt set; conversation cleared"]),
+    ("/history x", ["usage: /history"]),
     ("/cpu", ["kernels: sse2"]),
     ("/cpu x", ["usage: /cpu"]),
     ("/version", ["llm-uefi 0.1.0: llama2.c models in x86-64 assembly, on UEFI (built by peasm)"]),
     ("/version 2", ["usage: /version"]),
-    ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = (none)  (default)"]),
+    ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = model.bin  (found on the volume)"]),
     ("/cfg x", ["usage: /cfg"]),
     ("/model", ["model: model.bin (dim 48, hidden 100, layers 3, heads 6/2, vocab 512 (own classifier), seq_len 64, context 64, 0.11M params)"]),
     ("/model missing.bin", ["model missing.bin: cannot open the file (EFI status 14)", "keeping the current model"]),
@@ -135,7 +142,8 @@ def test_every_command_with_good_and_bad_arguments(chat_efi, tmp_path, small_pai
     assert set(helped) - {"shutdown"} <= exercised, set(helped) - exercised
     # settings changed by commands are what /save_cfg wrote; /reset came after it
     cfg = (vol / "repl.cfg").read_text()
-    assert "temperature = 0.250\n" in cfg and "chat_format = you_ai\n" in cfg and "seed = 1234\n" in cfg
+    assert "temperature = 0.250\n" in cfg and "chat_format = chatml\n" in cfg and "seed = 1234\n" in cfg
+    assert "system_prompt = Be brief.\n" in cfg
     assert "temperature = 1.000  (default)" not in answers["/cfg"]
     dump = (vol / "llm_dump.txt").read_text()
     for section in ("# settings", "# model", "# memory", "free: ", "# log", "boot: llm-uefi", "cpu: sse2"):
@@ -184,7 +192,7 @@ def test_model_picker_switch_and_corrupt_info(chat_efi, tmp_path, small_pair):
     assert r.status == 0, r.reason
     lines = r.text.splitlines()
     assert "models found:" in lines and "  1. model.bin" in lines and "  2. models/other.bin" in lines
-    assert lines.count("type a number from the list") == 2            # 7 and 0 refused
+    assert lines.count("type a number from 1 to 2") == 2               # 7 and 0 refused
     assert "loading models/other.bin" in lines
     answers = _answers(r.text)
     assert answers["/model"][0].startswith("model: models/other.bin (dim 48")

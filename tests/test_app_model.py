@@ -49,16 +49,24 @@ def _equs(path: Path, into: dict[str, int]) -> dict[str, int]:
     return into
 
 
-C = _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", {}))
+def _constants() -> dict[str, int]:
+    from peasm import generated
+    into = generated.constants()
+    return _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", into))
+
+
+C = _constants()
 CODES = {k: v for k, v in C.items() if k.startswith("MODEL_E_") or k == "MODEL_OK"}
 FIELDS = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
 LIMITS = (C["MODEL_MAX_DIM"], C["MODEL_MAX_HIDDEN_DIM"], C["MODEL_MAX_LAYERS"], C["MODEL_MAX_HEADS"],
           C["MODEL_MAX_HEADS"], C["MODEL_MAX_VOCAB"], C["MODEL_MAX_SEQ_LEN"])
 TENSORS = ("TOKEN_EMBEDDING", "RMS_ATT", "WQ", "WK", "WV", "WO", "RMS_FFN", "W1", "W2", "W3",
            "RMS_FINAL", "WCLS")
-STATE = ("X", "XB", "XB2", "HB", "HB2", "Q", "ATT", "LOGITS", "KEY_CACHE", "VALUE_CACHE", "ROPE")
+STATE = ("X", "XB", "XB2", "HB", "HB2", "Q", "ATT", "LOGITS", "KEY_CACHE", "VALUE_CACHE", "ROPE",
+         "XQ")
 TABLE = ("k_matvec", "k_rmsnorm", "k_softmax", "k_expf", "k_swiglu", "k_add", "k_scale", "k_axpy",
-         "k_dot", "k_argmax", "k_rope_table", "k_rope_apply", "k_attention", "k_stream_read")
+         "k_dot", "k_argmax", "k_rope_table", "k_rope_apply", "k_attention", "k_stream_read",
+         "k_rope_table_ggml", "k_rope_apply_neox", "k_stub_to_float")
 U32 = 0xFFFF_FFFF
 
 
@@ -88,15 +96,37 @@ def state_bytes(cfg: ref.Config, ctx: int) -> int:
     r64 = lambda n: (n * 4 + 63) // 64 * 64
     kv = cfg.n_layers * ctx * cfg.kv_dim
     sizes = [cfg.dim] * 3 + [cfg.hidden_dim] * 2 + [cfg.dim, cfg.n_heads * ctx, cfg.vocab_size,
-                                                     kv, kv, 2 * cfg.head_size]
+                                                     kv, kv, 2 * cfg.head_size,
+                                                     max(cfg.dim, cfg.hidden_dim)]
     return sum(r64(n) for n in sizes) + 64
 
 
 # ----------------------------------------------------------------------------- images
 
+def _stub_type_table() -> str:
+    """ggml_type_table with the F32 row only, and a ggml_type_body that answers from the
+    stand-in slots: F32 matvec = k_matvec, F32 to_float = k_stub_to_float."""
+    from peasm import ggml
+    rows = []
+    for t_id in range(ggml.TYPE_COUNT):
+        if t_id == 0:
+            rows.append("    .byte 70, 51, 50, 0, 0, 0, 0, 0\n    .long 1, 4, 0, 1\n"
+                        f"    .zero {ggml.ROW.size - 24}\n")
+        else:
+            rows.append(f"    .zero {ggml.ROW.size}\n")
+    return (".section .rdata\n.balign 8\n.global ggml_type_table\nggml_type_table:\n"
+            + "".join(rows)
+            + ".section .text\n.global ggml_type_body\nggml_type_body:\n"
+            f"    xor eax, eax\n    test ecx, ecx\n    jnz 1f\n"
+            f"    cmp edx, {C['GGML_TT_MATVEC']}\n    jne 2f\n"
+            "    mov rax, qword ptr [rip + k_matvec]\n    ret\n"
+            f"2:\n    cmp edx, {C['GGML_TT_TO_FLOAT']}\n    jne 1f\n"
+            "    mov rax, qword ptr [rip + k_stub_to_float]\n1:\n    ret\n")
+
+
 STUB_TABLE = "".join(
-    [".section .data\n.balign 8\n.global " + ", ".join(TABLE) + "\n"]
-    + [f"{name}: .quad 0\n" for name in TABLE])
+    [".section .data\n.balign 8\n.global " + ", ".join(TABLE) + ", k_attention_heads\n"]
+    + [f"{name}: .quad 0\n" for name in TABLE + ("k_attention_heads",)]) + _stub_type_table()
 
 
 @lru_cache(maxsize=None)
@@ -116,7 +146,8 @@ def header_image():
 @lru_cache(maxsize=None)
 def stub_image(backend: str = "keystone"):
     """model.s + forward.s + an empty dispatch table (the stand-in kernels fill it)."""
-    return link(MODEL_SOURCES + [_stub_table_path()], "model_forward", backend=backend)
+    return link(MODEL_SOURCES + [_stub_table_path(), KERNELS / "parallel.s"], "model_forward", backend=backend,
+                include_dirs=[KERNELS])   # (the job board: with no workers, one call of the body)
 
 
 def kernel_sources() -> list[Path]:
@@ -169,8 +200,28 @@ class AsmModel:
 
     def load(self, data: bytes, ctx: int | None = None) -> int:
         assert self.check(data) == 0, self.message(self.u32("MODEL_ERROR"))
-        assert self.emu.call("model_bind_weights", self.m, self.file) == 0
+        assert self.bind() == 0
         return self.init_state(ctx or self.u32("MODEL_SEQ_LEN"))
+
+    def bind(self) -> int:
+        """model_bind_weights with a guard-paged layer table of model_layers_bytes."""
+        need = self.emu.call("model_layers_bytes", self.m)
+        assert need == C["LAYER_SIZE"] * self.u32("MODEL_N_LAYERS")
+        return self.emu.call("model_bind_weights", self.m, self.file, self.emu.alloc(need, align=8))
+
+    def tensor(self, field: str, layer: int | None = None) -> dict[str, int]:
+        """A TENSOR descriptor of the struct (layer None) or of the layer table."""
+        if layer is None:
+            base = self.m + C[f"MODEL_{field}"]
+        else:
+            base = self.u64("MODEL_LAYERS") + layer * C["LAYER_SIZE"] + C[f"LAYER_{field}"]
+        raw = self.emu.read(base, C["TENSOR_SIZE"])
+        out = {}
+        for name in ("DATA", "BYTES", "ROW_BYTES"):
+            out[name] = struct.unpack_from("<Q", raw, C[f"TENSOR_{name}"])[0]
+        for name in ("TYPE", "N", "ROWS", "N_DIMS"):
+            out[name] = struct.unpack_from("<I", raw, C[f"TENSOR_{name}"])[0]
+        return out
 
     def init_state(self, ctx: int, spare: int = 0) -> int:
         need = self.emu.call("model_state_bytes", self.m, ctx)
@@ -268,7 +319,12 @@ def install_numpy_kernels(emu: Emu) -> dict[str, int]:
     def unexpected(e, a):
         raise AssertionError("the forward pass called a kernel it does not need")
 
-    impl = {"k_matvec": matvec, "k_rmsnorm": rmsnorm, "k_rope_table": rope_table,
+    def to_float(e, a):          # F32 rows: a copy
+        n = a(2) & U32
+        _put(e, a(0), _f32(e, a(1), n))
+
+    impl = {"k_matvec": matvec, "k_stub_to_float": to_float, "k_rmsnorm": rmsnorm,
+            "k_rope_table": rope_table,
             "k_rope_apply": rope_apply, "k_attention": attention, "k_add": add, "k_swiglu": swiglu}
     for slot in TABLE:
         fn = impl.get(slot, unexpected)
@@ -387,12 +443,27 @@ def test_real_header_and_binding():
     am = AsmModel(Emu(header_image()))
     assert am.check(data) == 0
     assert am.u64("MODEL_EXPECTED_SIZE") == len(data) == cfg.file_size()
-    assert am.emu.call("model_bind_weights", am.m, am.file) == 0
+    assert am.bind() == 0
     assert am.u32("MODEL_FLAGS") == C["MODEL_F_CHECKED"] | C["MODEL_F_BOUND"]
-    for t in TENSORS:
-        assert am.u64(f"MODEL_W_{t}") == am.file + am.u64(f"MODEL_OFF_{t}")
+    off = lambda t: am.file + am.u64(f"MODEL_OFF_{t}")
+    D, H, K, V = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
+    want = {("TOK_EMBD", None): (off("TOKEN_EMBEDDING"), D, V),
+            ("OUTPUT", None): (off("WCLS"), D, V), ("OUTPUT_NORM", None): (off("RMS_FINAL"), D, 1)}
+    per_layer = {"ATTN_NORM": ("RMS_ATT", D, 1), "ATTN_Q": ("WQ", D, D), "ATTN_K": ("WK", D, K),
+                 "ATTN_V": ("WV", D, K), "ATTN_OUTPUT": ("WO", D, D), "FFN_NORM": ("RMS_FFN", D, 1),
+                 "FFN_GATE": ("W1", D, H), "FFN_DOWN": ("W2", H, D), "FFN_UP": ("W3", D, H)}
+    for layer in range(cfg.n_layers):
+        for field, (t, n, rows) in per_layer.items():
+            want[(field, layer)] = (off(t) + layer * 4 * n * rows, n, rows)
+        for bias in ("ATTN_Q_BIAS", "ATTN_K_BIAS", "ATTN_V_BIAS"):
+            assert am.tensor(bias, layer)["DATA"] == 0
+    for (field, layer), (data_at, n, rows) in want.items():
+        t = am.tensor(field, layer)
+        assert (t["DATA"], t["TYPE"], t["N"], t["ROWS"]) == (data_at, 0, n, rows), (field, layer)
+        assert t["ROW_BYTES"] == 4 * n and t["BYTES"] == 4 * n * rows
+        assert t["N_DIMS"] == (1 if rows == 1 else 2)
     m = ref.read_model(data)
-    rms_final = np.frombuffer(am.emu.read(am.u64("MODEL_W_RMS_FINAL"), 4 * cfg.dim), "<f4")
+    rms_final = np.frombuffer(am.emu.read(am.tensor("OUTPUT_NORM")["DATA"], 4 * cfg.dim), "<f4")
     assert np.array_equal(rms_final, m.rms_final)
 
 
@@ -430,7 +501,7 @@ def test_corrupt_models_refused_with_a_clear_code(shape):
         seen.add(line)
         assert line and "\n" not in line, kind
         # a refused model cannot be bound or run
-        assert am.emu.call("model_bind_weights", am.m, am.file) == CODES["MODEL_E_NOT_READY"]
+        assert am.emu.call("model_bind_weights", am.m, am.file, 0) == CODES["MODEL_E_NOT_READY"]
         assert am.emu.call("model_state_bytes", am.m, 8) == 0
     assert len(seen) >= 10                                  # specific lines, not one for all
 
@@ -531,7 +602,8 @@ def test_state_bytes_and_init_refusals():
     # nothing checked yet: every later step refuses
     assert am.emu.call("model_state_bytes", am.m, 8) == 0
     assert am.u32("MODEL_ERROR") == E["MODEL_E_NOT_READY"]
-    assert am.emu.call("model_bind_weights", am.m, 0) == E["MODEL_E_NOT_READY"]
+    assert am.emu.call("model_bind_weights", am.m, 0, 0) == E["MODEL_E_NOT_READY"]
+    assert am.emu.call("model_layers_bytes", am.m) == 0
     assert am.emu.call("model_init_state", am.m, 0, 8, 0) == E["MODEL_E_NOT_READY"]
     assert am.forward(1, 0) == 0 and am.u32("MODEL_ERROR") == E["MODEL_E_NOT_READY"]
     assert am.check(good) == 0
@@ -551,7 +623,7 @@ def test_state_bytes_and_init_refusals():
     # the layout: 64-aligned buffers inside [mem, mem + need), in order, zeroed
     ptrs = [am.u64(f"MODEL_S_{s}") for s in STATE]
     assert all(p % 64 == 0 for p in ptrs) and ptrs == sorted(ptrs)
-    assert mem <= ptrs[0] and ptrs[-1] + 8 * cfg.head_size <= mem + need
+    assert mem <= ptrs[0] and ptrs[-1] + 4 * max(cfg.dim, cfg.hidden_dim) <= mem + need
     assert am.emu.read(ptrs[0], ptrs[-1] - ptrs[0]) == bytes(ptrs[-1] - ptrs[0])
     assert am.u32("MODEL_CTX_LEN") == 16
     assert am.u64("MODEL_KV_LAYER_BYTES") == 16 * cfg.kv_dim * 4
@@ -588,7 +660,7 @@ def test_forward_numpy_kernels_random(shape, steps):
     L = m.config.n_layers
     assert calls == {"k_rope_table": steps, "k_rmsnorm": steps * (2 * L + 1), "k_matvec": steps * (7 * L + 1),
                      "k_rope_apply": steps * 2 * L, "k_attention": steps * L, "k_add": steps * 2 * L,
-                     "k_swiglu": steps * L}
+                     "k_swiglu": steps * L, "k_stub_to_float": steps}
 
 
 def test_forward_numpy_kernels_stories260k():

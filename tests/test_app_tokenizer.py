@@ -393,8 +393,12 @@ def test_encode_flags(vocab):
         for bos in (False, True):
             for eos in (False, True):
                 assert asm.encode(text, bos, eos) == ref_encode(ref, text, bos, eos), (text, bos, eos)
-    # unknown flag bits are ignored
-    assert asm.encode(b"hi", flags=0xFFFF_FFFC) == ref.encode(b"hi", bos=False, eos=False)
+    # unknown flag bits are ignored; TOK_NO_PREFIX drops the dummy prefix
+    assert asm.encode(b"hi", flags=0xFFFF_FFF8) == ref.encode(b"hi", bos=False, eos=False)
+    for text in (b"hi", b"Once upon"):
+        want = [ref.lookup(bytes([c])) for c in text]      # the groups, no dummy prefix
+        ref._merge(want)
+        assert asm.encode(text, flags=C["TOK_NO_PREFIX"]) == want
 
 
 def test_encode_random_bytes(vocab):

@@ -1,5 +1,5 @@
-"""Fuzzing the chat program's file readers: 2,000 mutated model files, tokenizers and
-repl.cfg texts through the asm under unicorn with guard pages (tests/fuzz/).
+"""Fuzzing the chat program's file readers: 2,400 mutated model files, tokenizers, repl.cfg
+texts and GGUF files through the asm under unicorn with guard pages (tests/fuzz/).
 
 Module level (most cases, fast): one Emu per kind, reused; each case's buffers end at a
 guard page, every call has an instruction limit and a timeout, and ABI breaches are faults
@@ -33,7 +33,7 @@ from tests.reference import llama2 as ref
 from tests.support import REPO
 
 SEED = 20261124
-COUNTS = {"model": 800, "tokenizer": 700, "cfg": 500}
+COUNTS = {"model": 800, "tokenizer": 700, "cfg": 500, "gguf": 400}
 BATCH = 100
 
 
@@ -98,6 +98,29 @@ def test_the_judges_disagree_with_broken_answers():
         assert not r.run_case(case).ok          # the judge now expects 'colour' to be valid
     finally:
         del r.table["colour"]
+
+
+def test_the_gguf_judge_disagrees_with_a_broken_reference(monkeypatch):
+    """A GGUF case passes with the real rules and fails when the rules are made wrong."""
+    from tests.fuzz import harness
+    from tests.fuzz.mutate_gguf import gguf_base
+    r = runner("gguf")
+    case = make_case("gguf", SEED, 0)
+    case.data = gguf_base("model")
+    assert r.run_case(case).ok and r.run_case(case).verdict == "accepted"
+    real = harness.refgguf.check
+
+    def refuse_everything(data):
+        v = real(data)
+        v.code = harness.refgguf.CODE["MAGIC"]
+        return v
+
+    monkeypatch.setattr(harness.refgguf, "check", refuse_everything)
+    assert not r.run_case(case).ok
+    monkeypatch.setattr(harness.refgguf, "check", real)
+    case.data = gguf_base("model")[:-17]            # the last tensor (48 bytes + 16 of padding) loses one
+    out = r.run_case(case)
+    assert out.ok and out.verdict == "refused: DATA_RANGE", out.report()
 
 
 def test_replay_script(tmp_path):

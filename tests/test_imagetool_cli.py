@@ -91,7 +91,9 @@ def _cases(e):
         (["boot", img, "--smp", "0"], "--smp"),
         (["boot", img, "--mem", "8"], "--mem"),
         (["boot", img, "--timeout", "-1"], "timeout"),
-        (["boot", img, "--smp", "two"], "not a valid integer"),
+        (["boot", img, "--smp", "two"], "--smp must be a number of CPUs or auto"),
+        (["boot", img, "--mem", "lots"], "not a size in MiB"),
+        (["boot", img, "--accel", "hvf"], "'hvf' is not one of 'auto', 'kvm', 'tcg'"),
         (["nosuchcommand"], "No such command"),
     ]
 

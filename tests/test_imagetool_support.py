@@ -126,3 +126,86 @@ def mdir_entries(img: Path, path: str = "::/", offset: str = "@@1M") -> dict[str
             continue
         out[m.group(6) or short] = (short, m.group(3))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Llama-shaped GGUF files written with gguf-py (random blocks in ggml's layout, not quantized
+# floats: a 1.1B model is written in seconds)
+# --------------------------------------------------------------------------------------------
+# name -> (dim, hidden, layers, heads, kv_heads, vocab, context)
+LLAMA_SHAPES = {
+    "tinyllama-1.1b": (2048, 5632, 22, 32, 4, 32000, 2048),   # TinyLlama-1.1B
+    "tiny": (64, 192, 2, 8, 4, 512, 256),
+}
+
+
+def write_llama_gguf(path: Path, shape: tuple, qtype: str = "Q4_0", *, arch: str = "llama", seed: int = 0,
+                     vocab_from: Path | None = None, extra_kv: dict | None = None) -> Path:
+    """A llama-architecture GGUF of `shape` (see LLAMA_SHAPES), its 2-D weights of ggml type
+    `qtype` (random blocks whose f16 scales are small and finite), norms F32 ones. The
+    tokenizer fields come from `vocab_from` (a GGUF holding a vocabulary) when given."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
+    from gguf.constants import GGML_QUANT_SIZES
+    dim, hidden, layers, heads, kv_heads, vocab, ctx = shape
+    kv_dim = kv_heads * (dim // heads)
+    qt = GGMLQuantizationType[qtype]
+    block, block_bytes = GGML_QUANT_SIZES[qt]
+    w = GGUFWriter(str(path), arch)
+    w.add_context_length(ctx)
+    w.add_embedding_length(dim)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(hidden)
+    w.add_rope_dimension_count(dim // heads)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    for k, v in (extra_kv or {}).items():
+        if isinstance(v, str):
+            w.add_string(k, v)
+        else:
+            w.add_uint32(k, v)
+    if vocab_from is not None:
+        r = GGUFReader(str(vocab_from))
+        toks = [bytes(r.fields["tokenizer.ggml.tokens"].parts[i]) for i in r.fields["tokenizer.ggml.tokens"].data]
+        assert len(toks) == vocab, (len(toks), vocab)
+        w.add_tokenizer_model(r.fields["tokenizer.ggml.model"].contents())
+        w.add_token_list(toks)
+        w.add_token_scores([float(x) for x in r.fields["tokenizer.ggml.scores"].contents()])
+        w.add_token_types([int(x) for x in r.fields["tokenizer.ggml.token_type"].contents()])
+        for key, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id),
+                         ("unknown", w.add_unk_token_id)):
+            f = r.fields.get(f"tokenizer.ggml.{key}_token_id")
+            if f is not None:
+                add(int(f.contents()))
+    tensors: list[tuple[str, int, int]] = [("token_embd.weight", vocab, dim)]   # (name, rows, columns)
+    for i in range(layers):
+        b = f"blk.{i}."
+        tensors += [(b + "attn_norm.weight", 0, dim), (b + "attn_q.weight", dim, dim),
+                    (b + "attn_k.weight", kv_dim, dim), (b + "attn_v.weight", kv_dim, dim),
+                    (b + "attn_output.weight", dim, dim), (b + "ffn_norm.weight", 0, dim),
+                    (b + "ffn_gate.weight", hidden, dim), (b + "ffn_down.weight", dim, hidden),
+                    (b + "ffn_up.weight", hidden, dim)]
+    tensors += [("output_norm.weight", 0, dim), ("output.weight", vocab, dim)]
+    for name, rows, cols in tensors:
+        if rows == 0:
+            w.add_tensor_info(name, (cols,), np.dtype(np.float32), cols * 4)
+        else:
+            nbytes = rows * cols // block * block_bytes
+            w.add_tensor_info(name, (rows, cols // block * block_bytes), np.dtype(np.uint8), nbytes, raw_dtype=qt)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    rng = np.random.default_rng(seed)
+    for name, rows, cols in tensors:
+        if rows == 0:
+            w.write_tensor_data(np.ones(cols, dtype=np.float32))
+            continue
+        data = rng.integers(0, 256, size=(rows * cols // block, block_bytes), dtype=np.uint8)
+        if block > 1:   # every block type here starts with an f16 scale d
+            d = rng.uniform(1e-3, 2e-2, size=len(data)).astype("<f2")
+            data[:, 0:2] = d.view(np.uint8).reshape(-1, 2)
+        w.write_tensor_data(data.reshape(rows, -1))
+    w.close()
+    return path

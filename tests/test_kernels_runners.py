@@ -17,13 +17,13 @@ import pytest
 
 from peasm.linker import link
 from peasm.runners import native
-from peasm.runners.kernels import (CPU_AVX, CPU_AVX2, CPU_FMA, CPU_SSE2, TABLE, Kernels, body,
+from peasm.runners.kernels import (CPU_AVX, CPU_AVX2, CPU_F16C, CPU_FMA, CPU_SSE2, TABLE, Kernels, body,
                                    kernels_image, manifest_path, open_machine)
 from peasm.runners.unicorn_kernels import KernelFault, UnicornKernelMachine
 from peasm.linker import load_manifest
 from tests.support import REPO, require, require_tool
 
-ALL = CPU_SSE2 | CPU_AVX | CPU_AVX2 | CPU_FMA
+ALL = CPU_SSE2 | CPU_AVX | CPU_AVX2 | CPU_FMA | CPU_F16C
 
 
 def need_native():
@@ -266,6 +266,7 @@ def test_kernels_init_fills_the_table(where):
         (ALL, 0, "avx2"), (ALL, 2, "avx2"), (ALL, 1, "sse2"), (ALL, 7, "avx2"),
         (CPU_SSE2, 0, "sse2"), (CPU_SSE2, 2, "sse2"),                 # forced avx2 falls back
         (CPU_SSE2 | CPU_AVX | CPU_AVX2, 2, "sse2"),                   # no FMA
+        (CPU_SSE2 | CPU_AVX | CPU_AVX2 | CPU_FMA, 0, "sse2"),         # no F16C
         (CPU_SSE2 | CPU_AVX | CPU_FMA, 0, "sse2"),                    # no AVX2
         (CPU_AVX2 | CPU_FMA | CPU_SSE2, 0, "sse2"),                   # AVX state not usable
         (0xFFFF_FFFF, 0, "avx2"),
@@ -280,7 +281,8 @@ def test_kernels_init_fills_the_table(where):
 def test_cpu_bits_agree_with_the_runtime():
     inc = (REPO / "efi_stubs" / "runtime.inc").read_text()
     ours = (Path(manifest_path()).parent / "kernels.inc").read_text()
-    for name, value in [("SSE2", CPU_SSE2), ("AVX", CPU_AVX), ("AVX2", CPU_AVX2), ("FMA", CPU_FMA)]:
+    for name, value in [("SSE2", CPU_SSE2), ("AVX", CPU_AVX), ("AVX2", CPU_AVX2), ("FMA", CPU_FMA),
+                        ("F16C", CPU_F16C)]:
         assert re.search(rf"\.equ CPU_{name}, {value}\b", inc)
         assert re.search(rf"\.equ K_CPU_{name}, {value}\b", ours)
 

@@ -125,7 +125,7 @@ def test_attention_heads_split_equals_one_core(where, request):
     m = request.getfixturevalue("unicorn_board" if where == "unicorn" else "native_board")
     path = "sse2" if where == "unicorn" else ("avx2" if native.host_has_avx2_fma() else "sse2")
     k = Kernels(m, path)
-    k.init(CPU_SSE2 | (0 if path == "sse2" else 2 | 4 | 8), 1 if path == "sse2" else 2)
+    assert k.init(0xFFFF_FFFF, 1 if path == "sse2" else 2)[0] == (1 if path == "sse2" else 2)
     rng = np.random.default_rng(11)
     before = _chunks_by_workers(m)
     for pos, n_heads, n_kv_heads, hs, seq_len in [(0, 8, 4, 8, 16), (5, 6, 2, 12, 9), (17, 12, 12, 16, 20),

@@ -27,8 +27,8 @@ def _boot_dir(tmp_path):
 
 
 @pytest.mark.parametrize("cpu,present,absent", [
-    ("max", {"sse2", "avx", "avx2", "fma"}, set()),
-    ("qemu64", {"sse2"}, {"avx", "avx2", "fma"}),
+    ("max", {"sse2", "avx", "avx2", "fma", "f16c"}, set()),
+    ("qemu64", {"sse2"}, {"avx", "avx2", "fma", "f16c"}),
 ])
 def test_runtime_check_boots_in_ovmf(tmp_path, cpu, present, absent):
     qemu, vol = _boot_dir(tmp_path)

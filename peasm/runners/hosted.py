@@ -73,23 +73,27 @@ def _ending(cause: BaseException | None) -> tuple[int, str]:
 
 def run(efi: Path | LinkedImage, volume: Path, *, cpu: str = "unicorn", input_bytes: bytes = b"",
         stdin: BinaryIO | None = None, out: BinaryIO | None = None, mem_mib: int = 1024,
-        timeout_s: float = 0, power_cut_after: int | None = None, cpus: int = 1) -> RunResult:
+        timeout_s: float = 0, power_cut_after: int | None = None, keyboard: str = "serial",
+        cpus: int = 1) -> RunResult:
     """Run the program until it powers off, returns, faults or runs out of input.
-    `power_cut_after` (tests) stops it before its Nth change to the volume. `cpus`: the
-    processors MP services reports (APs are host threads natively, cores taking turns
-    under unicorn)."""
+    `power_cut_after` (tests) stops it before its Nth change to the volume. `keyboard` is the
+    console the keys come through: "serial" (one key per byte, as OVMF's serial terminal) or
+    "local" (a PC keyboard; see firmware.Keyboard). `cpus`: the processors MP services
+    reports (APs are host threads natively, cores taking turns under unicorn)."""
     if cpus < 1:
         raise PeasmError(f"cpus must be at least 1 (got {cpus})")
     image = efi if isinstance(efi, LinkedImage) else load_pe(Path(efi))
     volume = Path(volume)
     if not volume.is_dir():
         raise PeasmError(f"volume directory not found: {volume}")
-    keyboard = Keyboard(input_bytes, stdin)
+    if keyboard not in Keyboard.MODES:
+        raise PeasmError(f"unknown keyboard {keyboard!r} (serial or local)")
+    keys = Keyboard(input_bytes, stdin, mode=keyboard)
     if cpu == "unicorn":
-        return _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s, power_cut_after, cpus)
+        return _run_unicorn(image, volume, keys, out, mem_mib, timeout_s, power_cut_after, cpus)
     if cpu == "native":
         from peasm.runners.native_app import run_native
-        return run_native(image, volume, keyboard, out, mem_mib, timeout_s, power_cut_after, cpus)
+        return run_native(image, volume, keys, out, mem_mib, timeout_s, power_cut_after, cpus)
     raise PeasmError(f"unknown cpu {cpu!r} (native or unicorn)")
 
 

@@ -3,6 +3,9 @@
     k = open_kernels("unicorn")            # SSE2 bodies, guard pages, ABI checks
     k = open_kernels("native", "avx2")     # the host CPU, AVX2/FMA bodies (or "sse2")
     out = k.matvec(W, x)                   # numpy in, numpy out
+    y = k.dequantize("Q4_0", blocks, n)    # ggml types (peasm/ggml.py): bodies found through
+    xq = k.quantize("Q8_0", x)             # ggml_type_body after kernels_init, as the app
+    out = k.matvec_q("Q4_0", W, xq, n, d)  # finds them
 
 Each operation copies its inputs into fresh machine buffers (each between guard pages under
 unicorn, and natively too unless `guard=False`), calls the body of the chosen path by
@@ -26,7 +29,7 @@ PATH_IDS = {"sse2": 1, "avx2": 2}
 TABLE = ("matvec", "rmsnorm", "softmax", "expf", "swiglu", "add", "scale", "axpy", "dot",
          "argmax", "rope_table", "rope_apply", "attention", "stream_read")
 # efi_stubs/runtime.inc CPU_* bits
-CPU_SSE2, CPU_AVX, CPU_AVX2, CPU_FMA = 1, 2, 4, 8
+CPU_SSE2, CPU_AVX, CPU_AVX2, CPU_FMA, CPU_F16C = 1, 2, 4, 8, 64
 ATT_SIZE = 64
 
 
@@ -348,6 +351,67 @@ class Kernels:
             return self.get(po, d)
         finally:
             self.m.call("k_par_set_workers", 0)
+            self._done()
+
+    # -- ggml types (kernels_asm/ggml_*.s; peasm/ggml.py declares the table) ------------
+
+    def ggml_body(self, type_name: str | int, kind: str) -> int:
+        """The body of a ggml type for `kind` (to_float, from_float, matvec) on this path, as
+        the program finds it: kernels_init for the path, then ggml_type_body(id, kind)."""
+        from peasm import ggml
+
+        t = ggml.BY_NAME[type_name] if isinstance(type_name, str) else ggml.BY_ID[type_name]
+        key = (t.id, kind)
+        cache = self.__dict__.setdefault("_ggml_bodies", {})
+        if key not in cache:
+            bits = CPU_SSE2 if self.path == "sse2" else CPU_SSE2 | CPU_AVX | CPU_AVX2 | CPU_FMA | CPU_F16C
+            got = self.m.call("kernels_init", bits, PATH_IDS[self.path]).eax
+            if got != PATH_IDS[self.path]:
+                raise RuntimeError(f"kernels_init chose path {got}, not {self.path}")
+            offset = ggml.BODY_KINDS.index(kind) * 8
+            cache[key] = self.m.call("ggml_type_body", t.id, offset).rax
+        if not cache[key]:
+            raise ValueError(f"ggml type {t.name} has no {kind} body")
+        return cache[key]
+
+    def dequantize(self, type_name: str | int, blocks: bytes, n: int) -> np.ndarray:
+        """to_float: n f32 from the type's blocks (n a multiple of its block size)."""
+        body_address = self.ggml_body(type_name, "to_float")
+        try:
+            pb = self.put(np.frombuffer(bytes(blocks), np.uint8), "blocks")
+            po = self.m.alloc(4 * n, "out")
+            self.m.call(body_address, po, pb, n)
+            return self.get(po, n)
+        finally:
+            self._done()
+
+    def quantize(self, type_name: str | int, x) -> bytes:
+        """from_float: x (f32, length a multiple of the block size) as the type's blocks."""
+        from peasm import ggml
+
+        t = ggml.BY_NAME[type_name] if isinstance(type_name, str) else ggml.BY_ID[type_name]
+        body_address = self.ggml_body(t.id, "from_float")
+        x = _f32(x)
+        size = x.size // t.block_size * t.block_bytes
+        try:
+            px = self.put(x, "x")
+            po = self.m.alloc(size, "out")
+            self.m.call(body_address, po, px, x.size)
+            return self.m.read(po, size) if size else b""
+        finally:
+            self._done()
+
+    def matvec_q(self, type_name: str | int, W: bytes, xq: bytes, n: int, d: int) -> np.ndarray:
+        """matvec: d rows of W (the type's blocks, n elements a row) times xq (n elements in
+        the type's vec_dot_type): d f32."""
+        body_address = self.ggml_body(type_name, "matvec")
+        try:
+            pw = self.put(np.frombuffer(bytes(W), np.uint8), "W")
+            px = self.put(np.frombuffer(bytes(xq), np.uint8), "xq")
+            po = self.m.alloc(4 * d, "out")
+            self.m.call(body_address, po, pw, px, n, d)
+            return self.get(po, d)
+        finally:
             self._done()
 
     def init(self, cpu_bits: int, choice: int) -> tuple[int, dict[str, int]]:

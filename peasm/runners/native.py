@@ -83,8 +83,9 @@ def host_cpu_flags() -> frozenset[str]:
 
 
 def host_has_avx2_fma() -> bool:
+    """The AVX2 path's needs (kernels_init): AVX, AVX2, FMA and F16C."""
     flags = host_cpu_flags()
-    return {"avx", "avx2", "fma"} <= flags
+    return {"avx", "avx2", "fma", "f16c"} <= flags
 
 
 def host_cpu_bits() -> int:
@@ -96,6 +97,7 @@ def host_cpu_bits() -> int:
         bits |= 2
         bits |= 4 if "avx2" in flags else 0
         bits |= 8 if "fma" in flags else 0
+        bits |= 64 if "f16c" in flags else 0
     bits |= 16 if "avx512f" in flags else 0
     return bits
 

@@ -28,6 +28,18 @@ limit and a wall-clock timeout: a hang is reported like a fault.
   their kind (no '=', unknown key, bad value) is what settings.s's rules (restated in
   `expected_cfg_reports`) say; afterwards every setting is still in its range.
 
+* GgufRunner: app_asm/gguf.s + gguf_get.s + gguf_msg.s (tests/gguf_support.py links them
+  with the generated ggml type table). gguf_open -> a code; the judge is
+  tests/reference/gguf_rules.py (gguf.s's rules restated): the same code, the same ERR_*
+  details and exactly its message line, from gguf_format_error (also cut into small buffers
+  at a guard page) and gguf_error_text. An accepted file is also read by gguf-py
+  (`gguf.GGUFReader`), which must read it too (unless it holds a duplicate key or tensor
+  name, or a name that is not UTF-8: gguf-py refuses those, this reader refuses them at
+  lookup) and agree on every key's type and every tensor's type, dims and data offset;
+  then lookups: every key (gguf_find_key, a getter of the wrong type), every tensor
+  (gguf_tensor_at, gguf_find_tensor: DUP_TENSOR exactly for duplicated names), and
+  gguf_check_types against the type table.
+
 `run_case(case)` returns an Outcome; its `problems` list is empty when the case passes.
 """
 from __future__ import annotations
@@ -41,11 +53,13 @@ from functools import lru_cache
 from pathlib import Path
 from random import Random
 
+from peasm import chat_templates
 from peasm.linker import link, load_manifest
 from peasm.runners.emu import Emu, EmuFault
 
 from tests.fuzz.mutate import MAX_FILE, Case
 from tests.reference import modelfile as refmodel
+from tests.reference import gguf_rules as refgguf
 from tests.reference import tokenizer as reftok
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +85,13 @@ def _equs(path: Path, into: dict[str, int]) -> dict[str, int]:
     return into
 
 
-MC = _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", {}))
+def _model_constants() -> dict[str, int]:
+    from peasm import generated
+    into = generated.constants()
+    return _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", into))
+
+
+MC = _model_constants()
 TC = _equs(APP / "tokenizer.inc", {})
 SC = _equs(APP / "settings.inc", {})
 
@@ -224,6 +244,7 @@ class ModelRunner(Runner):
         self.file = Area(self.emu, MAX_FILE + 4096)
         self.msg = Area(self.emu, 4096)
         self.state = Area(self.emu, 4 << 20)
+        self.layers = Area(self.emu, MC["LAYER_SIZE"] * MC["MODEL_MAX_LAYERS"])
 
     def u32(self, off: str) -> int:
         return struct.unpack("<I", self.emu.read(self.model + MC[off], 4))[0]
@@ -292,7 +313,11 @@ class ModelRunner(Runner):
         E, emu = MC, self.emu
         fp = self.file.end - len(out.case.data)
         cfg = refmodel.read_header(out.case.data)
-        if self.call("model_bind_weights", self.model, fp) != 0:
+        layers = self.call("model_layers_bytes", self.model)
+        if layers != MC["LAYER_SIZE"] * cfg.n_layers:
+            out.problems.append(f"model_layers_bytes gave {layers}")
+            return
+        if self.call("model_bind_weights", self.model, fp, self.layers.place(size=layers)) != 0:
             out.problems.append("model_bind_weights refused a checked model")
             return
         if self.call("model_state_bytes", self.model, cfg.seq_len + 1) != 0 \
@@ -484,11 +509,13 @@ class TokenizerRunner(Runner):
 
 @lru_cache(maxsize=None)
 def cfg_image():
-    return link([APP / "settings.s", APP / "util.s", STUBS], "config_parse", include_dirs=[APP])
+    return link([APP / "settings.s", APP / "util.s", APP / "template.s", STUBS], "config_parse",
+                include_dirs=[APP])
 
 
 _BOOL_WORDS = (b"0", b"1", b"off", b"on", b"false", b"true", b"no", b"yes")
-_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"), "chat_format": (b"raw", b"you_ai")}
+_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"),
+          "chat_format": tuple(t.name.encode() for t in chat_templates.TEMPLATES) + (b"auto",)}
 _FLOAT_RE = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -509,6 +536,8 @@ def value_verdict(entry: dict, value: bytes) -> bool | None:
     t = entry["type"]
     if t == SC["SET_T_STR"]:   # a file name: no control bytes (a NUL would cut it short)
         return 0 < len(value) <= SC["SET_STR_MAX"] - 1 and min(value) >= 0x20
+    if t == SC["SET_T_TEXT"]:  # one line of text, may be empty
+        return len(value) <= SC["SET_TEXT_MAX"] - 1 and (not value or min(value) >= 0x20)
     if t == SC["SET_T_BOOL"]:
         return value.lower() in _BOOL_WORDS
     if t == SC["SET_T_ENUM"]:
@@ -697,4 +726,126 @@ class CfgRunner(Runner):
                     out.problems.append(f"{name} is not NUL-terminated within its storage")
 
 
-RUNNERS = {"model": ModelRunner, "tokenizer": TokenizerRunner, "cfg": CfgRunner}
+# ----------------------------------------------------------------------------- gguf
+
+class GgufRunner(Runner):
+    kind = "gguf"
+
+    def __init__(self):
+        from tests.gguf_support import AsmGguf, EmuMachine, gguf_image
+        self.image = gguf_image()
+        self.emu = Emu(self.image)
+        machine = EmuMachine(self.emu)
+        self.a = AsmGguf(machine, max_file=MAX_FILE + 4096,
+                         call_kw={"max_instructions": MAX_INSTRUCTIONS, "timeout_s": TIMEOUT_S})
+
+    def _run(self, case: Case, out: Outcome, rng: Random) -> None:
+        R = refgguf
+        a, data = self.a, case.data
+        code = a.open(data)
+        v = R.check(data)
+        out.verdict = "accepted" if code == 0 else f"refused: {R.GGUF_ERRORS[code] if code < len(R.GGUF_ERRORS) else code}"
+        if a.u32("ERROR") != code:
+            out.problems.append(f"GGUF_ERROR is {a.u32('ERROR')}, the call returned {code}")
+        text = a.error_text(code)
+        out.problems += _line_problems("gguf_error_text", text)
+        line = a.format_error(code, 1024)
+        out.message = line.decode("utf-8", "replace")
+        out.problems += _line_problems("gguf_format_error", line)
+        for cap in (rng.choice((1, 2, 7, 30, 60)), 0):
+            cut = a.format_error(code, cap)
+            if not line.startswith(cut) or len(cut) != max(0, min(cap - 1, len(line))):
+                out.problems.append(f"gguf_format_error(capacity {cap}) gave {cut!r}")
+        for other in rng.sample(range(len(R.GGUF_ERRORS) + 1), 3):   # any code, whatever fields
+            out.problems += _line_problems(f"gguf_format_error({other})", a.format_error(other, 512))
+        if code != v.code:
+            out.problems.append(f"gguf_open gave {code}, gguf_rules says {v.code} ({v.error})")
+            return
+        if code:
+            want = R.message(v, len(data))
+            if line.decode("utf-8", "replace") != want:
+                out.problems.append(f"message {line!r}, gguf_rules says {want!r}")
+            return
+        self._accepted(out, v, rng)
+
+    def _accepted(self, out: Outcome, v, rng: Random) -> None:
+        import tempfile
+
+        import gguf
+
+        from peasm import ggml
+        R = refgguf
+        a, data = self.a, out.case.data
+        for f, x in (("DATA_START", v.data_start), ("N_ELEMENTS", v.n_elements),
+                     ("INFOS_START", v.infos_start), ("DATA_BYTES", v.data_bytes)):
+            if a.u64(f) != x:
+                out.problems.append(f"GGUF_{f} is {a.u64(f)}, gguf_rules says {x}")
+        names = [k for k, _, _ in v.kvs]
+        tnames = [t.name for t in v.tensors]
+        py_may_refuse = len(set(names)) < len(names) or len(set(tnames)) < len(tnames)
+        for n in names + tnames:
+            try:
+                n.decode("utf-8")
+            except UnicodeDecodeError:
+                py_may_refuse = True
+        with tempfile.NamedTemporaryFile(suffix=".gguf") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            try:
+                reader = gguf.GGUFReader(tmp.name)
+            except Exception as e:  # noqa: BLE001 - gguf-py's verdict, judged below
+                if not py_may_refuse:
+                    out.problems.append(f"accepted, but gguf-py refuses it: {type(e).__name__}: {e}")
+                reader = None
+            if reader is not None:
+                fields = [f for k, f in reader.fields.items() if not k.startswith("GGUF.")]
+                got = [(f.name.encode(), int(f.types[0])) for f in fields]
+                if got != [(k, t) for k, t, _ in v.kvs]:
+                    out.problems.append(f"keys differ from gguf-py's: {got[:5]} ...")
+                if a.u64("DATA_START") != reader.data_offset:
+                    out.problems.append(f"data start {a.u64('DATA_START')}, gguf-py {reader.data_offset}")
+                for i, rt in enumerate(reader.tensors):
+                    code, t, name = a.tensor_at(i)
+                    want = (0, rt.name.encode(), int(rt.tensor_type), [int(x) for x in rt.shape],
+                            a.file + rt.data_offset, int(rt.n_bytes))
+                    have = (code, name, t and t["TYPE"], t and list(t["NE"][:t["N_DIMS"]]),
+                            t and t["DATA"], t and t["BYTES"])
+                    if int(rt.tensor_type) == ggml.BY_NAME["Q8_1"].id:
+                        want = want[:-1] + have[-1:]    # gguf-py sizes Q8_1 by its retired
+                                                        # 40-byte block (ggml's is 36)
+                    if have != want:
+                        out.problems.append(f"tensor {i}: asm {have}, gguf-py {want}")
+        E = {n: i for i, n in enumerate(R.GGUF_ERRORS)}
+        for i, (key, t, at) in enumerate(v.kvs[:64]):
+            ptr, err = a.find_key(key)
+            dup = names.count(key) > 1
+            if dup:
+                if (ptr, err) != (0, E["DUP_KEY"]):
+                    out.problems.append(f"key {key!r} appears twice, gguf_find_key gave {ptr:#x}/{err}")
+            elif ptr != a.file + at:
+                out.problems.append(f"gguf_find_key({key!r}) = {ptr:#x}, expected file+{at}")
+            kind = "str" if t != R.TYPE["STRING"] else "u64"
+            code, _ = a.get(kind, key)
+            want = E["DUP_KEY"] if dup else E["KEY_TYPE"]
+            if code != want:
+                out.problems.append(f"gguf_get_{kind}({key!r}) of a type {t} key gave {code}, not {want}")
+            msg = a.format_error(code)
+            out.problems += _line_problems("getter message", msg)
+        for i, t in enumerate(v.tensors[:64]):
+            code, ten = a.find_tensor(t.name)
+            want = E["DUP_TENSOR"] if tnames.count(t.name) > 1 else 0
+            if code != want or (code == 0 and (ten["TYPE"], ten["BYTES"]) != (t.type, t.bytes)):
+                out.problems.append(f"gguf_find_tensor({t.name!r}) gave {code} {ten}")
+        bad = next((i for i, t in enumerate(v.tensors) if not ggml.runnable(ggml.BY_ID[t.type])), None)
+        code = a.check_types()
+        if code != (0 if bad is None else E["UNSUPPORTED"]) or (bad is not None and a.u64("ERR_INDEX") != bad):
+            out.problems.append(f"gguf_check_types gave {code}, first unsupported tensor is {bad}")
+        elif bad is not None:
+            t = v.tensors[bad]
+            if a.format_error(code).decode() != R.unsupported_message(bad, t.name, t.type):
+                out.problems.append(f"gguf_check_types message {a.format_error(code)!r}")
+        if a.tensor_at(len(v.tensors))[0] != E["INDEX"]:
+            out.problems.append("gguf_tensor_at(count) did not refuse the index")
+
+
+RUNNERS = {"model": ModelRunner, "tokenizer": TokenizerRunner, "cfg": CfgRunner, "gguf": GgufRunner}

@@ -20,6 +20,12 @@ Kinds:
   UTF-8, too long; entries removed, duplicated, swapped or appended) or raw (bit flips,
   int32 overwrites, truncation, chunks). The case also carries the vocab_size handed to
   tok_load (the model header's in the program), itself sometimes a boundary value.
+* ``gguf``: small GGUF files (tests/fuzz/mutate_gguf.py: a model-like file with every value
+  type and tensors of several ggml types, a v2 file with alignment 64, a vocab-only file, a
+  one-tensor file) under structure-aware mutations: lengths, counts, types, dims, offsets
+  and alignment set to boundary values, truncation at field boundaries, keys duplicated or
+  inserted (nested arrays, bad element types, huge strings), offsets shifted or swapped,
+  plus the generic byte mutations.
 * ``cfg``: repl.cfg text from a small grammar (real and fake keys; good values, numbers,
   huge numbers, negatives, exponents, NaN/inf words, empty values, 10k-character lines,
   binary bytes, NULs, unicode, missing or many '=', comments, CR/LF/CRLF mixes), sometimes
@@ -32,7 +38,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from random import Random
 
-KINDS = ("model", "tokenizer", "cfg")
+KINDS = ("model", "tokenizer", "cfg", "gguf")
 
 #: the largest mutated file (the harness's buffers are sized from this)
 MAX_FILE = 1 << 20
@@ -87,6 +93,11 @@ def make_case(kind: str, seed: int, index: int) -> Case:
         return _tokenizer_case(rng, seed, index)
     if kind == "cfg":
         return _cfg_case(rng, seed, index)
+    if kind == "gguf":
+        from tests.fuzz.mutate_gguf import GGUF_BASES, gguf_base, mutate_gguf
+        base = rng.choice(GGUF_BASES)
+        data, ops = mutate_gguf(rng, gguf_base(base), MAX_FILE)
+        return Case("gguf", seed, index, base, data, ops)
     raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
 
 
@@ -469,7 +480,7 @@ def _tokenizer_case(rng: Random, seed: int, index: int) -> Case:
 
 CFG_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "no_repeat_ngram",
             "max_tokens", "seed", "stats", "stop_you", "stop_nl", "attn", "ctx_len",
-            "chat_format", "model", "tokenizer", "autorun")
+            "chat_format", "model", "tokenizer", "autorun", "system_prompt")
 FAKE_KEYS = ("colour", "temp", "Temperature", "TOP_P", "top-p", "seed2", "model_", "_", "x" * 200,
              "temperature\0", "tempera ture", "stats\x01", "ключ", "温度", "\xff\xfe", "ctx_len\t2")
 _VALUES = (
@@ -494,7 +505,8 @@ _GOOD_VALUES = {
     "stats": ("on", "off", "0", "1", "yes", "NO", "True"),
     "stop_you": ("on", "off"), "stop_nl": ("on", "FALSE"),
     "attn": ("auto", "sse2", "avx2", "AUTO", "Sse2"), "ctx_len": ("0", "32", "1048576"),
-    "chat_format": ("raw", "you_ai", "RAW"),
+    "chat_format": ("raw", "you_ai", "RAW", "chatml", "llama3", "Gemma", "auto"),
+    "system_prompt": ("Be brief.", "", "é 😀 text", "a" * 511),
     "model": ("model.bin", "models\\stories15M.bin", "a" * 127, "é.bin", "x\x01y"),
     "tokenizer": ("tokenizer.bin", "tok512.bin"), "autorun": ("autorun.txt", "x y z"),
 }

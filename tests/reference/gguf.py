@@ -52,9 +52,13 @@ class GGUFFile:
         n_tensors = self._u("<Q")
         n_kv = self._u("<Q")
         self.metadata: dict[str, object] = {}
+        self.types: dict[str, tuple[int, int | None]] = {}   # value type, array element type
         for _ in range(n_kv):
             key = self._str().decode("utf-8")
-            self.metadata[key] = self._value(self._u("<I"))
+            t = self._u("<I")
+            elem = struct.unpack_from("<I", self.data, self.off)[0] if t == 9 else None
+            self.types[key] = (t, elem)
+            self.metadata[key] = self._value(t)
         self.tensors: dict[str, TensorInfo] = {}
         for _ in range(n_tensors):
             name = self._str().decode("utf-8")

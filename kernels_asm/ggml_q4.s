@@ -1,0 +1,313 @@
+# ggml's Q4_0 and Q4_1 weights (block layouts in ggml_qmacros.inc): dequantize-row and
+# matvec against the activation quantized by ggml_q8.s (Q8_0 for Q4_0, Q8_1 for Q4_1, as
+# ggml's vec_dot_type). Contracts (peasm/ggml.py's body kinds, kernels.inc's ABI):
+#
+#   dequantize_row_q4_<k>_<path>(rcx = out f32*, rdx = blocks, r8d = n)
+#       Q4_0: x = f32(d) * (q - 8); Q4_1: x = f32(d) * q + f32(m), two roundings (as
+#       gguf-py's dequantize; bit for bit)
+#   matvec_q4_<k>_<path>(rcx = out f32*, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
+#       out[i] = sum over the row's blocks b of f32(d_w) * f32(d_x) * sum_j qw_j * qx_j
+#       (+ f32(m_w) * f32(s_x) for Q4_1), qw = q - 8 (Q4_0) or q (Q4_1); integer dots
+#       exact, the rest in f32 (ggml_qmacros.inc's skeleton)
+#
+# n is a multiple of 32 (the caller checks; the rest is ignored); unaligned pointers.
+# Dequantizers change xmm0-xmm5 only (AVX2: ymm0-ymm5, and r11); matvec bodies save what
+# they use beyond that.
+.include "kernels.inc"
+.include "kmacros.inc"
+.include "ggml_cvt.inc"
+.include "ggml_qmacros.inc"
+.include "ggml_pairs.inc"
+
+.section .text
+.global dequantize_row_q4_0_sse2, dequantize_row_q4_0_avx2
+.global dequantize_row_q4_1_sse2, dequantize_row_q4_1_avx2
+.global matvec_q4_0_sse2, matvec_q4_0_avx2, matvec_q4_1_sse2, matvec_q4_1_avx2
+
+# dequantize_row_q4_0_sse2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q4_0_sse2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE0_SSE2
+    GNIB_SSE2 2
+    psubb xmm0, [rip + kg_b8]
+    psubb xmm1, [rip + kg_b8]
+    GDEQ16_SSE2 xmm0, 0, orps
+    GDEQ16_SSE2 xmm1, 64, orps
+    add rdx, 18
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    ret
+
+# dequantize_row_q4_0_avx2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q4_0_avx2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE0_AVX2
+    GNIB_AVX2 2
+    vpsubb ymm0, ymm0, [rip + kg_b8]
+    GDEQ32_AVX2 vorps
+    add rdx, 18
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    vzeroupper
+    ret
+
+# dequantize_row_q4_1_sse2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q4_1_sse2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE1_SSE2
+    GNIB_SSE2 4
+    GDEQ16_SSE2 xmm0, 0, addps
+    GDEQ16_SSE2 xmm1, 64, addps
+    add rdx, 20
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    ret
+
+# dequantize_row_q4_1_avx2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q4_1_avx2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE1_AVX2
+    GNIB_AVX2 4
+    GDEQ32_AVX2 vaddps
+    add rdx, 20
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    vzeroupper
+    ret
+
+# matvec_q4_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q4_0_sse2:
+    GMV2_PROLOGUE_SSE2 18
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_SSE2
+    GPAIR_XQ_SSE2 2
+    GW_NIB_SSE2 rdx, 2, xmm5, xmm6
+    psubb xmm5, [rip + kg_b8]
+    psubb xmm6, [rip + kg_b8]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_NIB_SSE2 rdx+rbx, 2, xmm5, xmm6
+    psubb xmm5, [rip + kg_b8]
+    psubb xmm6, [rip + kg_b8]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 18
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_SSE2
+.Lblock:
+    test rax, rax
+    jz .Lrow_done
+    GPREFETCH rdx
+    GSCALE0_SSE2
+    GNIB_SSE2 2
+    psubb xmm0, [rip + kg_b8]
+    psubb xmm1, [rip + kg_b8]
+    GDOT32_SSE2 2
+    add rdx, 18
+    add r11, 34
+    dec rax
+    jmp .Lblock
+.Lrow_done:
+    GMV_ROW_END_SSE2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_SSE2
+
+# matvec_q4_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q4_1_sse2:
+    GMV2_PROLOGUE_SSE2 20
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_SSE2
+    GPAIR_XQ_SSE2 4
+    GW_NIB_SSE2 rdx, 4, xmm5, xmm6
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_NIB_SSE2 rdx+rbx, 4, xmm5, xmm6
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 20
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_SSE2
+.Lblock:
+    test rax, rax
+    jz .Lrow_done
+    GPREFETCH rdx
+    GSCALE1_SSE2
+    GNIB_SSE2 4
+    GDOT32_SSE2 4
+    add rdx, 20
+    add r11, 36
+    dec rax
+    jmp .Lblock
+.Lrow_done:
+    GMV_ROW_END_SSE2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_SSE2
+
+.macro Q4_0_BLOCK_AVX2 acc
+    GSCALE0_AVX2
+    GNIB_AVX2 2
+    vpsubb ymm0, ymm0, [rip + kg_b8]
+    vmovdqu ymm1, [r11 + 2]
+    GDOTS_AVX2 \acc
+    add rdx, 18
+    add r11, 34
+.endm
+
+# matvec_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q4_0_avx2:
+    GMV2_PROLOGUE_AVX2 18
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_AVX2
+    vmovdqu ymm1, [r11 + 2]
+    vmovdqa ymm7, [rip + kg_b8]
+    vpmaddubsw ymm7, ymm7, ymm1       # 8 * (x_2k + x_2k+1), int16: both rows' offset
+    GWA_NIB_AVX2 rdx, 2
+    GPAIR_DOTO_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 2
+    GPAIR_DOTO_AVX2 ymm13, ymm10
+    add rdx, 18
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_AVX2
+.Lblock2:
+    cmp rax, 2
+    jb .Lblock1
+    GPREFETCH rdx
+    Q4_0_BLOCK_AVX2 ymm2
+    Q4_0_BLOCK_AVX2 ymm3
+    sub rax, 2
+    jmp .Lblock2
+.Lblock1:
+    test rax, rax
+    jz .Lrow_done
+    Q4_0_BLOCK_AVX2 ymm2
+.Lrow_done:
+    GMV_ROW_END_AVX2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_AVX2
+
+.macro Q4_1_BLOCK_AVX2 acc
+    GSCALE1_AVX2
+    GNIB_AVX2 4
+    vmovdqu ymm1, [r11 + 4]
+    GDOTU_AVX2 \acc
+    add rdx, 20
+    add r11, 36
+.endm
+
+# matvec_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q4_1_avx2:
+    GMV2_PROLOGUE_AVX2 20
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_AVX2
+    vmovdqu ymm1, [r11 + 4]
+    GWA_NIB_AVX2 rdx, 4
+    GPAIR_DOTU_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 4
+    GPAIR_DOTU_AVX2 ymm13, ymm10
+    add rdx, 20
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_AVX2
+.Lblock2:
+    cmp rax, 2
+    jb .Lblock1
+    GPREFETCH rdx
+    Q4_1_BLOCK_AVX2 ymm2
+    Q4_1_BLOCK_AVX2 ymm3
+    sub rax, 2
+    jmp .Lblock2
+.Lblock1:
+    test rax, rax
+    jz .Lrow_done
+    Q4_1_BLOCK_AVX2 ymm2
+.Lrow_done:
+    GMV_ROW_END_AVX2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_AVX2

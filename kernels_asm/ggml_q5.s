@@ -1,0 +1,369 @@
+# ggml's Q5_0 and Q5_1 weights (block layouts in ggml_qmacros.inc): dequantize-row and
+# matvec against the activation quantized by ggml_q8.s (Q8_0 for Q5_0, Q8_1 for Q5_1, as
+# ggml's vec_dot_type). Contracts (peasm/ggml.py's body kinds, kernels.inc's ABI):
+#
+#   dequantize_row_q5_<k>_<path>(rcx = out f32*, rdx = blocks, r8d = n)
+#       Q5_0: x = f32(d) * (q - 16); Q5_1: x = f32(d) * q + f32(m), two roundings (as
+#       gguf-py's dequantize; bit for bit); q = nibble | (bit j of qh) << 4
+#   matvec_q5_<k>_<path>(rcx = out f32*, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
+#       out[i] = sum over the row's blocks of f32(d_w) * f32(d_x) * sum_j qw_j * qx_j
+#       (+ f32(m_w) * f32(s_x) for Q5_1), qw = q - 16 (Q5_0) or q (Q5_1); integer dots
+#       exact, the rest in f32 (ggml_qmacros.inc's skeleton)
+#
+# The 5th bits: qh's 32 bits spread to one byte each (0xff where set), then Q5_0 ORs 0xf0
+# into the nibbles whose bit is clear (nibble - 16 as int8), Q5_1 ORs 0x10 where it is set.
+# n is a multiple of 32 (the caller checks; the rest is ignored); unaligned pointers.
+# Dequantizers change xmm0-xmm5 only (AVX2: ymm0-ymm5, and r11); matvec bodies save what
+# they use beyond that.
+.include "kernels.inc"
+.include "kmacros.inc"
+.include "ggml_cvt.inc"
+.include "ggml_qmacros.inc"
+.include "ggml_pairs.inc"
+
+.section .text
+.global dequantize_row_q5_0_sse2, dequantize_row_q5_0_avx2
+.global dequantize_row_q5_1_sse2, dequantize_row_q5_1_avx2
+.global matvec_q5_0_sse2, matvec_q5_0_avx2, matvec_q5_1_sse2, matvec_q5_1_avx2
+
+# dequantize_row_q5_0_sse2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q5_0_sse2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE0_SSE2
+    GQ5BITS_SSE2 2
+    GNIB_SSE2 6
+    pandn xmm2, [rip + kg_hi_f0]
+    pandn xmm3, [rip + kg_hi_f0]
+    por xmm0, xmm2
+    por xmm1, xmm3
+    GDEQ16_SSE2 xmm0, 0, orps
+    GDEQ16_SSE2 xmm1, 64, orps
+    add rdx, 22
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    ret
+
+# dequantize_row_q5_0_avx2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q5_0_avx2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE0_AVX2
+    GNIB_AVX2 6
+    GQ5BITS_AVX2 2
+    vpandn ymm1, ymm1, [rip + kg_hi_f0]
+    vpor ymm0, ymm0, ymm1
+    GDEQ32_AVX2 vorps
+    add rdx, 22
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    vzeroupper
+    ret
+
+# dequantize_row_q5_1_sse2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q5_1_sse2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE1_SSE2
+    GQ5BITS_SSE2 4
+    GNIB_SSE2 8
+    pand xmm2, [rip + kg_b16]
+    pand xmm3, [rip + kg_b16]
+    por xmm0, xmm2
+    por xmm1, xmm3
+    GDEQ16_SSE2 xmm0, 0, addps
+    GDEQ16_SSE2 xmm1, 64, addps
+    add rdx, 24
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    ret
+
+# dequantize_row_q5_1_avx2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q5_1_avx2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE1_AVX2
+    GNIB_AVX2 8
+    GQ5BITS_AVX2 4
+    vpand ymm1, ymm1, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm1
+    GDEQ32_AVX2 vaddps
+    add rdx, 24
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    vzeroupper
+    ret
+
+# matvec_q5_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q5_0_sse2:
+    GMV2_PROLOGUE_SSE2 22
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_SSE2
+    GPAIR_XQ_SSE2 2
+    GW_BITS_SSE2 rdx, 2, xmm13, xmm14
+    GW_NIB_SSE2 rdx, 6, xmm5, xmm6
+    pandn xmm13, [rip + kg_hi_f0]
+    pandn xmm14, [rip + kg_hi_f0]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_BITS_SSE2 rdx+rbx, 2, xmm13, xmm14
+    GW_NIB_SSE2 rdx+rbx, 6, xmm5, xmm6
+    pandn xmm13, [rip + kg_hi_f0]
+    pandn xmm14, [rip + kg_hi_f0]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 22
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_SSE2
+.Lblock:
+    test rax, rax
+    jz .Lrow_done
+    GPREFETCH rdx
+    GSCALE0_SSE2
+    GQ5BITS_SSE2 2
+    GNIB_SSE2 6
+    pandn xmm2, [rip + kg_hi_f0]
+    pandn xmm3, [rip + kg_hi_f0]
+    por xmm0, xmm2
+    por xmm1, xmm3
+    GDOT32_SSE2 2
+    add rdx, 22
+    add r11, 34
+    dec rax
+    jmp .Lblock
+.Lrow_done:
+    GMV_ROW_END_SSE2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_SSE2
+
+# matvec_q5_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q5_1_sse2:
+    GMV2_PROLOGUE_SSE2 24
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_SSE2
+    GPAIR_XQ_SSE2 4
+    GW_BITS_SSE2 rdx, 4, xmm13, xmm14
+    GW_NIB_SSE2 rdx, 8, xmm5, xmm6
+    pand xmm13, [rip + kg_b16]
+    pand xmm14, [rip + kg_b16]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    GW_BITS_SSE2 rdx+rbx, 4, xmm13, xmm14
+    GW_NIB_SSE2 rdx+rbx, 8, xmm5, xmm6
+    pand xmm13, [rip + kg_b16]
+    pand xmm14, [rip + kg_b16]
+    por xmm5, xmm13
+    por xmm6, xmm14
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 24
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_SSE2
+.Lblock:
+    test rax, rax
+    jz .Lrow_done
+    GPREFETCH rdx
+    GSCALE1_SSE2
+    GQ5BITS_SSE2 4
+    GNIB_SSE2 8
+    pand xmm2, [rip + kg_b16]
+    pand xmm3, [rip + kg_b16]
+    por xmm0, xmm2
+    por xmm1, xmm3
+    GDOT32_SSE2 4
+    add rdx, 24
+    add r11, 36
+    dec rax
+    jmp .Lblock
+.Lrow_done:
+    GMV_ROW_END_SSE2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_SSE2
+
+.macro Q5_0_BLOCK_AVX2 acc
+    GSCALE0_AVX2
+    GNIB_AVX2 6
+    GQ5BITS_AVX2 2
+    vpandn ymm1, ymm1, [rip + kg_hi_f0]
+    vpor ymm0, ymm0, ymm1
+    vmovdqu ymm1, [r11 + 2]
+    GDOTS_AVX2 \acc
+    add rdx, 22
+    add r11, 34
+.endm
+
+# matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q5_0_avx2:
+    GMV2_PROLOGUE_AVX2 22
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_AVX2
+    vmovdqu ymm1, [r11 + 2]
+    vmovdqa ymm7, [rip + kg_b16]
+    vpmaddubsw ymm7, ymm7, ymm1       # 16 * (x_2k + x_2k+1), int16: both rows' offset
+    GWA_NIB_AVX2 rdx, 6
+    GWA_BITS_AVX2 rdx, 2
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6             # q = 0..31
+    GPAIR_DOTO_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 6
+    GWA_BITS_AVX2 rdx+rbx, 2
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6
+    GPAIR_DOTO_AVX2 ymm13, ymm10
+    add rdx, 22
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_AVX2
+.Lblock2:
+    cmp rax, 2
+    jb .Lblock1
+    GPREFETCH rdx
+    Q5_0_BLOCK_AVX2 ymm2
+    Q5_0_BLOCK_AVX2 ymm3
+    sub rax, 2
+    jmp .Lblock2
+.Lblock1:
+    test rax, rax
+    jz .Lrow_done
+    Q5_0_BLOCK_AVX2 ymm2
+.Lrow_done:
+    GMV_ROW_END_AVX2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_AVX2
+
+.macro Q5_1_BLOCK_AVX2 acc
+    GSCALE1_AVX2
+    GNIB_AVX2 8
+    GQ5BITS_AVX2 4
+    vpand ymm1, ymm1, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm1
+    vmovdqu ymm1, [r11 + 4]
+    GDOTU_AVX2 \acc
+    add rdx, 24
+    add r11, 36
+.endm
+
+# matvec_q5_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q5_1_avx2:
+    GMV2_PROLOGUE_AVX2 24
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE1_AVX2
+    vmovdqu ymm1, [r11 + 4]
+    GWA_NIB_AVX2 rdx, 8
+    GWA_BITS_AVX2 rdx, 4
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6
+    GPAIR_DOTU_AVX2 ymm12, ymm8
+    GWA_NIB_AVX2 rdx+rbx, 8
+    GWA_BITS_AVX2 rdx+rbx, 4
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6
+    GPAIR_DOTU_AVX2 ymm13, ymm10
+    add rdx, 24
+    add r11, 36
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_AVX2
+.Lblock2:
+    cmp rax, 2
+    jb .Lblock1
+    GPREFETCH rdx
+    Q5_1_BLOCK_AVX2 ymm2
+    Q5_1_BLOCK_AVX2 ymm3
+    sub rax, 2
+    jmp .Lblock2
+.Lblock1:
+    test rax, rax
+    jz .Lrow_done
+    Q5_1_BLOCK_AVX2 ymm2
+.Lrow_done:
+    GMV_ROW_END_AVX2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_AVX2

@@ -1,0 +1,381 @@
+# ggml's Q8_0 (weights and activations) and Q8_1 (activations of Q4_1/Q5_1 weights): block
+# layouts in ggml_qmacros.inc. Contracts (peasm/ggml.py's body kinds, kernels.inc's ABI):
+#
+#   dequantize_row_q8_0_<path>(rcx = out f32*, rdx = blocks, r8d = n)
+#   quantize_row_q8_0_<path>(rcx = out blocks, rdx = x f32*, r8d = n)
+#   quantize_row_q8_1_<path>(rcx = out blocks, rdx = x f32*, r8d = n)
+#   matvec_q8_0_<path>(rcx = out f32*, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+#
+# n is a multiple of 32 (the caller checks; the rest of n is ignored); matvec with d = 0
+# writes nothing, with n = 0 it writes d zeros. Unaligned pointers.
+#
+# Quantizing a block of 32 (llama.cpp's CPU path, quantize_row_q8_0/q8_1 in ggml-cpu's
+# quants): amax = max |x|, d = amax / 127 (f32), id = 127 / amax (0 when amax is 0),
+# q = x * id rounded to nearest even (cvtps2dq under the default MXCSR), saturated to int8;
+# d stored as f16 (round to nearest even); Q8_1 also s = f16(d * sum(q)), with the f32 d.
+# The SSE2 and AVX2 bodies do the same operations in the same precision and write the same
+# bytes for any finite input (and inf; with NaN inputs the block is unspecified, nothing
+# faults). The quantizers and dequantizers change xmm0-xmm5 only (AVX2: ymm0-ymm5); matvec
+# saves what it uses beyond that (ggml_pairs.inc's frame). matvec's integer dot is exact
+# for activation quants in -127..127 (all quantize_row_q8_* writes for finite input; see
+# GDOTS_AVX2 in ggml_qmacros.inc).
+.include "kernels.inc"
+.include "kmacros.inc"
+.include "ggml_cvt.inc"
+.include "ggml_qmacros.inc"
+.include "ggml_pairs.inc"
+
+.section .text
+.global dequantize_row_q8_0_sse2, dequantize_row_q8_0_avx2
+.global quantize_row_q8_0_sse2, quantize_row_q8_0_avx2
+.global quantize_row_q8_1_sse2, quantize_row_q8_1_avx2
+.global matvec_q8_0_sse2, matvec_q8_0_avx2
+
+# dequantize_row_q8_0_sse2(rcx = out, rdx = blocks, r8d = n): x = q * d
+dequantize_row_q8_0_sse2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE0_SSE2
+    movdqu xmm0, [rdx + 2]
+    movdqu xmm1, [rdx + 18]
+    GDEQ16_SSE2 xmm0, 0, orps
+    GDEQ16_SSE2 xmm1, 64, orps
+    add rdx, 34
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    ret
+
+# dequantize_row_q8_0_avx2(rcx = out, rdx = blocks, r8d = n)
+dequantize_row_q8_0_avx2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    GDSCALE0_AVX2
+    vmovdqu ymm0, [rdx + 2]
+    GDEQ32_AVX2 vorps
+    add rdx, 34
+    sub rcx, -128
+    dec r8
+    jmp .Lblock
+.Ldone:
+    vzeroupper
+    ret
+
+quantize_row_q8_0_sse2:
+    mov r9d, 34                       # block bytes
+    mov r10d, 2                       # offset of qs
+    jmp q8_quantize_sse2
+quantize_row_q8_1_sse2:
+    mov r9d, 36
+    mov r10d, 4
+    jmp q8_quantize_sse2
+
+# q8_quantize_sse2(rcx = out, rdx = x, r8d = n, r9 = block bytes, r10 = offset of qs; a
+# Q8_1 block (qs at 4) also gets s at 2)
+q8_quantize_sse2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    movaps xmm4, [rip + kg_f_abs]
+    movups xmm0, [rdx]
+    andps xmm0, xmm4
+    movups xmm1, [rdx + 16]
+    andps xmm1, xmm4
+    movups xmm2, [rdx + 32]
+    andps xmm2, xmm4
+    maxps xmm0, xmm2
+    movups xmm2, [rdx + 48]
+    andps xmm2, xmm4
+    maxps xmm1, xmm2
+    movups xmm2, [rdx + 64]
+    andps xmm2, xmm4
+    maxps xmm0, xmm2
+    movups xmm2, [rdx + 80]
+    andps xmm2, xmm4
+    maxps xmm1, xmm2
+    movups xmm2, [rdx + 96]
+    andps xmm2, xmm4
+    maxps xmm0, xmm2
+    movups xmm2, [rdx + 112]
+    andps xmm2, xmm4
+    maxps xmm1, xmm2
+    maxps xmm0, xmm1
+    movhlps xmm1, xmm0
+    maxps xmm0, xmm1
+    pshufd xmm1, xmm0, 0x55
+    maxss xmm0, xmm1                  # amax
+    movaps xmm5, xmm0
+    divss xmm5, dword ptr [rip + kg_f_127]    # d
+    movd r11d, xmm5
+    movss xmm1, dword ptr [rip + kg_f_127]
+    divss xmm1, xmm0                  # id = 127 / amax ...
+    movd eax, xmm0
+    test eax, eax
+    jnz 1f
+    xorps xmm1, xmm1                  # ... or 0
+1:
+    shufps xmm1, xmm1, 0
+    movaps xmm0, xmm5
+    GF2H_SSE2 xmm0, xmm2, xmm3, xmm4, xmm5
+    movd eax, xmm0
+    mov word ptr [rcx], ax            # d as f16
+    pxor xmm5, xmm5                   # sum of the quants
+    movups xmm0, [rdx]
+    mulps xmm0, xmm1
+    cvtps2dq xmm0, xmm0
+    paddd xmm5, xmm0
+    movups xmm2, [rdx + 16]
+    mulps xmm2, xmm1
+    cvtps2dq xmm2, xmm2
+    paddd xmm5, xmm2
+    packssdw xmm0, xmm2
+    movups xmm2, [rdx + 32]
+    mulps xmm2, xmm1
+    cvtps2dq xmm2, xmm2
+    paddd xmm5, xmm2
+    movups xmm3, [rdx + 48]
+    mulps xmm3, xmm1
+    cvtps2dq xmm3, xmm3
+    paddd xmm5, xmm3
+    packssdw xmm2, xmm3
+    packsswb xmm0, xmm2
+    movdqu [rcx + r10], xmm0          # q 0..15
+    movups xmm0, [rdx + 64]
+    mulps xmm0, xmm1
+    cvtps2dq xmm0, xmm0
+    paddd xmm5, xmm0
+    movups xmm2, [rdx + 80]
+    mulps xmm2, xmm1
+    cvtps2dq xmm2, xmm2
+    paddd xmm5, xmm2
+    packssdw xmm0, xmm2
+    movups xmm2, [rdx + 96]
+    mulps xmm2, xmm1
+    cvtps2dq xmm2, xmm2
+    paddd xmm5, xmm2
+    movups xmm3, [rdx + 112]
+    mulps xmm3, xmm1
+    cvtps2dq xmm3, xmm3
+    paddd xmm5, xmm3
+    packssdw xmm2, xmm3
+    packsswb xmm0, xmm2
+    movdqu [rcx + r10 + 16], xmm0     # q 16..31
+    cmp r10, 4
+    jne .Lnext
+    pshufd xmm0, xmm5, 0x4e
+    paddd xmm5, xmm0
+    pshufd xmm0, xmm5, 0xb1
+    paddd xmm5, xmm0
+    cvtdq2ps xmm0, xmm5
+    movd xmm2, r11d
+    mulss xmm0, xmm2                  # d * sum(q)
+    GF2H_SSE2 xmm0, xmm2, xmm3, xmm4, xmm5
+    movd eax, xmm0
+    mov word ptr [rcx + 2], ax        # s as f16
+.Lnext:
+    sub rdx, -128
+    add rcx, r9
+    dec r8
+    jmp .Lblock
+.Ldone:
+    ret
+
+quantize_row_q8_0_avx2:
+    mov r9d, 34
+    mov r10d, 2
+    jmp q8_quantize_avx2
+quantize_row_q8_1_avx2:
+    mov r9d, 36
+    mov r10d, 4
+    jmp q8_quantize_avx2
+
+# q8_quantize_avx2: as q8_quantize_sse2 (the same operations, 8 lanes; F16C for the f16s)
+q8_quantize_avx2:
+    mov r8d, r8d
+    shr r8, 5
+.Lblock:
+    test r8, r8
+    jz .Ldone
+    vmovups ymm0, [rdx]
+    vmovups ymm1, [rdx + 32]
+    vmovups ymm2, [rdx + 64]
+    vmovups ymm3, [rdx + 96]
+    vandps ymm4, ymm0, [rip + kg_f_abs]
+    vandps ymm5, ymm1, [rip + kg_f_abs]
+    vmaxps ymm4, ymm4, ymm5
+    vandps ymm5, ymm2, [rip + kg_f_abs]
+    vmaxps ymm4, ymm4, ymm5
+    vandps ymm5, ymm3, [rip + kg_f_abs]
+    vmaxps ymm4, ymm4, ymm5
+    vextractf128 xmm5, ymm4, 1
+    vmaxps xmm4, xmm4, xmm5
+    vmovhlps xmm5, xmm4, xmm4
+    vmaxps xmm4, xmm4, xmm5
+    vmovshdup xmm5, xmm4
+    vmaxss xmm4, xmm4, xmm5           # amax
+    vdivss xmm5, xmm4, dword ptr [rip + kg_f_127]     # d
+    vmovd r11d, xmm5
+    vcvtps2ph xmm5, xmm5, 0
+    vpextrw eax, xmm5, 0
+    mov word ptr [rcx], ax            # d as f16
+    vmovss xmm5, dword ptr [rip + kg_f_127]
+    vdivss xmm5, xmm5, xmm4           # id = 127 / amax ...
+    vmovd eax, xmm4
+    test eax, eax
+    jnz 1f
+    vxorps xmm5, xmm5, xmm5           # ... or 0
+1:
+    vbroadcastss ymm5, xmm5
+    vmulps ymm0, ymm0, ymm5
+    vmulps ymm1, ymm1, ymm5
+    vmulps ymm2, ymm2, ymm5
+    vmulps ymm3, ymm3, ymm5
+    vcvtps2dq ymm0, ymm0
+    vcvtps2dq ymm1, ymm1
+    vcvtps2dq ymm2, ymm2
+    vcvtps2dq ymm3, ymm3
+    vpaddd ymm4, ymm0, ymm1
+    vpaddd ymm5, ymm2, ymm3
+    vpaddd ymm4, ymm4, ymm5           # sums of the quants
+    vpackssdw ymm0, ymm0, ymm1
+    vpackssdw ymm2, ymm2, ymm3
+    vpacksswb ymm0, ymm0, ymm2
+    vmovdqu ymm5, [rip + kg_q8_perm]
+    vpermd ymm0, ymm5, ymm0           # back in element order
+    vmovdqu [rcx + r10], ymm0
+    cmp r10, 4
+    jne .Lnext
+    vextracti128 xmm5, ymm4, 1
+    vpaddd xmm4, xmm4, xmm5
+    vpshufd xmm5, xmm4, 0x4e
+    vpaddd xmm4, xmm4, xmm5
+    vpshufd xmm5, xmm4, 0xb1
+    vpaddd xmm4, xmm4, xmm5
+    vcvtdq2ps xmm4, xmm4
+    vmovd xmm5, r11d
+    vmulss xmm4, xmm4, xmm5           # d * sum(q)
+    vcvtps2ph xmm4, xmm4, 0
+    vpextrw eax, xmm4, 0
+    mov word ptr [rcx + 2], ax        # s as f16
+.Lnext:
+    sub rdx, -128
+    add rcx, r9
+    dec r8
+    jmp .Lblock
+.Ldone:
+    vzeroupper
+    ret
+
+# matvec_q8_0_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
+matvec_q8_0_sse2:
+    GMV2_PROLOGUE_SSE2 34
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_SSE2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_SSE2
+    GPAIR_XQ_SSE2 2
+    movdqu xmm5, [rdx + 2]
+    movdqu xmm6, [rdx + 18]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    movdqu xmm5, [rdx + rbx + 2]
+    movdqu xmm6, [rdx + rbx + 18]
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+    add rdx, 34
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_SSE2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_SSE2
+.Lblock:
+    test rax, rax
+    jz .Lrow_done
+    GPREFETCH rdx
+    GSCALE0_SSE2
+    movdqu xmm0, [rdx + 2]
+    movdqu xmm1, [rdx + 18]
+    GDOT32_SSE2 2
+    add rdx, 34
+    add r11, 34
+    dec rax
+    jmp .Lblock
+.Lrow_done:
+    GMV_ROW_END_SSE2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_SSE2
+
+.macro Q8_0_BLOCK_AVX2 acc
+    GSCALE0_AVX2
+    vmovdqu ymm0, [rdx + 2]
+    vmovdqu ymm1, [r11 + 2]
+    GDOTS_AVX2 \acc
+    add rdx, 34
+    add r11, 34
+.endm
+
+# matvec_q8_0_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
+matvec_q8_0_avx2:
+    GMV2_PROLOGUE_AVX2 34
+.Lpair:
+    cmp r10, 2
+    jb .Lrow
+    GMV2_PAIR_AVX2
+.Lpblock:
+    test rax, rax
+    jz .Lpair_done
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    GPAIR_SCALE0_AVX2
+    vmovdqu ymm1, [r11 + 2]
+    vmovdqu ymm0, [rdx + 2]
+    GPAIR_DOTS_AVX2 ymm12, ymm8
+    vmovdqu ymm0, [rdx + rbx + 2]
+    GPAIR_DOTS_AVX2 ymm13, ymm10
+    add rdx, 34
+    add r11, 34
+    dec rax
+    jmp .Lpblock
+.Lpair_done:
+    GMV2_PAIR_END_AVX2
+    jmp .Lpair
+.Lrow:
+    test r10, r10
+    jz .Ldone
+    GMV_ROW_AVX2
+.Lblock2:
+    cmp rax, 2
+    jb .Lblock1
+    GPREFETCH rdx
+    Q8_0_BLOCK_AVX2 ymm2
+    Q8_0_BLOCK_AVX2 ymm3
+    sub rax, 2
+    jmp .Lblock2
+.Lblock1:
+    test rax, rax
+    jz .Lrow_done
+    Q8_0_BLOCK_AVX2 ymm2
+.Lrow_done:
+    GMV_ROW_END_AVX2
+    jmp .Lrow
+.Ldone:
+    GMV2_EPILOGUE_AVX2
