@@ -45,6 +45,7 @@ PE_SECTIONS = {  # our section -> (PE name, characteristics)
     ".data": (".data", 0xC000_0040),   # initialized data | read | write (+ .bss as its tail)
 }
 _BSS_OK = re.compile(r"^\.(skip|space|zero|balign|p2align|align|rept|endr)\b(?!.*,\s*[^0\s])", re.I)
+_ALIGN_NO_FILL = re.compile(r"^\.(balign|p2align|align)\s+[^,]+$", re.I)
 _BLOCK_OPEN = re.compile(r"^\.(macro|rept|irp|irpc)\b", re.I)
 _BLOCK_CLOSE = re.compile(r"^\.(endm|endr)\b", re.I)
 _KS_MESSAGE = re.compile(r"\s*\(KS_ERR_[A-Z_]+\)\s*$")
@@ -223,7 +224,10 @@ def _build_unit(program: Program) -> _Unit:
                 line_labels[label] = s.origin
                 table.append(label)
                 add(f"{label}:", s.origin)
-            add(s.text, s.origin)
+            text = s.text
+            if sec != ".text" and _ALIGN_NO_FILL.match(text):
+                text += ", 0"         # data pads with zeros: keystone and gas fill with different nops
+            add(text, s.origin)
         add(f"{marker}_end:")
         table.append(f"{marker}_end")
     table.extend(program.labels)

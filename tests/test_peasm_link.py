@@ -181,3 +181,21 @@ def test_asm_command_writes_a_flat_binary(tmp_path, base):
     disp = int.from_bytes(blob[3:7], "little", signed=True)
     assert blob[7 + disp:7 + disp + 4] == (7).to_bytes(4, "little")  # rdata is a page on
     assert 7 + disp == 0x1000
+
+
+@pytest.mark.parametrize("directive", [".balign 16", ".p2align 4", ".align 16"])
+def test_data_alignment_pads_with_zeros(tmp_path, directive):
+    """Alignment in a data section pads with zeros, whatever the backend: left to themselves
+    keystone and gas fill with nops, and different ones (the binutils cross-check caught it)."""
+    write(tmp_path, "m.s", ENTRY + f"""
+    .section .rdata
+    .global a, b
+    a: .byte 1
+    {directive}
+    b: .byte 2
+    """)
+    image = link([tmp_path / "m.s"], "efi_main")
+    flat = image.flat()
+    a, b = image.symbol("a").rva, image.symbol("b").rva
+    assert b % 16 == 0 and b > a + 1
+    assert bytes(flat[a:b + 1]) == b"\x01" + bytes(b - a - 1) + b"\x02"
