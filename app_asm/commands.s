@@ -75,6 +75,8 @@ n_history:     .asciz "history"
 h_history:     .asciz "the conversation's turns so far"
 n_attn:        .asciz "attn"
 h_attn:        .asciz "kernel path: auto, sse2 or avx2"
+n_threads:     .asciz "threads"
+h_threads:     .asciz "cores sharing the work (0: all)"
 n_ctx:         .asciz "ctx"
 h_ctx:         .asciz "tokens used / context length"
 n_mem:         .asciz "mem"
@@ -171,6 +173,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
     .quad n_parse_special, cmd_set, k_parse_special, s_value, h_parse_special
     .quad n_chat_format, cmd_set, k_chat_format, s_value, h_chat_format
     .quad n_attn, cmd_set, k_attn, s_value, h_attn
+    .quad n_threads, cmd_set, n_threads, s_value, h_threads
     .quad n_budget, cmd_set, k_budget, s_ms_opt, h_budget
     .quad n_ctx, cmd_ctx, 0, s_none, h_ctx
     .quad n_mem, cmd_mem, 0, s_none, h_mem
@@ -206,6 +209,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
 .extern session_print_memory, set_parse_special, sess_encode, sess_encode_error, sess_decode, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
 .extern cmd_system, cmd_history
+.extern threads_print, set_threads
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:
@@ -332,6 +336,12 @@ cmd_set:
     lea rcx, [rip + s_nl]
     call rt_print_cstr
     mov rax, [rbx + SET_PTR]
+    lea rcx, [rip + set_threads]
+    cmp rax, rcx
+    jne .Lnot_threads
+    call threads_print
+    jmp .Lout
+.Lnot_threads:
     lea rcx, [rip + set_attn]
     cmp rax, rcx
     jne .Lout
@@ -471,6 +481,7 @@ cmd_cpu:
     jz .Lout
     call cpu_print_features
     call print_kernel_path
+    call threads_print
 .Lout:
     add rsp, 40
     ret

@@ -25,7 +25,7 @@
 .section .text
 .global model_forward
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
-.extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table
+.extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_rows
 
 # Frame below the 8 pushes: shadow space, stack arguments 5..7, this layer's cache rows.
 .equ FW_ARG5, 32
@@ -267,7 +267,7 @@ fw_matmul:
     push r12
     push r13
     push r14
-    sub rsp, 48
+    sub rsp, 64
     mov r12, rcx
     mov r13, rdx
     mov rsi, r8
@@ -297,14 +297,18 @@ fw_matmul:
     mov ecx, [r13 + TENSOR_TYPE]
     mov edx, GGML_TT_MATVEC
     call ggml_type_body
-    mov rcx, r12
-    mov rdx, [r13 + TENSOR_DATA]
-    mov r8, rsi
-    mov r9d, [r13 + TENSOR_N]
-    mov r10d, [r13 + TENSOR_ROWS]
-    mov [rsp + 32], r10
-    call rax
-    add rsp, 48
+    mov rcx, rax                      # k_par_rows(body, out, W, x, n, rows, row bytes):
+    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel.s)
+    mov r8, [r13 + TENSOR_DATA]
+    mov r9, rsi
+    mov eax, [r13 + TENSOR_N]
+    mov [rsp + 32], rax
+    mov eax, [r13 + TENSOR_ROWS]
+    mov [rsp + 40], rax
+    mov rax, [r13 + TENSOR_ROW_BYTES]
+    mov [rsp + 48], rax
+    call k_par_rows
+    add rsp, 64
     pop r14
     pop r13
     pop r12

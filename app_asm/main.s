@@ -26,7 +26,7 @@ s_no_buffer:  .asciz "not enough memory for the prompt buffer\n"
 .extern config_parse, models_autoload, session_clear, session_apply_settings
 .extern vol_read_file, vol_free_file, vol_print_status, sess_prompt_buf
 .extern repl_load_autorun, repl_run, rt_file_status, log_init, log_event, log_event2
-.extern settings_snapshot
+.extern settings_snapshot, threads_start
 
 app_main:
     push rbx
@@ -35,6 +35,7 @@ app_main:
     lea rcx, [rip + s_banner]
     call rt_print_cstr
     call cpu_print_features
+    call threads_start                # the worker cores, once (MP services)
     call rt_timer_init
     call log_init
     lea rcx, [rip + s_ev_boot]

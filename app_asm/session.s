@@ -87,7 +87,7 @@ s_mem_none:       .asciz "no model loaded\n"
 .extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
 .extern sess_vocab_load, sess_vocab_free, vocab_ws_size
-.extern chat_clear, chat_model_loaded
+.extern chat_clear, chat_model_loaded, threads_apply
 
 # mib_h(rcx = bytes) -> rax = MiB in hundredths (for %h). Leaf; clobbers rdx.
 mib_h:
@@ -797,6 +797,7 @@ session_apply_settings:
     mov ecx, [rip + cpu_features]
     mov edx, [rip + set_attn]
     call kernels_init
+    call threads_apply                # how many cores share the rows (threads)
     add rsp, 40
     ret
 

@@ -9,7 +9,7 @@ settings_values:                      # the values, contiguous: /reset copies th
 .global set_no_repeat_ngram, set_max_tokens, set_seed, set_stats, set_stop_you, set_stop_nl
 .global set_parse_special
 .global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun, set_budget
-.global set_system_prompt
+.global set_system_prompt, set_threads
 set_seed:            .quad 0          # 0: from the clock at boot
 set_temperature:     .float 1.0       # llama2.c's defaults
 set_top_p:           .float 0.9
@@ -23,6 +23,7 @@ set_stop_you:        .long 1
 set_stop_nl:         .long 0
 set_parse_special:   .long 0          # typed special-token texts stay text
 set_attn:            .long ATTN_AUTO
+set_threads:         .long 0          # cores sharing the work; 0: all
 set_ctx_len:         .long 0          # 0: the model's seq_len (shrunk if memory is short)
 set_chat_format:     .long CHAT_AUTO      # the model's own format (raw without one)
 set_budget:          .long 0          # ms per generation; 0: no limit
@@ -73,6 +74,9 @@ settings_table:
     .quad k_attn, set_attn
     .long SET_T_ENUM, 0, 0, 2
     .quad attn_names
+    .quad k_threads, set_threads
+    .long SET_T_U32, 0, 0, 1024
+    .quad 0
     .quad k_ctx_len, set_ctx_len
     .long SET_T_U32, 0, 0, 1048576
     .quad 0
@@ -116,6 +120,7 @@ k_stop_you:        .asciz "stop_you"
 k_stop_nl:         .asciz "stop_nl"
 k_parse_special:   .asciz "parse_special"
 k_attn:            .asciz "attn"
+k_threads:         .asciz "threads"
 k_ctx_len:         .asciz "ctx_len"
 k_chat_format:     .asciz "chat_format"
 k_budget:          .asciz "budget"

@@ -7,18 +7,27 @@
 .include "kernels.inc"
 
 .section .text
-.global attention_sse2, attention_avx2
+.global attention_sse2, attention_avx2, attention_heads_sse2, attention_heads_avx2
 .extern dot_sse2, softmax_sse2, axpy_sse2, dot_avx2, softmax_avx2, axpy_avx2
 
-# attention_sse2(rcx = params)
+# attention_sse2(rcx = params): every head
 attention_sse2:
+    xor edx, edx
+    mov r8d, dword ptr [rcx + ATT_N_HEADS]
+# attention_heads_sse2(rcx = params, edx = first head, r8d = heads): heads first .. first+heads-1
+# only (their out, att rows); how kernels_asm/parallel.s shares the heads across cores
+attention_heads_sse2:
     lea rax, [rip + dot_sse2]
     lea r10, [rip + softmax_sse2]
     lea r11, [rip + axpy_sse2]
     jmp attention_common
 
-# attention_avx2(rcx = params)
+# attention_avx2(rcx = params): every head
 attention_avx2:
+    xor edx, edx
+    mov r8d, dword ptr [rcx + ATT_N_HEADS]
+# attention_heads_avx2(rcx = params, edx = first head, r8d = heads)
+attention_heads_avx2:
     lea rax, [rip + dot_avx2]
     lea r10, [rip + softmax_avx2]
     lea r11, [rip + axpy_avx2]
@@ -30,9 +39,12 @@ attention_avx2:
 .equ AT_AXPY, 48                      # qword: axpy(y, x, n, a = xmm3)
 .equ AT_SQRT_HS, 56                   # float: sqrt(head_size)
 .equ AT_KV_MUL, 60                    # dword: n_heads / n_kv_heads
+.equ AT_HEAD0, 64                     # dword: the first head
+.equ AT_HEAD_END, 68                  # dword: one past the last head
 .equ AT_FRAME, 72                     # 8 pushes + 72: rsp 16-aligned at our calls
 
-# attention_common(rcx = params, rax = dot, r10 = softmax, r11 = axpy)
+# attention_common(rcx = params, edx = first head, r8d = heads, rax = dot, r10 = softmax,
+#                  r11 = axpy)
 attention_common:
     push rbx
     push rbp
@@ -46,6 +58,9 @@ attention_common:
     mov [rsp + AT_DOT], rax
     mov [rsp + AT_SOFTMAX], r10
     mov [rsp + AT_AXPY], r11
+    mov [rsp + AT_HEAD0], edx
+    add r8d, edx
+    mov [rsp + AT_HEAD_END], r8d
     mov rbx, rcx                      # params
     mov r14d, dword ptr [rbx + ATT_HEAD_SIZE]
     cvtsi2ss xmm0, r14
@@ -58,9 +73,9 @@ attention_common:
     mov r15d, dword ptr [rbx + ATT_N_KV_HEADS]
     imul r15, r14
     shl r15, 2                        # bytes per cache row (kv_dim floats)
-    xor r12d, r12d                    # h
+    mov r12d, [rsp + AT_HEAD0]        # h
 .Lhead:
-    cmp r12d, dword ptr [rbx + ATT_N_HEADS]
+    cmp r12d, dword ptr [rsp + AT_HEAD_END]
     jae .Ldone
     mov eax, r12d
     xor edx, edx

@@ -24,6 +24,9 @@ k_stream_read: .quad 0
 k_rope_table_ggml: .quad 0
 k_rope_apply_neox: .quad 0
 kernels_path:  .long 0                # K_PATH_* chosen by the last kernels_init (0: none yet)
+.balign 8, 0
+.global k_attention_heads
+k_attention_heads: .quad 0            # attention_heads_<path>: some heads (parallel.s shares them)
 
 .section .text
 .global kernels_init
@@ -31,7 +34,8 @@ kernels_path:  .long 0                # K_PATH_* chosen by the last kernels_init
 .extern axpy_sse2, dot_sse2, argmax_sse2, rope_apply_sse2, attention_sse2, stream_read_sse2
 .extern matvec_avx2, rmsnorm_avx2, softmax_avx2, expf_avx2, swiglu_avx2, add_avx2, scale_avx2
 .extern axpy_avx2, dot_avx2, argmax_avx2, rope_apply_avx2, attention_avx2, stream_read_avx2
-.extern rope_table_x87, rope_table_ggml_x87, rope_apply_neox_sse2
+.extern rope_table_x87, rope_table_ggml_x87, rope_apply_neox_sse2, par_select_entries
+.extern attention_heads_sse2, attention_heads_avx2
 
 # table entry `slot` = address of `body` (RIP-relative: the table needs no relocations)
 .macro KSET slot, body
@@ -59,12 +63,12 @@ kernels_init:
     KSET k_rope_table, rope_table_x87
     KSET k_rope_apply, rope_apply_avx2
     KSET k_attention, attention_avx2
+    KSET k_attention_heads, attention_heads_avx2
     KSET k_stream_read, stream_read_avx2
     KSET k_rope_table_ggml, rope_table_ggml_x87
     KSET k_rope_apply_neox, rope_apply_neox_sse2
     mov eax, K_PATH_AVX2
-    mov [rip + kernels_path], eax
-    ret
+    jmp .Lchosen
 .Lsse2:
     KSET k_matvec, matvec_sse2
     KSET k_rmsnorm, rmsnorm_sse2
@@ -79,9 +83,15 @@ kernels_init:
     KSET k_rope_table, rope_table_x87
     KSET k_rope_apply, rope_apply_sse2
     KSET k_attention, attention_sse2
+    KSET k_attention_heads, attention_heads_sse2
     KSET k_stream_read, stream_read_sse2
     KSET k_rope_table_ggml, rope_table_ggml_x87
     KSET k_rope_apply_neox, rope_apply_neox_sse2
     mov eax, K_PATH_SSE2
+.Lchosen:
     mov [rip + kernels_path], eax
+    sub rsp, 8
+    call par_select_entries           # k_matvec, k_attention through the job board with workers
+    add rsp, 8
+    mov eax, [rip + kernels_path]
     ret

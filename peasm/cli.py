@@ -144,8 +144,11 @@ def inspect_cmd(efi: Path, map_file: Path | None) -> None:
 @click.option("--keyboard", type=click.Choice(["serial", "local"]), default="serial", show_default=True,
               help="serial: one key per byte (CR and LF apart, UTF-8 byte by byte), as OVMF's serial "
                    "console; local: a PC keyboard (Enter is one key, characters whole).")
+@click.option("--cpus", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Processors the firmware's MP services report: the program's worker cores "
+                   "(host threads natively, cores taking turns under unicorn).")
 def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib: int, timeout_s: float,
-            keyboard: str) -> None:
+            keyboard: str, cpus: int) -> None:
     """Run EFI on this machine against peasm's firmware model (no QEMU, no reboot).
 
     Exit status: 0 when the program powers off (or returns) successfully or the --input
@@ -161,7 +164,7 @@ def run_cmd(efi: Path, volume: Path, cpu: str, input_file: Path | None, mem_mib:
     try:
         with raw_terminal(stdin):
             result = run(efi, volume, cpu=cpu, input_bytes=data, stdin=stdin, out=sys.stdout.buffer,
-                         mem_mib=mem_mib, timeout_s=timeout_s, keyboard=keyboard)
+                         mem_mib=mem_mib, timeout_s=timeout_s, keyboard=keyboard, cpus=cpus)
     except PeasmError as e:
         _fail(e)
     if result.status != 0 or result.reason not in ("powered off", "returned 0x0"):

@@ -178,6 +178,10 @@ CONSTANTS: dict[str, int] = {
     "CHAR_NULL": 0, "CHAR_BACKSPACE": 8, "CHAR_TAB": 9, "CHAR_LINEFEED": 0x0A,
     "CHAR_CARRIAGE_RETURN": 0x0D,
     "EFI_PAGE_SIZE": 4096,
+    # EFI_TPL (CreateEvent's NotifyTpl); an event Type of 0 has no notification (UEFI 2.10, 7.1)
+    "TPL_APPLICATION": 4, "TPL_CALLBACK": 8, "TPL_NOTIFY": 16,
+    "EVT_TIMER": 0x80000000, "EVT_NOTIFY_WAIT": 0x100, "EVT_NOTIFY_SIGNAL": 0x200,
+    "EFI_NOT_STARTED": _ERR | 19, "EFI_TIMEOUT": _ERR | 18,
 }
 
 

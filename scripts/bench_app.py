@@ -2,7 +2,7 @@
 """Benchmark: the chat program's decode speed against the weight-bandwidth limit, natively.
 
     .venv/bin/python scripts/bench_app.py [--workdir DIR] [--efi BOOTX64.EFI] [--models stories15M,stories110M,...]
-                                          [--tokens 128] [--repeat 1]
+                                          [--tokens 128] [--repeat 1] [--threads 1,2]
 
 Models: llama2.c shapes (stories15M, stories110M: random f32 .bin), the real SmolLM2 GGUF
 (`smollm2`: ../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf), and TinyLlama-1.1B-shaped
@@ -17,9 +17,14 @@ generation from BOS) and /shutdown, and reads the program's own `[stats]` line. 
 run it measures single-core read bandwidth with peasm.bench's stream_read measurement (the
 one `peasm bench kernels` uses), before the models and again after them; the larger is used.
 
-One line per model:
+One line per model and thread count (--threads: the processors the hosted firmware's MP
+services report, APs being host threads; the program's default threads=0 uses them all):
 
-    model=stories15M decode_tok_s=.. limit_tok_s=.. ratio=.. weights_mb=.. bandwidth_gbs=.. gen_tokens=.. wall_tok_s=..
+    model=stories15M threads=1 decode_tok_s=.. limit_tok_s=.. ratio=.. weights_mb=.. bandwidth_gbs=.. gen_tokens=.. wall_tok_s=..
+    model=stories15M threads=2 decode_tok_s=.. ... speedup=..
+
+speedup = decode_tok_s / decode_tok_s with one thread, in the same run (the ratio to the
+single-core limit can pass 1 with several cores: each core has its own path to memory).
 
 weights_mb is what one decode step must read of the weights: every matrix once, in its file
 form (GGUF: the quantized bytes) -- per layer
@@ -162,12 +167,12 @@ class Clock:
         return next(t for t, end in self.marks if end > offset)
 
 
-def run_once(efi, vol: Path, cfg) -> dict:
+def run_once(efi, vol: Path, cfg, cpus: int = 1) -> dict:
     from peasm.runners.hosted import run
 
     need_mib = (cfg.file_size() >> 20) + 256                  # weights + KV cache + reserve, roomy
     clock = Clock()
-    r = run(efi, vol, cpu="native", out=clock, mem_mib=max(1024, need_mib), timeout_s=1800)
+    r = run(efi, vol, cpu="native", out=clock, mem_mib=max(1024, need_mib), timeout_s=1800, cpus=cpus)
     text = r.text
     m = STATS.search(text)
     if r.status != 0 or r.reason != "powered off" or not m:
@@ -193,7 +198,15 @@ def main() -> int:
                     help="comma-separated: stories15M, stories110M, smollm2, tinyllama-TYPE (a ggml type)")
     ap.add_argument("--tokens", type=int, default=128, help="greedy tokens per run (max_tokens)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per model; the fastest decode is reported")
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated processor counts to run each model with (1 first: the base of speedup)")
     args = ap.parse_args()
+    try:
+        thread_counts = sorted({int(t) for t in args.threads.split(",") if t.strip()})
+    except ValueError:
+        ap.error(f"--threads: comma-separated whole numbers, not {args.threads!r}")
+    if not thread_counts or thread_counts[0] < 1:
+        ap.error("--threads: counts of at least 1")
 
     from peasm.bench import KernelBench, llc_bytes
     from peasm.runners import native
@@ -224,8 +237,9 @@ def main() -> int:
         bw_start = bench.bandwidth([path], "start")
         results = []
         for vol, cfg in volumes:
-            runs = [run_once(efi, vol, cfg) for _ in range(max(1, args.repeat))]
-            results.append((vol.name, cfg, max(runs, key=lambda r: r["decode"])))
+            for t in thread_counts:
+                runs = [run_once(efi, vol, cfg, t) for _ in range(max(1, args.repeat))]
+                results.append((vol.name, cfg, t, max(runs, key=lambda r: r["decode"])))
         bench.bw = bw_start
         bw_end = bench.bandwidth([path], "end")
         bw = max(bw_start, bw_end)
@@ -233,13 +247,16 @@ def main() -> int:
         print(f"# host: cpus={os.cpu_count()} llc={llc_bytes() >> 20} MiB; kernels path {path}; "
               f"stream_read over {bench.pool_bytes >> 20} MiB, one core: {bw_start / 1e9:.2f} GB/s before the runs, "
               f"{bw_end / 1e9:.2f} GB/s after (the larger is used)")
-        for vol_name, cfg, r in results:
+        base = {}
+        for vol_name, cfg, t, r in results:
             wbytes = cfg.step_bytes if isinstance(cfg, GgufBench) else weight_bytes_per_token(cfg)
             limit = bw / wbytes
             wall = f"{r['wall']:.2f}" if r["wall"] else "n/a"
-            print(f"model={vol_name} decode_tok_s={r['decode']:.2f} limit_tok_s={limit:.2f} "
+            base.setdefault(vol_name, r["decode"] if t == 1 else None)
+            speedup = f" speedup={r['decode'] / base[vol_name]:.2f}" if t > 1 and base[vol_name] else ""
+            print(f"model={vol_name} threads={t} decode_tok_s={r['decode']:.2f} limit_tok_s={limit:.2f} "
                   f"ratio={r['decode'] / limit:.3f} weights_mb={wbytes / 1e6:.1f} bandwidth_gbs={bw / 1e9:.2f} "
-                  f"gen_tokens={r['gen']} wall_tok_s={wall}")
+                  f"gen_tokens={r['gen']} wall_tok_s={wall}{speedup}")
             if r["gen"] < args.tokens:
                 print(f"# {vol_name}: generation stopped after {r['gen']} of {args.tokens} tokens (BOS/EOS)")
         print(f"# weights_mb: every matrix one decode step reads, classifier once, float32 (KV cache not "

@@ -39,8 +39,8 @@ def make_volume(root: Path, *, files: dict[str, bytes | Path] = (), cfg: str | N
 
 
 def run_chat(efi: Path, volume: Path, cpu: str = "native", input_bytes: bytes = b"",
-             timeout_s: float = 600) -> RunResult:
-    return run(efi, volume, cpu=cpu, input_bytes=input_bytes, out=None, timeout_s=timeout_s)
+             timeout_s: float = 600, cpus: int = 1) -> RunResult:
+    return run(efi, volume, cpu=cpu, input_bytes=input_bytes, out=None, timeout_s=timeout_s, cpus=cpus)
 
 
 def generations(output: str) -> list[str]:

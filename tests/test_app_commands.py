@@ -82,6 +82,8 @@ GOOD_AND_BAD = [
                               "zephyr, phi3, gemma, mistral, auto (usage: /chat_format [VALUE])"]),
     ("/attn sse2", ["attn = sse2", "kernels: sse2"]),
     ("/attn avx512", ["bad value: expected one of auto, sse2, avx2 (usage: /attn [VALUE])"]),
+    ("/threads 2", ["threads = 2", "threads: 1 of 1 cores (0 workers running, 0 chunks done by them)"]),
+    ("/threads all", ["bad value: expected a whole number from 0 to 1024 (usage: /threads [VALUE])"]),
     ("/budget 5000", ["budget = 5000"]),
     ("/budget -3", ["bad value: expected a whole number from 0 to 3600000 (usage: /budget [MS])"]),
     ("/parse_special on", ["parse_special = on"]),

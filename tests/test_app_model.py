@@ -125,8 +125,8 @@ def _stub_type_table() -> str:
 
 
 STUB_TABLE = "".join(
-    [".section .data\n.balign 8\n.global " + ", ".join(TABLE) + "\n"]
-    + [f"{name}: .quad 0\n" for name in TABLE]) + _stub_type_table()
+    [".section .data\n.balign 8\n.global " + ", ".join(TABLE) + ", k_attention_heads\n"]
+    + [f"{name}: .quad 0\n" for name in TABLE + ("k_attention_heads",)]) + _stub_type_table()
 
 
 @lru_cache(maxsize=None)
@@ -146,7 +146,8 @@ def header_image():
 @lru_cache(maxsize=None)
 def stub_image(backend: str = "keystone"):
     """model.s + forward.s + an empty dispatch table (the stand-in kernels fill it)."""
-    return link(MODEL_SOURCES + [_stub_table_path()], "model_forward", backend=backend)
+    return link(MODEL_SOURCES + [_stub_table_path(), KERNELS / "parallel.s"], "model_forward", backend=backend,
+                include_dirs=[KERNELS])   # (the job board: with no workers, one call of the body)
 
 
 def kernel_sources() -> list[Path]:

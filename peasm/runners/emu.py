@@ -10,11 +10,22 @@ program's dispatch then picks its SSE2 paths.
 
 Firmware or host services are "traps": `trap(fn)` returns an address holding `ret`; when the
 program calls it, fn(emu, args) runs in Python and its return value lands in rax.
+
+More cores: `start_core(procedure, arg)` adds a core that runs procedure(arg) on its own
+guarded stack (how the hosted firmware models UEFI MP services). unicorn has one CPU, so the
+cores take turns on it: a core runs until it reaches a `pause` (a spin-wait hint) or a
+`lock`-prefixed instruction (where cores meet), then the next core in turn runs from where it
+stopped, and so on round the ring: one valid interleaving of the cores, which runs the real
+job-board code (claims, waits, the split of the rows) under guard pages. Those places are
+found by their bytes (F3 90, F0): a code hook fires only where an instruction starts, so a
+byte match there is exactly that instruction. Traps (firmware) are for the boot core only.
 """
 from __future__ import annotations
 
 import random
 import struct
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -78,6 +89,11 @@ class Emu:
         self._abi_error: str | None = None
         self.stopped: Stop | None = None
         self.cpuid = cpuid or sse2_only_cpuid
+        self._cores: list = []            # saved contexts: [0] the boot core, then started cores
+        self._core = 0                    # the core on the CPU now
+        self._switch = False              # a core reached a yield point: next core's turn
+        self._resume_at: int | None = None
+        self._core_fault: str | None = None
 
         mem = image.flat(base)
         self.uc.mem_map(base, len(mem), UC_PROT_READ)
@@ -91,6 +107,7 @@ class Emu:
         self.uc.mem_map(TRAP_BASE, 16 * PAGE, UC_PROT_READ | UC_PROT_EXEC)
         self.uc.mem_write(TRAP_BASE, b"\xC3" * 16 * PAGE)
         self._halt = self.trap(self._halt_trap, "<return>")
+        self._core_exit = self.trap(self._core_exit_trap, "<core returned>")
 
         self.uc.hook_add(UC_HOOK_CODE, self._on_trap, None, TRAP_BASE, TRAP_BASE + 16 * PAGE - 1)
         self.uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, X.UC_X86_INS_CPUID)
@@ -180,6 +197,10 @@ class Emu:
         fn = self._traps.get(address)
         if fn is None:
             return
+        if self._core and address != self._core_exit:
+            self._core_fault = f"core {self._core} called {self._trap_names[address]} (only the boot core may)"
+            uc.emu_stop()
+            return
         rsp = uc.reg_read(X.UC_X86_REG_RSP)
         if (rsp + 8) % 16 and address != self._halt:
             self._abi_error = (f"call to {self._trap_names[address]} with a misaligned stack "
@@ -201,6 +222,71 @@ class Emu:
 
     def _halt_trap(self, emu, arg):
         raise Stop("return")
+
+    # -- cores --------------------------------------------------------------------------
+
+    def start_core(self, procedure: int, arg: int, *, stack_size: int = 1 << 16) -> int:
+        """Another core: it runs procedure(arg) (MS x64) on its own stack between guard pages,
+        taking turns with the others (see the module's docstring). Returns its number (1..)."""
+        if not self._cores:
+            self._cores = [None]
+            self._add_yield_hooks()
+        stack = self.alloc(stack_size, align=16)
+        rsp = ((stack + stack_size) & ~0xF) - 40   # as after a call: return address, shadow space
+        self.write_u64(rsp, self._core_exit)
+        ctx = self.uc.context_save()
+        for reg, value in ((X.UC_X86_REG_RIP, procedure), (X.UC_X86_REG_RSP, rsp), (X.UC_X86_REG_RCX, arg)):
+            ctx.reg_write(reg, value)
+        self._cores.append(ctx)
+        return len(self._cores) - 1
+
+    @property
+    def cores(self) -> int:
+        """Cores that may still run (the boot core included)."""
+        return 1 + sum(c is not None for c in self._cores[1:])
+
+    def _add_yield_hooks(self) -> None:
+        for s in self.image.sections:
+            if not s.characteristics & 0x2000_0000:
+                continue
+            data = bytes(s.data)
+            points = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xF3\x90"]
+            points += [i for i in range(len(data)) if data[i] == 0xF0]
+            for off in points:
+                a = self.base + s.rva + off
+                self.uc.hook_add(UC_HOOK_CODE, self._on_yield_point, None, a, a)
+
+    def _on_yield_point(self, uc, address, size, _):
+        if self._resume_at == address:      # the instruction a core stopped at: run it now
+            self._resume_at = None
+            return
+        self._resume_at = None
+        if self.cores > 1:
+            self._switch = True
+            uc.emu_stop()
+
+    def _core_exit_trap(self, emu, arg):
+        if self._core == 0:
+            self._core_fault = "the boot core returned to a started core's exit"
+        else:
+            self._cores[self._core] = None
+            self._switch = True
+        self.uc.emu_stop()
+
+    def _next_core(self) -> int:
+        """Save the running core, restore the next one in turn; returns where it resumes."""
+        uc = self.uc
+        if self._cores[self._core] is not None or self._core == 0:
+            self._cores[self._core] = uc.context_save()
+        n = len(self._cores)
+        nxt = (self._core + 1) % n
+        while nxt != 0 and self._cores[nxt] is None:
+            nxt = (nxt + 1) % n
+        uc.context_restore(self._cores[nxt])
+        self._core = nxt
+        rip = uc.reg_read(X.UC_X86_REG_RIP)
+        self._resume_at = rip
+        return rip
 
     def _caller(self, rsp: int) -> str:
         try:
@@ -266,16 +352,44 @@ class Emu:
             uc.reg_write(CALLEE_SAVED[name], v)
         for name, v in xsentinels.items():
             uc.reg_write(XMM_SAVED[name], v)
-        self._bad_access = self._abi_error = None
+        self._bad_access = self._abi_error = self._core_fault = None
         self.stopped = None
-        try:
-            uc.emu_start(target, 0, timeout=int(timeout_s * 1e6), count=max_instructions)
-        except UcError as e:
-            rip = uc.reg_read(X.UC_X86_REG_RIP)
-            if self._bad_access:
-                kind, addr = self._bad_access
-                raise EmuFault(f"{kind} memory 0x{addr:x} at {self.where(rip)}") from None
-            raise EmuFault(f"{e} at {self.where(rip)}") from None
+        self._resume_at = None
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        watchdog = None
+        if deadline is not None:
+            # one timer for the whole call: unicorn's own timeout would start a thread for
+            # each slice, and with several cores there are many
+            watchdog = threading.Timer(timeout_s, uc.emu_stop)
+            watchdog.daemon = True
+            watchdog.start()
+        begin = target
+        while True:      # one slice per turn of a core (one slice when there is one core)
+            remaining = 0
+            if deadline is not None and watchdog is None:
+                remaining = max(1, int((deadline - time.monotonic()) * 1e6))
+            try:
+                uc.emu_start(begin, 0, timeout=remaining, count=max_instructions)
+            except UcError as e:
+                if watchdog:
+                    watchdog.cancel()
+                rip = uc.reg_read(X.UC_X86_REG_RIP)
+                on = f" on core {self._core}" if self._core else ""
+                if self._bad_access:
+                    kind, addr = self._bad_access
+                    raise EmuFault(f"{kind} memory 0x{addr:x} at {self.where(rip)}{on}") from None
+                raise EmuFault(f"{e} at {self.where(rip)}{on}") from None
+            if not self._switch or self._abi_error or self._core_fault or self.stopped is not None:
+                break
+            self._switch = False
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            begin = self._next_core()
+        if watchdog:
+            watchdog.cancel()
+        self._switch = False
+        if self._core_fault:
+            raise EmuFault(self._core_fault)
         if self._abi_error:
             raise EmuFault(self._abi_error)
         rip = uc.reg_read(X.UC_X86_REG_RIP)

@@ -8,7 +8,8 @@ of the machine (a unicorn trap or a native callback thunk) that lands in a metho
 What it models: a console on a byte stream (UCS-2 in, UTF-8 out), a keyboard from a script or
 a terminal, a host directory as the boot volume (case-insensitive names, as FAT), pages and
 pool from a memory budget with a memory map that tells the truth about what is left, a Stall
-that really waits, and ResetSystem ending the run.
+that really waits, ResetSystem ending the run, and MP services for `cpus` processors: each
+AP a core of the machine (a host thread natively, a core taking turns under unicorn).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Machine(Protocol):
     def read(self, address: int, size: int) -> bytes: ...
     def write(self, address: int, data: bytes) -> None: ...
     def service(self, fn: Callable[[list[int]], int | None], name: str, nargs: int) -> int: ...
+    def start_ap(self, procedure: int, argument: int) -> None: ...
 
 
 class PowerOff(Exception):
@@ -182,6 +184,8 @@ class Firmware:
     image_size: int = 0
     trace: Callable[[str], None] | None = None
     power_cut_after: int | None = None   # tests: cut the power at the Nth change to the volume
+    cpus: int = 1                        # processors MP services reports (the boot one included)
+    mp_services: bool = True             # False: no EFI_MP_SERVICES_PROTOCOL at all
 
     def __post_init__(self):
         self.volume = Path(self.volume).resolve()
@@ -213,6 +217,9 @@ class Firmware:
             "Revision": 0x1000, "SystemTable": self.system_table, "DeviceHandle": self.device_handle,
             "ImageBase": self.image_base, "ImageSize": self.image_size,
             "ImageCodeType": S["EfiLoaderCode"], "ImageDataType": S["EfiLoaderData"]})
+        self.events: set[int] = set()
+        self.aps_started = False
+        self.mp = self._alloc_table("EFI_MP_SERVICES_PROTOCOL", "mp", {})
         self.protocols = {
             (self.image_handle, uefi.GUIDS["EFI_LOADED_IMAGE_PROTOCOL_GUID"].bytes_le): self.loaded_image,
             (self.device_handle, uefi.GUIDS["EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_GUID"].bytes_le): self.simple_fs,
@@ -381,7 +388,60 @@ class Firmware:
         return self.bs_HandleProtocol(handle, guid, interface)
 
     def bs_LocateProtocol(self, guid, registration, interface, *_):
+        if self.mp_services and self.machine.read(guid, 16) == \
+                uefi.GUIDS["EFI_MP_SERVICES_PROTOCOL_GUID"].bytes_le:
+            self._put_u64(interface, self.mp)
+            return None
         return ERR["EFI_NOT_FOUND"]
+
+    def bs_CreateEvent(self, event_type, notify_tpl, notify_function, notify_context, event, *_):
+        """Events without notification (Type 0: only to be signalled, e.g. StartupAllAPs'
+        WaitEvent); a notification function would never be called here: refused."""
+        if event == 0:
+            return ERR["EFI_INVALID_PARAMETER"]
+        if event_type & (S["EVT_NOTIFY_WAIT"] | S["EVT_NOTIFY_SIGNAL"] | S["EVT_TIMER"]):
+            return ERR["EFI_UNSUPPORTED"]
+        handle = self.machine.alloc(8, align=8)
+        self.events.add(handle)
+        self._put_u64(event, handle)
+
+    def bs_CloseEvent(self, event, *_):
+        if event not in self.events:
+            return ERR["EFI_INVALID_PARAMETER"]
+        self.events.discard(event)
+
+    # -- MP services (PI spec vol. 2): processor 0 is the one running the program ---------
+
+    def mp_GetNumberOfProcessors(self, this, count, enabled, *_):
+        if count == 0 or enabled == 0:
+            return ERR["EFI_INVALID_PARAMETER"]
+        self._put_u64(count, self.cpus)
+        self._put_u64(enabled, self.cpus)
+
+    def mp_WhoAmI(self, this, number, *_):
+        if number == 0:
+            return ERR["EFI_INVALID_PARAMETER"]
+        self._put_u64(number, 0)
+
+    def mp_StartupAllAPs(self, this, procedure, single_thread, wait_event, timeout_us, argument,
+                         failed_cpu_list, *_):
+        """Non-blocking (WaitEvent given), simultaneous: every AP starts procedure(argument) and
+        the call returns at once. The procedures here never end (the program's workers), so
+        the event is never signalled; blocking and single-thread modes, which would wait for
+        them, are refused as unsupported by this model."""
+        if procedure == 0:
+            return ERR["EFI_INVALID_PARAMETER"]
+        if self.cpus <= 1:
+            return ERR["EFI_NOT_STARTED"]
+        if self.aps_started:
+            return ERR["EFI_NOT_READY"]
+        if wait_event == 0 or single_thread & 0xFF:
+            return ERR["EFI_UNSUPPORTED"]
+        if wait_event not in self.events:
+            return ERR["EFI_INVALID_PARAMETER"]
+        self.aps_started = True
+        for _ in range(self.cpus - 1):
+            self.machine.start_ap(procedure, argument)
 
     def bs_CloseProtocol(self, *_): pass
 

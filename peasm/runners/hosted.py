@@ -47,6 +47,9 @@ class EmuMachine:
     def write(self, address, data):
         self.emu.write(address, data)
 
+    def start_ap(self, procedure, argument):
+        self.emu.start_core(procedure, argument)
+
     def service(self, fn, name, nargs):
         from peasm.runners.emu import Stop
 
@@ -70,11 +73,15 @@ def _ending(cause: BaseException | None) -> tuple[int, str]:
 
 def run(efi: Path | LinkedImage, volume: Path, *, cpu: str = "unicorn", input_bytes: bytes = b"",
         stdin: BinaryIO | None = None, out: BinaryIO | None = None, mem_mib: int = 1024,
-        timeout_s: float = 0, power_cut_after: int | None = None, keyboard: str = "serial") -> RunResult:
+        timeout_s: float = 0, power_cut_after: int | None = None, keyboard: str = "serial",
+        cpus: int = 1) -> RunResult:
     """Run the program until it powers off, returns, faults or runs out of input.
     `power_cut_after` (tests) stops it before its Nth change to the volume. `keyboard` is the
     console the keys come through: "serial" (one key per byte, as OVMF's serial terminal) or
-    "local" (a PC keyboard; see firmware.Keyboard)."""
+    "local" (a PC keyboard; see firmware.Keyboard). `cpus`: the processors MP services
+    reports (APs are host threads natively, cores taking turns under unicorn)."""
+    if cpus < 1:
+        raise PeasmError(f"cpus must be at least 1 (got {cpus})")
     image = efi if isinstance(efi, LinkedImage) else load_pe(Path(efi))
     volume = Path(volume)
     if not volume.is_dir():
@@ -83,19 +90,20 @@ def run(efi: Path | LinkedImage, volume: Path, *, cpu: str = "unicorn", input_by
         raise PeasmError(f"unknown keyboard {keyboard!r} (serial or local)")
     keys = Keyboard(input_bytes, stdin, mode=keyboard)
     if cpu == "unicorn":
-        return _run_unicorn(image, volume, keys, out, mem_mib, timeout_s, power_cut_after)
+        return _run_unicorn(image, volume, keys, out, mem_mib, timeout_s, power_cut_after, cpus)
     if cpu == "native":
         from peasm.runners.native_app import run_native
-        return run_native(image, volume, keys, out, mem_mib, timeout_s, power_cut_after)
+        return run_native(image, volume, keys, out, mem_mib, timeout_s, power_cut_after, cpus)
     raise PeasmError(f"unknown cpu {cpu!r} (native or unicorn)")
 
 
-def _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s, power_cut_after) -> RunResult:
+def _run_unicorn(image, volume, keyboard, out, mem_mib, timeout_s, power_cut_after, cpus=1) -> RunResult:
     from peasm.runners.emu import Emu, EmuFault
 
     emu = Emu(image, check_entries=False)   # stack alignment is still checked at every firmware call
     fw = Firmware(EmuMachine(emu), volume, out=out, keyboard=keyboard, memory_bytes=mem_mib << 20,
-                  image_base=emu.base, image_size=image.size_of_image, power_cut_after=power_cut_after)
+                  image_base=emu.base, image_size=image.size_of_image, power_cut_after=power_cut_after,
+                  cpus=cpus)
     try:
         rax = emu.call(emu.base + image.entry_rva, fw.image_handle, fw.system_table, timeout_s=timeout_s)
     except EmuFault as e:

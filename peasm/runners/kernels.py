@@ -112,6 +112,26 @@ class NativeKernelMachine:
         address = self.address(function) if isinstance(function, str) else function
         return self._native.call(address, *args, where=self.loaded.where)
 
+    def start_workers(self, count: int) -> None:
+        """`count` more host threads running k_par_worker (kernels_asm/parallel.s), numbered
+        on from those already started."""
+        threads = self.__dict__.setdefault("_threads", [])
+        for _ in range(count):
+            threads.append(self._native.HostThread(self.address("k_par_worker"), len(threads)))
+
+    def stop_workers(self) -> None:
+        """Every worker thread leaves its loop (k_par_quit) and is joined; the board is ready
+        for new workers."""
+        threads = self.__dict__.get("_threads", [])
+        if not threads:
+            return
+        self.call("k_par_quit", 1)
+        for t in threads:
+            t.join()
+        threads.clear()
+        self.call("k_par_quit", 0)
+        self.call("k_par_set_workers", 0)
+
 
 def open_machine(where: str = "unicorn", *, guard: bool = True, backend: str = "keystone"):
     image = kernels_image(backend)
@@ -317,6 +337,20 @@ class Kernels:
             self.run("attention", pp)
             return self.get(po, dim), self.get(pa, n_heads * seq_len).reshape(n_heads, seq_len)
         finally:
+            self._done()
+
+    def par_matvec(self, W, x, workers: int) -> np.ndarray:
+        """out = W @ x through k_par_rows (kernels_asm/parallel.s) with this path's matvec body,
+        `workers` of the machine's started workers taking chunks (0: the calling core alone)."""
+        W, x = _f32(W), _f32(x)
+        d, n = W.shape
+        try:
+            pw, px, po = self.put(W, "W"), self.put(x, "x"), self.m.alloc(4 * d, "out")
+            self.m.call("k_par_set_workers", workers)
+            self.m.call("k_par_rows", self.m.address(body("matvec", self.path)), po, pw, px, n, d, 4 * n)
+            return self.get(po, d)
+        finally:
+            self.m.call("k_par_set_workers", 0)
             self._done()
 
     # -- ggml types (kernels_asm/ggml_*.s; peasm/ggml.py declares the table) ------------

@@ -15,6 +15,9 @@ The same bytes unicorn runs, at full speed and with the host's AVX2/FMA:
 * `callback(fn, nargs)` is the other direction: an address MS x64 code can call that runs
   a Python function (through ctypes, SysV), with rdi/rsi and xmm6-xmm15 saved across it
   since SysV code may clobber them. For hosted runners' firmware services.
+* `HostThread(address, arg)` runs MS x64 code address(arg) on a new host thread (pthreads,
+  its own stack with a guard page), for code that never calls back into Python: the hosted
+  model of UEFI MP services' application processors.
 * Memory: `GuardedBuffer` (host memory between PROT_NONE pages, its end flush against the
   upper one: a one-element overrun is a SIGSEGV, which under pytest-xdist is reported as a
   crashed worker naming the test), `address_of(array)` for numpy arrays.
@@ -48,6 +51,10 @@ _libc.mprotect.restype = ctypes.c_int
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.munmap.restype = ctypes.c_int
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.madvise.restype = ctypes.c_int
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+MADV_HUGEPAGE = 14
+HUGE_PAGE = 2 << 20
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
@@ -118,6 +125,17 @@ def protect(address: int, size: int, prot: int) -> None:
 
 def unmap(address: int, size: int) -> None:
     _libc.munmap(address, size)
+
+
+def advise_huge_pages(address: int, size: int) -> None:
+    """Ask Linux for 2 MiB pages over the whole 2 MiB-aligned part of [address, address+size)
+    (transparent huge pages in `madvise` mode need this): as UEFI firmware maps memory with
+    large pages, so that a forward pass streaming hundreds of MB of weights is not timed
+    through 4 KiB TLB misses the real machine does not have. Best effort: ignored if refused."""
+    start = (address + HUGE_PAGE - 1) // HUGE_PAGE * HUGE_PAGE
+    end = (address + size) // HUGE_PAGE * HUGE_PAGE
+    if end > start:
+        _libc.madvise(start, end - start, MADV_HUGEPAGE)
 
 
 def write_memory(address: int, data: bytes | bytearray | memoryview) -> None:
@@ -469,3 +487,47 @@ class Callbacks:
         code = ExecutableCode(_assemble(_ms_to_sysv(target, nargs)))
         self._keep += [c_fn, code]
         return code.address
+
+
+# ----------------------------------------------------------------------------------------
+# host threads running MS x64 code
+
+_libc.pthread_create.restype = ctypes.c_int
+_libc.pthread_create.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+_libc.pthread_join.restype = ctypes.c_int
+_libc.pthread_join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
+_libc.pthread_attr_init.argtypes = [ctypes.c_void_p]
+_libc.pthread_attr_setstacksize.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.pthread_attr_destroy.argtypes = [ctypes.c_void_p]
+
+# void *start(void *block): block = {MS x64 function, its argument}; calls function(argument)
+# with rsp 16-byte aligned and shadow space. rbx, rbp, r12-r15 are callee-saved in both ABIs.
+_THREAD_START = ["push rbx", "mov rbx, rdi", "sub rsp, 32", "mov rcx, [rbx + 8]", "call qword ptr [rbx]",
+                 "add rsp, 32", "pop rbx", "xor eax, eax", "ret"]
+
+
+@lru_cache(maxsize=1)
+def _thread_start() -> ExecutableCode:
+    return ExecutableCode(_assemble(_THREAD_START))
+
+
+class HostThread:
+    """A host thread (pthread, `stack_size` bytes of its own stack) running the MS x64 code at
+    `address` with rcx = arg. The code must never call into Python (no GIL is taken): ctypes
+    callbacks may only be entered from the thread that runs the program."""
+
+    def __init__(self, address: int, arg: int, *, stack_size: int = 1 << 20):
+        self._block = (ctypes.c_uint64 * 2)(address, arg & (2**64 - 1))
+        self._tid = ctypes.c_ulong(0)
+        attr = ctypes.create_string_buffer(128)     # pthread_attr_t (56 bytes on x86-64 glibc)
+        _libc.pthread_attr_init(attr)
+        _libc.pthread_attr_setstacksize(attr, stack_size)
+        err = _libc.pthread_create(ctypes.byref(self._tid), attr, _thread_start().address,
+                                   ctypes.addressof(self._block))
+        _libc.pthread_attr_destroy(attr)
+        if err:
+            raise NativeError(f"pthread_create failed: {os.strerror(err)}")
+
+    def join(self) -> None:
+        """Wait until the code returns."""
+        _libc.pthread_join(self._tid.value, None)

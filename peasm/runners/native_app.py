@@ -9,6 +9,11 @@ services are MS x64 -> SysV thunks into Python. Two things need more than native
   the program's frames behind (as a power-off would);
 * faults: a wild access in native code would kill the process, so the program runs in a
   forked child; the parent streams its output and reports a crash as one clear line.
+
+AllocatePages memory is advised to Linux as huge pages (2 MiB), as UEFI firmware maps memory
+with large pages: a forward pass streaming its weights is then not slowed by 4 KiB TLB misses
+the real machine does not have (and matches `peasm bench kernels`, whose numpy pool gets huge
+pages too). PEASM_NO_HUGE=1 in the environment turns that off, to compare.
 """
 from __future__ import annotations
 
@@ -73,6 +78,8 @@ class NativeMachine:
     def alloc_pages(self, size):
         buf = native.GuardedBuffer(size, align=native.PAGE)
         self._keep.append(buf)
+        if os.environ.get("PEASM_NO_HUGE") is None:
+            native.advise_huge_pages(buf.address, size)
         return buf.address
 
     def read(self, address, size):
@@ -82,6 +89,11 @@ class NativeMachine:
         native.write_memory(address, bytes(data))
 
     # -- services -----------------------------------------------------------------------
+
+    def start_ap(self, procedure, argument):
+        """An AP: a host thread running procedure(argument). It never calls a service (the
+        thunks into Python are for the program's own thread only)."""
+        self._keep.append(native.HostThread(procedure, argument))
 
     def service(self, fn, name, nargs):
         proto = ctypes.CFUNCTYPE(ctypes.c_uint64, *([ctypes.c_uint64] * nargs))
@@ -118,13 +130,14 @@ def _number_labels(lines: list[str]) -> list[str]:
 
 
 def _run_here(image: LinkedImage, volume: Path, keyboard: Keyboard, out: BinaryIO | None,
-              mem_mib: int, power_cut_after: int | None) -> tuple[int, str, bytes]:
+              mem_mib: int, power_cut_after: int | None, cpus: int = 1) -> tuple[int, str, bytes]:
     from peasm.runners.hosted import EXIT_FAULT, _ending
 
     loaded = native.NativeImage(image)
     machine = NativeMachine()
     fw = Firmware(machine, volume, out=out, keyboard=keyboard, memory_bytes=mem_mib << 20,
-                  image_base=loaded.base, image_size=image.size_of_image, power_cut_after=power_cut_after)
+                  image_base=loaded.base, image_size=image.size_of_image, power_cut_after=power_cut_after,
+                  cpus=cpus)
     rax = machine.enter(loaded.base + image.entry_rva, fw.image_handle, fw.system_table,
                         machine.saved_rsp)
     if rax == ABORTED:
@@ -137,7 +150,7 @@ def _run_here(image: LinkedImage, volume: Path, keyboard: Keyboard, out: BinaryI
 
 
 def run_native(image: LinkedImage, volume: Path, keyboard: Keyboard, out: BinaryIO | None,
-               mem_mib: int, timeout_s: float, power_cut_after: int | None = None):
+               mem_mib: int, timeout_s: float, power_cut_after: int | None = None, cpus: int = 1):
     """Run in a forked child; output streams through a pipe so it survives a crash."""
     from peasm.runners.hosted import EXIT_FAULT, EXIT_TIMEOUT, RunResult
 
@@ -154,7 +167,7 @@ def run_native(image: LinkedImage, volume: Path, keyboard: Keyboard, out: Binary
             os.close(out_r)
             os.close(res_r)
             stream = os.fdopen(out_w, "wb", buffering=0)
-            status, reason, _ = _run_here(image, volume, keyboard, stream, mem_mib, power_cut_after)
+            status, reason, _ = _run_here(image, volume, keyboard, stream, mem_mib, power_cut_after, cpus)
             os.write(res_w, json.dumps({"status": status, "reason": reason}).encode())
             code = 0
         except BaseException as e:  # noqa: BLE001

@@ -153,5 +153,16 @@ class UnicornKernelMachine:
         xmm0 = uc.reg_read(X.UC_X86_REG_XMM0)
         return CallResult(rax, xmm0)
 
+    def start_workers(self, count: int) -> None:
+        """`count` more emulated cores running k_par_worker (kernels_asm/parallel.s), numbered
+        on from those already started; they take turns with the calling core (peasm.runners.emu)."""
+        started = self.emu.cores - 1
+        for i in range(count):
+            self.emu.start_core(self.address("k_par_worker"), started + i)
+
+    def stop_workers(self) -> None:
+        """Workers stay (an emulated core costs nothing while the caller runs alone)."""
+        self.call("k_par_set_workers", 0)
+
     def f32_bits(self, value: float) -> int:
         return struct.unpack("<I", struct.pack("<f", value))[0]

@@ -1,0 +1,357 @@
+# The job board: rows of one kernel call split across cores. Knows nothing of how the other
+# cores were started (efi_stubs/mp.s starts them through UEFI MP services; the hosted runners
+# start host threads or emulated cores): each worker core runs k_par_worker(index) forever,
+# and k_par_set_workers says how many of them may take work.
+#
+# One job at a time, posted by one caller (the boot core): the items of a call (the rows
+# 0..d-1 of a matvec, cut into chunks of whole 4-row blocks since the bodies reduce 4 rows at
+# a time; or the heads of attention) are cut into chunks; every core, the caller included,
+# takes the next chunk from a shared counter until none is left, and the caller returns once
+# every chunk is done. A chunk is the body called on a sub-range (a sub-matrix, some heads),
+# so each output is computed by the same instructions on the same data as a single-core
+# call: results are bit for bit those of one core, however the chunks fell.
+#
+# Memory ordering (x86 TSO, Intel SDM vol 3, 9.2): the caller writes the job's fields, then
+# the claim word with one aligned store; stores are seen in order, so a core that claims a
+# chunk of the new word sees the new fields. Claims are `lock xadd` on that word (chunk count
+# in its high half, next chunk in its low half, so a claim reads both at once and a late
+# claim on a finished job just finds it empty). A job's fields are rewritten only after its
+# last chunk is done, and a chunk is reported done by `lock inc` after its rows are written,
+# so the caller sees every row once the count is complete. The spin loops use `pause` (the
+# hosted unicorn runner switches cores at `pause` and at `lock` instructions).
+#
+# Not reentrant: only one core posts jobs, and a body must not post one itself.
+.include "kernels.inc"
+
+.equ PAR_GRAIN, 4                     # rows per block: chunks are whole blocks
+.equ PAR_CHUNKS_PER_CORE, 4           # chunks per core taking part (balance vs per-chunk cost)
+.equ PAR_MAX_WORKERS, 255
+
+.section .data
+.balign 64, 0
+par_word:        .quad 0              # claim word: chunk count << 32 | next chunk
+.balign 64, 0
+par_done:        .long 0              # chunks of the current job done
+.balign 8, 0
+k_par_worker_chunks: .quad 0          # chunks done by workers so far (tests, /cpu)
+.balign 64, 0                         # (the lines written by every chunk stay apart from
+.global k_par_workers, k_par_worker_chunks  #  the ones the waiting workers read)
+k_par_workers:   .long 0              # workers allowed to take chunks (their index below it)
+par_quit:        .long 0              # nonzero: workers return from k_par_worker
+par_job_run:     .quad 0              # the job: par_run_rows or par_run_range(ecx = chunk)
+par_job_body:    .quad 0              # rows: body(out + i0*4, W + i0*row_bytes, x, n, rows)
+par_job_out:     .quad 0              #   (range: body(ctx = out, first = i0, count))
+par_job_w:       .quad 0
+par_job_x:       .quad 0
+par_job_row_bytes: .quad 0
+par_job_n:       .long 0
+par_job_d:       .long 0              # items (rows, heads)
+par_job_chunk:   .long 0              # items per chunk (the last one may have fewer)
+.balign 8
+par_matvec_body: .quad 0              # the single-core matvec body behind k_matvec
+par_attention_body: .quad 0           # the single-core attention body behind k_attention
+
+.section .text
+.global k_par_rows, k_par_for, k_par_worker, k_par_set_workers, k_par_quit
+.global par_matvec, par_attention, par_select_entries
+.extern k_matvec, k_attention, k_attention_heads
+
+# PAR_SPLIT grain: r10d = items (> 0) -> eax = items per chunk (a multiple of grain, a power
+# of 2), r11d = chunks; aims at PAR_CHUNKS_PER_CORE chunks per core taking part. Changes
+# only rax, r11.
+.macro PAR_SPLIT grain
+    push rdx
+    push rcx
+    mov ecx, [rip + k_par_workers]
+    inc ecx
+    imul ecx, ecx, PAR_CHUNKS_PER_CORE
+    lea eax, [r10 + rcx - 1]
+    xor edx, edx
+    div ecx                           # ceil(items / chunks wanted)
+    add eax, \grain - 1
+    and eax, -\grain
+    mov ecx, eax
+    lea eax, [r10 + rcx - 1]
+    xor edx, edx
+    div ecx                           # chunks = ceil(items / per chunk)
+    mov r11d, eax
+    mov eax, ecx
+    pop rcx
+    pop rdx
+.endm
+
+# k_par_rows(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n, dword [rsp+48] = d,
+#            qword [rsp+56] = row_bytes)
+#   Runs body over rows 0..d-1 of W, split across the workers and this core; returns when all
+#   are done. body follows the matvec contract (kernels.inc, peasm/ggml.py):
+#   body(rcx = out, rdx = W, r8 = x, r9d = n, dword [rsp+40] = rows), out f32[rows], W rows of
+#   row_bytes bytes each; each chunk is body(out + i0*4, W + i0*row_bytes, x, n, rows). With no
+#   workers, or fewer than 2 chunks' worth of rows, it is one call body(out, W, x, n, d).
+#   Clobbers what the body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
+k_par_rows:
+    cmp dword ptr [rip + k_par_workers], 0
+    je .Lserial
+    mov r10d, dword ptr [rsp + 48]    # d
+    test r10d, r10d
+    jz .Lserial
+    PAR_SPLIT PAR_GRAIN
+    cmp r11d, 2
+    jb .Lserial                       # one chunk: nothing to share
+    mov [rip + par_job_chunk], eax
+    mov [rip + par_job_d], r10d
+    mov [rip + par_job_body], rcx
+    mov [rip + par_job_out], rdx
+    mov [rip + par_job_w], r8
+    mov [rip + par_job_x], r9
+    mov ecx, dword ptr [rsp + 40]
+    mov [rip + par_job_n], ecx
+    mov rcx, [rsp + 56]
+    mov [rip + par_job_row_bytes], rcx
+    lea rcx, [rip + par_run_rows]
+    mov [rip + par_job_run], rcx
+    mov eax, r11d
+    jmp par_post
+.Lserial:                             # body(out, W, x, n, d): shift the arguments, tail call
+    mov rax, rcx
+    mov rcx, rdx
+    mov rdx, r8
+    mov r8, r9
+    mov r9d, dword ptr [rsp + 40]
+    mov r10d, dword ptr [rsp + 48]
+    mov dword ptr [rsp + 40], r10d    # our own argument slots: ours to reuse
+    jmp rax
+
+# k_par_for(rcx = body, rdx = ctx, r8d = count)
+#   Runs body(rcx = ctx, edx = first, r8d = items) over items 0..count-1 split across the
+#   workers and this core (chunks of any size); returns when all are done. Alone (no
+#   workers, or under 2 chunks' worth): one call body(ctx, 0, count). body follows the MS x64
+#   ABI and may clobber what a kernel may.
+k_par_for:
+    cmp dword ptr [rip + k_par_workers], 0
+    je .Lalone
+    mov r10d, r8d
+    test r10d, r10d
+    jz .Lalone
+    PAR_SPLIT 1
+    cmp r11d, 2
+    jb .Lalone
+    mov [rip + par_job_chunk], eax
+    mov [rip + par_job_d], r10d
+    mov [rip + par_job_body], rcx
+    mov [rip + par_job_out], rdx
+    lea rcx, [rip + par_run_range]
+    mov [rip + par_job_run], rcx
+    mov eax, r11d
+    jmp par_post
+.Lalone:
+    mov rax, rcx
+    mov rcx, rdx
+    xor edx, edx
+    jmp rax
+
+# par_post: the tail of k_par_rows / k_par_for (jumped to with their entry rsp; eax =
+#   chunks >= 2, the job's fields written): publishes the job, takes chunks like any worker,
+#   waits for the rest, returns to their caller.
+par_post:
+    push rbx
+    sub rsp, 32
+    mov dword ptr [rip + par_done], 0
+    mov ebx, eax                      # chunks
+    shl rax, 32
+    mov [rip + par_word], rax         # post: the fields above are visible before this (TSO)
+.Lhelp:
+    call par_take
+    test eax, eax
+    jnz .Lhelp
+    jmp .Lcheck
+.Lwait:
+    pause
+.Lcheck:
+    cmp [rip + par_done], ebx
+    jb .Lwait
+    add rsp, 32
+    pop rbx
+    ret
+
+# par_take() -> eax = 1 if a chunk of the posted job was taken and done, 0 if none was left.
+#   Clobbers what a body may.
+par_take:
+    sub rsp, 40
+    mov eax, 1
+    lock xadd [rip + par_word], rax
+    mov rdx, rax
+    shr rdx, 32                       # chunks
+    cmp eax, edx
+    jae .Lnone                        # (a claim past the end changes nothing that matters)
+    mov ecx, eax
+    call qword ptr [rip + par_job_run]
+    lock inc dword ptr [rip + par_done]   # after its results are written
+    mov eax, 1
+    add rsp, 40
+    ret
+.Lnone:
+    xor eax, eax
+    add rsp, 40
+    ret
+
+# par_chunk_range(ecx = chunk) -> r10 = first item, edx = items in it. Changes rax, rdx, r10.
+.macro PAR_CHUNK_RANGE
+    mov eax, ecx
+    imul eax, [rip + par_job_chunk]
+    mov r10d, eax
+    mov edx, [rip + par_job_d]
+    sub edx, eax
+    mov eax, [rip + par_job_chunk]
+    cmp edx, eax
+    cmova edx, eax
+.endm
+
+# par_run_rows(ecx = chunk): body(out + i0*4, W + i0*row_bytes, x, n, rows)
+par_run_rows:
+    sub rsp, 56
+    PAR_CHUNK_RANGE
+    mov dword ptr [rsp + 32], edx
+    mov rcx, [rip + par_job_out]
+    lea rcx, [rcx + r10 * 4]
+    mov rdx, [rip + par_job_row_bytes]
+    imul rdx, r10
+    add rdx, [rip + par_job_w]
+    mov r8, [rip + par_job_x]
+    mov r9d, [rip + par_job_n]
+    call qword ptr [rip + par_job_body]
+    add rsp, 56
+    ret
+
+# par_run_range(ecx = chunk): body(ctx, first, items)
+par_run_range:
+    sub rsp, 40
+    PAR_CHUNK_RANGE
+    mov r8d, edx
+    mov edx, r10d
+    mov rcx, [rip + par_job_out]
+    call qword ptr [rip + par_job_body]
+    add rsp, 40
+    ret
+
+# k_par_worker(ecx = worker index) : a worker core's loop. Waits for chunks (spinning with
+#   `pause`), takes them while its index is below k_par_workers, and returns only after
+#   k_par_quit. Calls no one but the job bodies. MS x64 ABI; preserves what it must.
+k_par_worker:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 192                      # 32 shadow + xmm6..15 saves (160)
+    movups [rsp + 32], xmm6           # (a body may use them; it restores them, but a
+    movups [rsp + 48], xmm7           #  future body that does not must not break our caller)
+    movups [rsp + 64], xmm8
+    movups [rsp + 80], xmm9
+    movups [rsp + 96], xmm10
+    movups [rsp + 112], xmm11
+    movups [rsp + 128], xmm12
+    movups [rsp + 144], xmm13
+    movups [rsp + 160], xmm14
+    movups [rsp + 176], xmm15
+    mov ebx, ecx
+    jmp .Lpoll
+.Lidle:
+    pause
+.Lpoll:
+    cmp dword ptr [rip + par_quit], 0
+    jne .Lquit
+    cmp ebx, [rip + k_par_workers]
+    jae .Lidle
+    mov rax, [rip + par_word]
+    mov rdx, rax
+    shr rdx, 32
+    cmp eax, edx
+    jae .Lidle                        # nothing posted, or all of it taken
+    call par_take
+    test eax, eax
+    jz .Lpoll
+    lock inc qword ptr [rip + k_par_worker_chunks]
+    jmp .Lpoll
+.Lquit:
+    movups xmm6, [rsp + 32]
+    movups xmm7, [rsp + 48]
+    movups xmm8, [rsp + 64]
+    movups xmm9, [rsp + 80]
+    movups xmm10, [rsp + 96]
+    movups xmm11, [rsp + 112]
+    movups xmm12, [rsp + 128]
+    movups xmm13, [rsp + 144]
+    movups xmm14, [rsp + 160]
+    movups xmm15, [rsp + 176]
+    add rsp, 192
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# k_par_set_workers(ecx = count): how many workers (indices 0..count-1) take chunks from now
+#   on (at most PAR_MAX_WORKERS; 0: every call runs on the calling core alone). Call it only
+#   between jobs, from the core that posts them. Also points k_matvec and k_attention at
+#   par_matvec and par_attention when count > 0 (see par_select_entries). Changes only rax, rcx.
+k_par_set_workers:
+    mov eax, PAR_MAX_WORKERS
+    cmp ecx, eax
+    cmova ecx, eax
+    mov [rip + k_par_workers], ecx
+    jmp par_select_entries
+
+# k_par_quit(ecx = 1): every worker returns from k_par_worker (at its next look at the
+#   board); ecx = 0 clears that, for workers started afresh. Changes nothing else.
+k_par_quit:
+    mov [rip + par_quit], ecx
+    ret
+
+# par_select_entries(): the dispatch's k_matvec and k_attention go through the job board
+#   when there are workers (par_matvec, par_attention, which call the single-core bodies per
+#   chunk), else they are the single-core bodies. kernels_init calls it after filling the
+#   table; k_par_set_workers after a change of count. Changes only rax, rcx.
+.macro PAR_SELECT entry, wrapper, saved
+    mov rax, [rip + \entry]
+    lea rcx, [rip + \wrapper]
+    cmp rax, rcx
+    cmove rax, [rip + \saved]        # the entry holds the wrapper: the body saved before
+    mov [rip + \saved], rax          # else a body kernels_init just put there
+    test rax, rax
+    cmovz rcx, rax                    # no body yet (kernels_init will call us): leave 0
+    cmp dword ptr [rip + k_par_workers], 0
+    cmovne rax, rcx
+    mov [rip + \entry], rax
+.endm
+
+par_select_entries:
+    PAR_SELECT k_matvec, par_matvec, par_matvec_body
+    PAR_SELECT k_attention, par_attention, par_attention_body
+    ret
+
+# par_matvec(rcx = out, rdx = W, r8 = x, r9d = n, dword [rsp+40] = d): k_matvec's contract
+#   (kernels.inc), the rows split across the cores by k_par_rows over the f32 body.
+par_matvec:
+    sub rsp, 72
+    mov eax, dword ptr [rsp + 72 + 40]
+    mov dword ptr [rsp + 40], eax     # d (the callee's [rsp+48])
+    mov r9d, r9d
+    mov dword ptr [rsp + 32], r9d     # n (the callee's [rsp+40])
+    lea rax, [r9 * 4]
+    mov [rsp + 48], rax               # row bytes (the callee's [rsp+56])
+    mov r9, r8                        # x
+    mov r8, rdx                       # W
+    mov rdx, rcx                      # out
+    mov rcx, [rip + par_matvec_body]
+    call k_par_rows
+    add rsp, 72
+    ret
+
+# par_attention(rcx = params): k_attention's contract (kernels.inc), the heads split across
+#   the cores by k_par_for over attention_heads_<path> (each head's scores, softmax and
+#   weighted sum are its own: the same results as one core).
+par_attention:
+    sub rsp, 40
+    mov rdx, rcx
+    mov r8d, dword ptr [rcx + ATT_N_HEADS]
+    mov rcx, [rip + k_attention_heads]
+    call k_par_for
+    add rsp, 40
+    ret
