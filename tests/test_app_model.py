@@ -36,7 +36,8 @@ from tests.support import REPO, model_file, require
 
 APP = REPO / "app_asm"
 KERNELS = REPO / "kernels_asm"
-MODEL_SOURCES = [APP / "model.s", APP / "forward.s"]
+MODEL_SOURCES = [APP / s for s in ("model.s", "model_state.s", "model_msg.s", "model_gguf_msg.s",
+                                   "forward.s")]
 
 
 # ----------------------------------------------------------------------------- constants
@@ -140,7 +141,9 @@ def _stub_table_path() -> Path:
 
 @lru_cache(maxsize=None)
 def header_image():
-    return link([APP / "model.s"], "model_check_header")
+    """The loader and its messages (the GGUF lines' module reads the type table: the stub's)."""
+    return link([APP / "model.s", APP / "model_state.s", APP / "model_msg.s", APP / "model_gguf_msg.s",
+                 _stub_table_path(), KERNELS / "parallel.s"], "model_check_header")
 
 
 @lru_cache(maxsize=None)

@@ -188,7 +188,8 @@ class Runner:
 def model_image():
     kernels = [KERNELS / s for s in load_manifest(KERNELS / "kernels.toml").sources] \
         if (KERNELS / "kernels.toml").is_file() else sorted(KERNELS.glob("*.s"))
-    return link([APP / "model.s", APP / "forward.s"] + [Path(k) for k in kernels], "model_forward")
+    model = [APP / s for s in ("model.s", "model_state.s", "model_msg.s", "model_gguf_msg.s", "forward.s")]
+    return link(model + [Path(k) for k in kernels], "model_forward")
 
 
 def model_expectation(data: bytes) -> tuple[bool, set[int], str]:
