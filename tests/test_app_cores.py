@@ -120,3 +120,40 @@ def test_random_models_on_several_cores_equal_reference(chat_efi, tmp_path, shap
     assert threads == cpus
     if cpu == "unicorn" or shape == "stories15M":   # (tiny rows on busy host threads: maybe none)
         assert chunks > 0
+
+
+SMOL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.parametrize("cpus", [2, 4])
+def test_smollm2_reply_unchanged_on_several_cores(chat_efi, tmp_path, cpus):
+    """A quantized GGUF (Q4_1 rows, Q8_1 activations) through k_par_rows: SmolLM2's greedy
+    reply is llama.cpp's, as on one core."""
+    vol = make_volume(tmp_path / "vol", files={SMOL: model_file(SMOL)},
+                      cfg="temperature = 0\nmax_tokens = 48\nctx_len = 512\n",
+                      autorun=["What is 2+2?", "/cpu", "/shutdown"])
+    r = run_chat(chat_efi, vol, "native", cpus=cpus)
+    assert r.status == 0, (r.reason, r.text[-800:])
+    (first,) = generations(r.text)
+    assert first == (REFERENCE / "smollm2_what_is_2_plus_2.txt").read_text(encoding="utf-8").rstrip("\n")
+    threads, _, _, chunks = _threads_line(r.text)
+    assert threads == cpus and chunks > 0
+
+
+@pytest.mark.parametrize("name,cpu,cpus", [("quant/stories260K-Q4_0.gguf", "native", 3),
+                                           ("quant/stories260K-Q8_0.gguf", "native", 2),
+                                           ("quant/stories260K-Q4_0.gguf", "unicorn", 3)])
+def test_quantized_gguf_same_text_on_several_cores(chat_efi, tmp_path, name, cpu, cpus):
+    """Quantized bodies split by k_par_rows print exactly what one core prints."""
+    texts = []
+    for n in (1, cpus):
+        vol = make_volume(tmp_path / f"vol{n}", files={"model.gguf": model_file(name)},
+                          cfg="temperature = 0\nmax_tokens = 120\n", autorun=["", "/cpu", "/shutdown"])
+        r = run_chat(chat_efi, vol, cpu, cpus=n)
+        assert r.status == 0, (r.reason, r.text[-800:])
+        (text,) = generations(r.text)
+        texts.append(text)
+        assert _threads_line(r.text)[0] == n
+    assert texts[0] == texts[1] and len(texts[0]) > 100
+    if cpu == "unicorn":
+        assert _threads_line(r.text)[3] > 0
