@@ -564,7 +564,7 @@ def test_unsupported_type(emu):
     assert emu.check_types() == E["UNSUPPORTED"]
     assert emu.format_error(E["UNSUPPORTED"]).decode() == (
         "gguf: tensor 1 'blk.0.attn_q.weight' has type IQ2_XS (ggml type 17), not supported here "
-        "(supported: F32 F16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 BF16)")
+        "(supported: F32 F16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K BF16)")
 
 
 def test_generated_names_are_unique():
