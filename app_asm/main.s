@@ -9,7 +9,7 @@
 cfg_size: .skip 8
 
 .section .rdata
-s_banner:     .asciz "llm-uefi 0.1.0: a llama2.c chat in x86-64 assembly, booted from UEFI\n"
+s_banner:     .asciz "llm-uefi 0.1.0: an LLM chat in x86-64 assembly, booted from UEFI\n"
 s_no_volume:  .asciz "boot volume not readable: no model, config or autorun can be loaded"
 s_nl:         .asciz "\n"
 s_repl_cfg:   .asciz "repl.cfg"

@@ -98,7 +98,7 @@ GOOD_AND_BAD = [
     ("/history x", ["usage: /history"]),
     ("/cpu", ["kernels: sse2"]),
     ("/cpu x", ["usage: /cpu"]),
-    ("/version", ["llm-uefi 0.1.0: llama2.c models in x86-64 assembly, on UEFI (built by peasm)"]),
+    ("/version", ["llm-uefi 0.1.0: GGUF and llama2.c models in x86-64 assembly, on UEFI (built by peasm)"]),
     ("/version 2", ["usage: /version"]),
     ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = model.bin  (found on the volume)"]),
     ("/cfg x", ["usage: /cfg"]),

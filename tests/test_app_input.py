@@ -343,7 +343,7 @@ def test_keys_that_do_nothing_are_said_and_the_line_shown_again(chat_efi, tmp_pa
 def test_esc_and_ctrl_u_clear_the_line(chat_efi, tmp_path, real_pair):
     vol = _vol(tmp_path, real_pair)
     text = _run(chat_efi, vol, b"/tokenize junk\x1b/ctx\r/tok\x15/version\r/shutdown\r")
-    assert "context: 0 / 512 tokens used" in text and "llm-uefi 0.1.0: llama2.c" in text
+    assert "context: 0 / 512 tokens used" in text and "llm-uefi 0.1.0: GGUF and llama2.c" in text
     assert "unknown command" not in text
 
 
