@@ -120,7 +120,14 @@ generate:
 .Lno_pending:
     test r12d, r12d
     jnz .Lhave_tokens
-    mov dword ptr [rbx], TOK_BOS      # an empty line with nothing to continue: a new sequence
+    mov eax, TOK_BOS                  # an empty line with nothing to continue: a new sequence,
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF   # from the model's
+    jne .Lbos                                                           # own BOS when it has one
+    cmp dword ptr [rip + sess_model + MODEL_BOS_ID], MODEL_NO_ID
+    je .Lbos
+    mov eax, [rip + sess_model + MODEL_BOS_ID]
+.Lbos:
+    mov [rbx], eax
     mov r12d, 1
 .Lhave_tokens:
     mov eax, [rip + sess_pos]
