@@ -48,7 +48,7 @@ k_template:       .ascii "tokenizer.chat_template"
 .global gguf_model_info
 .extern vol_read_file, vol_free_file, gguf_open, gguf_format_error, gguf_get_str, gguf_tensor_at
 .extern model_gguf_config, print_model_error, print_file_problem, rt_printf, rt_print_cstr
-.extern ggml_type_table
+.extern ggml_type_table, mib_h
 
 # str_value(rdx = key, r8d = length) -> rax = bytes, rdx = length (0, 0 when absent), from
 # info_gguf. Private; clobbers the volatile registers.
@@ -266,12 +266,4 @@ gguf_model_info:
     pop rdi
     pop rsi
     pop rbx
-    ret
-
-# mib_h(rcx = bytes) -> rax = MiB in hundredths, rounded. Private; clobbers rdx.
-mib_h:
-    lea rax, [rcx + 5243]
-    mov edx, 100
-    mul rdx
-    shrd rax, rdx, 20
     ret

@@ -77,7 +77,7 @@ s_mem_none:       .asciz "no model loaded\n"
 
 .section .text
 .global session_apply_settings, session_reseed, session_clear, session_load_model, session_print_summary, session_unload
-.global session_print_memory
+.global session_print_memory, mib_h
 .extern log_event2, model_bind_weights, model_layers_bytes, model_check_header, model_init_state, model_state_bytes, print_hundredths
 .extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
 .extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
@@ -89,9 +89,10 @@ s_mem_none:       .asciz "no model loaded\n"
 .extern sess_vocab_load, sess_vocab_free, vocab_ws_size
 .extern chat_clear, chat_model_loaded, threads_apply
 
-# mib_h(rcx = bytes) -> rax = MiB in hundredths (for %h). Leaf; clobbers rdx.
+# mib_h(rcx = bytes) -> rax = MiB in hundredths (for %h), rounded to the nearest. Leaf;
+# clobbers rdx. Also gguf_info.s's.
 mib_h:
-    mov rax, rcx
+    lea rax, [rcx + 5243]
     mov edx, 100
     mul rdx
     shrd rax, rdx, 20
