@@ -16,6 +16,15 @@ F32 for F32) and the names of its kernel bodies per CPU path:
     matvec     (rcx = out f32*, rdx = W, r8 = xq, r9d = n, [rsp+40] dword d)
                out[i] = dot(row i of W, xq) for i < d; W holds d rows of
                n / block_size blocks each; xq is n elements in this type's vec_dot_type
+    matmat     (rcx = out f32*, rdx = W, r8 = xq, r9d = n, [rsp+40] dword d,
+               [rsp+48] dword B, [rsp+56] qword out_stride, [rsp+64] qword xq_stride)
+               the batched product (prefill): out[b * out_stride/4 + i] = dot(row i of W,
+               xq_b) for i < d, b < B, where xq_b = xq + b * xq_stride bytes is one input in
+               the vec_dot_type; each weight block is read once for all B inputs. Optional:
+               a type (or a path) without one runs its matvec once per input over tiles of
+               rows that stay in cache (app_asm's batched forward pass does that).
+
+A body declared as "name@avx2" exists on that path only (the other path's slot is 0).
 
 From this module peasm generates two includes:
 
@@ -101,7 +110,7 @@ BY_ID = {t.id: t for t in TYPES}
 BY_NAME = {t.name: t for t in TYPES}
 TYPE_COUNT = max(BY_ID) + 1
 PATHS = ("sse2", "avx2")          # K_PATH_SSE2 = 1 -> index 0, K_PATH_AVX2 = 2 -> index 1
-BODY_KINDS = ("to_float", "from_float", "matvec")
+BODY_KINDS = ("to_float", "from_float", "matvec", "matmat")
 NAME_BYTES = 8                    # NUL-padded; the longest name (IQ2_XXS) is 7
 
 
@@ -127,8 +136,10 @@ GGML_TT_F_RUNNABLE = 1
 
 
 def body_symbol(t: GgmlType, kind: str, path: str) -> str | None:
-    base = t.bodies.get(kind)
-    return f"{base}_{path}" if base else None
+    base, _, only = (t.bodies.get(kind) or "").partition("@")
+    if not base or (only and only != path):
+        return None
+    return f"{base}_{path}"
 
 
 def render_include() -> str:
@@ -144,7 +155,7 @@ def render_include() -> str:
     lines.append(f".equ GGML_TT_SIZE, {size}")
     lines.append(f".equ GGML_TT_F_RUNNABLE, {GGML_TT_F_RUNNABLE}")
     lines.append(f".equ GGML_TT_NAME_BYTES, {NAME_BYTES}")
-    # body slot = GGML_TT_BODIES + (path_index * 3 + kind) * 8
+    # body slot = GGML_TT_BODIES + (path_index * len(BODY_KINDS) + kind) * 8
     for k, kind in enumerate(BODY_KINDS):
         lines.append(f".equ GGML_TT_{kind.upper()}, {k * 8}      # + GGML_TT_BODIES + path * GGML_TT_PATH_BYTES")
     lines.append(f".equ GGML_TT_PATH_BYTES, {len(BODY_KINDS) * 8}")
