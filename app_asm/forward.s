@@ -315,3 +315,38 @@ fw_matmul:
     pop rdi
     pop rsi
     ret
+
+# ---------------------------------------------------------------------------------------
+# fw_kv_store(rcx = Model*, edx = layer, r8d = pos, r9 = K f32 rows, [rsp+40] = V f32 rows,
+#   dword [rsp+48] = n) : stores n consecutive rows of kv_dim floats (K rows, V rows: each
+#   n * kv_dim floats, contiguous) at positions pos..pos+n-1 of that layer's key and value
+#   caches, in the caches' element type (f32 here: a copy). The caller keeps layer <
+#   n_layers and pos + n <= ctx_len; n may be 0. For model_forward_batch (forward_batch.s).
+#   Clobbers rax, rcx, rdx, r8-r11.
+.global fw_kv_store
+fw_kv_store:
+    push rsi
+    push rdi
+    mov r10d, [rcx + MODEL_KV_DIM]
+    mov r11d, dword ptr [rsp + 16 + 48]
+    imul r11, r10
+    shl r11, 2                        # bytes of n rows
+    mov eax, edx
+    imul rax, [rcx + MODEL_KV_LAYER_BYTES]
+    mov edx, r8d
+    imul rdx, r10
+    lea rax, [rax + rdx * 4]          # the layer's row pos, from a cache's start
+    mov rdi, [rcx + MODEL_S_KEY_CACHE]
+    add rdi, rax
+    mov r8, [rcx + MODEL_S_VALUE_CACHE]
+    add r8, rax
+    mov rsi, r9
+    mov rcx, r11
+    rep movsb
+    mov rdi, r8
+    mov rsi, [rsp + 16 + 40]
+    mov rcx, r11
+    rep movsb
+    pop rdi
+    pop rsi
+    ret

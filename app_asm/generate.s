@@ -46,7 +46,7 @@ s_too_long_text: .asciz "prompt too long for the chat format's buffer\n"
 .global generate
 .extern sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history, sess_pending
 .extern sess_prompt_buf, session_clear, set_max_tokens, set_stats, set_stop_you, set_stop_nl
-.extern set_chat_format, model_forward, model_error_text, sess_encode, sess_decode, sess_encode_error
+.extern set_chat_format, model_forward, model_forward_batch, model_error_text, sess_encode, sess_decode, sess_encode_error
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
 .extern print_hundredths, rt_memcpy, log_event, repl_poll_stop, rt_printf, set_budget
 .extern chat_prepare, chat_render_prompt, chat_add_user, chat_reply_append, chat_drop_oldest
@@ -214,17 +214,27 @@ generate:
     add rcx, rax
 .Lno_budget:
     mov [rip + deadline], rcx
-    # prefill: every prompt token through the model
+    # prefill: the prompt's r12d tokens into the history, then through the model together
+    # (model_forward_batch: each weight read once per batch, not once per token)
+    mov ecx, [rip + sess_pos]
+    mov rax, [rip + sess_history]
+    lea rcx, [rax + rcx * 4]
     xor r13d, r13d
-.Lprefill:
-    mov edx, [rbx + r13 * 4]
-    call .Lfeed                       # edx = token -> rax = logits or 0
+.Lhistory:
+    mov eax, [rbx + r13 * 4]
+    mov [rcx + r13 * 4], eax
+    inc r13d
+    cmp r13d, r12d
+    jb .Lhistory
+    lea rcx, [rip + sess_model]
+    mov rdx, rbx
+    mov r8d, r12d
+    mov r9d, [rip + sess_pos]
+    call model_forward_batch
     test rax, rax
     jz .Lmodel_error
     mov r14, rax
-    inc r13d
-    cmp r13d, r12d
-    jb .Lprefill
+    add [rip + sess_pos], r12d
     call rt_ticks
     mov [rip + t_prefill], rax
     mov r15d, [rbx + r12 * 4 - 4]     # previous token, for decoding

@@ -14,6 +14,15 @@
     and rax, -64
     add r10, rax
 .endm
+# MDL_ROWS idx: rax = floats of one row -> buffer idx holds MODEL_BATCH rows of
+# round64(4 * floats) bytes.
+.macro MDL_ROWS idx
+    shl rax, 2
+    add rax, 63
+    and rax, -64
+    imul rax, rax, MODEL_BATCH
+    MDL_LAYOUT_NEXT \idx
+.endm
 state_layout:
     mov r11d, edx                     # ctx
     xor r10d, r10d                    # running offset
@@ -60,6 +69,33 @@ state_layout:
     cmovb eax, edx
     shl rax, 2
     MDL_LAYOUT_NEXT 11                # XQ: max(dim, hidden) elements in any vec_dot_type
+    # the batched prefill's rows (forward_batch.s): MODEL_BATCH rows of round64 bytes each
+    mov eax, [rcx + MODEL_DIM]
+    MDL_ROWS 12                       # BX
+    mov eax, [rcx + MODEL_DIM]
+    MDL_ROWS 13                       # BXB
+    mov eax, [rcx + MODEL_DIM]
+    MDL_ROWS 14                       # BXB2
+    mov eax, [rcx + MODEL_DIM]
+    MDL_ROWS 15                       # BQ
+    mov eax, [rcx + MODEL_KV_DIM]
+    imul rax, rax, 4 * MODEL_BATCH
+    MDL_LAYOUT_NEXT 16                # BK: contiguous rows of kv_dim floats
+    mov eax, [rcx + MODEL_KV_DIM]
+    imul rax, rax, 4 * MODEL_BATCH
+    MDL_LAYOUT_NEXT 17                # BV
+    mov eax, [rcx + MODEL_HIDDEN_DIM]
+    MDL_ROWS 18                       # BHB
+    mov eax, [rcx + MODEL_HIDDEN_DIM]
+    MDL_ROWS 19                       # BHB2
+    mov eax, [rcx + MODEL_HEAD_SIZE]
+    add rax, rax
+    MDL_ROWS 20                       # BROPE: 2 * head_size floats a row
+    mov eax, [rcx + MODEL_DIM]
+    mov edx, [rcx + MODEL_HIDDEN_DIM]
+    cmp eax, edx
+    cmovb eax, edx
+    MDL_ROWS 21                       # BXQ: a row holds max(dim, hidden) in any vec_dot_type
     mov rax, r10
     ret
 
@@ -81,7 +117,7 @@ check_ctx:
     ret
 
 # model_state_bytes(rcx = Model*, edx = ctx_len) -> rax = bytes (0: see MODEL_ERROR)
-.equ STATE_SCRATCH, MODEL_N_STATE * 8 + 8   # 11 qwords, rounded so rsp stays 8 mod 16
+.equ STATE_SCRATCH, MODEL_N_STATE * 8 + 8   # the offsets (an even count), so rsp stays 0 mod 16
 model_state_bytes:
     sub rsp, STATE_SCRATCH             # a scratch offset table
     call check_ctx

@@ -25,6 +25,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from peasm.layouts import MODEL_BATCH
 from peasm.tokenizer_layouts import PRE_NAMES
 
 from .errors import ImageError
@@ -352,6 +353,10 @@ def state_bytes(m: ModelInfo, ctx: int) -> int:
     q = max(m.dim, m.n_heads * m.head_dim)
     parts = [m.dim * 4] * 3 + [m.hidden_dim * 4] * 2 + [q * 4, m.n_heads * ctx * 4, m.vocab_size * 4]
     parts += [m.n_layers * ctx * m.kv_dim * 4] * 2 + [m.head_dim * 8, max(m.dim, m.hidden_dim) * 4]
+    # the batched prefill's MODEL_BATCH rows: x xb xb2 q, k v (unpadded), hb hb2, RoPE, input
+    rows = [_align64(m.dim * 4)] * 4 + [_align64(m.hidden_dim * 4)] * 2 + [
+        _align64(m.head_dim * 8), _align64(max(m.dim, m.hidden_dim) * 4)]
+    parts += [r * MODEL_BATCH for r in rows] + [m.kv_dim * 4 * MODEL_BATCH] * 2
     return sum(_align64(p) for p in parts) + 64
 
 

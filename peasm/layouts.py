@@ -170,6 +170,18 @@ MODEL = _s("MODEL",
            "S_VALUE_CACHE:ptr",    # f32[layers * ctx_len * kv_dim]
            "S_ROPE:ptr",           # f32[2 * head_size] RoPE table of the current position
            "S_XQ:ptr",             # bytes[4 * max(dim, hidden)]: the input in a vec_dot_type
+           # the batched prefill's rows (app_asm/forward_batch.s), MODEL_BATCH rows each; a
+           # row of n floats takes round64(4n) bytes, except BK/BV rows: exactly 4 * kv_dim
+           "S_BX:ptr",             # f32[B][dim]    residual streams
+           "S_BXB:ptr",            # f32[B][dim]    normed inputs / attention outputs
+           "S_BXB2:ptr",           # f32[B][dim]    wo outputs
+           "S_BQ:ptr",             # f32[B][dim]    queries
+           "S_BK:ptr",             # f32[B][kv_dim] keys before the cache (contiguous rows)
+           "S_BV:ptr",             # f32[B][kv_dim] values before the cache (contiguous rows)
+           "S_BHB:ptr",            # f32[B][hidden] gates, then silu(gate) * up
+           "S_BHB2:ptr",           # f32[B][hidden] ups
+           "S_BROPE:ptr",          # f32[B][2 * head_size] RoPE tables, one per row's position
+           "S_BXQ:ptr",            # bytes[B][round64(4 * max(dim, hidden))] converted inputs
            "XQ_SRC:ptr",           # the f32 vector S_XQ was made from (with XQ_FMT)
            "KV_LAYER_BYTES:u64",   # ctx_len * kv_dim * 4, one layer of one cache
            "STATE_TOTAL:u64",      # model_state_bytes of the current run state
@@ -177,7 +189,8 @@ MODEL = _s("MODEL",
 
 
 STRUCTS: dict[str, AppStruct] = {s.name: s for s in (TENSOR, LAYER, MODEL, GGUF, GGUF_VALUE)}
-MODEL_N_STATE = 12          # S_X .. S_XQ, in that order
+MODEL_N_STATE = 22          # S_X .. S_BXQ, in that order
+MODEL_BATCH = 32            # rows (prompt tokens) model_forward_batch runs through a layer together
 
 
 def type_size(t: str) -> tuple[int, int]:
@@ -197,6 +210,7 @@ def render_include() -> str:
         lines.append(f".equ {s.name}_SIZE, {size}")
         lines.append("")
     lines.append(f".equ MODEL_N_STATE, {MODEL_N_STATE}")
+    lines.append(f".equ MODEL_BATCH, {MODEL_BATCH}")
     for name, value in CONSTANTS.items():
         lines.append(f".equ {name}, {value}")
     return "\n".join(lines) + "\n"

@@ -99,7 +99,9 @@ def state_bytes(cfg: ref.Config, ctx: int) -> int:
     sizes = [cfg.dim] * 3 + [cfg.hidden_dim] * 2 + [cfg.dim, cfg.n_heads * ctx, cfg.vocab_size,
                                                      kv, kv, 2 * cfg.head_size,
                                                      max(cfg.dim, cfg.hidden_dim)]
-    return sum(r64(n) for n in sizes) + 64
+    rows = [cfg.dim] * 4 + [cfg.hidden_dim] * 2 + [2 * cfg.head_size, max(cfg.dim, cfg.hidden_dim)]
+    batch = sum(r64(n) * C["MODEL_BATCH"] for n in rows) + 2 * cfg.kv_dim * 4 * C["MODEL_BATCH"]
+    return sum(r64(n) for n in sizes) + batch + 64      # (+ the batched prefill's rows)
 
 
 # ----------------------------------------------------------------------------- images

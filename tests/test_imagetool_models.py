@@ -90,6 +90,9 @@ def test_state_bytes_follows_the_program_layout():
     # each rounded up to 64 bytes, plus 64 bytes of slack
     ctx = 100
     want = 3 * 256 + 2 * 704 + 256 + 3200 + 2048 + 2 * 64000 + 64 + 704 + 64
+    # the batched prefill's 32 rows (forward_batch.s): x xb xb2 q, hb hb2, RoPE, the input,
+    # and k v rows of kv_dim (32) floats
+    want += 32 * (4 * 256 + 2 * 704 + 64 + 704) + 2 * 32 * 128
     assert M.state_bytes(m, ctx) == want
     assert M.sizing_context(m) == 512 and M.sizing_context(m, 64) == 64
 

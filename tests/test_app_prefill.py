@@ -1,0 +1,278 @@
+"""The batched prefill (app_asm/forward_batch.s, issue 14): model_forward_batch against n calls
+of model_forward on the same model. The judge is the token-by-token forward pass itself: the
+batched pass runs the same kernels on the same numbers per row (its products are the types'
+matvec bodies over cache-sized tiles of rows, k_par_matmat in kernels_asm/parallel.s), so the
+last token's logits and the whole KV cache must be EQUAL, bit for bit, and greedy decoding on
+from there must give the same tokens. (The token-by-token pass is judged against the numpy
+references in test_app_model.py and test_app_gguf_model.py.)
+
+Natively (AVX2 bodies where the host has them; workers are host threads) and under unicorn
+(SSE2 bodies, every buffer and worker stack between guard pages, the cores taking turns at
+the job board's pause/lock instructions)."""
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from peasm import generated
+from peasm.linker import link, load_manifest
+from peasm.runners.emu import Emu
+from tests.support import REPO, model_file, require
+
+APP = REPO / "app_asm"
+KERNELS = REPO / "kernels_asm"
+C = generated.constants()
+for _line in (APP / "model.inc").read_text().splitlines():
+    if _line.startswith((".equ MODEL_E_", ".equ MODEL_F_", ".equ MODEL_OK")):
+        _k, _v = _line[5:].split(",", 1)
+        C[_k.strip()] = int(_v.split("#")[0].strip(), 0)
+B = C["MODEL_BATCH"]
+U32 = 0xFFFF_FFFF
+
+
+@lru_cache(maxsize=None)
+def image():
+    sources = [APP / s for s in ("model.s", "model_state.s", "model_msg.s", "model_gguf.s",
+                                  "model_gguf_keys.s", "model_gguf_msg.s", "forward.s",
+                                  "forward_batch.s", "gguf.s", "gguf_get.s", "gguf_msg.s")]
+    sources += [Path(p) for p in load_manifest(KERNELS / "kernels.toml").sources]
+    return link(sources, "model_forward_batch", include_dirs=[KERNELS])
+
+
+class Machine:
+    """The image on a CPU with `workers` worker cores at the job board."""
+
+    def __init__(self, where: str, workers: int = 0):
+        self.where = where
+        if where == "unicorn":
+            self.mc = Emu(image())
+            assert self.mc.call("kernels_init", 1, 0) == 1     # K_PATH_SSE2
+            for i in range(workers):
+                self.mc.start_core(self.mc.address("k_par_worker"), i)
+            self.threads = []
+        else:
+            from peasm.runners import native
+            from tests.test_app_model import NativeMachine
+            ok, why = native.supported()
+            require(ok, why)
+            self.mc = NativeMachine(image())
+            self.mc.call("kernels_init", native.host_cpu_bits(), 0)
+            self.threads = [native.HostThread(self.mc.loaded.address("k_par_worker"), i)
+                            for i in range(workers)]
+        self.mc.call("k_par_set_workers", workers)
+
+    def close(self) -> None:
+        if self.threads:
+            self.mc.call("k_par_quit", 1)
+            for t in self.threads:
+                t.join()
+            self.threads.clear()
+            self.mc.call("k_par_quit", 0)
+        if self.where == "native":
+            self.mc.free()
+
+
+class Model:
+    """A model file loaded through the asm (llama2.c .bin or GGUF) into one Model struct."""
+
+    def __init__(self, m: Machine, path: Path, ctx: int = 96):
+        mc = self.mc = m.mc
+        data = path.read_bytes()
+        self.file = mc.alloc(len(data), data, align=64)
+        self.m = mc.alloc(C["MODEL_SIZE"], align=8)
+        if data[:4] == b"GGUF":
+            g = mc.alloc(C["GGUF_SIZE"], align=8)
+            assert mc.call("gguf_open", g, self.file, len(data)) == 0
+            assert mc.call("model_gguf_config", self.m, g) == 0
+            layers = mc.call("model_layers_bytes", self.m)
+            assert mc.call("model_gguf_bind", self.m, g, mc.alloc(layers, align=8)) == 0
+        else:
+            assert mc.call("model_check_header", self.m, self.file, len(data)) == 0
+            layers = mc.call("model_layers_bytes", self.m)
+            assert mc.call("model_bind_weights", self.m, self.file, mc.alloc(layers, align=8)) == 0
+        self.ctx = min(ctx, self.u32("MODEL_SEQ_LEN"))
+        self.need = mc.call("model_state_bytes", self.m, self.ctx)
+        self.state = mc.alloc(self.need, align=64)
+        self.reset()
+        self.vocab = self.u32("MODEL_VOCAB_SIZE")
+        self.toks = mc.alloc(4 * 1024, align=4)
+
+    def u32(self, name: str) -> int:
+        return struct.unpack("<I", self.mc.read(self.m + C[name], 4))[0]
+
+    def u64(self, name: str) -> int:
+        return struct.unpack("<Q", self.mc.read(self.m + C[name], 8))[0]
+
+    def reset(self) -> None:
+        assert self.mc.call("model_init_state", self.m, self.state, self.ctx, self.need) == 0
+
+    def _logits(self, p: int) -> np.ndarray:
+        assert p, self.u32("MODEL_ERROR")
+        return np.frombuffer(self.mc.read(p, 4 * self.vocab), "<f4").copy()
+
+    def forward(self, token: int, pos: int) -> np.ndarray:
+        return self._logits(self.mc.call("model_forward", self.m, token, pos))
+
+    def batch_call(self, tokens: list[int], pos0: int, n: int | None = None) -> int:
+        self.mc.write(self.toks, struct.pack(f"<{len(tokens)}I", *[t & U32 for t in tokens]))
+        return self.mc.call("model_forward_batch", self.m, self.toks,
+                            len(tokens) if n is None else n, pos0)
+
+    def batch(self, tokens: list[int], pos0: int) -> np.ndarray:
+        return self._logits(self.batch_call(tokens, pos0))
+
+    def kv(self) -> bytes:
+        size = self.u32("MODEL_N_LAYERS") * self.u64("MODEL_KV_LAYER_BYTES")
+        return (self.mc.read(self.u64("MODEL_S_KEY_CACHE"), size)
+                + self.mc.read(self.u64("MODEL_S_VALUE_CACHE"), size))
+
+
+def prompt(vocab: int, n: int, seed: int) -> list[int]:
+    return [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n)]
+
+
+def one_by_one(model: Model, turns: list[list[int]], decode: int):
+    """Every token through model_forward: (last logits of each turn, greedy tokens after the
+    last turn, the KV cache at the end)."""
+    model.reset()
+    pos, lasts = 0, []
+    for turn in turns:
+        for t in turn:
+            logits = model.forward(t, pos)
+            pos += 1
+        lasts.append(logits)
+    out = []
+    for _ in range(decode):
+        t = int(np.argmax(logits))
+        out.append(t)
+        logits = model.forward(t, pos)
+        pos += 1
+    return lasts, out, model.kv()
+
+
+def batched(model: Model, turns: list[list[int]], decode: int):
+    """Each turn through one model_forward_batch call, then greedy decode by model_forward."""
+    model.reset()
+    pos, lasts = 0, []
+    for turn in turns:
+        logits = model.batch(turn, pos)
+        pos += len(turn)
+        lasts.append(logits)
+    out = []
+    for _ in range(decode):
+        t = int(np.argmax(logits))
+        out.append(t)
+        logits = model.forward(t, pos)
+        pos += 1
+    return lasts, out, model.kv()
+
+
+def assert_same(model: Model, turns: list[list[int]], decode: int = 4) -> None:
+    a_lasts, a_out, a_kv = one_by_one(model, turns, decode)
+    b_lasts, b_out, b_kv = batched(model, turns, decode)
+    for i, (a, b) in enumerate(zip(a_lasts, b_lasts)):
+        assert a.tobytes() == b.tobytes(), (i, np.abs(a - b).max())
+    assert a_kv == b_kv
+    assert a_out == b_out
+
+
+SIZES = [1, 2, 7, B, B + 5]
+
+
+@pytest.fixture(scope="module")
+def native0():
+    m = Machine("native")
+    yield m
+    m.close()
+
+
+# one file per kernel family (F32 .bin and GGUF, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, K-quants;
+# stories260K-Q4_0 mixes Q4_0, F16 ffn_down and a Q8_0 classifier)
+NATIVE_FILES = ["stories260K.bin", "stories260K.gguf", "quant/stories260K-Q4_0.gguf"] + [
+    f"quant/tiny256-{t}.gguf" for t in ("f32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q8_0",
+                                       "Q4_K_M", "Q6_K")]
+
+
+@pytest.mark.parametrize("name", NATIVE_FILES)
+def test_native_batch_equals_token_by_token(native0, name):
+    model = Model(native0, model_file(name))
+    for n in SIZES:
+        assert_same(model, [prompt(model.vocab, n, seed=n)], decode=4 if n == 7 else 1)
+
+
+@pytest.mark.parametrize("name", ["stories260K.bin", "quant/tiny256-Q4_K_M.gguf"])
+def test_native_second_turn(native0, name):
+    """pos0 > 0: a second turn attends over the first one's cache rows."""
+    model = Model(native0, model_file(name))
+    assert_same(model, [prompt(model.vocab, 9, 1), prompt(model.vocab, B + 3, 2)], decode=6)
+    assert_same(model, [prompt(model.vocab, B, 3), prompt(model.vocab, 1, 4), prompt(model.vocab, 5, 5)])
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+@pytest.mark.parametrize("name", ["stories260K.bin", "quant/tiny256-Q4_0.gguf"])
+def test_native_workers(name, workers):
+    """Host threads take chunks of the batched products (and of attention's heads): the same
+    bits as one core."""
+    m = Machine("native", workers)
+    try:
+        model = Model(m, model_file(name))
+        assert_same(model, [prompt(model.vocab, 11, 7), prompt(model.vocab, B + 2, 8)])
+    finally:
+        m.close()
+
+
+def test_native_smollm2():
+    """A real model: 30 layers, Q4_1 weights with Q8_0 embeddings, GQA 9/3, a 49152-row
+    classifier; a prompt longer than one batch."""
+    m = Machine("native")
+    try:
+        model = Model(m, model_file("SmolLM2-135M-Instruct.Q4_1.gguf"), ctx=B + 20)
+        assert_same(model, [prompt(model.vocab, B + 9, 11)], decode=3)
+    finally:
+        m.close()
+
+
+def test_refusals(native0):
+    model = Model(native0, model_file("stories260K.bin"), ctx=40)
+    model.reset()
+    clean = model.kv()
+    assert model.batch_call([1, 2], 0, n=0) == 0
+    assert model.u32("MODEL_ERROR") == C["MODEL_E_TOKEN"]
+    assert model.batch_call([1, 2, 512, 3], 0) == 0               # vocab is 512
+    assert model.u32("MODEL_ERROR") == C["MODEL_E_TOKEN"]
+    assert model.batch_call([1, 2, -1, 3], 0) == 0
+    assert model.u32("MODEL_ERROR") == C["MODEL_E_TOKEN"]
+    assert model.batch_call(list(range(1, 11)), 31) == 0           # 31 + 10 > 40
+    assert model.u32("MODEL_ERROR") == C["MODEL_E_POS"]
+    assert model.batch_call([1], 0xFFFF_FFFF) == 0                 # no wrap-around
+    assert model.u32("MODEL_ERROR") == C["MODEL_E_POS"]
+    assert model.kv() == clean                                     # nothing was written
+    assert model.batch_call(list(range(1, 11)), 30) != 0           # exactly to the end: fine
+    assert model.u32("MODEL_ERROR") == C["MODEL_OK"]
+    fresh = native0.mc.alloc(C["MODEL_SIZE"], align=8)               # no model at all
+    assert native0.mc.call("model_forward_batch", fresh, model.toks, 1, 0) == 0
+    assert struct.unpack("<I", native0.mc.read(fresh + C["MODEL_ERROR"], 4))[0] == C["MODEL_E_NOT_READY"]
+
+
+def _worker_chunks(m: Machine) -> int:
+    return struct.unpack("<Q", m.mc.read(m.mc.address("k_par_worker_chunks"), 8))[0]
+
+
+@pytest.mark.parametrize("name,workers", [("stories260K.bin", 0), ("stories260K.bin", 3),
+                                          ("quant/stories260K-Q4_0.gguf", 0),
+                                          ("quant/stories260K-Q4_0.gguf", 3),
+                                          ("quant/tiny256-Q4_K_M.gguf", 2)])
+def test_unicorn(name, workers):
+    """SSE2 bodies under guard pages; with emulated workers taking turns at the board (they
+    must really take chunks of the batched products)."""
+    m = Machine("unicorn", workers)
+    model = Model(m, model_file(name), ctx=B + 8)
+    assert_same(model, [prompt(model.vocab, 3, 1), prompt(model.vocab, B + 2, 2)], decode=2)
+    model.reset()
+    before = _worker_chunks(m)
+    model.batch(prompt(model.vocab, 5, 3), 0)
+    assert (_worker_chunks(m) > before) == (workers > 0)
