@@ -2,7 +2,7 @@
 """Benchmark: the chat program's decode speed against the weight-bandwidth limit, natively.
 
     .venv/bin/python scripts/bench_app.py [--workdir DIR] [--efi BOOTX64.EFI] [--models stories15M,stories110M,...]
-                                          [--tokens 128] [--repeat 1] [--threads 1,2]
+                                          [--tokens 128] [--repeat 1] [--threads 1,2] [--prompt 64]
 
 Models: llama2.c shapes (stories15M, stories110M: random f32 .bin), the real SmolLM2 GGUF
 (`smollm2`: ../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf), and TinyLlama-1.1B-shaped
@@ -25,6 +25,13 @@ services report, APs being host threads; the program's default threads=0 uses th
 
 speedup = decode_tok_s / decode_tok_s with one thread, in the same run (the ratio to the
 single-core limit can pass 1 with several cores: each core has its own path to memory).
+
+The prefill: with --prompt N (default 64; 0: generate from BOS alone) the autorun line is a
+prompt of about N tokens (BOS and N-1 words "the", chat_format = raw, so no template adds
+any), which the program runs through model_forward_batch (each weight read once per batch
+of MODEL_BATCH tokens) before it decodes. Each line then ends with prompt_tokens=P (what the
+program counted), prefill_tok_s (from the same [stats] line: P over the prefill's time) and
+prefill_ratio = prefill_tok_s / decode_tok_s of the same run (issue 14 asks >= 5).
 
 weights_mb is what one decode step must read of the weights: every matrix once, in its file
 form (GGUF: the quantized bytes) -- per layer
@@ -91,7 +98,12 @@ def gguf_step_bytes(path: Path) -> int:
     return total
 
 
-def prepare_gguf_volume(work: Path, name: str, tokens: int) -> tuple[Path, GgufBench]:
+def autorun_lines(prompt: int) -> str:
+    """The autorun: a prompt of `prompt` tokens (BOS + words; none: an empty line), /shutdown."""
+    return (" ".join(["the"] * (prompt - 1)) if prompt > 1 else "") + "\n/shutdown\n"
+
+
+def prepare_gguf_volume(work: Path, name: str, tokens: int, prompt: int = 0) -> tuple[Path, GgufBench]:
     """work/NAME/: model.gguf (the real SmolLM2, or a random TinyLlama-shaped file in the
     named type, reused when already there), repl.cfg, autorun.txt."""
     vol = work / name
@@ -115,16 +127,16 @@ def prepare_gguf_volume(work: Path, name: str, tokens: int) -> tuple[Path, GgufB
             stamp.write_text(f"{SEED} {type_name}")
     (vol / "repl.cfg").write_text(f"model = model.gguf\ntemperature = 0\nmax_tokens = {tokens}\n"
                                   f"stats = on\nchat_format = raw\n", encoding="utf-8")
-    (vol / "autorun.txt").write_text("\n/shutdown\n", encoding="utf-8")
+    (vol / "autorun.txt").write_text(autorun_lines(prompt), encoding="utf-8")
     return vol, GgufBench(model, gguf_step_bytes(model))
 
 
-def prepare_volume(work: Path, shape: str, tokens: int) -> tuple[Path, object]:
+def prepare_volume(work: Path, shape: str, tokens: int, prompt: int = 0) -> tuple[Path, object]:
     """work/SHAPE/: model.bin (random, seed 1; reused when already there at the right size),
     tokenizer.bin, repl.cfg, autorun.txt."""
     from tests.reference import llama2 as ref
     if shape == "smollm2" or shape.startswith("tinyllama-"):
-        return prepare_gguf_volume(work, shape, tokens)
+        return prepare_gguf_volume(work, shape, tokens, prompt)
 
     cfg = ref.SHAPES[shape]
     vol = work / shape
@@ -142,8 +154,8 @@ def prepare_volume(work: Path, shape: str, tokens: int) -> tuple[Path, object]:
     else:
         (vol / "tokenizer.bin").write_bytes(tok_src.read_bytes())
     (vol / "repl.cfg").write_text(f"model = model.bin\ntokenizer = tokenizer.bin\ntemperature = 0\n"
-                                  f"max_tokens = {tokens}\nstats = on\n", encoding="utf-8")
-    (vol / "autorun.txt").write_text("\n/shutdown\n", encoding="utf-8")
+                                  f"max_tokens = {tokens}\nstats = on\nchat_format = raw\n", encoding="utf-8")
+    (vol / "autorun.txt").write_text(autorun_lines(prompt), encoding="utf-8")
     return vol, cfg
 
 
@@ -180,13 +192,22 @@ def run_once(efi, vol: Path, cfg, cpus: int = 1) -> dict:
     prompt, gen, prefill, decode = int(m.group(1)), int(m.group(2)), float(m.group(3)), float(m.group(4))
     # wall-clock cross-check: first generated piece (after the echoed empty prompt line) .. [stats]
     raw = bytes(clock.data)
-    echo = raw.find(b"> \n")
+    echo = raw.find(b"> ")
+    echo = raw.find(b"\n", echo) + 1 if echo >= 0 else -1        # the end of the echoed prompt line
     stats_at = raw.find(b"[stats]")
     wall = None
-    if echo >= 0 and stats_at > echo + 3 and gen > 1:
-        span = clock.time_at(stats_at) - clock.time_at(echo + 3)
+    if echo > 0 and stats_at > echo and gen > 1:
+        span = clock.time_at(stats_at) - clock.time_at(echo)
         wall = (gen - 1) / span if span > 0 else None
     return {"prompt": prompt, "gen": gen, "prefill": prefill, "decode": decode, "wall": wall}
+
+
+def prefill_fields(r: dict) -> str:
+    """ prompt_tokens=.. prefill_tok_s=.. prefill_ratio=.. for a run with a prompt."""
+    if r["prompt"] < 2:
+        return ""
+    ratio = f"{r['prefill'] / r['decode']:.2f}" if r["decode"] else "n/a"
+    return f" prompt_tokens={r['prompt']} prefill_tok_s={r['prefill']:.2f} prefill_ratio={ratio}"
 
 
 def main() -> int:
@@ -198,6 +219,8 @@ def main() -> int:
                     help="comma-separated: stories15M, stories110M, smollm2, tinyllama-TYPE (a ggml type)")
     ap.add_argument("--tokens", type=int, default=128, help="greedy tokens per run (max_tokens)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per model; the fastest decode is reported")
+    ap.add_argument("--prompt", type=int, default=64,
+                    help="prompt tokens before the generation (the prefill; 0: from BOS alone)")
     ap.add_argument("--threads", default="1,2",
                     help="comma-separated processor counts to run each model with (1 first: the base of speedup)")
     args = ap.parse_args()
@@ -229,7 +252,9 @@ def main() -> int:
             efi.write_bytes(build_pe(link(m.sources, m.entry, include_dirs=m.include_dirs)))
         else:
             efi = args.efi
-        volumes = [prepare_volume(work, shape, args.tokens) for shape in shapes]
+        if args.prompt < 0:
+            ap.error("--prompt: 0 or more tokens")
+        volumes = [prepare_volume(work, shape, args.tokens, args.prompt) for shape in shapes]
 
         path = "avx2" if native.host_has_avx2_fma() else "sse2"    # the bodies the program uses here
         bw_lines: list[str] = []
@@ -256,7 +281,7 @@ def main() -> int:
             speedup = f" speedup={r['decode'] / base[vol_name]:.2f}" if t > 1 and base[vol_name] else ""
             print(f"model={vol_name} threads={t} decode_tok_s={r['decode']:.2f} limit_tok_s={limit:.2f} "
                   f"ratio={r['decode'] / limit:.3f} weights_mb={wbytes / 1e6:.1f} bandwidth_gbs={bw / 1e9:.2f} "
-                  f"gen_tokens={r['gen']} wall_tok_s={wall}{speedup}")
+                  f"gen_tokens={r['gen']} wall_tok_s={wall}{speedup}{prefill_fields(r)}")
             if r["gen"] < args.tokens:
                 print(f"# {vol_name}: generation stopped after {r['gen']} of {args.tokens} tokens (BOS/EOS)")
         print(f"# weights_mb: every matrix one decode step reads, classifier once, float32 (KV cache not "

@@ -276,3 +276,104 @@ def test_unicorn(name, workers):
     before = _worker_chunks(m)
     model.batch(prompt(model.vocab, 5, 3), 0)
     assert (_worker_chunks(m) > before) == (workers > 0)
+
+
+# ----------------------------------------------------------------------------- k_par_matmat
+
+MM = {}
+for _line in (KERNELS / "kernels.inc").read_text().splitlines():
+    if _line.startswith(".equ MATMAT_"):
+        _k, _v = _line[5:].split(",", 1)
+        MM[_k.strip()] = int(_v.split("#")[0].strip(), 0)
+
+# A matmat body for the test (no type has one yet): the f32 matvec body once per input, by
+# the contract peasm/ggml.py states, so that k_par_matmat's calls of a matmat body (the rows
+# of each chunk, the strides, B) are checked by their results.
+TEST_MATMAT = """
+.section .text
+.global test_matmat_f32
+.extern matvec_sse2
+test_matmat_f32:
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 48
+    mov rsi, rcx
+    mov rdi, rdx
+    mov r12, r8
+    mov r13d, r9d
+    mov r14d, dword ptr [rsp + 152]
+1:
+    mov rcx, rsi
+    mov rdx, rdi
+    mov r8, r12
+    mov r9d, r13d
+    mov eax, dword ptr [rsp + 144]
+    mov qword ptr [rsp + 32], rax
+    call matvec_sse2
+    add rsi, qword ptr [rsp + 160]
+    add r12, qword ptr [rsp + 168]
+    dec r14d
+    jnz 1b
+    add rsp, 48
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+"""
+
+
+@lru_cache(maxsize=None)
+def board_image():
+    import tempfile
+    src = Path(tempfile.mkdtemp(prefix="test_prefill_")) / "test_matmat.s"
+    src.write_text(TEST_MATMAT, encoding="utf-8")
+    sources = [Path(p) for p in load_manifest(KERNELS / "kernels.toml").sources] + [src]
+    return link(sources, "k_par_matmat", include_dirs=[KERNELS])
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_unicorn_k_par_matmat(workers):
+    """The job kind alone, f32 rows under guard pages: the matvec fallback over tiles (odd
+    shapes, a weight of many tiles) and a matmat body, each split across 0 or 3 emulated
+    workers, equal one matvec over all rows per input, bit for bit; outputs strided."""
+    emu = Emu(board_image())
+    assert emu.call("kernels_init", 1, 0) == 1
+    for i in range(workers):
+        emu.start_core(emu.address("k_par_worker"), i)
+    emu.call("k_par_set_workers", workers)
+    rng = np.random.default_rng(workers)
+    for d, n, b in [(37, 13, 3), (130, 17, 5), (9, 1, 1), (1000, 64, 4), (5, 300, 2)]:
+        W = rng.standard_normal((d, n)).astype(np.float32)
+        xs = rng.standard_normal((b, n + 3)).astype(np.float32)      # inputs 4(n+3) bytes apart
+        w = emu.alloc(W.nbytes, W.tobytes())
+        x = emu.alloc(xs.nbytes, xs.tobytes())
+        want = []
+        for i in range(b):
+            o = emu.alloc(4 * d)
+            emu.call("matvec_sse2", o, w, x + i * 4 * (n + 3), n, d)
+            want.append(emu.read(o, 4 * d))
+        for body in (0, emu.address("test_matmat_f32")):
+            stride = 4 * d + 8
+            out = emu.alloc(stride * b)
+            blk = bytearray(MM["MATMAT_SIZE"])
+            for k, v in (("OUT", out), ("W", w), ("XQ", x), ("OUT_STRIDE", stride),
+                         ("XQ_STRIDE", 4 * (n + 3)), ("ROW_BYTES", 4 * n), ("BODY", body),
+                         ("MATVEC", emu.address("matvec_sse2"))):
+                struct.pack_into("<Q", blk, MM[f"MATMAT_{k}"], v)
+            for k, v in (("N", n), ("D", d), ("B", b)):
+                struct.pack_into("<I", blk, MM[f"MATMAT_{k}"], v)
+            p = emu.alloc(len(blk), bytes(blk), align=8)
+            emu.call("k_par_matmat", p)
+            for i in range(b):
+                assert emu.read(out + i * stride, 4 * d) == want[i], (d, n, b, i, body)
+    if workers:
+        assert struct.unpack("<Q", emu.read(emu.address("k_par_worker_chunks"), 8))[0] > 0
