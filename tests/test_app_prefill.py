@@ -377,3 +377,66 @@ def test_unicorn_k_par_matmat(workers):
                 assert emu.read(out + i * stride, 4 * d) == want[i], (d, n, b, i, body)
     if workers:
         assert struct.unpack("<Q", emu.read(emu.address("k_par_worker_chunks"), 8))[0] > 0
+
+
+def write_qwen2_gguf(path: Path, type_name: str = "Q8_0", seed: int = 5) -> Path:
+    """A small random qwen2 model (q/k/v biases, NeoX RoPE), written with gguf-py's writer:
+    no qwen2 file is among the shared models, and these are the paths only qwen2 takes."""
+    from gguf import GGUFWriter
+    from tests.reference.gguf_random import _tensor
+    from gguf import GGMLQuantizationType
+    dim, hidden, layers, heads, kv_heads, vocab, ctx = 128, 320, 2, 4, 2, 300, 128
+    rng = np.random.default_rng(seed)
+    w = GGUFWriter(str(path), "qwen2")
+    w.add_block_count(layers)
+    w.add_embedding_length(dim)
+    w.add_feed_forward_length(hidden)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_context_length(ctx)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(1000000.0)
+    kv = kv_heads * (dim // heads)
+
+    def add(name, t, rows, n):
+        w.add_tensor(name, _tensor(rng, t, rows, n),
+                     raw_dtype=None if t in ("F32", "F16") else GGMLQuantizationType[t])
+
+    def vec(name, n, scale=0.5):
+        w.add_tensor(name, (rng.standard_normal(n) * scale).astype(np.float32))
+
+    add("token_embd.weight", type_name, vocab, dim)
+    vec("output_norm.weight", dim)
+    for l in range(layers):
+        p = f"blk.{l}."
+        vec(p + "attn_norm.weight", dim)
+        vec(p + "ffn_norm.weight", dim)
+        add(p + "attn_q.weight", type_name, dim, dim)
+        add(p + "attn_k.weight", type_name, kv, dim)
+        add(p + "attn_v.weight", type_name, kv, dim)
+        vec(p + "attn_q.bias", dim)
+        vec(p + "attn_k.bias", kv)
+        vec(p + "attn_v.bias", kv)
+        add(p + "attn_output.weight", type_name, dim, dim)
+        add(p + "ffn_gate.weight", type_name, hidden, dim)
+        add(p + "ffn_up.weight", type_name, hidden, dim)
+        add(p + "ffn_down.weight", type_name, dim, hidden)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("where", ["native", "unicorn"])
+def test_qwen2_biases_and_neox(tmp_path, where):
+    """qwen2: the biases (one vector added to every row) and NeoX RoPE, tied classifier."""
+    path = write_qwen2_gguf(tmp_path / "qwen2.gguf")
+    m = Machine(where)
+    try:
+        model = Model(m, path, ctx=B + 16)
+        assert model.u32("MODEL_ARCH") == 1 and model.u32("MODEL_ROPE_STYLE") == 1   # qwen2, neox
+        assert model.u64("MODEL_LAYERS")
+        assert_same(model, [prompt(model.vocab, 5, 1), prompt(model.vocab, B + 1, 2)], decode=3)
+    finally:
+        m.close()
