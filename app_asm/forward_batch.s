@@ -30,18 +30,19 @@
 # The frame of model_forward_batch below its 8 pushes; rbp points at it and the private
 # helpers below read the batch's fields through rbp (they keep rbx = Model*, rbp).
 .equ FB_ATT, 80                       # a copy of MODEL_ATT_BLOCK (ATT_SIZE bytes)
-.equ FB_MM, 144                       # the MATMAT block of the current product
-.equ FB_XQ_SRC, 224                   # qword: the f32 rows S_BXQ was converted from
-.equ FB_XQ_FMT, 232                   # dword: their vec_dot_type (GGML_TYPE_COUNT: nothing)
-.equ FB_ROWS, 236                     # dword: rows m in this batch (1..MODEL_BATCH)
-.equ FB_POS, 240                      # dword: position of the batch's first row
-.equ FB_LEFT, 244                     # dword: tokens left, this batch's included
-.equ FB_TOKENS, 248                   # qword: the batch's first token
-.equ FB_RDIM, 256                     # qword: bytes between rows of dim floats
-.equ FB_RHID, 264                     # qword: ... of hidden_dim floats
-.equ FB_RROPE, 272                    # qword: ... of RoPE tables (2 * head_size floats)
-.equ FB_KVROW, 280                    # qword: kv_dim * 4 (BK, BV rows)
-.equ FB_FRAME, 296                    # 8 pushes + 296 + return address: 16-byte aligned
+.equ FB_MM, FB_ATT + ATT_SIZE         # the MATMAT block of the current product
+.equ FB_XQ_SRC, FB_MM + MATMAT_SIZE   # qword: the f32 rows S_BXQ was converted from
+.equ FB_XQ_FMT, FB_XQ_SRC + 8         # dword: their vec_dot_type (GGML_TYPE_COUNT: nothing)
+.equ FB_ROWS, FB_XQ_FMT + 4           # dword: rows m in this batch (1..MODEL_BATCH)
+.equ FB_POS, FB_ROWS + 4              # dword: position of the batch's first row
+.equ FB_LEFT, FB_POS + 4              # dword: tokens left, this batch's included
+.equ FB_TOKENS, FB_LEFT + 4           # qword: the batch's first token
+.equ FB_RDIM, FB_TOKENS + 8           # qword: bytes between rows of dim floats
+.equ FB_RHID, FB_RDIM + 8             # qword: ... of hidden_dim floats
+.equ FB_RROPE, FB_RHID + 8            # qword: ... of RoPE tables (2 * head_size floats)
+.equ FB_KVROW, FB_RROPE + 8           # qword: kv_dim * 4 (BK, BV rows)
+.equ FB_FRAME, ((FB_KVROW + 8 + 15) >> 4 << 4) + 8   # 8 mod 16: with the 8 pushes and the
+                                      #  return address, rsp stays 16-byte aligned
 
 # round64(4 * dword [rbx + field]) -> [rbp + slot]
 .macro FB_STRIDE field, slot, scale
