@@ -440,3 +440,30 @@ def test_qwen2_biases_and_neox(tmp_path, where):
         assert_same(model, [prompt(model.vocab, 5, 1), prompt(model.vocab, B + 1, 2)], decode=3)
     finally:
         m.close()
+
+
+LONG_PROMPT = ("Once upon a time, there was a little girl named Lily. She loved to play outside "
+               "in the park with her big red ball and her friend Tom.")
+
+
+@pytest.mark.parametrize("cpu,cpus", [("native", 1), ("native", 2), ("unicorn", 3)])
+def test_whole_program_long_prompt(chat_efi, tmp_path, cpu, cpus):
+    """generate.s prefills a prompt of more than MODEL_BATCH tokens in one
+    model_forward_batch call: the reply equals llama2.c's generation from the same prompt
+    (the numpy reference), and the context counts the prompt and the reply."""
+    from tests.app_helpers import console_render, generations, make_volume, run_chat
+    from tests.reference import llama2 as ref
+    model, tok = model_file("stories260K.bin"), model_file("tok512.bin")
+    vol = make_volume(tmp_path / "vol", files={"stories260K.bin": model, "tok512.bin": tok},
+                      cfg="temperature = 0\nmax_tokens = 24\n",
+                      autorun=[LONG_PROMPT, "/ctx", "/shutdown"])
+    r = run_chat(chat_efi, vol, cpu, cpus=cpus)
+    assert r.status == 0, (r.reason, r.text[-800:])
+    expected = ref.generate(ref.read_model(model), ref.read_tokenizer(tok, 512), LONG_PROMPT,
+                            steps=160, temperature=0.0)
+    n = expected.n_prompt
+    assert n > B + 1, n
+    want = expected.pieces[n - 1:n - 1 + 24]
+    assert generations(r.text)[0] == console_render(want)
+    used = [int(ln.split()[1]) for ln in r.text.splitlines() if ln.startswith("context: ")]
+    assert used == [n + 24 - 1], (used, n)     # (the last token sampled is not fed yet)
