@@ -208,7 +208,7 @@ def test_memory_plans_for_known_shapes():
     p = B.plan_memory([tl])
     assert p.ctx == 2048 and p.weights_mib == 607
     kv = 2 * 22 * 2048 * 256 * 4
-    assert kv <= p.state_mib * MiB <= kv + 2 * MiB
+    assert kv <= p.state_mib * MiB <= kv + 6 * MiB     # (+ activations, the prefill's 32 rows ~3 MiB)
     assert p.program_mib == B.PROGRAM_MIB + 13             # + a 32000-token SentencePiece workspace
     assert p.mib == 896 and B.fits(p.mib, 607, p.state_mib, p.program_mib)
     assert "m.gguf 607 MiB + KV cache and run state for 2048 tokens" in p.describe()
@@ -281,7 +281,7 @@ def test_boot_command_line_under_tcg(facts, s110_image, capsys):
     assert err == ["imagetool: boot: TCG (-cpu max; KVM not usable: QEMU: error: failed to set MSR 0x10a to "
                    "0x69), 2 CPUs",
                    "imagetool: boot: 640 MiB of memory: models/s110.bin 419 MiB + KV cache and run state for "
-                   "1024 tokens 73 MiB + 141 MiB for the firmware and the program"]
+                   "1024 tokens 74 MiB + 141 MiB for the firmware and the program"]
 
 
 def test_boot_command_line_under_kvm_and_overrides(facts, s110_image, capsys):
