@@ -5,7 +5,8 @@
 #
 # One job at a time, posted by one caller (the boot core): the items of a call (the rows
 # 0..d-1 of a matvec, cut into chunks of whole 4-row blocks since the bodies reduce 4 rows at
-# a time; or the heads of attention) are cut into chunks; every core, the caller included,
+# a time; the rows of a weight applied to a batch of inputs, k_par_matmat; or the heads of
+# attention) are cut into chunks; every core, the caller included,
 # takes the next chunk from a shared counter until none is left, and the caller returns once
 # every chunk is done. A chunk is the body called on a sub-range (a sub-matrix, some heads),
 # so each output is computed by the same instructions on the same data as a single-core
