@@ -1,0 +1,131 @@
+# ggml's Q8_0 weights times a batch of Q8_0 inputs: the matmat body kind (contract, loop
+# order and registers in ggml_mm.inc; block layout {f16 d, int8 qs[32]}, ggml-common.h).
+# Per block: f32(d_w) * f32(d_x) * sum_j w_j * x_j (ggml's vec_dot_q8_0_q8_0), as
+# matvec_q8_0_avx2 (ggml_q8.s) computes it. The two rows' quants stay in registers with
+# their magnitudes (ymm6, ymm7 and |.| in ymm4, ymm5, made once per block); per input the
+# weights' signs move onto the activation (vpsignb) and vpmaddubsw multiplies |w| by it (as
+# GDOTS_AVX2: exact while no activation quant is -128, which quantize_row_q8_0 never
+# writes), vpmaddwd by 1, convert, one FMA by the scale. Integer sums exact: every output
+# equals the matvec body's bit for bit.
+.include "kernels.inc"
+.include "kmacros.inc"
+.include "ggml_qmacros.inc"
+.include "ggml_mm.inc"
+
+.section .text
+.global matmat_q8_0_avx2
+
+.macro MM_DOTS_PAIR xa, k4, acc0, acc1
+    vmovdqu ymm2, [\xa + 2]
+    vpsignb ymm0, ymm2, ymm6
+    vpsignb ymm1, ymm2, ymm7
+    vpmaddubsw ymm0, ymm4, ymm0
+    vpmaddubsw ymm1, ymm5, ymm1
+    vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
+    vpmaddwd ymm1, ymm1, [rip + kg_one_i16]
+    vcvtdq2ps ymm0, ymm0
+    vcvtdq2ps ymm1, ymm1
+    MM_FMA ymm0, \k4, \acc0
+    MM_FMA ymm1, \k4 + 16, \acc1
+.endm
+.macro MM_DOTS_ROW xa, k4, acc
+    vmovdqu ymm2, [\xa + 2]
+    vpsignb ymm0, ymm2, ymm6
+    vpmaddubsw ymm0, ymm4, ymm0
+    vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
+    vcvtdq2ps ymm0, ymm0
+    MM_FMA ymm0, \k4, \acc
+.endm
+.macro MM_Q8_0_PAIR
+    GPREFETCH rdx
+    GPREFETCH rdx+rbx
+    MM_SCALES0 2
+    vmovdqu ymm6, [rdx + 2]
+    vmovdqu ymm7, [rdx + rbx + 2]
+    vpabsb ymm4, ymm6
+    vpabsb ymm5, ymm7
+    MM_DOTS_PAIR rsi, 0, ymm8, ymm12
+    MM_DOTS_PAIR rsi+rdi, 4, ymm9, ymm13
+    MM_DOTS_PAIR rsi+r10, 8, ymm10, ymm14
+    MM_DOTS_PAIR rsi+rbp, 12, ymm11, ymm15
+    add rdx, 34
+    add rsi, 34
+.endm
+.macro MM_Q8_0_ROW a0, a1, a2, a3
+    GPREFETCH rdx
+    MM_SCALES0 1
+    vmovdqu ymm6, [rdx + 2]
+    vpabsb ymm4, ymm6
+    MM_DOTS_ROW rsi, 0, \a0
+    MM_DOTS_ROW rsi+rdi, 4, \a1
+    MM_DOTS_ROW rsi+r10, 8, \a2
+    MM_DOTS_ROW rsi+rbp, 12, \a3
+    add rdx, 34
+    add rsi, 34
+.endm
+
+# matmat_q8_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0 inputs), r9d = n, [rsp+40] d, [rsp+48] B,
+#                  [rsp+56] out_stride, [rsp+64] xq_stride)
+matmat_q8_0_avx2:
+    MM_PROLOGUE_SAVE
+    mov r9d, r9d
+    shr r9, 5                         # blocks per row
+    imul rbx, r9, 34                # bytes per row
+    MM_TILE_ROWS
+.Ltile:
+    test r15, r15
+    jz .Ldone
+    test r14, r14
+    jz .Ldone
+    MM_TILE_BEGIN
+.Lgroup:
+    mov rax, qword ptr [rsp + MM_BL]
+    test rax, rax
+    jz .Ltile_done
+    MM_GROUP_BEGIN
+.Lpair:
+    cmp r8, 2
+    jb .Lrow
+    MM_ZERO_ACC
+    mov rsi, qword ptr [rsp + MM_XG]
+    mov r11, r9
+.Lpblock:
+    test r11, r11
+    jz .Lpair_done
+    MM_Q8_0_PAIR
+    dec r11
+    jmp .Lpblock
+.Lpair_done:
+    MM_PAIR_STORE
+    add rcx, 8
+    add rdx, rbx                      # past the pair's second row
+    sub r8, 2
+    jmp .Lpair
+.Lrow:                                # an odd last row: even blocks into ymm8-11, odd into ymm12-15
+    test r8, r8
+    jz .Lgroup_done
+    MM_ZERO_ACC
+    mov rsi, qword ptr [rsp + MM_XG]
+    mov r11, r9
+.Lrblock2:
+    cmp r11, 2
+    jb .Lrblock1
+    MM_Q8_0_ROW ymm8, ymm9, ymm10, ymm11
+    MM_Q8_0_ROW ymm12, ymm13, ymm14, ymm15
+    sub r11, 2
+    jmp .Lrblock2
+.Lrblock1:
+    test r11, r11
+    jz .Lrow_done
+    MM_Q8_0_ROW ymm8, ymm9, ymm10, ymm11
+.Lrow_done:
+    MM_ROW_STORE
+.Lgroup_done:
+    MM_GROUP_END 4
+    jmp .Lgroup
+.Ltile_done:
+    MM_TILE_END rbx
+    jmp .Ltile
+.Ldone:
+    MM_EPILOGUE
+
