@@ -71,7 +71,8 @@ def _bodies(stem: str, *, from_float: bool = False, to_float: bool = True,
 # activation format in memory: ggml's block_q8_1 is {f16 d, f16 s = d * sum(qs), i8 qs[32]},
 # 36 bytes (gguf-py still lists the retired f32 layout, 40).
 TYPES: tuple[GgmlType, ...] = (
-    GgmlType(0, "F32", 1, 4, "F32", {"to_float": "dequantize_row_f32", "matvec": "matvec"}),
+    GgmlType(0, "F32", 1, 4, "F32", {"to_float": "dequantize_row_f32", "matvec": "matvec",
+                                 "matmat": "matmat_f32@avx2"}),
     GgmlType(1, "F16", 1, 2, "F16", _bodies("f16", from_float=True)),
     GgmlType(2, "Q4_0", 32, 18, "Q8_0", _bodies("q4_0", matmat=True)),
     GgmlType(3, "Q4_1", 32, 20, "Q8_1", _bodies("q4_1", matmat=True)),
