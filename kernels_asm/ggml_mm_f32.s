@@ -20,7 +20,7 @@
 # matmat_f32_avx2(rcx = out, rdx = W (f32 rows), r8 = x (f32 inputs), r9d = n, [rsp+40] d,
 #                 [rsp+48] B, [rsp+56] out_stride, [rsp+64] x_stride)
 matmat_f32_avx2:
-    MM_PROLOGUE_SAVE
+    MM_PROLOGUE_SAVE MM_FRAME_F32
     mov r9d, r9d
     shl r9, 2                         # bytes per row
     mov rbx, r9
@@ -127,4 +127,4 @@ matmat_f32_avx2:
     MM_TILE_END r9
     jmp .Ltile
 .Ldone:
-    MM_EPILOGUE
+    MM_EPILOGUE MM_FRAME_F32

@@ -18,58 +18,64 @@
 .section .text
 .global matmat_q4_0_avx2, matmat_q4_1_avx2
 
-# MM_NIB y, x, base, off: y = the 32 nibbles at [base + off] in element order (x: y's xmm);
-# xmm0 clobbered
-.macro MM_NIB y, x, base, off
-    vmovdqu \x, [\base + \off]
-    vpsrlw xmm0, \x, 4
-    vinserti128 \y, \y, xmm0, 1
+.section .rdata
+.balign 32, 0
+kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the high get the high
+    .long 0, 0, 0, 0, 4, 4, 4, 4
+
+.section .text
+# MM_NIB y, base, off: y = the 32 nibbles at [base + off] in element order (16 bytes
+# broadcast to both halves, the high half shifted right by 4, both masked)
+.macro MM_NIB y, base, off
+    vbroadcasti128 \y, [\base + \off]
+    vpsrlvd \y, \y, [rip + kmm_nib_shift]
     vpand \y, \y, [rip + kg_nib]
 .endm
 
 # --- Q4_0 (activation Q8_0: {d, qs[32]}, quants at +2) ------------------------------------
 # MM_DOTO_PAIR xa, k4, acc0, acc1: input k's block at [xa] (k4 = 4k); ymm5 = 8 in every byte;
 # acc0 += scale[0][k] * f32(sums of (q0 - 8) * x), acc1 likewise for row 1 (ymm7)
-.macro MM_DOTO_PAIR xa, k4, acc0, acc1
-    vmovdqu ymm2, [\xa + 2]
-    vpmaddubsw ymm4, ymm5, ymm2       # 8 * (x_2k + x_2k+1)
-    vpmaddubsw ymm0, ymm6, ymm2
-    vpmaddubsw ymm1, ymm7, ymm2
+.macro MM_DOTO_PAIR xa, imm, acc0, acc1
+    vpmaddubsw ymm4, ymm5, [\xa + 2] # 8 * (x_2k + x_2k+1)
+    vpmaddubsw ymm0, ymm6, [\xa + 2]
+    vpmaddubsw ymm1, ymm7, [\xa + 2]
     vpsubw ymm0, ymm0, ymm4
     vpsubw ymm1, ymm1, ymm4
     vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
     vpmaddwd ymm1, ymm1, [rip + kg_one_i16]
     vcvtdq2ps ymm0, ymm0
     vcvtdq2ps ymm1, ymm1
-    MM_FMA ymm0, \k4, \acc0
-    MM_FMA ymm1, \k4 + 16, \acc1
+    MM_FMAR ymm0, ymm2, \imm, ymm4, \acc0
+    MM_FMAR ymm1, ymm3, \imm, ymm4, \acc1
 .endm
 .macro MM_DOTO_ROW xa, k4, acc
-    vmovdqu ymm2, [\xa + 2]
-    vpmaddubsw ymm4, ymm5, ymm2
-    vpmaddubsw ymm0, ymm6, ymm2
+    vpmaddubsw ymm4, ymm5, [\xa + 2]
+    vpmaddubsw ymm0, ymm6, [\xa + 2]
     vpsubw ymm0, ymm0, ymm4
     vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
     vcvtdq2ps ymm0, ymm0
     MM_FMA ymm0, \k4, \acc
 .endm
-.macro MM_Q4_0_PAIR
+.macro MM_Q4_0_PAIR pre
     GPREFETCH rdx
     GPREFETCH rdx+rbx
-    MM_SCALES0 2
-    MM_NIB ymm6, xmm6, rdx, 2
-    MM_NIB ymm7, xmm7, rdx+rbx, 2
-    MM_DOTO_PAIR rsi, 0, ymm8, ymm12
-    MM_DOTO_PAIR rsi+rdi, 4, ymm9, ymm13
-    MM_DOTO_PAIR rsi+r10, 8, ymm10, ymm14
-    MM_DOTO_PAIR rsi+rbp, 12, ymm11, ymm15
+    MM_SCALES0R \pre, ymm2, ymm3, xmm3
+    MM_NIB ymm6, rdx, 2
+    MM_NIB ymm7, rdx+rbx, 2
+    MM_DOTO_PAIR rsi, 0x00, ymm8, ymm12
+    MM_DOTO_PAIR rsi+rdi, 0x55, ymm9, ymm13
+    MM_DOTO_PAIR rsi+r10, 0xaa, ymm10, ymm14
+    MM_DOTO_PAIR rsi+rbp, 0xff, ymm11, ymm15
     add rdx, 18
     add rsi, 34
+.if \pre
+    add rax, 32
+.endif
 .endm
 .macro MM_Q4_0_ROW a0, a1, a2, a3
     GPREFETCH rdx
     MM_SCALES0 1
-    MM_NIB ymm6, xmm6, rdx, 2
+    MM_NIB ymm6, rdx, 2
     MM_DOTO_ROW rsi, 0, \a0
     MM_DOTO_ROW rsi+rdi, 4, \a1
     MM_DOTO_ROW rsi+r10, 8, \a2
@@ -79,40 +85,42 @@
 .endm
 
 # --- Q4_1 (activation Q8_1: {d, s, qs[32]}, quants at +4) ---------------------------------
-.macro MM_DOTU_PAIR xa, k4, acc0, acc1
-    vmovdqu ymm2, [\xa + 4]
-    vpmaddubsw ymm0, ymm6, ymm2
-    vpmaddubsw ymm1, ymm7, ymm2
-    vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
-    vpmaddwd ymm1, ymm1, [rip + kg_one_i16]
+.macro MM_DOTU_PAIR xa, imm, acc0, acc1
+    vpmaddubsw ymm0, ymm6, [\xa + 4]
+    vpmaddubsw ymm1, ymm7, [\xa + 4]
+    vpmaddwd ymm0, ymm0, ymm5
+    vpmaddwd ymm1, ymm1, ymm5
     vcvtdq2ps ymm0, ymm0
     vcvtdq2ps ymm1, ymm1
-    MM_FMA ymm0, \k4, \acc0
-    MM_FMA ymm1, \k4 + 16, \acc1
+    MM_FMAR ymm0, ymm2, \imm, ymm4, \acc0
+    MM_FMAR ymm1, ymm3, \imm, ymm4, \acc1
 .endm
 .macro MM_DOTU_ROW xa, k4, acc
     vpmaddubsw ymm0, ymm6, [\xa + 4]
-    vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
+    vpmaddwd ymm0, ymm0, ymm5
     vcvtdq2ps ymm0, ymm0
     MM_FMA ymm0, \k4, \acc
 .endm
-.macro MM_Q4_1_PAIR
+.macro MM_Q4_1_PAIR pre
     GPREFETCH rdx
     GPREFETCH rdx+rbx
-    MM_SCALES1 2
-    MM_NIB ymm6, xmm6, rdx, 4
-    MM_NIB ymm7, xmm7, rdx+rbx, 4
-    MM_DOTU_PAIR rsi, 0, ymm8, ymm12
-    MM_DOTU_PAIR rsi+rdi, 4, ymm9, ymm13
-    MM_DOTU_PAIR rsi+r10, 8, ymm10, ymm14
-    MM_DOTU_PAIR rsi+rbp, 12, ymm11, ymm15
+    MM_SCALES1R \pre, ymm2, ymm3, xmm3, ymm4, xmm4
+    MM_NIB ymm6, rdx, 4
+    MM_NIB ymm7, rdx+rbx, 4
+    MM_DOTU_PAIR rsi, 0x00, ymm8, ymm12
+    MM_DOTU_PAIR rsi+rdi, 0x55, ymm9, ymm13
+    MM_DOTU_PAIR rsi+r10, 0xaa, ymm10, ymm14
+    MM_DOTU_PAIR rsi+rbp, 0xff, ymm11, ymm15
     add rdx, 20
     add rsi, 36
+.if \pre
+    add rax, 64
+.endif
 .endm
 .macro MM_Q4_1_ROW a0, a1, a2, a3
     GPREFETCH rdx
     MM_SCALES1 1
-    MM_NIB ymm6, xmm6, rdx, 4
+    MM_NIB ymm6, rdx, 4
     MM_DOTU_ROW rsi, 0, \a0
     MM_DOTU_ROW rsi+rdi, 4, \a1
     MM_DOTU_ROW rsi+r10, 8, \a2
@@ -124,7 +132,7 @@
 # matmat_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0 inputs), r9d = n, [rsp+40] d, [rsp+48] B,
 #                  [rsp+56] out_stride, [rsp+64] xq_stride)
 matmat_q4_0_avx2:
-    MM_PROLOGUE_SAVE
+    MM_PROLOGUE_SAVE MM_FRAME_Q
     mov r9d, r9d
     shr r9, 5                         # blocks per row
     imul rbx, r9, 18                # bytes per row
@@ -141,18 +149,39 @@ matmat_q4_0_avx2:
     test rax, rax
     jz .Ltile_done
     MM_GROUP_BEGIN
+    cmp r9, MM_XS_CAP0
+    ja .Lpair
+    mov rsi, qword ptr [rsp + MM_XG]
+    lea rax, [rsp + MM_XS]
+    mov r11, r9
+.Lfill:                               # the group's activation scales, once
+    test r11, r11
+    jz .Lpair
+    MM_XSCALE0
+    add rsi, 34
+    add rax, 32
+    dec r11
+    jmp .Lfill
 .Lpair:
     cmp r8, 2
     jb .Lrow
     MM_ZERO_ACC
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
-.Lpblock:
     test r11, r11
     jz .Lpair_done
-    MM_Q4_0_PAIR
+    cmp r9, MM_XS_CAP0
+    ja .Lqblock
+    lea rax, [rsp + MM_XS]
+.Lpblock:                             # activation scales from the group's table
+    MM_Q4_0_PAIR 1
     dec r11
-    jmp .Lpblock
+    jnz .Lpblock
+    jmp .Lpair_done
+.Lqblock:                             # rows too long for the table: converted here
+    MM_Q4_0_PAIR 0
+    dec r11
+    jnz .Lqblock
 .Lpair_done:
     MM_PAIR_STORE
     add rcx, 8
@@ -185,16 +214,17 @@ matmat_q4_0_avx2:
     MM_TILE_END rbx
     jmp .Ltile
 .Ldone:
-    MM_EPILOGUE
+    MM_EPILOGUE MM_FRAME_Q
 
 # matmat_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1 inputs), r9d = n, [rsp+40] d, [rsp+48] B,
 #                  [rsp+56] out_stride, [rsp+64] xq_stride)
 matmat_q4_1_avx2:
-    MM_PROLOGUE_SAVE
+    MM_PROLOGUE_SAVE MM_FRAME_Q
     mov r9d, r9d
     shr r9, 5                         # blocks per row
     imul rbx, r9, 20                # bytes per row
     MM_TILE_ROWS
+    vmovdqu ymm5, [rip + kg_one_i16]
 .Ltile:
     test r15, r15
     jz .Ldone
@@ -206,18 +236,39 @@ matmat_q4_1_avx2:
     test rax, rax
     jz .Ltile_done
     MM_GROUP_BEGIN
+    cmp r9, MM_XS_CAP1
+    ja .Lpair
+    mov rsi, qword ptr [rsp + MM_XG]
+    lea rax, [rsp + MM_XS]
+    mov r11, r9
+.Lfill:                               # the group's activation scales, once
+    test r11, r11
+    jz .Lpair
+    MM_XSCALE1
+    add rsi, 36
+    add rax, 64
+    dec r11
+    jmp .Lfill
 .Lpair:
     cmp r8, 2
     jb .Lrow
     MM_ZERO_ACC
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
-.Lpblock:
     test r11, r11
     jz .Lpair_done
-    MM_Q4_1_PAIR
+    cmp r9, MM_XS_CAP1
+    ja .Lqblock
+    lea rax, [rsp + MM_XS]
+.Lpblock:                             # activation scales from the group's table
+    MM_Q4_1_PAIR 1
     dec r11
-    jmp .Lpblock
+    jnz .Lpblock
+    jmp .Lpair_done
+.Lqblock:                             # rows too long for the table: converted here
+    MM_Q4_1_PAIR 0
+    dec r11
+    jnz .Lqblock
 .Lpair_done:
     MM_PAIR_STORE
     add rcx, 8
@@ -250,5 +301,5 @@ matmat_q4_1_avx2:
     MM_TILE_END rbx
     jmp .Ltile
 .Ldone:
-    MM_EPILOGUE
+    MM_EPILOGUE MM_FRAME_Q
 

@@ -15,18 +15,18 @@
 .section .text
 .global matmat_q8_0_avx2
 
-.macro MM_DOTS_PAIR xa, k4, acc0, acc1
-    vmovdqu ymm2, [\xa + 2]
-    vpsignb ymm0, ymm2, ymm6
-    vpsignb ymm1, ymm2, ymm7
-    vpmaddubsw ymm0, ymm4, ymm0
-    vpmaddubsw ymm1, ymm5, ymm1
+.macro MM_DOTS_PAIR xa, imm, acc0, acc1
+    vmovdqu ymm4, [\xa + 2]
+    vpsignb ymm0, ymm4, [rdx + 2]     # x * sign(w0)
+    vpsignb ymm1, ymm4, [rdx + rbx + 2]
+    vpmaddubsw ymm0, ymm6, ymm0       # |w0| * that
+    vpmaddubsw ymm1, ymm7, ymm1
     vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
     vpmaddwd ymm1, ymm1, [rip + kg_one_i16]
     vcvtdq2ps ymm0, ymm0
     vcvtdq2ps ymm1, ymm1
-    MM_FMA ymm0, \k4, \acc0
-    MM_FMA ymm1, \k4 + 16, \acc1
+    MM_FMAR ymm0, ymm2, \imm, ymm5, \acc0
+    MM_FMAR ymm1, ymm3, \imm, ymm5, \acc1
 .endm
 .macro MM_DOTS_ROW xa, k4, acc
     vmovdqu ymm2, [\xa + 2]
@@ -36,20 +36,21 @@
     vcvtdq2ps ymm0, ymm0
     MM_FMA ymm0, \k4, \acc
 .endm
-.macro MM_Q8_0_PAIR
+.macro MM_Q8_0_PAIR pre
     GPREFETCH rdx
     GPREFETCH rdx+rbx
-    MM_SCALES0 2
-    vmovdqu ymm6, [rdx + 2]
-    vmovdqu ymm7, [rdx + rbx + 2]
-    vpabsb ymm4, ymm6
-    vpabsb ymm5, ymm7
-    MM_DOTS_PAIR rsi, 0, ymm8, ymm12
-    MM_DOTS_PAIR rsi+rdi, 4, ymm9, ymm13
-    MM_DOTS_PAIR rsi+r10, 8, ymm10, ymm14
-    MM_DOTS_PAIR rsi+rbp, 12, ymm11, ymm15
+    MM_SCALES0R \pre, ymm2, ymm3, xmm3
+    vpabsb ymm6, [rdx + 2]
+    vpabsb ymm7, [rdx + rbx + 2]
+    MM_DOTS_PAIR rsi, 0x00, ymm8, ymm12
+    MM_DOTS_PAIR rsi+rdi, 0x55, ymm9, ymm13
+    MM_DOTS_PAIR rsi+r10, 0xaa, ymm10, ymm14
+    MM_DOTS_PAIR rsi+rbp, 0xff, ymm11, ymm15
     add rdx, 34
     add rsi, 34
+.if \pre
+    add rax, 32
+.endif
 .endm
 .macro MM_Q8_0_ROW a0, a1, a2, a3
     GPREFETCH rdx
@@ -67,7 +68,7 @@
 # matmat_q8_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0 inputs), r9d = n, [rsp+40] d, [rsp+48] B,
 #                  [rsp+56] out_stride, [rsp+64] xq_stride)
 matmat_q8_0_avx2:
-    MM_PROLOGUE_SAVE
+    MM_PROLOGUE_SAVE MM_FRAME_Q
     mov r9d, r9d
     shr r9, 5                         # blocks per row
     imul rbx, r9, 34                # bytes per row
@@ -83,18 +84,39 @@ matmat_q8_0_avx2:
     test rax, rax
     jz .Ltile_done
     MM_GROUP_BEGIN
+    cmp r9, MM_XS_CAP0
+    ja .Lpair
+    mov rsi, qword ptr [rsp + MM_XG]
+    lea rax, [rsp + MM_XS]
+    mov r11, r9
+.Lfill:                               # the group's activation scales, once
+    test r11, r11
+    jz .Lpair
+    MM_XSCALE0
+    add rsi, 34
+    add rax, 32
+    dec r11
+    jmp .Lfill
 .Lpair:
     cmp r8, 2
     jb .Lrow
     MM_ZERO_ACC
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
-.Lpblock:
     test r11, r11
     jz .Lpair_done
-    MM_Q8_0_PAIR
+    cmp r9, MM_XS_CAP0
+    ja .Lqblock
+    lea rax, [rsp + MM_XS]
+.Lpblock:                             # activation scales from the group's table
+    MM_Q8_0_PAIR 1
     dec r11
-    jmp .Lpblock
+    jnz .Lpblock
+    jmp .Lpair_done
+.Lqblock:                             # rows too long for the table: converted here
+    MM_Q8_0_PAIR 0
+    dec r11
+    jnz .Lqblock
 .Lpair_done:
     MM_PAIR_STORE
     add rcx, 8
@@ -127,5 +149,5 @@ matmat_q8_0_avx2:
     MM_TILE_END rbx
     jmp .Ltile
 .Ldone:
-    MM_EPILOGUE
+    MM_EPILOGUE MM_FRAME_Q
 
