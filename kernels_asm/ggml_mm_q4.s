@@ -18,44 +18,13 @@
 .section .text
 .global matmat_q4_0_avx2, matmat_q4_1_avx2
 
+.global kmm_nib_shift
 .section .rdata
 .balign 32, 0
 kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the high get the high
     .long 0, 0, 0, 0, 4, 4, 4, 4
 
 .section .text
-# MM_NIB y, base, off: y = the 32 nibbles at [base + off] in element order (16 bytes
-# broadcast to both halves, the high half shifted right by 4, both masked)
-.macro MM_NIB y, base, off
-    vbroadcasti128 \y, [\base + \off]
-    vpsrlvd \y, \y, [rip + kmm_nib_shift]
-    vpand \y, \y, [rip + kg_nib]
-.endm
-
-# --- Q4_0 (activation Q8_0: {d, qs[32]}, quants at +2) ------------------------------------
-# MM_DOTO_PAIR xa, k4, acc0, acc1: input k's block at [xa] (k4 = 4k); ymm5 = 8 in every byte;
-# acc0 += scale[0][k] * f32(sums of (q0 - 8) * x), acc1 likewise for row 1 (ymm7)
-.macro MM_DOTO_PAIR xa, imm, acc0, acc1
-    vpmaddubsw ymm4, ymm5, [\xa + 2] # 8 * (x_2k + x_2k+1)
-    vpmaddubsw ymm0, ymm6, [\xa + 2]
-    vpmaddubsw ymm1, ymm7, [\xa + 2]
-    vpsubw ymm0, ymm0, ymm4
-    vpsubw ymm1, ymm1, ymm4
-    vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
-    vpmaddwd ymm1, ymm1, [rip + kg_one_i16]
-    vcvtdq2ps ymm0, ymm0
-    vcvtdq2ps ymm1, ymm1
-    MM_FMAR ymm0, ymm2, \imm, ymm4, \acc0
-    MM_FMAR ymm1, ymm3, \imm, ymm4, \acc1
-.endm
-.macro MM_DOTO_ROW xa, k4, acc
-    vpmaddubsw ymm4, ymm5, [\xa + 2]
-    vpmaddubsw ymm0, ymm6, [\xa + 2]
-    vpsubw ymm0, ymm0, ymm4
-    vpmaddwd ymm0, ymm0, [rip + kg_one_i16]
-    vcvtdq2ps ymm0, ymm0
-    MM_FMA ymm0, \k4, \acc
-.endm
 .macro MM_Q4_0_PAIR pre
     GPREFETCH rdx
     GPREFETCH rdx+rbx
@@ -85,22 +54,6 @@ kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the hig
 .endm
 
 # --- Q4_1 (activation Q8_1: {d, s, qs[32]}, quants at +4) ---------------------------------
-.macro MM_DOTU_PAIR xa, imm, acc0, acc1
-    vpmaddubsw ymm0, ymm6, [\xa + 4]
-    vpmaddubsw ymm1, ymm7, [\xa + 4]
-    vpmaddwd ymm0, ymm0, ymm5
-    vpmaddwd ymm1, ymm1, ymm5
-    vcvtdq2ps ymm0, ymm0
-    vcvtdq2ps ymm1, ymm1
-    MM_FMAR ymm0, ymm2, \imm, ymm4, \acc0
-    MM_FMAR ymm1, ymm3, \imm, ymm4, \acc1
-.endm
-.macro MM_DOTU_ROW xa, k4, acc
-    vpmaddubsw ymm0, ymm6, [\xa + 4]
-    vpmaddwd ymm0, ymm0, ymm5
-    vcvtdq2ps ymm0, ymm0
-    MM_FMA ymm0, \k4, \acc
-.endm
 .macro MM_Q4_1_PAIR pre
     GPREFETCH rdx
     GPREFETCH rdx+rbx

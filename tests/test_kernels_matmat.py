@@ -31,7 +31,7 @@ from tests.support import require
 from tests.test_kernels_ggml import _random_blocks, _random_weights
 
 U = 2.0 ** -24
-TYPES = ["F32", "Q4_0", "Q4_1", "Q8_0"]
+TYPES = ["F32", "Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1"]
 _machines: dict = {}
 
 
@@ -157,7 +157,8 @@ MODEL_SHAPES = [("Q4_1", 576, 576, 64), ("Q4_1", 1536, 576, 33), ("Q4_1", 576, 1
                 ("Q4_1", 192, 576, 7),
                 ("Q8_0", 4099, 576, 9),           # the tied classifier's rows, a slice
                 ("Q4_0", 256, 2048, 64), ("Q4_0", 2048, 2048, 5), ("Q4_0", 301, 5632, 32),
-                ("F32", 768, 768, 64), ("F32", 2048, 768, 32), ("F32", 768, 2048, 7)]
+                ("F32", 768, 768, 64), ("F32", 2048, 768, 32), ("F32", 768, 2048, 7),
+                ("Q5_0", 513, 2048, 9), ("Q5_1", 577, 576, 33)]   # the other block types
 
 
 @pytest.mark.parametrize("type_name,d,n,B", MODEL_SHAPES)
@@ -166,7 +167,8 @@ def test_model_shapes(k, type_name, d, n, B):
 
 
 @pytest.mark.parametrize("type_name,n", [("Q4_1", 4096 + 64), ("Q4_0", 8192 + 32),
-                                         ("Q8_0", 8192 + 96), ("Q4_1", 4096)])
+                                         ("Q8_0", 8192 + 96), ("Q4_1", 4096), ("Q5_0", 8192 + 32),
+                                         ("Q5_1", 4096 + 32)])
 def test_rows_longer_than_the_scale_table(k, type_name, n):
     """Past MM_XS_CAP* blocks a row's activation scales are converted in the block loop."""
     _run(k, type_name, 5, n, 6, seed=n)
@@ -178,7 +180,7 @@ def test_unaligned_buffers(type_name, misalign):
     _run(_kernels(misalign), type_name, 5, 96, 6, seed=misalign, x_pad=misalign)
 
 
-@pytest.mark.parametrize("type_name", ["Q4_0", "Q4_1", "Q8_0"])
+@pytest.mark.parametrize("type_name", ["Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1"])
 def test_extreme_scales_as_matvec(k, type_name):
     """Blocks with any f16 scale bits (subnormal, inf, NaN): the matvec's results, NaN in the
     same places, never a fault."""
