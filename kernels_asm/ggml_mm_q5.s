@@ -179,7 +179,6 @@ matmat_q5_1_avx2:
     shr r9, 5                         # blocks per row
     imul rbx, r9, 24                # bytes per row
     MM_TILE_ROWS
-    vmovdqu ymm5, [rip + kg_one_i16]
 .Ltile:
     test r15, r15
     jz .Ldone
@@ -208,6 +207,7 @@ matmat_q5_1_avx2:
     cmp r8, 2
     jb .Lrow
     MM_ZERO_ACC
+    vxorps xmm5, xmm5, xmm5          # the pair's m*s sums
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
     test r11, r11
@@ -225,6 +225,7 @@ matmat_q5_1_avx2:
     dec r11
     jnz .Lqblock
 .Lpair_done:
+    vmovups [rsp + MM_M], ymm5
     MM_PAIR_STORE
     add rcx, 8
     add rdx, rbx                      # past the pair's second row
