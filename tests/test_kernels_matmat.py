@@ -99,7 +99,7 @@ def _run(k: Kernels, type_name: str, d: int, n: int, B: int, seed: int, *, x_pad
 
 
 def test_the_table_has_the_matmat_bodies(k):
-    for name in TYPES:
+    for name in TYPES + ["Q4_K"]:
         assert k.ggml_body(name, "matmat") == k.m.address(f"matmat_{name.lower()}_avx2")
 
 
@@ -193,3 +193,53 @@ def test_extreme_scales_as_matvec(k, type_name):
         out = k.matmat_q(type_name, W, packed, n, d, B, stride, 4 * d)
     for b in range(B):
         _bits_equal(out[b * d:(b + 1) * d], k.matvec_q(type_name, W, each[b], n, d), b)
+
+
+# ----------------------------------------------------------------------------------------
+# Q4_K (super-blocks of 256, Q8_K inputs): judged by matvec_q4_k_avx2 (bit for bit) and
+# tests/reference/quant_k.py's exact model and bound (as tests/test_kernels_kquant.py)
+
+
+def _run_k(k: Kernels, kind: str, d: int, n: int, B: int, seed: int, *, x_pad: int = 0,
+           out_pad: int = 0, W: np.ndarray | None = None) -> None:
+    from tests.reference import quant_k as qk
+
+    rng = np.random.default_rng(seed)
+    if W is None:
+        W = qk.random_blocks(kind, d, n, rng)
+    xs = [qk.quantize_q8_k(rng.standard_normal(n).astype(np.float32)) for _ in range(B)]
+    size = n // 256 * 292
+    x_stride, out_stride = size + x_pad, 4 * d + out_pad
+    packed = b"".join(x.tobytes() + bytes(x_pad) for x in xs)[:max(0, x_stride * (B - 1) + size)]
+    out = k.matmat_q(kind, W.tobytes(), packed, n, d, B, x_stride, out_stride)
+    written = np.zeros(out.size, bool)
+    for b in range(B):
+        written[b * out_stride // 4:b * out_stride // 4 + d] = True
+    assert np.all(np.isnan(out[~written])), (kind, d, n, B, "wrote into a gap")
+    for b in range(B):
+        got = out[b * out_stride // 4:b * out_stride // 4 + d]
+        _bits_equal(got, k.matvec_q(kind, W.tobytes(), xs[b].tobytes(), n, d), (kind, d, n, B, b))
+        if b in (0, B - 1):
+            want = qk.matvec(kind, W.tobytes(), xs[b])
+            assert np.all(np.abs(got - want) <= qk.matvec_bound(kind, W.tobytes(), xs[b])), (kind, b)
+
+
+@pytest.mark.parametrize("d,n,B", [(1, 256, 1), (3, 512, 5), (7, 768, 9), (4, 256, 4), (5, 1024, 2),
+                                   (2048, 2048, 9), (301, 5632, 32), (256, 2048, 64)])
+def test_q4_k_shapes(k, d, n, B):
+    _run_k(k, "Q4_K", d, n, B, seed=d + n + B)
+
+
+def test_q4_k_strides_and_extreme_blocks(k):
+    from tests.reference import quant_k as qk
+
+    _run_k(k, "Q4_K", 6, 512, 7, seed=5, x_pad=12, out_pad=20)
+    rng = np.random.default_rng(21)
+    W = qk.random_blocks("Q4_K", 4, 512, rng, scale=1.0)   # every quant and scale at an end
+    keep = {o: W[:, o:o + 2].copy() for b in range(2) for o in [b * 144, b * 144 + 2]}
+    W[0, :] = 0xff
+    W[1, :] = 0x00
+    W[2, :144] = 0xff
+    for o, v in keep.items():
+        W[:, o:o + 2] = v
+    _run_k(k, "Q4_K", 4, 512, 5, seed=22, W=W)
