@@ -85,7 +85,7 @@ TYPES: tuple[GgmlType, ...] = (
     GgmlType(11, "Q3_K", 256, 110, "Q8_K", _bodies("q3_k")),
     GgmlType(12, "Q4_K", 256, 144, "Q8_K", _bodies("q4_k", matmat=True)),
     GgmlType(13, "Q5_K", 256, 176, "Q8_K", _bodies("q5_k")),
-    GgmlType(14, "Q6_K", 256, 210, "Q8_K", _bodies("q6_k")),
+    GgmlType(14, "Q6_K", 256, 210, "Q8_K", _bodies("q6_k", matmat=True)),
     GgmlType(15, "Q8_K", 256, 292, None, _bodies("q8_k", from_float=True, to_float=False,
                                                 matvec=False)),
     GgmlType(16, "IQ2_XXS", 256, 66),

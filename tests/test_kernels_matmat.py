@@ -99,7 +99,7 @@ def _run(k: Kernels, type_name: str, d: int, n: int, B: int, seed: int, *, x_pad
 
 
 def test_the_table_has_the_matmat_bodies(k):
-    for name in TYPES + ["Q4_K"]:
+    for name in TYPES + ["Q4_K", "Q6_K"]:
         assert k.ggml_body(name, "matmat") == k.m.address(f"matmat_{name.lower()}_avx2")
 
 
@@ -196,8 +196,8 @@ def test_extreme_scales_as_matvec(k, type_name):
 
 
 # ----------------------------------------------------------------------------------------
-# Q4_K (super-blocks of 256, Q8_K inputs): judged by matvec_q4_k_avx2 (bit for bit) and
-# tests/reference/quant_k.py's exact model and bound (as tests/test_kernels_kquant.py)
+# Q4_K, Q6_K (super-blocks of 256, Q8_K inputs): judged by their matvec bodies (bit for
+# bit) and tests/reference/quant_k.py's exact model and bound (as test_kernels_kquant.py)
 
 
 def _run_k(k: Kernels, kind: str, d: int, n: int, B: int, seed: int, *, x_pad: int = 0,
@@ -224,22 +224,28 @@ def _run_k(k: Kernels, kind: str, d: int, n: int, B: int, seed: int, *, x_pad: i
             assert np.all(np.abs(got - want) <= qk.matvec_bound(kind, W.tobytes(), xs[b])), (kind, b)
 
 
+K_KINDS = ["Q4_K", "Q6_K"]
+
+
+@pytest.mark.parametrize("kind", K_KINDS)
 @pytest.mark.parametrize("d,n,B", [(1, 256, 1), (3, 512, 5), (7, 768, 9), (4, 256, 4), (5, 1024, 2),
                                    (2048, 2048, 9), (301, 5632, 32), (256, 2048, 64)])
-def test_q4_k_shapes(k, d, n, B):
-    _run_k(k, "Q4_K", d, n, B, seed=d + n + B)
+def test_k_shapes(k, kind, d, n, B):
+    _run_k(k, kind, d, n, B, seed=d + n + B)
 
 
-def test_q4_k_strides_and_extreme_blocks(k):
+@pytest.mark.parametrize("kind", K_KINDS)
+def test_k_strides_and_extreme_blocks(k, kind):
     from tests.reference import quant_k as qk
 
-    _run_k(k, "Q4_K", 6, 512, 7, seed=5, x_pad=12, out_pad=20)
+    _run_k(k, kind, 6, 512, 7, seed=5, x_pad=12, out_pad=20)
     rng = np.random.default_rng(21)
-    W = qk.random_blocks("Q4_K", 4, 512, rng, scale=1.0)   # every quant and scale at an end
-    keep = {o: W[:, o:o + 2].copy() for b in range(2) for o in [b * 144, b * 144 + 2]}
+    W = qk.random_blocks(kind, 4, 512, rng, scale=1.0)     # every quant and scale at an end
+    bb = qk.BLOCK_BYTES[kind]
+    keep = {o: W[:, o:o + 2].copy() for b in range(2) for o in [b * bb + f for f in qk.F16_FIELDS[kind]]}
     W[0, :] = 0xff
     W[1, :] = 0x00
-    W[2, :144] = 0xff
+    W[2, :bb] = 0xff
     for o, v in keep.items():
         W[:, o:o + 2] = v
-    _run_k(k, "Q4_K", 4, 512, 5, seed=22, W=W)
+    _run_k(k, kind, 4, 512, 5, seed=22, W=W)
