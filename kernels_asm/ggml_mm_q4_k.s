@@ -22,13 +22,6 @@
 .include "kquant.inc"
 .include "ggml_mm.inc"
 
-.equ MMK_R12, 328       # r12-r15 (ggml_mm.inc's out_stride, xq_stride, B, rows left)
-.equ MMK_R13, 336
-.equ MMK_R14, 344
-.equ MMK_R15, 352
-.equ MMK_RBX, 360       # rbx (bytes per row; the chunks' second table index in the group)
-.equ MMK_FRAME, 376     # = 8 (mod 16)
-
 .section .text
 .global matmat_q4_k_avx2
 

@@ -19,13 +19,6 @@
 .include "kquant.inc"
 .include "ggml_mm.inc"
 
-.equ MMK_R12, 328       # r12-r15 (ggml_mm.inc's out_stride, xq_stride, B, rows left)
-.equ MMK_R13, 336
-.equ MMK_R14, 344
-.equ MMK_R15, 352
-.equ MMK_RBX, 360       # rbx (bytes per row)
-.equ MMK_FRAME, 376     # = 8 (mod 16)
-
 .section .rdata
 .balign 32, 0
 kmm6_m30:               # 0x30: the 2 high bits of a Q6_K quant, moved to bits 4-5
@@ -95,8 +88,8 @@ kmm6_m30:               # 0x30: the 2 high bits of a Q6_K quant, moved to bits 4
     vcvtdq2ps ymm0, \isum
     vfmadd231ps \acc, ymm0, ymm1
 .endm
-# MMK_OUT acc, xacc, k: the row's result for input k (lanes added as matvec_q6_k_avx2)
-.macro MMK_OUT acc, xacc, k
+# MM6_OUT acc, xacc, k: the row's result for input k (lanes added as matvec_q6_k_avx2)
+.macro MM6_OUT acc, xacc, k
     KHSUM_AVX \acc, \xacc, xmm0
     mov rax, qword ptr [rsp + MM_O + 8 * \k]
     vmovss dword ptr [rcx + rax], \xacc
@@ -159,10 +152,10 @@ matmat_q6_k_avx2:
     dec r11
     jnz .Lblock
 .Lrow_done:
-    MMK_OUT ymm8, xmm8, 0
-    MMK_OUT ymm9, xmm9, 1
-    MMK_OUT ymm10, xmm10, 2
-    MMK_OUT ymm11, xmm11, 3
+    MM6_OUT ymm8, xmm8, 0
+    MM6_OUT ymm9, xmm9, 1
+    MM6_OUT ymm10, xmm10, 2
+    MM6_OUT ymm11, xmm11, 3
     add rcx, 4
     dec r8
     jmp .Lrow
