@@ -25,6 +25,11 @@ kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the hig
     .long 0, 0, 0, 0, 4, 4, 4, 4
 
 .section .text
+# --- Q4_0 (activation Q8_0: {d, qs[32]}, quants at +2; ymm5 = 8 in every byte) -----------
+# MM_Q4_0_PAIR pre: one block of the pair (rows at rdx, rdx + rbx) for the group's 4 inputs
+# (at rsi + 0 / rdi / r10 / rbp); pre: the activation scales from the table at rax (else
+# converted here); advances rdx, rsi (and rax). MM_Q4_0_ROW a0..a3: one block of the last
+# row alone into the given accumulators (the matvec's even/odd block sums).
 .macro MM_Q4_0_PAIR pre
     GPREFETCH rdx
     GPREFETCH rdx+rbx
@@ -53,7 +58,7 @@ kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the hig
     add rsi, 34
 .endm
 
-# --- Q4_1 (activation Q8_1: {d, s, qs[32]}, quants at +4) ---------------------------------
+# --- Q4_1 (activation Q8_1: {d, s, qs[32]}, quants at +4): the same shape ---------------
 .macro MM_Q4_1_PAIR pre
     GPREFETCH rdx
     GPREFETCH rdx+rbx

@@ -1,12 +1,13 @@
 # ggml's Q8_0 weights times a batch of Q8_0 inputs: the matmat body kind (contract, loop
 # order and registers in ggml_mm.inc; block layout {f16 d, int8 qs[32]}, ggml-common.h).
 # Per block: f32(d_w) * f32(d_x) * sum_j w_j * x_j (ggml's vec_dot_q8_0_q8_0), as
-# matvec_q8_0_avx2 (ggml_q8.s) computes it. The two rows' quants stay in registers with
-# their magnitudes (ymm6, ymm7 and |.| in ymm4, ymm5, made once per block); per input the
-# weights' signs move onto the activation (vpsignb) and vpmaddubsw multiplies |w| by it (as
-# GDOTS_AVX2: exact while no activation quant is -128, which quantize_row_q8_0 never
-# writes), vpmaddwd by 1, convert, one FMA by the scale. Integer sums exact: every output
-# equals the matvec body's bit for bit.
+# matvec_q8_0_avx2 (ggml_q8.s) computes it. The two rows' magnitudes |w| are made once per
+# block (ymm6, ymm7); per input (in ymm4) the weights' signs, read again from the block (in
+# L1), move onto the activation (vpsignb) and vpmaddubsw multiplies |w| by it (as
+# GDOTS_AVX2: exact for any weight quant, -128 included, while no activation quant is
+# -128, which quantize_row_q8_0 never writes), vpmaddwd by 1, convert, one FMA by the
+# scale. Integer sums exact: every output equals the matvec body's bit for bit. The last
+# row alone: as matvec_q8_0_avx2's one-row loop.
 .include "kernels.inc"
 .include "kmacros.inc"
 .include "ggml_qmacros.inc"
@@ -15,6 +16,11 @@
 .section .text
 .global matmat_q8_0_avx2
 
+# MM_DOTS_PAIR xa, imm, acc0, acc1: input k's block at [xa] (imm = k * 0x55) against the
+# pair (|w| in ymm6, ymm7, signs from [rdx + 2], [rdx + rbx + 2]; scales in ymm2, ymm3 as
+# MM_SCALES0R leaves them): acc0 += row 0's scale * f32(the 8 sums of 4 products), acc1
+# likewise for row 1; ymm0, ymm1, ymm4, ymm5 clobbered. MM_DOTS_ROW: the last row alone
+# (w in ymm6, |w| in ymm4, its scales in MM_S).
 .macro MM_DOTS_PAIR xa, imm, acc0, acc1
     vmovdqu ymm4, [\xa + 2]
     vpsignb ymm0, ymm4, [rdx + 2]     # x * sign(w0)
