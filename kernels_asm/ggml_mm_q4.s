@@ -43,7 +43,7 @@ kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the hig
     add rdx, 18
     add rsi, 34
 .if \pre
-    add rax, 32
+    add rax, 16
 .endif
 .endm
 .macro MM_Q4_0_ROW a0, a1, a2, a3
@@ -72,7 +72,7 @@ kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the hig
     add rdx, 20
     add rsi, 36
 .if \pre
-    add rax, 64
+    add rax, 32
 .endif
 .endm
 .macro MM_Q4_1_ROW a0, a1, a2, a3
@@ -117,7 +117,7 @@ matmat_q4_0_avx2:
     jz .Lpair
     MM_XSCALE0
     add rsi, 34
-    add rax, 32
+    add rax, 16
     dec r11
     jmp .Lfill
 .Lpair:
@@ -203,7 +203,7 @@ matmat_q4_1_avx2:
     jz .Lpair
     MM_XSCALE1
     add rsi, 36
-    add rax, 64
+    add rax, 32
     dec r11
     jmp .Lfill
 .Lpair:

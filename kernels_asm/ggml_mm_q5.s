@@ -40,7 +40,7 @@
     add rdx, 22
     add rsi, 34
 .if \pre
-    add rax, 32
+    add rax, 16
 .endif
 .endm
 .macro MM_Q5_0_ROW a0, a1, a2, a3
@@ -68,7 +68,7 @@
     add rdx, 24
     add rsi, 36
 .if \pre
-    add rax, 64
+    add rax, 32
 .endif
 .endm
 .macro MM_Q5_1_ROW a0, a1, a2, a3
@@ -113,7 +113,7 @@ matmat_q5_0_avx2:
     jz .Lpair
     MM_XSCALE0
     add rsi, 34
-    add rax, 32
+    add rax, 16
     dec r11
     jmp .Lfill
 .Lpair:
@@ -200,7 +200,7 @@ matmat_q5_1_avx2:
     jz .Lpair
     MM_XSCALE1
     add rsi, 36
-    add rax, 64
+    add rax, 32
     dec r11
     jmp .Lfill
 .Lpair:

@@ -55,7 +55,7 @@
     add rdx, 34
     add rsi, 34
 .if \pre
-    add rax, 32
+    add rax, 16
 .endif
 .endm
 .macro MM_Q8_0_ROW a0, a1, a2, a3
@@ -100,7 +100,7 @@ matmat_q8_0_avx2:
     jz .Lpair
     MM_XSCALE0
     add rsi, 34
-    add rax, 32
+    add rax, 16
     dec r11
     jmp .Lfill
 .Lpair:

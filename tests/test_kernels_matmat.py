@@ -166,9 +166,10 @@ def test_model_shapes(k, type_name, d, n, B):
     _run(k, type_name, d, n, B, seed=d + n + B)
 
 
-@pytest.mark.parametrize("type_name,n", [("Q4_1", 4096 + 64), ("Q4_0", 8192 + 32),
-                                         ("Q8_0", 8192 + 96), ("Q4_1", 4096), ("Q5_0", 8192 + 32),
-                                         ("Q5_1", 4096 + 32)])
+# MM_XS_CAP0 = 192 blocks (the _0 types), MM_XS_CAP1 = 96 (the _1 types): at the cap, and past it
+@pytest.mark.parametrize("type_name,n", [("Q4_1", 96 * 32), ("Q4_1", 97 * 32), ("Q4_1", 4096 + 64),
+                                         ("Q4_0", 192 * 32), ("Q4_0", 193 * 32), ("Q8_0", 8192 + 96),
+                                         ("Q5_0", 193 * 32), ("Q5_1", 97 * 32)])
 def test_rows_longer_than_the_scale_table(k, type_name, n):
     """Past MM_XS_CAP* blocks a row's activation scales are converted in the block loop."""
     _run(k, type_name, 5, n, 6, seed=n)
