@@ -13,10 +13,12 @@ the last input, or a write past the last output, faults. Judges:
 * nothing is written outside out[b * out_stride/4 + i] (i < d, b < B): the gaps between
   strided outputs keep their NaN filling, B = 0 or d = 0 writes nothing.
 
-Shapes: the benchmark models' (SmolLM2-135M Q4_1 with its Q8_0 classifier, TinyLlama-1.1B
-Q4_0, stories110M F32), odd d (the last row alone), B from 1 to 9 and 32/64 (groups of 4,
-or 3 for F32, with the last group short), rows longer than the scale table (the fallback
-loop), strides above the row size and 0, unaligned pointers.
+Types: F32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (tests/reference/quant.py), Q4_K, Q6_K
+(tests/reference/quant_k.py). Shapes: the benchmark models' (SmolLM2-135M Q4_1 with its
+Q8_0 classifier, TinyLlama-1.1B Q4_0, stories110M F32), odd d (the last row alone), B from
+1 to 9 and 32/64 (groups of 4, or 3 for F32, with the last group short), rows at and past
+the scale table's cap (the fallback loop), n = 0, strides above the row size and 0,
+unaligned pointers, extreme scales and quants.
 """
 from __future__ import annotations
 
@@ -250,3 +252,18 @@ def test_k_strides_and_extreme_blocks(k, kind):
     for o, v in keep.items():
         W[:, o:o + 2] = v
     _run_k(k, kind, 4, 512, 5, seed=22, W=W)
+
+
+@pytest.mark.parametrize("type_name", TYPES + ["Q4_K", "Q6_K"])
+def test_empty_rows_give_zeros_as_matvec(k, type_name):
+    """n = 0 (no blocks): every output 0.0, as the matvec body writes; nothing read."""
+    body = k.ggml_body(type_name, "matmat")
+    try:
+        pw = k.put(np.zeros(1, np.uint8), "W")
+        px = k.put(np.zeros(1, np.uint8), "xq")
+        po = k.put(np.full(2 * 5, np.nan, np.float32), "out")
+        k.m.call(body, po, pw, px, 0, 5, 2, 4 * 5, 0)
+        got = k.get(po, 10)
+    finally:
+        k._done()
+    assert np.array_equal(got.view(np.uint32), np.zeros(10, np.uint32)), got
