@@ -50,7 +50,7 @@ kq4_sctab:
     .endr
 
 .section .text
-.global matvec_q4_k_avx2
+.global matvec_q4_k_avx2, kq4_sctab
 
 # 64 weights: the qs bytes at block offset \q, q8 bytes at Q8_K offset \y (low nibbles) and
 # \y + 32 (high); al, ah = 4 * their two scales (table offset / 8), then rax >>= 16. Adds 8

@@ -54,7 +54,7 @@ kq6_bcast:
     .endr
 
 .section .text
-.global matvec_q6_k_avx2
+.global matvec_q6_k_avx2, kq6_bcast
 
 # 32 weights: ymm6 = their u (bytes), q8 at Q8_K offset \y, scale masks kq6_bcast + \m
 # applied to \sv (ymm10: scales 0..7, ymm11: scales 8..15). Adds 8 i32 lanes to ymm1.

@@ -322,7 +322,7 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
     if quick:
         pool_mib, seconds, repeats = pool_mib or 48, min(seconds, 0.02), 1
     bench = KernelBench(pool_mib=pool_mib, seconds=seconds, repeats=repeats, out=out)
-    want = set(only or ["matvec", "numpy", "others", "ggml", "kquant"])
+    want = set(only or ["matvec", "numpy", "others", "ggml", "kquant", "matmat"])
     out(f"# host: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}; "
         f"llc={bench.llc >> 20} MiB; pool={bench.pool_bytes >> 20} MiB; "
         f"numpy BLAS threads={os.environ.get('OPENBLAS_NUM_THREADS')}; "
@@ -360,6 +360,10 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
         from peasm import bench_kquant
 
         bench_kquant.run(bench, paths, quick=quick, out=out)
+    if "matmat" in want:                   # refills the pool with each type's blocks
+        from peasm import bench_matmat
+
+        bench_matmat.run(bench, paths, quick=quick, out=out)
     end_bw = bench.bandwidth(paths, "end")
     out(f"# bandwidth: {bench.bw / 1e9:.2f} GB/s at the start (the reference of every bw_ratio), "
         f"{end_bw / 1e9:.2f} GB/s at the end; best of {repeats} runs of stream_read over the pool")

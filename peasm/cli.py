@@ -181,7 +181,7 @@ def bench_group() -> None:
 @bench_group.command("kernels", short_help="Every kernel against stream_read bandwidth.")
 @click.option("--path", "paths", multiple=True, type=click.Choice(["avx2", "sse2"]),
               help="Kernel bodies to measure (default: both, or sse2 without AVX2+FMA).")
-@click.option("--only", multiple=True, type=click.Choice(["matvec", "numpy", "others", "ggml", "kquant"]),
+@click.option("--only", multiple=True, type=click.Choice(["matvec", "numpy", "others", "ggml", "kquant", "matmat"]),
               help="Parts to run (default: all).")
 @click.option("--pool-mib", type=int, default=None,
               help="Weight pool streamed through (default: max(256, 8 x LLC) MiB).")

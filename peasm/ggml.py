@@ -53,7 +53,7 @@ class GgmlType:
 
 
 def _bodies(stem: str, *, from_float: bool = False, to_float: bool = True,
-            matvec: bool = True) -> dict[str, str]:
+            matvec: bool = True, matmat: bool = False) -> dict[str, str]:
     out = {}
     if to_float:
         out["to_float"] = f"dequantize_row_{stem}"
@@ -61,6 +61,8 @@ def _bodies(stem: str, *, from_float: bool = False, to_float: bool = True,
         out["from_float"] = f"quantize_row_{stem}"
     if matvec:
         out["matvec"] = f"matvec_{stem}"
+    if matmat:
+        out["matmat"] = f"matmat_{stem}@avx2"
     return out
 
 
@@ -69,20 +71,21 @@ def _bodies(stem: str, *, from_float: bool = False, to_float: bool = True,
 # activation format in memory: ggml's block_q8_1 is {f16 d, f16 s = d * sum(qs), i8 qs[32]},
 # 36 bytes (gguf-py still lists the retired f32 layout, 40).
 TYPES: tuple[GgmlType, ...] = (
-    GgmlType(0, "F32", 1, 4, "F32", {"to_float": "dequantize_row_f32", "matvec": "matvec"}),
+    GgmlType(0, "F32", 1, 4, "F32", {"to_float": "dequantize_row_f32", "matvec": "matvec",
+                                 "matmat": "matmat_f32@avx2"}),
     GgmlType(1, "F16", 1, 2, "F16", _bodies("f16", from_float=True)),
-    GgmlType(2, "Q4_0", 32, 18, "Q8_0", _bodies("q4_0")),
-    GgmlType(3, "Q4_1", 32, 20, "Q8_1", _bodies("q4_1")),
-    GgmlType(6, "Q5_0", 32, 22, "Q8_0", _bodies("q5_0")),
-    GgmlType(7, "Q5_1", 32, 24, "Q8_1", _bodies("q5_1")),
-    GgmlType(8, "Q8_0", 32, 34, "Q8_0", _bodies("q8_0", from_float=True)),
+    GgmlType(2, "Q4_0", 32, 18, "Q8_0", _bodies("q4_0", matmat=True)),
+    GgmlType(3, "Q4_1", 32, 20, "Q8_1", _bodies("q4_1", matmat=True)),
+    GgmlType(6, "Q5_0", 32, 22, "Q8_0", _bodies("q5_0", matmat=True)),
+    GgmlType(7, "Q5_1", 32, 24, "Q8_1", _bodies("q5_1", matmat=True)),
+    GgmlType(8, "Q8_0", 32, 34, "Q8_0", _bodies("q8_0", from_float=True, matmat=True)),
     GgmlType(9, "Q8_1", 32, 36, None, _bodies("q8_1", from_float=True, to_float=False,
                                               matvec=False)),
     GgmlType(10, "Q2_K", 256, 84, "Q8_K", _bodies("q2_k")),
     GgmlType(11, "Q3_K", 256, 110, "Q8_K", _bodies("q3_k")),
-    GgmlType(12, "Q4_K", 256, 144, "Q8_K", _bodies("q4_k")),
+    GgmlType(12, "Q4_K", 256, 144, "Q8_K", _bodies("q4_k", matmat=True)),
     GgmlType(13, "Q5_K", 256, 176, "Q8_K", _bodies("q5_k")),
-    GgmlType(14, "Q6_K", 256, 210, "Q8_K", _bodies("q6_k")),
+    GgmlType(14, "Q6_K", 256, 210, "Q8_K", _bodies("q6_k", matmat=True)),
     GgmlType(15, "Q8_K", 256, 292, None, _bodies("q8_k", from_float=True, to_float=False,
                                                 matvec=False)),
     GgmlType(16, "IQ2_XXS", 256, 66),

@@ -414,6 +414,23 @@ class Kernels:
         finally:
             self._done()
 
+    def matmat_q(self, type_name: str | int, W: bytes, xq: bytes, n: int, d: int, B: int,
+                 xq_stride: int, out_stride: int) -> np.ndarray:
+        """matmat: d rows of W times B inputs, input b at xq[b * xq_stride:] (each n elements
+        in the type's vec_dot_type); returns the whole out buffer, (B - 1) * out_stride + 4 * d
+        bytes as f32 (row i of input b at [b * out_stride // 4 + i]; the gaps hold NaN
+        unless the body wrote there). The buffers end at guard pages."""
+        body_address = self.ggml_body(type_name, "matmat")
+        out_bytes = (B - 1) * out_stride + 4 * d if B and d else 0
+        try:
+            pw = self.put(np.frombuffer(bytes(W), np.uint8), "W")
+            px = self.put(np.frombuffer(bytes(xq), np.uint8), "xq")
+            po = self.put(np.full(out_bytes // 4, np.nan, np.float32), "out")
+            self.m.call(body_address, po, pw, px, n, d, B, out_stride, xq_stride)
+            return self.get(po, out_bytes // 4)
+        finally:
+            self._done()
+
     def init(self, cpu_bits: int, choice: int) -> tuple[int, dict[str, int]]:
         """kernels_init(bits, choice): (path chosen, table entry -> the address it holds)."""
         path = self.m.call("kernels_init", cpu_bits, choice).eax

@@ -1,0 +1,130 @@
+# F32 weights times a batch of f32 inputs: the matmat body kind for ggml's F32 (contract,
+# loop order and frame in ggml_mm.inc). Each output equals matvec_avx2's (matvec.s) bit for
+# bit: per (row, input) the same 4 accumulators over 32-column steps (accumulator k takes
+# columns 32j + 8k .. 32j + 8k + 7), then 8 columns at a time into accumulator 0, then one
+# column at a time into lane 0 of accumulator 1 (the other lanes add 0 * 0, as there), then
+# (a0 + a1) + (a2 + a3) and the same vhaddps reduction.
+#
+# Register blocking: one row times a group of 3 inputs: the row's 32 columns of a step are
+# loaded once (ymm0-ymm3) and FMAd with each input's (from memory) into 12 accumulators,
+# ymm4 + 4i + k for input i, accumulator k. Inputs in groups of 3 (ggml_mm.inc's clamping
+# for the last group); x pointers: rsi, rdi, r10 for the group's inputs 0, 1, 2; rax = the
+# column (bytes); rbp = n*4 rounded down to 32 columns, rbx to 8, r9 = n*4.
+.include "kernels.inc"
+.include "kmacros.inc"
+.include "ggml_mm.inc"
+
+.section .text
+.global matmat_f32_avx2
+
+# matmat_f32_avx2(rcx = out, rdx = W (f32 rows), r8 = x (f32 inputs), r9d = n, [rsp+40] d,
+#                 [rsp+48] B, [rsp+56] out_stride, [rsp+64] x_stride)
+matmat_f32_avx2:
+    MM_PROLOGUE_SAVE MM_FRAME_F32
+    mov r9d, r9d
+    shl r9, 2                         # bytes per row
+    mov rbx, r9
+    MM_TILE_ROWS
+    mov rbx, r9
+    and rbx, -32                      # 8 columns at a time up to here
+.Ltile:
+    test r15, r15
+    jz .Ldone
+    test r14, r14
+    jz .Ldone
+    MM_TILE_BEGIN
+.Lgroup:
+    mov rax, qword ptr [rsp + MM_BL]
+    test rax, rax
+    jz .Ltile_done
+    MM_GROUP_BEGIN
+    mov rsi, qword ptr [rsp + MM_XG]
+    add rdi, rsi
+    add r10, rsi
+    mov rbp, r9
+    and rbp, -128                     # 32 columns at a time up to here
+.Lrow:
+    test r8, r8
+    jz .Lgroup_done
+    vxorps xmm4, xmm4, xmm4
+    vxorps xmm5, xmm5, xmm5
+    vxorps xmm6, xmm6, xmm6
+    vxorps xmm7, xmm7, xmm7
+    MM_ZERO_ACC
+    xor eax, eax
+.Lcols32:
+    cmp rax, rbp
+    jae .Lcols8
+    vmovups ymm0, [rdx + rax]
+    vmovups ymm1, [rdx + rax + 32]
+    vmovups ymm2, [rdx + rax + 64]
+    vmovups ymm3, [rdx + rax + 96]
+    vfmadd231ps ymm4, ymm0, [rsi + rax]
+    vfmadd231ps ymm5, ymm1, [rsi + rax + 32]
+    vfmadd231ps ymm6, ymm2, [rsi + rax + 64]
+    vfmadd231ps ymm7, ymm3, [rsi + rax + 96]
+    vfmadd231ps ymm8, ymm0, [rdi + rax]
+    vfmadd231ps ymm9, ymm1, [rdi + rax + 32]
+    vfmadd231ps ymm10, ymm2, [rdi + rax + 64]
+    vfmadd231ps ymm11, ymm3, [rdi + rax + 96]
+    vfmadd231ps ymm12, ymm0, [r10 + rax]
+    vfmadd231ps ymm13, ymm1, [r10 + rax + 32]
+    vfmadd231ps ymm14, ymm2, [r10 + rax + 64]
+    vfmadd231ps ymm15, ymm3, [r10 + rax + 96]
+    sub rax, -128
+    jmp .Lcols32
+.Lcols8:
+    cmp rax, rbx
+    jae .Lcols1
+    vmovups ymm0, [rdx + rax]
+    vfmadd231ps ymm4, ymm0, [rsi + rax]
+    vfmadd231ps ymm8, ymm0, [rdi + rax]
+    vfmadd231ps ymm12, ymm0, [r10 + rax]
+    add rax, 32
+    jmp .Lcols8
+.Lcols1:                              # vmovss zeroes lanes 1..7, so they add 0 * 0
+    cmp rax, r9
+    jae .Lrow_done
+    vmovss xmm0, dword ptr [rdx + rax]
+    vmovss xmm1, dword ptr [rsi + rax]
+    vfmadd231ps ymm5, ymm0, ymm1
+    vmovss xmm1, dword ptr [rdi + rax]
+    vfmadd231ps ymm9, ymm0, ymm1
+    vmovss xmm1, dword ptr [r10 + rax]
+    vfmadd231ps ymm13, ymm0, ymm1
+    add rax, 4
+    jmp .Lcols1
+.Lrow_done:
+    vaddps ymm4, ymm4, ymm5
+    vaddps ymm6, ymm6, ymm7
+    vaddps ymm4, ymm4, ymm6
+    vaddps ymm8, ymm8, ymm9
+    vaddps ymm10, ymm10, ymm11
+    vaddps ymm8, ymm8, ymm10
+    vaddps ymm12, ymm12, ymm13
+    vaddps ymm14, ymm14, ymm15
+    vaddps ymm12, ymm12, ymm14
+    vhaddps ymm0, ymm4, ymm8          # per 128-bit half: a01 a23 b01 b23
+    vhaddps ymm1, ymm12, ymm12
+    vhaddps ymm0, ymm0, ymm1          # per half: a b c c
+    vextractf128 xmm1, ymm0, 1
+    vaddps xmm0, xmm0, xmm1
+    vmovss dword ptr [rcx], xmm0
+    mov rax, qword ptr [rsp + MM_O + 8]
+    vmovshdup xmm1, xmm0
+    vmovss dword ptr [rcx + rax], xmm1
+    mov rax, qword ptr [rsp + MM_O + 16]
+    vmovhlps xmm1, xmm0, xmm0
+    vmovss dword ptr [rcx + rax], xmm1
+    add rcx, 4
+    add rdx, r9
+    dec r8
+    jmp .Lrow
+.Lgroup_done:
+    MM_GROUP_END 3
+    jmp .Lgroup
+.Ltile_done:
+    MM_TILE_END r9
+    jmp .Ltile
+.Ldone:
+    MM_EPILOGUE MM_FRAME_F32
