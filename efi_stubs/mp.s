@@ -5,9 +5,13 @@
 # An AP never calls boot services (the spec allows APs none); before the procedure it enables
 # its own AVX state when the boot core found AVX usable (CR4 and XCR0 are per core; the same
 # steps as cpu_detect on the boot core, only when needed), then takes a number 0, 1, ... in
-# the order the APs arrive.
+# the order the APs arrive and moves to a stack of its own (MP_AP_STACK_BYTES, allocated by
+# the boot core): the firmware's AP stacks can be small (EDK2's PcdCpuApStackSize, 32 KiB by
+# default, less on some platforms), and a kernel body may use a few KiB of frame.
 .include "uefi.inc"
 .include "runtime.inc"
+
+.equ MP_AP_STACK_BYTES, 65536         # each AP's own stack (a multiple of 16)
 
 .section .rdata
 mp_guid: EFI_MP_SERVICES_PROTOCOL_GUID
@@ -20,6 +24,7 @@ rt_mp_running:   .long 0              # APs inside the procedure now
 mp_wanted:       .long 0              # APs given the procedure (numbers below it)
 mp_next:         .long 0              # the next AP number handed out
 mp_procedure:    .quad 0
+mp_stacks:       .quad 0              # mp_wanted stacks of MP_AP_STACK_BYTES, AP k's is the k-th
 mp_protocol:     .quad 0
 mp_event:        .quad 0
 mp_count:        .quad 0              # GetNumberOfProcessors: all processors
@@ -27,14 +32,15 @@ mp_enabled:      .quad 0              #                         enabled ones (bo
 
 .section .text
 .global rt_mp_start
-.extern rt_boot_services, cpu_features
+.extern rt_boot_services, cpu_features, rt_alloc_pages
 
 # rt_mp_start(rcx = procedure, edx = most APs wanted) -> eax = APs that run procedure(ecx =
 #   their number, 0 .. eax-1), also rt_mp_cpus = eax + 1. Call once, from the boot core,
 #   after cpu_detect. 0 when the firmware has no MP services, there is one processor, edx is
-#   0, or StartupAllAPs refuses (the boot core then works alone, as before). APs beyond edx
-#   return at once. The procedure (MS x64) gets a 16-byte aligned stack from the firmware's
-#   AP stack; it must not call boot services. The APs it runs on are busy until it returns.
+#   0, the pages for the APs' own stacks cannot be had, or StartupAllAPs refuses (the boot
+#   core then works alone, as before). APs beyond edx return at once. The procedure (MS x64)
+#   runs on the AP's own 16-byte aligned stack of MP_AP_STACK_BYTES; it must not call boot
+#   services. The APs it runs on are busy until it returns.
 rt_mp_start:
     push rbx
     push rsi
@@ -61,6 +67,12 @@ rt_mp_start:
     jbe .Lnone
     cmp rbx, rsi
     cmova rbx, rsi                    # those that will run the procedure
+    mov rcx, rbx                      # their stacks, before any AP can need them
+    imul rcx, rcx, MP_AP_STACK_BYTES
+    call rt_alloc_pages
+    test rax, rax
+    jz .Lnone
+    mov [rip + mp_stacks], rax
     mov [rip + mp_wanted], ebx
     mov ecx, 0                        # CreateEvent(Type 0, TPL_CALLBACK, NULL, NULL, &event)
     mov edx, TPL_CALLBACK
@@ -109,6 +121,10 @@ ap_entry:
     cmp eax, [rip + mp_wanted]
     jae .Lreturn
     lock inc dword ptr [rip + rt_mp_running]
+    lea rcx, [rax + 1]                # onto this AP's own stack: the top of the number-th
+    imul rcx, rcx, MP_AP_STACK_BYTES
+    add rcx, [rip + mp_stacks]
+    lea rsp, [rcx - 32]               # (rbp keeps the firmware's stack for the way back)
     mov ecx, eax
     call qword ptr [rip + mp_procedure]
     lock dec dword ptr [rip + rt_mp_running]

@@ -47,8 +47,12 @@ class EmuMachine:
     def write(self, address, data):
         self.emu.write(address, data)
 
+    # The AP stack this firmware model gives: small on purpose (EDK2 platforms set
+    # PcdCpuApStackSize as they like), so a program that needs more must bring its own.
+    AP_STACK_BYTES = 2048
+
     def start_ap(self, procedure, argument):
-        self.emu.start_core(procedure, argument)
+        self.emu.start_core(procedure, argument, stack_size=self.AP_STACK_BYTES)
 
     def service(self, fn, name, nargs):
         from peasm.runners.emu import Stop
