@@ -1,7 +1,7 @@
 # The tokenizer from GGUF metadata: build (validation, token texts, the token hash, special
 # tokens). Finding a token by text, messages: vocab_find.s; encoding, decoding: vocab_encode.s.
-# SentencePiece (`llama`) goes through tokenizer.s's core (tok_build); byte-level BPE
-# (`gpt2`) through bpe.s. Pure core: no UEFI, no printing. Contracts: vocab.inc.
+# SentencePiece (`llama`) goes through the tok_*.s core (spm.s's tok_build); byte-level
+# BPE (`gpt2`) through bpe.s. Pure core: no UEFI, no printing. Contracts: vocab.inc.
 .include "tokenizer_layouts.inc"
 .include "tokenizer.inc"
 .include "vocab_tables.inc"

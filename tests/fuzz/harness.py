@@ -356,7 +356,7 @@ class ModelRunner(Runner):
 
 @lru_cache(maxsize=None)
 def tokenizer_image():
-    return link([APP / "tokenizer.s"], "tok_load")
+    return link([APP / s for s in ("tokenizer.s", "tok_index.s", "tok_encode.s")], "tok_load")
 
 
 def tokenizer_status(data: bytes, vocab: int) -> int:
