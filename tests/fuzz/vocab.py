@@ -23,7 +23,7 @@ import json
 from functools import lru_cache
 from random import Random
 
-from tests.fuzz.harness import MAX_INSTRUCTIONS, TIMEOUT_S, Outcome, Runner
+from tests.fuzz.runner import MAX_INSTRUCTIONS, TIMEOUT_S, Outcome, Runner
 from tests.fuzz.mutate import Case
 from tests.vocab_support import (C, NO_ID, Arena, AsmVocab, Meta, expected_status, image,
                                  read_meta, small_bpe_meta)
