@@ -29,21 +29,9 @@
     KQ_DOT32_AVX2 \y, \m, \sv
 .endm
 
-# matvec_q2_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
-# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
-# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm11).
-matvec_q2_k_avx2:
-    KMV_ENTER_AVX2
-    lea r11, [rip + kg_k_bcast]
-    vmovdqa ymm5, [rip + kg_b03]
-    vmovdqa xmm4, [rip + kg_nib]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_AVX2
-    jz .Lrow_done
-.Lblock:
-    KMV_PREFETCH 2
+# KQ2_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
+# in ymm2).
+.macro KQ2_BLOCK_AVX2
     vmovd xmm6, dword ptr [rdx + 80]    # d, dmin
     vcvtph2ps xmm6, xmm6
     vbroadcastss xmm7, dword ptr [rbp + Q8K_D]
@@ -73,13 +61,17 @@ matvec_q2_k_avx2:
     KQ2_DOT32 2, Q8K_QS + 160, 32, ymm11
     KQ2_DOT32 4, Q8K_QS + 192, 64, ymm11
     KQ2_DOT32 6, Q8K_QS + 224, 96, ymm11
-    KMV_NEXT_AVX2 84
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_AVX2
+.endm
+
+# matvec_q2_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
+# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
+# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm11).
+matvec_q2_k_avx2:
+    KMV_ENTER_AVX2
+    lea r11, [rip + kg_k_bcast]
+    vmovdqa ymm5, [rip + kg_b03]
+    vmovdqa xmm4, [rip + kg_nib]
+    KMV_LOOPS_AVX2 2, 84, KQ2_BLOCK_AVX2
 
 # ----------------------------------------------------------------------------------------
 # matvec_q2_k_sse2: the same contract and sums with SSE2 only: 16 quants at a time from one
@@ -98,19 +90,9 @@ matvec_q2_k_avx2:
     KQS_DOT16_SC \y, \sreg, \w
 .endm
 
-# matvec_q2_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
-# rcx, rdx, r8-r11, xmm0-xmm5.
-matvec_q2_k_sse2:
-    KMV_ENTER_SSE2
-    pxor xmm11, xmm11
-    movdqa xmm12, [rip + kg_b03]
-    movdqa xmm13, [rip + kg_nib]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_SSE2
-    jz .Lrow_done
-.Lblock:
+# KQ2_BLOCK_SSE2: one super-block, for kquant.inc's KMV_LOOPS_SSE2 (isum in xmm1, yd * d
+# in xmm2).
+.macro KQ2_BLOCK_SSE2
     KQ_DDMIN_SSE2 80
     movdqu xmm3, [rdx]              # scales: low nibble scale, high nibble min
     movdqa xmm5, xmm3
@@ -147,10 +129,13 @@ matvec_q2_k_sse2:
     KQ2S_16 64, 4, Q8K_QS + 208, xmm4, 5
     KQ2S_16 48, 6, Q8K_QS + 224, xmm4, 6
     KQ2S_16 64, 6, Q8K_QS + 240, xmm4, 7
-    KMV_NEXT_SSE2 84
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_SSE2
+.endm
+
+# matvec_q2_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
+# rcx, rdx, r8-r11, xmm0-xmm5.
+matvec_q2_k_sse2:
+    KMV_ENTER_SSE2
+    pxor xmm11, xmm11
+    movdqa xmm12, [rip + kg_b03]
+    movdqa xmm13, [rip + kg_nib]
+    KMV_LOOPS_SSE2 84, KQ2_BLOCK_SSE2

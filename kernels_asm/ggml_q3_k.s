@@ -56,23 +56,9 @@
     or \hi, \t                      # scales 8..15 (+32)
 .endm
 
-# matvec_q3_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
-# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
-# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm11).
-matvec_q3_k_avx2:
-    KMV_ENTER_AVX2
-    lea r11, [rip + kg_k_bcast]
-    vmovdqa ymm5, [rip + kg_b03]
-    vmovdqa ymm4, [rip + kg_b04]
-    mov rsi, qword ptr [rip + kg_nib]
-    mov rdi, qword ptr [rip + kg_b03]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_AVX2
-    jz .Lrow_done
-.Lblock:
-    KMV_PREFETCH 2
+# KQ3_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
+# in ymm2).
+.macro KQ3_BLOCK_AVX2
     KQ_D_AVX2 108
     KQ3_SCALES rax, r14, r13
     vmovq xmm3, rax
@@ -115,13 +101,19 @@ matvec_q3_k_avx2:
     vpand ymm6, ymm6, ymm5
     vpsrlw ymm7, ymm9, 5
     KQ3_DOT32 Q8K_QS + 224, 96, ymm11
-    KMV_NEXT_AVX2 110
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_AVX2
+.endm
+
+# matvec_q3_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
+# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
+# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm11).
+matvec_q3_k_avx2:
+    KMV_ENTER_AVX2
+    lea r11, [rip + kg_k_bcast]
+    vmovdqa ymm5, [rip + kg_b03]
+    vmovdqa ymm4, [rip + kg_b04]
+    mov rsi, qword ptr [rip + kg_nib]
+    mov rdi, qword ptr [rip + kg_b03]
+    KMV_LOOPS_AVX2 2, 110, KQ3_BLOCK_AVX2
 
 # ----------------------------------------------------------------------------------------
 # matvec_q3_k_sse2: the same contract and sums with SSE2 only: 16 quants at a time from one
@@ -155,21 +147,9 @@ matvec_q3_k_avx2:
     KQS_DOT16_SC \y, \sreg, \w
 .endm
 
-# matvec_q3_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
-# rcx, rdx, r8-r11, xmm0-xmm5.
-matvec_q3_k_sse2:
-    KMV_ENTER_SSE2
-    pxor xmm11, xmm11
-    movdqa xmm12, [rip + kg_b03]
-    movdqa xmm13, [rip + kg_b04]
-    mov rsi, qword ptr [rip + kg_nib]
-    mov rdi, qword ptr [rip + kg_b03]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_SSE2
-    jz .Lrow_done
-.Lblock:
+# KQ3_BLOCK_SSE2: one super-block, for kquant.inc's KMV_LOOPS_SSE2 (isum in xmm1, yd * d
+# in xmm2).
+.macro KQ3_BLOCK_SSE2
     KQ_D_SSE2 108
     KQ3_SCALES rax, r11, r14
     movq xmm3, rax
@@ -196,10 +176,15 @@ matvec_q3_k_sse2:
     KQ3S_16 80, 4, 16, 6, Q8K_QS + 208, xmm4, 5
     KQ3S_16 64, 6, 0, 7, Q8K_QS + 224, xmm4, 6
     KQ3S_16 80, 6, 16, 7, Q8K_QS + 240, xmm4, 7
-    KMV_NEXT_SSE2 110
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_SSE2
+.endm
+
+# matvec_q3_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
+# rcx, rdx, r8-r11, xmm0-xmm5.
+matvec_q3_k_sse2:
+    KMV_ENTER_SSE2
+    pxor xmm11, xmm11
+    movdqa xmm12, [rip + kg_b03]
+    movdqa xmm13, [rip + kg_b04]
+    mov rsi, qword ptr [rip + kg_nib]
+    mov rdi, qword ptr [rip + kg_b03]
+    KMV_LOOPS_SSE2 110, KQ3_BLOCK_SSE2

@@ -41,6 +41,16 @@
 .section .text
 .global matvec_q4_k_avx2
 
+# KQ4_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
+# in ymm2).
+.macro KQ4_BLOCK_AVX2
+    KQ_K4_HEAD_AVX2
+    KQ_K4_CHUNK_AVX2 16, 4, 0
+    KQ_K4_CHUNK_AVX2 48, 68, 0
+    KQ_K4_CHUNK_AVX2 80, 132, 0
+    KQ_K4_CHUNK_AVX2 112, 196, 0
+.endm
+
 # matvec_q4_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
 # matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
 # Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm9).
@@ -49,25 +59,7 @@ matvec_q4_k_avx2:
     lea r11, [rip + kg_k_sctab]
     vmovdqa ymm5, [rip + kg_nib]
     vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_AVX2
-    jz .Lrow_done
-.Lblock:
-    KMV_PREFETCH 3
-    KQ_K4_HEAD_AVX2
-    KQ_K4_CHUNK_AVX2 16, 4, 0
-    KQ_K4_CHUNK_AVX2 48, 68, 0
-    KQ_K4_CHUNK_AVX2 80, 132, 0
-    KQ_K4_CHUNK_AVX2 112, 196, 0
-    KMV_NEXT_AVX2 144
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_AVX2
+    KMV_LOOPS_AVX2 3, 144, KQ4_BLOCK_AVX2
 
 # ----------------------------------------------------------------------------------------
 # matvec_q4_k_sse2: the same contract and sums with SSE2 only (no byte multiply, no byte
@@ -92,18 +84,9 @@ matvec_q4_k_avx2:
     KQS_DOT16 \ylo + 32, xmm10
 .endm
 
-# matvec_q4_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
-# rcx, rdx, r8-r11, xmm0-xmm5.
-matvec_q4_k_sse2:
-    KMV_ENTER_SSE2
-    pxor xmm11, xmm11
-    movdqa xmm12, [rip + kg_nib]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_SSE2
-    jz .Lrow_done
-.Lblock:
+# KQ4_BLOCK_SSE2: one super-block, for kquant.inc's KMV_LOOPS_SSE2 (isum in xmm1, yd * d
+# in xmm2).
+.macro KQ4_BLOCK_SSE2
     KQ_K4_HEAD_SSE2
     KQS_BCAST xmm9, xmm3, 0
     KQS_BCAST xmm10, xmm3, 1
@@ -121,10 +104,12 @@ matvec_q4_k_sse2:
     KQS_BCAST xmm10, xmm3, 7
     KQ4S_16 112, Q8K_QS + 192
     KQ4S_16 128, Q8K_QS + 208
-    KMV_NEXT_SSE2 144
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_SSE2
+.endm
+
+# matvec_q4_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
+# rcx, rdx, r8-r11, xmm0-xmm5.
+matvec_q4_k_sse2:
+    KMV_ENTER_SSE2
+    pxor xmm11, xmm11
+    movdqa xmm12, [rip + kg_nib]
+    KMV_LOOPS_SSE2 144, KQ4_BLOCK_SSE2

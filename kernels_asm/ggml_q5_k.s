@@ -44,22 +44,9 @@
     vpand ymm13, ymm13, ymm11
 .endm
 
-# matvec_q5_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
-# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
-# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm13).
-matvec_q5_k_avx2:
-    KMV_ENTER_AVX2
-    lea r11, [rip + kg_k_sctab]
-    vmovdqa ymm5, [rip + kg_nib]
-    vmovdqa ymm11, [rip + kg_b16]
-    vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_AVX2
-    jz .Lrow_done
-.Lblock:
-    KMV_PREFETCH 4
+# KQ5_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
+# in ymm2).
+.macro KQ5_BLOCK_AVX2
     KQ_K4_HEAD_AVX2
     vmovdqu ymm10, [rdx + 16]       # qh
     KQ5_HIBITS 0
@@ -70,13 +57,18 @@ matvec_q5_k_avx2:
     KQ_K4_CHUNK_AVX2 112, 132, 1
     KQ5_HIBITS 3
     KQ_K4_CHUNK_AVX2 144, 196, 1
-    KMV_NEXT_AVX2 176
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_AVX2
+.endm
+
+# matvec_q5_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
+# matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
+# Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm13).
+matvec_q5_k_avx2:
+    KMV_ENTER_AVX2
+    lea r11, [rip + kg_k_sctab]
+    vmovdqa ymm5, [rip + kg_nib]
+    vmovdqa ymm11, [rip + kg_b16]
+    vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
+    KMV_LOOPS_AVX2 4, 176, KQ5_BLOCK_AVX2
 
 # ----------------------------------------------------------------------------------------
 # matvec_q5_k_sse2: the same contract and sums with SSE2 only, as matvec_q4_k_sse2
@@ -120,19 +112,9 @@ matvec_q5_k_avx2:
     KQS_DOT16 \ylo + 32, xmm10
 .endm
 
-# matvec_q5_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
-# rcx, rdx, r8-r11, xmm0-xmm5.
-matvec_q5_k_sse2:
-    KMV_ENTER_SSE2
-    pxor xmm11, xmm11
-    movdqa xmm12, [rip + kg_nib]
-    movdqa xmm15, [rip + kg_b16]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_SSE2
-    jz .Lrow_done
-.Lblock:
+# KQ5_BLOCK_SSE2: one super-block, for kquant.inc's KMV_LOOPS_SSE2 (isum in xmm1, yd * d
+# in xmm2).
+.macro KQ5_BLOCK_SSE2
     KQ_K4_HEAD_SSE2
     KQS_BCAST xmm9, xmm3, 0
     KQS_BCAST xmm10, xmm3, 1
@@ -150,10 +132,13 @@ matvec_q5_k_sse2:
     KQS_BCAST xmm10, xmm3, 7
     KQ5S_16 144, Q8K_QS + 192, 16, 3
     KQ5S_16 160, Q8K_QS + 208, 32, 3
-    KMV_NEXT_SSE2 176
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_SSE2
+.endm
+
+# matvec_q5_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
+# rcx, rdx, r8-r11, xmm0-xmm5.
+matvec_q5_k_sse2:
+    KMV_ENTER_SSE2
+    pxor xmm11, xmm11
+    movdqa xmm12, [rip + kg_nib]
+    movdqa xmm15, [rip + kg_b16]
+    KMV_LOOPS_SSE2 176, KQ5_BLOCK_SSE2

@@ -48,6 +48,18 @@
     KQ_DOT32_AVX2 \y + 96, 96, \sv
 .endm
 
+# KQ6_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
+# in ymm2).
+.macro KQ6_BLOCK_AVX2
+    KQ_D_AVX2 208
+    vpmovsxbw ymm3, [rdx + 192]     # the 16 scales as words
+    KQ_OFFSET_AVX2 5                # isum starts at -32 * sum sc * bsums
+    vpermq ymm10, ymm3, 0x44        # scales 0..7 in both lanes
+    vpermq ymm11, ymm3, 0xee        # scales 8..15
+    KQ6_HALF 0, 128, Q8K_QS, ymm10
+    KQ6_HALF 64, 160, Q8K_QS + 128, ymm11
+.endm
+
 # matvec_q6_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
 # matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
 # Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm11).
@@ -56,27 +68,7 @@ matvec_q6_k_avx2:
     lea r11, [rip + kg_k_bcast]
     vmovdqa ymm5, [rip + kg_nib]
     vmovdqa ymm4, [rip + kg_b30]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_AVX2
-    jz .Lrow_done
-.Lblock:
-    KMV_PREFETCH 4
-    KQ_D_AVX2 208
-    vpmovsxbw ymm3, [rdx + 192]     # the 16 scales as words
-    KQ_OFFSET_AVX2 5                # isum starts at -32 * sum sc * bsums
-    vpermq ymm10, ymm3, 0x44        # scales 0..7 in both lanes
-    vpermq ymm11, ymm3, 0xee        # scales 8..15
-    KQ6_HALF 0, 128, Q8K_QS, ymm10
-    KQ6_HALF 64, 160, Q8K_QS + 128, ymm11
-    KMV_NEXT_AVX2 210
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_AVX2
+    KMV_LOOPS_AVX2 4, 210, KQ6_BLOCK_AVX2
 
 # ----------------------------------------------------------------------------------------
 # matvec_q6_k_sse2: the same contract and sums with SSE2 only: u built 16 at a time (nibble
@@ -109,19 +101,9 @@ matvec_q6_k_avx2:
     KQS_DOT16_SC \y, \sreg, \w
 .endm
 
-# matvec_q6_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
-# rcx, rdx, r8-r11, xmm0-xmm5.
-matvec_q6_k_sse2:
-    KMV_ENTER_SSE2
-    pxor xmm11, xmm11
-    movdqa xmm12, [rip + kg_nib]
-    movdqa xmm13, [rip + kg_b30]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    KMV_ROW_SSE2
-    jz .Lrow_done
-.Lblock:
+# KQ6_BLOCK_SSE2: one super-block, for kquant.inc's KMV_LOOPS_SSE2 (isum in xmm1, yd * d
+# in xmm2).
+.macro KQ6_BLOCK_SSE2
     KQ_D_SSE2 208
     movdqu xmm3, [rdx + 192]        # the 16 scales, as words
     movdqa xmm4, xmm3
@@ -146,10 +128,13 @@ matvec_q6_k_sse2:
     KQ6S_16 112, 0, 176, 1, Q8K_QS + 176, xmm4, 3
     KQ6S_16 80, 1, 176, 2, Q8K_QS + 208, xmm4, 5
     KQ6S_16 112, 1, 176, 3, Q8K_QS + 240, xmm4, 7
-    KMV_NEXT_SSE2 210
-    jnz .Lblock
-.Lrow_done:
-    KMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    KMV_LEAVE_SSE2
+.endm
+
+# matvec_q6_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
+# rcx, rdx, r8-r11, xmm0-xmm5.
+matvec_q6_k_sse2:
+    KMV_ENTER_SSE2
+    pxor xmm11, xmm11
+    movdqa xmm12, [rip + kg_nib]
+    movdqa xmm13, [rip + kg_b30]
+    KMV_LOOPS_SSE2 210, KQ6_BLOCK_SSE2
