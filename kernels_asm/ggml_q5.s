@@ -114,18 +114,8 @@ dequantize_row_q5_1_avx2:
     vzeroupper
     ret
 
-# matvec_q5_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
-matvec_q5_0_sse2:
-    GMV2_PROLOGUE_SSE2 22
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_SSE2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q5_0_PAIR_SSE2: a pair's block (ggml_pairs.inc's GMV_BODY_SSE2).
+.macro Q5_0_PAIR_SSE2
     GPAIR_SCALE0_SSE2
     GPAIR_XQ_SSE2 2
     GW_BITS_SSE2 rdx, 2, xmm13, xmm14
@@ -142,21 +132,9 @@ matvec_q5_0_sse2:
     por xmm5, xmm13
     por xmm6, xmm14
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
-    add rdx, 22
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_SSE2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_SSE2
-.Lblock:
-    test rax, rax
-    jz .Lrow_done
-    GPREFETCH rdx
+.endm
+# Q5_0_ROW_SSE2: a block of the one-row loop (GMV_BODY_SSE2).
+.macro Q5_0_ROW_SSE2
     GSCALE0_SSE2
     GQ5BITS_SSE2 2
     GNIB_SSE2 6
@@ -165,28 +143,14 @@ matvec_q5_0_sse2:
     por xmm0, xmm2
     por xmm1, xmm3
     GDOT32_SSE2 2
-    add rdx, 22
-    add r11, 34
-    dec rax
-    jmp .Lblock
-.Lrow_done:
-    GMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_SSE2
+.endm
 
-# matvec_q5_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
-matvec_q5_1_sse2:
-    GMV2_PROLOGUE_SSE2 24
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_SSE2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# matvec_q5_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q5_0_sse2:
+    GMV_BODY_SSE2 22, 34, Q5_0_PAIR_SSE2, Q5_0_ROW_SSE2
+
+# Q5_1_PAIR_SSE2: a pair's block (ggml_pairs.inc's GMV_BODY_SSE2).
+.macro Q5_1_PAIR_SSE2
     GPAIR_SCALE1_SSE2
     GPAIR_XQ_SSE2 4
     GW_BITS_SSE2 rdx, 4, xmm13, xmm14
@@ -203,21 +167,9 @@ matvec_q5_1_sse2:
     por xmm5, xmm13
     por xmm6, xmm14
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
-    add rdx, 24
-    add r11, 36
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_SSE2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_SSE2
-.Lblock:
-    test rax, rax
-    jz .Lrow_done
-    GPREFETCH rdx
+.endm
+# Q5_1_ROW_SSE2: a block of the one-row loop (GMV_BODY_SSE2).
+.macro Q5_1_ROW_SSE2
     GSCALE1_SSE2
     GQ5BITS_SSE2 4
     GNIB_SSE2 8
@@ -226,17 +178,14 @@ matvec_q5_1_sse2:
     por xmm0, xmm2
     por xmm1, xmm3
     GDOT32_SSE2 4
-    add rdx, 24
-    add r11, 36
-    dec rax
-    jmp .Lblock
-.Lrow_done:
-    GMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_SSE2
+.endm
 
-.macro Q5_0_BLOCK_AVX2 acc
+# matvec_q5_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q5_1_sse2:
+    GMV_BODY_SSE2 24, 36, Q5_1_PAIR_SSE2, Q5_1_ROW_SSE2
+
+# Q5_0_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
+.macro Q5_0_ROW_AVX2 acc
     GSCALE0_AVX2
     GNIB_AVX2 6
     GQ5BITS_AVX2 2
@@ -244,22 +193,10 @@ matvec_q5_1_sse2:
     vpor ymm0, ymm0, ymm1
     vmovdqu ymm1, [r11 + 2]
     GDOTS_AVX2 \acc
-    add rdx, 22
-    add r11, 34
 .endm
 
-# matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
-matvec_q5_0_avx2:
-    GMV2_PROLOGUE_AVX2 22
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_AVX2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q5_0_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
+.macro Q5_0_PAIR_AVX2
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
     vmovdqa ymm7, [rip + kg_b16]
@@ -274,36 +211,14 @@ matvec_q5_0_avx2:
     vpand ymm6, ymm6, [rip + kg_b16]
     vpor ymm0, ymm0, ymm6
     GPAIR_DOTO_AVX2 ymm13, ymm10
-    add rdx, 22
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_AVX2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_AVX2
-.Lblock2:
-    cmp rax, 2
-    jb .Lblock1
-    GPREFETCH rdx
-    Q5_0_BLOCK_AVX2 ymm2
-    Q5_0_BLOCK_AVX2 ymm3
-    sub rax, 2
-    jmp .Lblock2
-.Lblock1:
-    test rax, rax
-    jz .Lrow_done
-    Q5_0_BLOCK_AVX2 ymm2
-.Lrow_done:
-    GMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_AVX2
+.endm
 
-.macro Q5_1_BLOCK_AVX2 acc
+# matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q5_0_avx2:
+    GMV_BODY_AVX2 22, 34, Q5_0_PAIR_AVX2, Q5_0_ROW_AVX2
+
+# Q5_1_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
+.macro Q5_1_ROW_AVX2 acc
     GSCALE1_AVX2
     GNIB_AVX2 8
     GQ5BITS_AVX2 4
@@ -311,22 +226,10 @@ matvec_q5_0_avx2:
     vpor ymm0, ymm0, ymm1
     vmovdqu ymm1, [r11 + 4]
     GDOTU_AVX2 \acc
-    add rdx, 24
-    add r11, 36
 .endm
 
-# matvec_q5_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
-matvec_q5_1_avx2:
-    GMV2_PROLOGUE_AVX2 24
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_AVX2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q5_1_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
+.macro Q5_1_PAIR_AVX2
     GPAIR_SCALE1_AVX2
     vmovdqu ymm1, [r11 + 4]
     GWA_NIB_AVX2 rdx, 8
@@ -339,31 +242,8 @@ matvec_q5_1_avx2:
     vpand ymm6, ymm6, [rip + kg_b16]
     vpor ymm0, ymm0, ymm6
     GPAIR_DOTU_AVX2 ymm13, ymm10
-    add rdx, 24
-    add r11, 36
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_AVX2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_AVX2
-.Lblock2:
-    cmp rax, 2
-    jb .Lblock1
-    GPREFETCH rdx
-    Q5_1_BLOCK_AVX2 ymm2
-    Q5_1_BLOCK_AVX2 ymm3
-    sub rax, 2
-    jmp .Lblock2
-.Lblock1:
-    test rax, rax
-    jz .Lrow_done
-    Q5_1_BLOCK_AVX2 ymm2
-.Lrow_done:
-    GMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_AVX2
+.endm
+
+# matvec_q5_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q5_1_avx2:
+    GMV_BODY_AVX2 24, 36, Q5_1_PAIR_AVX2, Q5_1_ROW_AVX2
