@@ -18,7 +18,6 @@ reading one byte past a header, a weight or a cache faults.
 """
 from __future__ import annotations
 
-import re
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +28,7 @@ from peasm.errors import PeasmError
 from peasm.linker import link
 from peasm.runners.emu import Emu
 from tests.reference import llama2 as ref
-from tests.support import REPO, require
+from tests.support import REPO, inc_constants, require
 
 APP = REPO / "app_asm"
 KERNELS = REPO / "kernels_asm"
@@ -39,18 +38,10 @@ MODEL_SOURCES = [APP / s for s in ("model.s", "model_state.s", "model_msg.s", "m
 
 # ----------------------------------------------------------------------------- constants
 
-def _equs(path: Path, into: dict[str, int]) -> dict[str, int]:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"\s*\.equ\s+(\w+)\s*,\s*([^#]+)", line)
-        if m:
-            into[m.group(1)] = int(eval(m.group(2), {"__builtins__": {}}, dict(into)))
-    return into
-
-
 def _constants() -> dict[str, int]:
     from peasm import generated
     into = generated.constants()
-    return _equs(APP / "model.inc", _equs(KERNELS / "kernels.inc", into))
+    return inc_constants(APP / "model.inc", inc_constants(KERNELS / "kernels.inc", into))
 
 
 C = _constants()

@@ -13,11 +13,12 @@ from peasm import chat_templates
 from peasm.linker import link
 
 from tests.fuzz.mutate import MAX_FILE, Case
-from tests.fuzz.runner import APP, REPO, Area, equs, Outcome, Runner
+from tests.fuzz.runner import APP, REPO, Area, Outcome, Runner
+from tests.support import inc_constants
 
 STUBS = Path(__file__).resolve().parent / "runtime_stubs.s"
 
-SC = equs(APP / "settings.inc", {})
+SC = inc_constants(APP / "settings.inc", {})
 
 
 @lru_cache(maxsize=None)

@@ -7,7 +7,7 @@ from random import Random
 from peasm.runners.emu import Emu
 
 from tests.fuzz.mutate import MAX_FILE, Case
-from tests.fuzz.runner import MAX_INSTRUCTIONS, TIMEOUT_S, line_problems, Outcome, Runner
+from tests.fuzz.runner import MAX_INSTRUCTIONS, TIMEOUT_S, Outcome, Runner, line_problems
 from tests.reference import gguf_rules as refgguf
 
 

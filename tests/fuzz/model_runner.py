@@ -10,8 +10,9 @@ from random import Random
 from peasm.linker import link, load_manifest
 
 from tests.fuzz.mutate import MAX_FILE, Case
-from tests.fuzz.runner import APP, REPO, U32, Area, equs, line_problems, Outcome, Runner
+from tests.fuzz.runner import APP, REPO, U32, Area, Outcome, Runner, line_problems
 from tests.reference import modelfile as refmodel
+from tests.support import inc_constants
 
 KERNELS = REPO / "kernels_asm"
 
@@ -19,7 +20,7 @@ KERNELS = REPO / "kernels_asm"
 def _model_constants() -> dict[str, int]:
     from peasm import generated
     into = generated.constants()
-    return equs(APP / "model.inc", equs(KERNELS / "kernels.inc", into))
+    return inc_constants(APP / "model.inc", inc_constants(KERNELS / "kernels.inc", into))
 
 
 MC = _model_constants()

@@ -5,7 +5,6 @@ limit and a wall-clock timeout; a fault, a judge's failed check or a harness err
 problem of the case)."""
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +21,6 @@ APP = REPO / "app_asm"
 MAX_INSTRUCTIONS = 50_000_000
 TIMEOUT_S = 30.0
 U32 = 0xFFFF_FFFF
-
-
-def equs(path: Path, into: dict[str, int]) -> dict[str, int]:
-    """The .equ constants of an .inc file (values may use earlier ones)."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"\s*\.equ\s+(\w+)\s*,\s*([^#]+)", line)
-        if m:
-            try:
-                into[m.group(1)] = int(eval(m.group(2), {"__builtins__": {}}, dict(into)))
-            except Exception:  # noqa: BLE001 - a constant we do not need
-                pass
-    return into
 
 
 @dataclass

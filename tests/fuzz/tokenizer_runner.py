@@ -9,10 +9,11 @@ from random import Random
 from peasm.linker import link
 
 from tests.fuzz.mutate import MAX_FILE, Case
-from tests.fuzz.runner import APP, U32, Area, equs, line_problems, Outcome, Runner
+from tests.fuzz.runner import APP, U32, Area, Outcome, Runner, line_problems
 from tests.reference import tokenizer as reftok
+from tests.support import inc_constants
 
-TC = equs(APP / "tokenizer.inc", {})
+TC = inc_constants(APP / "tokenizer.inc", {})
 
 
 @lru_cache(maxsize=None)
