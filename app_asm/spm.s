@@ -1,6 +1,6 @@
 # SentencePiece (`llama`) vocabularies from GGUF arrays: tok_build fills tokenizer.s's
 # Tokenizer from a VOCAB that vocab_build has validated, so the llama2.c-exact encoder and
-# decoder (tokenizer.s) serve GGUF models too. Pure core: no UEFI, no printing.
+# decoder (tok_encode.s, tok_index.s) serve GGUF models too. Pure core: no UEFI, no printing.
 # Contract: tokenizer.inc (tok_build).
 .include "tokenizer_layouts.inc"
 .include "tokenizer.inc"

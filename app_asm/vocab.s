@@ -1,7 +1,8 @@
 # The tokenizer from GGUF metadata: build (validation, token texts, the token hash, special
-# tokens). Finding a token by text, messages: vocab_find.s; encoding, decoding: vocab_encode.s.
-# SentencePiece (`llama`) goes through tokenizer.s's core (tok_build); byte-level BPE
-# (`gpt2`) through bpe.s. Pure core: no UEFI, no printing. Contracts: vocab.inc.
+# tokens). Finding a token by text, messages (vocab_set_error): vocab_find.s; encoding,
+# decoding: vocab_encode.s.
+# SentencePiece (`llama`) goes through the tok_*.s core (spm.s's tok_build); byte-level
+# BPE (`gpt2`) through bpe.s. Pure core: no UEFI, no printing. Contracts: vocab.inc.
 .include "tokenizer_layouts.inc"
 .include "tokenizer.inc"
 .include "vocab_tables.inc"
@@ -188,53 +189,6 @@ vocab_workspace_bytes:
 .Lout:
     add rsp, VOCAB_FRAME
     pop rbx
-    ret
-
-# set_error(rbx = VOCAB*, eax = code, rsi = value bytes or 0, rdi = value length)
-#   -> eax = the code. ERROR_TEXT = the message, then " 'value'" when a value is given
-#   (at most 64 bytes of it, bytes outside 0x20..0x7E as '?'). Clobbers rcx, rdx, r8-r11.
-set_error:
-    push rax
-    mov ecx, eax
-    sub rsp, 32
-    call vocab_message
-    add rsp, 32
-    lea rdx, [rbx + VOCAB_ERROR_TEXT]
-    xor ecx, ecx
-.Lcopy:
-    movzx r8d, byte ptr [rax + rcx]
-    test r8d, r8d
-    jz .Lvalue
-    mov [rdx + rcx], r8b
-    inc ecx
-    jmp .Lcopy
-.Lvalue:
-    test rsi, rsi
-    jz .Lend
-    mov dword ptr [rdx + rcx], 0x00272720   # " ''" start: space, quote
-    add ecx, 2
-    xor r9d, r9d
-.Lvbyte:
-    cmp r9, rdi
-    jae .Lclose
-    cmp r9, 64
-    jae .Lclose
-    movzx r8d, byte ptr [rsi + r9]
-    lea r10d, [r8 - 0x20]
-    cmp r10d, 0x5E
-    jbe .Lprintable
-    mov r8d, 0x3F
-.Lprintable:
-    mov [rdx + rcx], r8b
-    inc ecx
-    inc r9
-    jmp .Lvbyte
-.Lclose:
-    mov byte ptr [rdx + rcx], 0x27
-    inc ecx
-.Lend:
-    mov byte ptr [rdx + rcx], 0
-    pop rax
     ret
 
 # vocab_build(rcx = VOCAB*, rdx = VOCAB_SOURCE*, r8 = workspace, r9 = workspace size)
@@ -560,7 +514,7 @@ vocab_build:
     jz .Lmessage
     mov dword ptr [rbx + VOCAB_MAGIC], 0
 .Lmessage:
-    call set_error
+    call vocab_set_error
     add rsp, 72
     pop r15
     pop r14

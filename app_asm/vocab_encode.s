@@ -1,7 +1,7 @@
 # The GGUF tokenizer's encoder and decoder, the interface the chat uses: special tokens cut
 # out of the text first (llama.cpp's partition: the longest special text first, each
 # occurrence left to right), the text between them through the vocabulary's encoder
-# (bpe.s, or tokenizer.s's SentencePiece core); decoding by id. Pure core: no UEFI, no
+# (bpe.s, or tok_encode.s's SentencePiece core); decoding by id. Pure core: no UEFI, no
 # printing. Contracts: vocab.inc.
 .include "tokenizer_layouts.inc"
 .include "tokenizer.inc"

@@ -1,4 +1,5 @@
-# The GGUF tokenizer's token hash (find a token by its text) and its messages. The hash is
+# The GGUF tokenizer's token hash (find a token by its text) and its messages (the static
+# lines, and vocab_build's error text with the offending value). The hash is
 # FNV-1a (32 bits, Fowler/Noll/Vo) over the text, open addressing with linear probing, at
 # most half full; vocab_build fills it. Pure core: no UEFI, no printing. Contracts: vocab.inc.
 .include "tokenizer_layouts.inc"
@@ -7,7 +8,7 @@
 .equ FNV_PRIME, 0x01000193
 
 .section .text
-.global vocab_find, vocab_find2, vocab_message, vocab_error_text, vocab_fnv
+.global vocab_find, vocab_find2, vocab_message, vocab_error_text, vocab_fnv, vocab_set_error
 
 # vocab_fnv(rdx = bytes, r8 = length, eax = hash so far; eax = VOCAB_FNV_BASIS to start) -> eax.
 #   Clobbers rcx, r11 only (rdx, r8 kept); no stack use, so any caller alignment works.
@@ -159,3 +160,50 @@ vocab_error_text:
     lea rax, [rcx + VOCAB_ERROR_TEXT]
     ret
 
+# vocab_set_error(rbx = VOCAB*, eax = code, rsi = value bytes or 0, rdi = value length)
+#   -> eax = the code. ERROR_TEXT = the message, then " 'value'" when a value is given
+#   (at most 64 bytes of it, bytes outside 0x20..0x7E as '?'). Clobbers rcx, rdx, r8-r11.
+#   vocab_build's helper (its own register convention), entered with the ABI's alignment.
+vocab_set_error:
+    push rax
+    mov ecx, eax
+    sub rsp, 32
+    call vocab_message
+    add rsp, 32
+    lea rdx, [rbx + VOCAB_ERROR_TEXT]
+    xor ecx, ecx
+.Lcopy:
+    movzx r8d, byte ptr [rax + rcx]
+    test r8d, r8d
+    jz .Lvalue
+    mov [rdx + rcx], r8b
+    inc ecx
+    jmp .Lcopy
+.Lvalue:
+    test rsi, rsi
+    jz .Lend
+    mov dword ptr [rdx + rcx], 0x00272720   # " ''" start: space, quote
+    add ecx, 2
+    xor r9d, r9d
+.Lvbyte:
+    cmp r9, rdi
+    jae .Lclose
+    cmp r9, 64
+    jae .Lclose
+    movzx r8d, byte ptr [rsi + r9]
+    lea r10d, [r8 - 0x20]
+    cmp r10d, 0x5E
+    jbe .Lprintable
+    mov r8d, 0x3F
+.Lprintable:
+    mov [rdx + rcx], r8b
+    inc ecx
+    inc r9
+    jmp .Lvbyte
+.Lclose:
+    mov byte ptr [rdx + rcx], 0x27
+    inc ecx
+.Lend:
+    mov byte ptr [rdx + rcx], 0
+    pop rax
+    ret

@@ -71,3 +71,30 @@ kg_hi_f0:       # 0xf0 in every byte: Q5_0's "5th bit clear" (nibble - 16 as int
     .long 0xf0f0f0f0, 0xf0f0f0f0, 0xf0f0f0f0, 0xf0f0f0f0, 0xf0f0f0f0, 0xf0f0f0f0, 0xf0f0f0f0, 0xf0f0f0f0
 kg_q8_perm:     # vpermd order that undoes vpackssdw/vpacksswb's 128-bit lane interleave
     .long 0, 4, 1, 5, 2, 6, 3, 7
+
+# The K-quant matvecs' (ggml_q2_k.s .. ggml_q6_k.s) besides kg_nib (0x0f) and kg_b16 (0x10);
+# the SSE2 bodies read the first 16 bytes of the byte and word ones.
+.balign 32, 0
+.global kg_b03, kg_b04, kg_b30, kg_w32, kg_k_bcast, kg_k_sctab
+kg_b03:         # 0x03 in every byte: a 2-bit quant (Q2_K, Q3_K's low bits)
+    .long 0x03030303, 0x03030303, 0x03030303, 0x03030303, 0x03030303, 0x03030303, 0x03030303, 0x03030303
+kg_b04:         # 0x04 in every byte: Q3_K's third bit at bit 2
+    .long 0x04040404, 0x04040404, 0x04040404, 0x04040404, 0x04040404, 0x04040404, 0x04040404, 0x04040404
+kg_b30:         # 0x30 in every byte: Q6_K's two high bits at bits 4-5
+    .long 0x30303030, 0x30303030, 0x30303030, 0x30303030, 0x30303030, 0x30303030, 0x30303030, 0x30303030
+kg_w32:         # 32 in every word: Q3_K's scale offset
+    .long 0x00200020, 0x00200020, 0x00200020, 0x00200020, 0x00200020, 0x00200020, 0x00200020, 0x00200020
+kg_k_bcast:     # vpshufb masks on 8 scale words in both 128-bit lanes (4 x 32 bytes): mask i
+                # puts word 2i in every word of the low lane and word 2i+1 in the high lane
+    .irp w, 0, 1, 2, 3, 4, 5, 6, 7
+    .rept 8
+    .byte 2 * \w, 2 * \w + 1
+    .endr
+    .endr
+kg_k_sctab:     # 64 x 32 bytes: entry s = 16 words of value s (Q4_K/Q5_K: a 6-bit scale as
+                # a vpmaddwd operand, found by address)
+    .irp s, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63
+    .rept 16
+    .word \s
+    .endr
+    .endr

@@ -99,18 +99,8 @@ dequantize_row_q4_1_avx2:
     vzeroupper
     ret
 
-# matvec_q4_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
-matvec_q4_0_sse2:
-    GMV2_PROLOGUE_SSE2 18
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_SSE2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q4_0_PAIR_SSE2: a pair's block (ggml_pairs.inc's GMV_BODY_SSE2).
+.macro Q4_0_PAIR_SSE2
     GPAIR_SCALE0_SSE2
     GPAIR_XQ_SSE2 2
     GW_NIB_SSE2 rdx, 2, xmm5, xmm6
@@ -121,104 +111,51 @@ matvec_q4_0_sse2:
     psubb xmm5, [rip + kg_b8]
     psubb xmm6, [rip + kg_b8]
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
-    add rdx, 18
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_SSE2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_SSE2
-.Lblock:
-    test rax, rax
-    jz .Lrow_done
-    GPREFETCH rdx
+.endm
+# Q4_0_ROW_SSE2: a block of the one-row loop (GMV_BODY_SSE2).
+.macro Q4_0_ROW_SSE2
     GSCALE0_SSE2
     GNIB_SSE2 2
     psubb xmm0, [rip + kg_b8]
     psubb xmm1, [rip + kg_b8]
     GDOT32_SSE2 2
-    add rdx, 18
-    add r11, 34
-    dec rax
-    jmp .Lblock
-.Lrow_done:
-    GMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_SSE2
+.endm
 
-# matvec_q4_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
-matvec_q4_1_sse2:
-    GMV2_PROLOGUE_SSE2 20
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_SSE2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# matvec_q4_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q4_0_sse2:
+    GMV_BODY_SSE2 18, 34, Q4_0_PAIR_SSE2, Q4_0_ROW_SSE2
+
+# Q4_1_PAIR_SSE2: a pair's block (ggml_pairs.inc's GMV_BODY_SSE2).
+.macro Q4_1_PAIR_SSE2
     GPAIR_SCALE1_SSE2
     GPAIR_XQ_SSE2 4
     GW_NIB_SSE2 rdx, 4, xmm5, xmm6
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
     GW_NIB_SSE2 rdx+rbx, 4, xmm5, xmm6
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
-    add rdx, 20
-    add r11, 36
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_SSE2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_SSE2
-.Lblock:
-    test rax, rax
-    jz .Lrow_done
-    GPREFETCH rdx
+.endm
+# Q4_1_ROW_SSE2: a block of the one-row loop (GMV_BODY_SSE2).
+.macro Q4_1_ROW_SSE2
     GSCALE1_SSE2
     GNIB_SSE2 4
     GDOT32_SSE2 4
-    add rdx, 20
-    add r11, 36
-    dec rax
-    jmp .Lblock
-.Lrow_done:
-    GMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_SSE2
+.endm
 
-.macro Q4_0_BLOCK_AVX2 acc
+# matvec_q4_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q4_1_sse2:
+    GMV_BODY_SSE2 20, 36, Q4_1_PAIR_SSE2, Q4_1_ROW_SSE2
+
+# Q4_0_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
+.macro Q4_0_ROW_AVX2 acc
     GSCALE0_AVX2
     GNIB_AVX2 2
     vpsubb ymm0, ymm0, [rip + kg_b8]
     vmovdqu ymm1, [r11 + 2]
     GDOTS_AVX2 \acc
-    add rdx, 18
-    add r11, 34
 .endm
 
-# matvec_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
-matvec_q4_0_avx2:
-    GMV2_PROLOGUE_AVX2 18
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_AVX2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q4_0_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
+.macro Q4_0_PAIR_AVX2
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
     vmovdqa ymm7, [rip + kg_b8]
@@ -227,87 +164,30 @@ matvec_q4_0_avx2:
     GPAIR_DOTO_AVX2 ymm12, ymm8
     GWA_NIB_AVX2 rdx+rbx, 2
     GPAIR_DOTO_AVX2 ymm13, ymm10
-    add rdx, 18
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_AVX2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_AVX2
-.Lblock2:
-    cmp rax, 2
-    jb .Lblock1
-    GPREFETCH rdx
-    Q4_0_BLOCK_AVX2 ymm2
-    Q4_0_BLOCK_AVX2 ymm3
-    sub rax, 2
-    jmp .Lblock2
-.Lblock1:
-    test rax, rax
-    jz .Lrow_done
-    Q4_0_BLOCK_AVX2 ymm2
-.Lrow_done:
-    GMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_AVX2
+.endm
 
-.macro Q4_1_BLOCK_AVX2 acc
+# matvec_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q4_0_avx2:
+    GMV_BODY_AVX2 18, 34, Q4_0_PAIR_AVX2, Q4_0_ROW_AVX2
+
+# Q4_1_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
+.macro Q4_1_ROW_AVX2 acc
     GSCALE1_AVX2
     GNIB_AVX2 4
     vmovdqu ymm1, [r11 + 4]
     GDOTU_AVX2 \acc
-    add rdx, 20
-    add r11, 36
 .endm
 
-# matvec_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
-matvec_q4_1_avx2:
-    GMV2_PROLOGUE_AVX2 20
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_AVX2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q4_1_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
+.macro Q4_1_PAIR_AVX2
     GPAIR_SCALE1_AVX2
     vmovdqu ymm1, [r11 + 4]
     GWA_NIB_AVX2 rdx, 4
     GPAIR_DOTU_AVX2 ymm12, ymm8
     GWA_NIB_AVX2 rdx+rbx, 4
     GPAIR_DOTU_AVX2 ymm13, ymm10
-    add rdx, 20
-    add r11, 36
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_AVX2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_AVX2
-.Lblock2:
-    cmp rax, 2
-    jb .Lblock1
-    GPREFETCH rdx
-    Q4_1_BLOCK_AVX2 ymm2
-    Q4_1_BLOCK_AVX2 ymm3
-    sub rax, 2
-    jmp .Lblock2
-.Lblock1:
-    test rax, rax
-    jz .Lrow_done
-    Q4_1_BLOCK_AVX2 ymm2
-.Lrow_done:
-    GMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_AVX2
+.endm
+
+# matvec_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
+matvec_q4_1_avx2:
+    GMV_BODY_AVX2 20, 36, Q4_1_PAIR_AVX2, Q4_1_ROW_AVX2

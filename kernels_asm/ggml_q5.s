@@ -26,6 +26,46 @@
 .global dequantize_row_q5_1_sse2, dequantize_row_q5_1_avx2
 .global matvec_q5_0_sse2, matvec_q5_0_avx2, matvec_q5_1_sse2, matvec_q5_1_avx2
 
+# The 5th bits into the quants (see the top): Q5_0 ORs 0xf0 where a bit is clear (op pandn,
+# mask kg_hi_f0), Q5_1 0x10 where it is set (op pand, mask kg_b16).
+# Q5W_SSE2 base, qh, qs, op, mask: xmm5, xmm6 = a row's 32 quants (elements 0..15, 16..31,
+# int8) from the qh at [base + qh] and the nibbles at [base + qs] (base: rdx or rdx+rbx);
+# xmm13, xmm14 clobbered.
+.macro Q5W_SSE2 base, qh, qs, op, mask
+    GW_BITS_SSE2 \base, \qh, xmm13, xmm14
+    GW_NIB_SSE2 \base, \qs, xmm5, xmm6
+    \op xmm13, [rip + \mask]
+    \op xmm14, [rip + \mask]
+    por xmm5, xmm13
+    por xmm6, xmm14
+.endm
+# Q5ROW_SSE2 qh, qs, op, mask: xmm0, xmm1 = the same for the block at rdx (the dequantizers,
+# the one-row loop); xmm2, xmm3 clobbered.
+.macro Q5ROW_SSE2 qh, qs, op, mask
+    GQ5BITS_SSE2 \qh
+    GNIB_SSE2 \qs
+    \op xmm2, [rip + \mask]
+    \op xmm3, [rip + \mask]
+    por xmm0, xmm2
+    por xmm1, xmm3
+.endm
+# Q5W_AVX2 base, qh, qs: ymm0 = a row's 32 quants 0..31 (unsigned: Q5_0's pairs subtract
+# the offset after the product); ymm5, ymm6 clobbered.
+.macro Q5W_AVX2 base, qh, qs
+    GWA_NIB_AVX2 \base, \qs
+    GWA_BITS_AVX2 \base, \qh
+    vpand ymm6, ymm6, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm6
+.endm
+# Q5ROW_AVX2 qh, qs, op, mask: ymm0 = the 32 quants of the block at rdx (op vpandn with
+# kg_hi_f0: Q5_0, int8; vpand with kg_b16: Q5_1); ymm1 clobbered.
+.macro Q5ROW_AVX2 qh, qs, op, mask
+    GNIB_AVX2 \qs
+    GQ5BITS_AVX2 \qh
+    \op ymm1, ymm1, [rip + \mask]
+    vpor ymm0, ymm0, ymm1
+.endm
+
 # dequantize_row_q5_0_sse2(rcx = out, rdx = blocks, r8d = n)
 dequantize_row_q5_0_sse2:
     mov r8d, r8d
@@ -34,12 +74,7 @@ dequantize_row_q5_0_sse2:
     test r8, r8
     jz .Ldone
     GDSCALE0_SSE2
-    GQ5BITS_SSE2 2
-    GNIB_SSE2 6
-    pandn xmm2, [rip + kg_hi_f0]
-    pandn xmm3, [rip + kg_hi_f0]
-    por xmm0, xmm2
-    por xmm1, xmm3
+    Q5ROW_SSE2 2, 6, pandn, kg_hi_f0
     GDEQ16_SSE2 xmm0, 0, orps
     GDEQ16_SSE2 xmm1, 64, orps
     add rdx, 22
@@ -57,10 +92,7 @@ dequantize_row_q5_0_avx2:
     test r8, r8
     jz .Ldone
     GDSCALE0_AVX2
-    GNIB_AVX2 6
-    GQ5BITS_AVX2 2
-    vpandn ymm1, ymm1, [rip + kg_hi_f0]
-    vpor ymm0, ymm0, ymm1
+    Q5ROW_AVX2 2, 6, vpandn, kg_hi_f0
     GDEQ32_AVX2 vorps
     add rdx, 22
     sub rcx, -128
@@ -78,12 +110,7 @@ dequantize_row_q5_1_sse2:
     test r8, r8
     jz .Ldone
     GDSCALE1_SSE2
-    GQ5BITS_SSE2 4
-    GNIB_SSE2 8
-    pand xmm2, [rip + kg_b16]
-    pand xmm3, [rip + kg_b16]
-    por xmm0, xmm2
-    por xmm1, xmm3
+    Q5ROW_SSE2 4, 8, pand, kg_b16
     GDEQ16_SSE2 xmm0, 0, addps
     GDEQ16_SSE2 xmm1, 64, addps
     add rdx, 24
@@ -101,10 +128,7 @@ dequantize_row_q5_1_avx2:
     test r8, r8
     jz .Ldone
     GDSCALE1_AVX2
-    GNIB_AVX2 8
-    GQ5BITS_AVX2 4
-    vpand ymm1, ymm1, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm1
+    Q5ROW_AVX2 4, 8, vpand, kg_b16
     GDEQ32_AVX2 vaddps
     add rdx, 24
     sub rcx, -128
@@ -114,256 +138,88 @@ dequantize_row_q5_1_avx2:
     vzeroupper
     ret
 
-# matvec_q5_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
-matvec_q5_0_sse2:
-    GMV2_PROLOGUE_SSE2 22
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_SSE2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q5_0_PAIR_SSE2: a pair's block (ggml_pairs.inc's GMV_BODY_SSE2).
+.macro Q5_0_PAIR_SSE2
     GPAIR_SCALE0_SSE2
     GPAIR_XQ_SSE2 2
-    GW_BITS_SSE2 rdx, 2, xmm13, xmm14
-    GW_NIB_SSE2 rdx, 6, xmm5, xmm6
-    pandn xmm13, [rip + kg_hi_f0]
-    pandn xmm14, [rip + kg_hi_f0]
-    por xmm5, xmm13
-    por xmm6, xmm14
+    Q5W_SSE2 rdx, 2, 6, pandn, kg_hi_f0
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
-    GW_BITS_SSE2 rdx+rbx, 2, xmm13, xmm14
-    GW_NIB_SSE2 rdx+rbx, 6, xmm5, xmm6
-    pandn xmm13, [rip + kg_hi_f0]
-    pandn xmm14, [rip + kg_hi_f0]
-    por xmm5, xmm13
-    por xmm6, xmm14
+    Q5W_SSE2 rdx+rbx, 2, 6, pandn, kg_hi_f0
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
-    add rdx, 22
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_SSE2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_SSE2
-.Lblock:
-    test rax, rax
-    jz .Lrow_done
-    GPREFETCH rdx
+.endm
+# Q5_0_ROW_SSE2: a block of the one-row loop (GMV_BODY_SSE2).
+.macro Q5_0_ROW_SSE2
     GSCALE0_SSE2
-    GQ5BITS_SSE2 2
-    GNIB_SSE2 6
-    pandn xmm2, [rip + kg_hi_f0]
-    pandn xmm3, [rip + kg_hi_f0]
-    por xmm0, xmm2
-    por xmm1, xmm3
+    Q5ROW_SSE2 2, 6, pandn, kg_hi_f0
     GDOT32_SSE2 2
-    add rdx, 22
-    add r11, 34
-    dec rax
-    jmp .Lblock
-.Lrow_done:
-    GMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_SSE2
+.endm
+
+# matvec_q5_0_sse2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q5_0_sse2:
+    GMV_BODY_SSE2 22, 34, Q5_0_PAIR_SSE2, Q5_0_ROW_SSE2
+
+# Q5_1_PAIR_SSE2: a pair's block (ggml_pairs.inc's GMV_BODY_SSE2).
+.macro Q5_1_PAIR_SSE2
+    GPAIR_SCALE1_SSE2
+    GPAIR_XQ_SSE2 4
+    Q5W_SSE2 rdx, 4, 8, pand, kg_b16
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
+    Q5W_SSE2 rdx+rbx, 4, 8, pand, kg_b16
+    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
+.endm
+# Q5_1_ROW_SSE2: a block of the one-row loop (GMV_BODY_SSE2).
+.macro Q5_1_ROW_SSE2
+    GSCALE1_SSE2
+    Q5ROW_SSE2 4, 8, pand, kg_b16
+    GDOT32_SSE2 4
+.endm
 
 # matvec_q5_1_sse2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q5_1_sse2:
-    GMV2_PROLOGUE_SSE2 24
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_SSE2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
-    GPAIR_SCALE1_SSE2
-    GPAIR_XQ_SSE2 4
-    GW_BITS_SSE2 rdx, 4, xmm13, xmm14
-    GW_NIB_SSE2 rdx, 8, xmm5, xmm6
-    pand xmm13, [rip + kg_b16]
-    pand xmm14, [rip + kg_b16]
-    por xmm5, xmm13
-    por xmm6, xmm14
-    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm4, xmm8
-    GW_BITS_SSE2 rdx+rbx, 4, xmm13, xmm14
-    GW_NIB_SSE2 rdx+rbx, 8, xmm5, xmm6
-    pand xmm13, [rip + kg_b16]
-    pand xmm14, [rip + kg_b16]
-    por xmm5, xmm13
-    por xmm6, xmm14
-    GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
-    add rdx, 24
-    add r11, 36
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_SSE2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_SSE2
-.Lblock:
-    test rax, rax
-    jz .Lrow_done
-    GPREFETCH rdx
-    GSCALE1_SSE2
-    GQ5BITS_SSE2 4
-    GNIB_SSE2 8
-    pand xmm2, [rip + kg_b16]
-    pand xmm3, [rip + kg_b16]
-    por xmm0, xmm2
-    por xmm1, xmm3
-    GDOT32_SSE2 4
-    add rdx, 24
-    add r11, 36
-    dec rax
-    jmp .Lblock
-.Lrow_done:
-    GMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_SSE2
+    GMV_BODY_SSE2 24, 36, Q5_1_PAIR_SSE2, Q5_1_ROW_SSE2
 
-.macro Q5_0_BLOCK_AVX2 acc
+# Q5_0_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
+.macro Q5_0_ROW_AVX2 acc
     GSCALE0_AVX2
-    GNIB_AVX2 6
-    GQ5BITS_AVX2 2
-    vpandn ymm1, ymm1, [rip + kg_hi_f0]
-    vpor ymm0, ymm0, ymm1
+    Q5ROW_AVX2 2, 6, vpandn, kg_hi_f0
     vmovdqu ymm1, [r11 + 2]
     GDOTS_AVX2 \acc
-    add rdx, 22
-    add r11, 34
 .endm
 
-# matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
-matvec_q5_0_avx2:
-    GMV2_PROLOGUE_AVX2 22
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_AVX2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q5_0_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
+.macro Q5_0_PAIR_AVX2
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
     vmovdqa ymm7, [rip + kg_b16]
     vpmaddubsw ymm7, ymm7, ymm1       # 16 * (x_2k + x_2k+1), int16: both rows' offset
-    GWA_NIB_AVX2 rdx, 6
-    GWA_BITS_AVX2 rdx, 2
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6             # q = 0..31
+    Q5W_AVX2 rdx, 2, 6
     GPAIR_DOTO_AVX2 ymm12, ymm8
-    GWA_NIB_AVX2 rdx+rbx, 6
-    GWA_BITS_AVX2 rdx+rbx, 2
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
+    Q5W_AVX2 rdx+rbx, 2, 6
     GPAIR_DOTO_AVX2 ymm13, ymm10
-    add rdx, 22
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_AVX2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_AVX2
-.Lblock2:
-    cmp rax, 2
-    jb .Lblock1
-    GPREFETCH rdx
-    Q5_0_BLOCK_AVX2 ymm2
-    Q5_0_BLOCK_AVX2 ymm3
-    sub rax, 2
-    jmp .Lblock2
-.Lblock1:
-    test rax, rax
-    jz .Lrow_done
-    Q5_0_BLOCK_AVX2 ymm2
-.Lrow_done:
-    GMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_AVX2
+.endm
 
-.macro Q5_1_BLOCK_AVX2 acc
+# matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
+matvec_q5_0_avx2:
+    GMV_BODY_AVX2 22, 34, Q5_0_PAIR_AVX2, Q5_0_ROW_AVX2
+
+# Q5_1_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
+.macro Q5_1_ROW_AVX2 acc
     GSCALE1_AVX2
-    GNIB_AVX2 8
-    GQ5BITS_AVX2 4
-    vpand ymm1, ymm1, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm1
+    Q5ROW_AVX2 4, 8, vpand, kg_b16
     vmovdqu ymm1, [r11 + 4]
     GDOTU_AVX2 \acc
-    add rdx, 24
-    add r11, 36
+.endm
+
+# Q5_1_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
+.macro Q5_1_PAIR_AVX2
+    GPAIR_SCALE1_AVX2
+    vmovdqu ymm1, [r11 + 4]
+    Q5W_AVX2 rdx, 4, 8
+    GPAIR_DOTU_AVX2 ymm12, ymm8
+    Q5W_AVX2 rdx+rbx, 4, 8
+    GPAIR_DOTU_AVX2 ymm13, ymm10
 .endm
 
 # matvec_q5_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q5_1_avx2:
-    GMV2_PROLOGUE_AVX2 24
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_AVX2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
-    GPAIR_SCALE1_AVX2
-    vmovdqu ymm1, [r11 + 4]
-    GWA_NIB_AVX2 rdx, 8
-    GWA_BITS_AVX2 rdx, 4
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
-    GPAIR_DOTU_AVX2 ymm12, ymm8
-    GWA_NIB_AVX2 rdx+rbx, 8
-    GWA_BITS_AVX2 rdx+rbx, 4
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
-    GPAIR_DOTU_AVX2 ymm13, ymm10
-    add rdx, 24
-    add r11, 36
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_AVX2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_AVX2
-.Lblock2:
-    cmp rax, 2
-    jb .Lblock1
-    GPREFETCH rdx
-    Q5_1_BLOCK_AVX2 ymm2
-    Q5_1_BLOCK_AVX2 ymm3
-    sub rax, 2
-    jmp .Lblock2
-.Lblock1:
-    test rax, rax
-    jz .Lrow_done
-    Q5_1_BLOCK_AVX2 ymm2
-.Lrow_done:
-    GMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_AVX2
+    GMV_BODY_AVX2 24, 36, Q5_1_PAIR_AVX2, Q5_1_ROW_AVX2

@@ -11,197 +11,70 @@
 #   isum = sum_j sc[j] * dot(u of sub-block j, q8 of j),  msum = sum_j m[j] * (bsums[2j] + bsums[2j+1])
 #   acc += f32(isum lanes) * (yd * d) - f32(msum lanes) * (yd * dmin)
 # vpmaddubsw pair sums <= 2 * 31 * 128. Model and error bound: tests/reference/quant_k.py.
+# The frame, the loops and the pieces shared with Q4_K: kquant.inc's K matvec macros.
 .include "kquant.inc"
 .include "kmacros.inc"
-
-.section .rdata
-.balign 32, 0
-kq5_m10:
-    .rept 32
-    .byte 0x10
-    .endr
-kq5_m0f:
-    .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
-    .byte 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
-# 64 x 32 bytes: entry s = 16 words of value s (a scale as a vpmaddwd operand, by address,
-# as in ggml_q4_k.s)
-kq5_sctab:
-    .irp s, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63
-    .rept 16
-    .word \s
-    .endr
-    .endr
 
 .section .text
 .global matvec_q5_k_avx2
 
-# 64 weights: the qs bytes at block offset \q, their fifth bits in ymm12 (low nibbles) and
-# ymm13 (high), q8 bytes at Q8_K offset \y (low) and \y + 32 (high); al, ah = 4 * their two
-# scales (table offset / 8), then rax >>= 16. Adds 8 i32 lanes to ymm1.
-.macro KQ5_CHUNK q, y
-    vmovdqu ymm6, [rdx + \q]
-    vpsrlw ymm7, ymm6, 4
-    vpand ymm6, ymm6, ymm5
-    vpand ymm7, ymm7, ymm5
-    vpor ymm6, ymm6, ymm12
-    vpor ymm7, ymm7, ymm13
-    vpmaddubsw ymm6, ymm6, [rbp + \y]
-    vpmaddubsw ymm7, ymm7, [rbp + \y + 32]
-    movzx ecx, al
-    vpmaddwd ymm6, ymm6, [r11 + rcx * 8]
-    movzx ecx, ah
-    vpmaddwd ymm7, ymm7, [r11 + rcx * 8]
-    shr rax, 16
-    vpaddd ymm6, ymm6, ymm7
-    vpaddd ymm1, ymm1, ymm6
+# ymm12, ymm13 = the fifth bits (at bit 4) of chunk \j's low- and high-nibble weights: bits 2j
+# and 2j+1 of the qh bytes in ymm10, by a 16-bit shift each (what it carries across bytes
+# lands elsewhere) and AND 0x10 (ymm11).
+.macro KQ5_HIBITS j
+.if \j == 0
+    vpsllw ymm12, ymm10, 4          # bit 0 -> 4
+    vpand ymm12, ymm12, ymm11
+    vpsllw ymm13, ymm10, 3          # bit 1 -> 4
+.endif
+.if \j == 1
+    vpsllw ymm12, ymm10, 2
+    vpand ymm12, ymm12, ymm11
+    vpsllw ymm13, ymm10, 1
+.endif
+.if \j == 2
+    vpand ymm12, ymm10, ymm11
+    vpsrlw ymm13, ymm10, 1
+.endif
+.if \j == 3
+    vpsrlw ymm12, ymm10, 2
+    vpand ymm12, ymm12, ymm11
+    vpsrlw ymm13, ymm10, 3
+.endif
+    vpand ymm13, ymm13, ymm11
+.endm
+
+# KQ5_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
+# in ymm2).
+.macro KQ5_BLOCK_AVX2
+    KQ_K4_HEAD_AVX2
+    vmovdqu ymm10, [rdx + 16]       # qh
+    KQ5_HIBITS 0
+    KQ_K4_CHUNK_AVX2 48, 4, 1
+    KQ5_HIBITS 1
+    KQ_K4_CHUNK_AVX2 80, 68, 1
+    KQ5_HIBITS 2
+    KQ_K4_CHUNK_AVX2 112, 132, 1
+    KQ5_HIBITS 3
+    KQ_K4_CHUNK_AVX2 144, 196, 1
 .endm
 
 # matvec_q5_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
 # matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
 # Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm13).
-# Frame: 5 pushes, xmm6-xmm13 at [rsp].
 matvec_q5_k_avx2:
-    push rbx
-    push rsi
-    push rdi
-    push rbp
-    push r12
-    sub rsp, 128
-    vmovups [rsp], xmm6
-    vmovups [rsp + 16], xmm7
-    vmovups [rsp + 32], xmm8
-    vmovups [rsp + 48], xmm9
-    vmovups [rsp + 64], xmm10
-    vmovups [rsp + 80], xmm11
-    vmovups [rsp + 96], xmm12
-    vmovups [rsp + 112], xmm13
-    mov r10, rcx                    # out
-    mov ebx, dword ptr [rsp + 128 + 40 + 40]   # rows left
-    shr r9d, 8                      # super-blocks per row
-    lea r11, [rip + kq5_sctab]
-    vmovdqa ymm5, [rip + kq5_m0f]
-    vmovdqa ymm11, [rip + kq5_m10]
+    KMV_ENTER_AVX2
+    lea r11, [rip + kg_k_sctab]
+    vmovdqa ymm5, [rip + kg_nib]
+    vmovdqa ymm11, [rip + kg_b16]
     vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    vxorps xmm0, xmm0, xmm0         # the row's 8 f32 lanes
-    mov rbp, r8
-    mov r12d, r9d
-    test r12d, r12d
-    jz .Lrow_done
-.Lblock:
-    prefetcht0 byte ptr [rdx + KQ_PREFETCH]
-    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 64]
-    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 128]
-    prefetcht0 byte ptr [rdx + KQ_PREFETCH + 192]
-    vpbroadcastd xmm6, dword ptr [rdx]  # (d, dmin) x 4
-    vcvtph2ps ymm6, xmm6
-    vbroadcastss ymm7, dword ptr [rbp + Q8K_D]
-    vmulps ymm6, ymm6, ymm7         # (yd*d, yd*dmin) x 4
-    vmovsldup ymm2, ymm6
-    vmovshdup ymm3, ymm6
-    mov eax, dword ptr [rdx + 4]    # A: scales and mins, see kq_scales_k4
-    mov ecx, dword ptr [rdx + 12]   # C
-    mov esi, eax
-    shr esi, 2
-    and esi, 0x30303030
-    and eax, 0x3f3f3f3f
-    mov edi, ecx
-    and edi, 0x0f0f0f0f
-    or edi, esi
-    shl rdi, 32
-    or rax, rdi                     # sc 0..7
-    shl rax, 2                      # 4 * sc (<= 252): table offsets / 8
-    mov esi, dword ptr [rdx + 8]    # B
-    mov edi, esi
-    shr edi, 2
-    and edi, 0x30303030
-    and esi, 0x3f3f3f3f
-    shr ecx, 4
-    and ecx, 0x0f0f0f0f
-    or ecx, edi
-    shl rcx, 32
-    or rsi, rcx                     # m 0..7
-    vpmaddwd ymm7, ymm4, [rbp + Q8K_BSUMS]   # bsums[2j] + bsums[2j+1] (ymm4: words 1)
-    vmovq xmm8, rsi
-    vpmovzxbd ymm8, xmm8            # m 0..7 as dwords
-    vpmulld ymm7, ymm7, ymm8
-    vcvtdq2ps ymm7, ymm7
-    vfnmadd231ps ymm0, ymm7, ymm3
-    vpxor xmm1, xmm1, xmm1
-    vmovdqu ymm10, [rdx + 16]       # qh
-    vpsllw ymm12, ymm10, 4          # bit 0 -> 4
-    vpand ymm12, ymm12, ymm11
-    vpsllw ymm13, ymm10, 3          # bit 1 -> 4
-    vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 48, 4
-    vpsllw ymm12, ymm10, 2
-    vpand ymm12, ymm12, ymm11
-    vpsllw ymm13, ymm10, 1
-    vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 80, 68
-    vpand ymm12, ymm10, ymm11
-    vpsrlw ymm13, ymm10, 1
-    vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 112, 132
-    vpsrlw ymm12, ymm10, 2
-    vpand ymm12, ymm12, ymm11
-    vpsrlw ymm13, ymm10, 3
-    vpand ymm13, ymm13, ymm11
-    KQ5_CHUNK 144, 196
-    vcvtdq2ps ymm1, ymm1
-    vfmadd231ps ymm0, ymm1, ymm2
-    add rdx, 176
-    add rbp, Q8K_BYTES
-    dec r12d
-    jnz .Lblock
-.Lrow_done:
-    vextractf128 xmm1, ymm0, 1
-    vaddps xmm0, xmm0, xmm1
-    vmovhlps xmm1, xmm1, xmm0
-    vaddps xmm0, xmm0, xmm1
-    vmovshdup xmm1, xmm0
-    vaddss xmm0, xmm0, xmm1
-    vmovss dword ptr [r10], xmm0
-    add r10, 4
-    dec ebx
-    jmp .Lrow
-.Ldone:
-    vmovups xmm6, [rsp]
-    vmovups xmm7, [rsp + 16]
-    vmovups xmm8, [rsp + 32]
-    vmovups xmm9, [rsp + 48]
-    vmovups xmm10, [rsp + 64]
-    vmovups xmm11, [rsp + 80]
-    vmovups xmm12, [rsp + 96]
-    vmovups xmm13, [rsp + 112]
-    add rsp, 128
-    pop r12
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rbx
-    vzeroupper
-    ret
+    KMV_LOOPS_AVX2 4, 176, KQ5_BLOCK_AVX2
 
 # ----------------------------------------------------------------------------------------
-# matvec_q5_k_sse2: the same contract and sums with SSE2 only, as matvec_q5_k_sse2
+# matvec_q5_k_sse2: the same contract and sums with SSE2 only, as matvec_q4_k_sse2
 # (ggml_q4_k.s) plus the fifth bit: a 16-bit shift of the qh bytes brings bit 2j (low
 # nibbles) or 2j+1 (high) to bit 4, AND 0x10, OR (|u * sc| <= 31 * 63).
 
-.section .rdata
-.balign 16, 0
-kq5s_m0f:
-    .rept 16
-    .byte 15
-    .endr
-kq5s_m10:
-    .rept 16
-    .byte 0x10
-    .endr
-
-.section .text
 .global matvec_q5_k_sse2
 
 # 16 bytes of qs at block offset \q with their qh bytes at \qh, chunk \j: the low nibbles
@@ -209,10 +82,6 @@ kq5s_m10:
 # at \ylo + 32. Adds to the i32 lanes of xmm1.
 .macro KQ5S_16 q, ylo, qh, j
     movdqu xmm4, [rdx + \q]
-    movdqa xmm5, xmm4
-    psrlw xmm5, 4
-    pand xmm4, xmm12
-    pand xmm5, xmm12
     movdqu xmm13, [rdx + \qh]
     movdqa xmm14, xmm13
 .if \j == 0
@@ -232,164 +101,44 @@ kq5s_m10:
 .endif
     pand xmm14, xmm15
     pand xmm13, xmm15
-    por xmm4, xmm14
+    movdqa xmm5, xmm4
+    pand xmm5, xmm12
+    por xmm5, xmm14
+    KQS_DOT16 \ylo, xmm9
+    movdqa xmm5, xmm4
+    psrlw xmm5, 4
+    pand xmm5, xmm12
     por xmm5, xmm13
-    movdqa xmm6, xmm4
-    punpcklbw xmm4, xmm11
-    punpckhbw xmm6, xmm11
-    pmullw xmm4, xmm9
-    pmullw xmm6, xmm9
-    movdqu xmm7, [rbp + \ylo]
-    movdqa xmm8, xmm7
-    punpcklbw xmm7, xmm7
-    psraw xmm7, 8
-    punpckhbw xmm8, xmm8
-    psraw xmm8, 8
-    pmaddwd xmm4, xmm7
-    pmaddwd xmm6, xmm8
-    paddd xmm1, xmm4
-    paddd xmm1, xmm6
-    movdqa xmm6, xmm5
-    punpcklbw xmm5, xmm11
-    punpckhbw xmm6, xmm11
-    pmullw xmm5, xmm10
-    pmullw xmm6, xmm10
-    movdqu xmm7, [rbp + \ylo + 32]
-    movdqa xmm8, xmm7
-    punpcklbw xmm7, xmm7
-    psraw xmm7, 8
-    punpckhbw xmm8, xmm8
-    psraw xmm8, 8
-    pmaddwd xmm5, xmm7
-    pmaddwd xmm6, xmm8
-    paddd xmm1, xmm5
-    paddd xmm1, xmm6
+    KQS_DOT16 \ylo + 32, xmm10
 .endm
 
-# scale word \k (0..7) of xmm3 into all 8 words of \dst
-.macro KQ5S_BCAST dst, k
-.if \k < 4
-    pshuflw \dst, xmm3, \k * 0x55
-    pshufd \dst, \dst, 0
-.else
-    pshufhw \dst, xmm3, (\k - 4) * 0x55
-    pshufd \dst, \dst, 0xaa
-.endif
+# KQ5_BLOCK_SSE2: one super-block, for kquant.inc's KMV_LOOPS_SSE2 (isum in xmm1, yd * d
+# in xmm2).
+.macro KQ5_BLOCK_SSE2
+    KQ_K4_HEAD_SSE2
+    KQS_BCAST xmm9, xmm3, 0
+    KQS_BCAST xmm10, xmm3, 1
+    KQ5S_16 48, Q8K_QS, 16, 0
+    KQ5S_16 64, Q8K_QS + 16, 32, 0
+    KQS_BCAST xmm9, xmm3, 2
+    KQS_BCAST xmm10, xmm3, 3
+    KQ5S_16 80, Q8K_QS + 64, 16, 1
+    KQ5S_16 96, Q8K_QS + 80, 32, 1
+    KQS_BCAST xmm9, xmm3, 4
+    KQS_BCAST xmm10, xmm3, 5
+    KQ5S_16 112, Q8K_QS + 128, 16, 2
+    KQ5S_16 128, Q8K_QS + 144, 32, 2
+    KQS_BCAST xmm9, xmm3, 6
+    KQS_BCAST xmm10, xmm3, 7
+    KQ5S_16 144, Q8K_QS + 192, 16, 3
+    KQ5S_16 160, Q8K_QS + 208, 32, 3
 .endm
 
 # matvec_q5_k_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d). Changes rax,
-# rcx, rdx, r8-r11, xmm0-xmm5. Frame: 6 pushes, xmm6-xmm15 at [rsp], 8 bytes of padding.
+# rcx, rdx, r8-r11, xmm0-xmm5.
 matvec_q5_k_sse2:
-    push rbx
-    push rsi
-    push rdi
-    push rbp
-    push r12
-    push r13
-    sub rsp, 168
-    KSAVE_XMM6_15 0
-    mov r10, rcx                    # out
-    mov ebx, dword ptr [rsp + 168 + 48 + 40]  # rows left
-    shr r9d, 8                      # super-blocks per row
-    mov r13, r8                     # xq (KQ_F16_BITS changes r8)
+    KMV_ENTER_SSE2
     pxor xmm11, xmm11
-    movdqa xmm12, [rip + kq5s_m0f]
-    movdqa xmm15, [rip + kq5s_m10]
-.Lrow:
-    test ebx, ebx
-    jz .Ldone
-    xorps xmm0, xmm0                # the row's 4 f32 lanes
-    mov rbp, r13
-    mov r12d, r9d
-    test r12d, r12d
-    jz .Lrow_done
-.Lblock:
-    movzx eax, word ptr [rdx]
-    KQ_F16_BITS eax, ecx
-    movd xmm2, ecx
-    movzx eax, word ptr [rdx + 2]
-    KQ_F16_BITS eax, ecx
-    movd xmm4, ecx
-    unpcklps xmm2, xmm4             # d dmin
-    movss xmm4, dword ptr [rbp + Q8K_D]
-    shufps xmm4, xmm4, 0
-    mulps xmm2, xmm4                # yd*d  yd*dmin
-    mov eax, dword ptr [rdx + 4]    # A: scales and mins, see kq_scales_k4
-    mov ecx, dword ptr [rdx + 12]   # C
-    mov esi, eax
-    shr esi, 2
-    and esi, 0x30303030
-    and eax, 0x3f3f3f3f
-    mov edi, ecx
-    and edi, 0x0f0f0f0f
-    or edi, esi
-    shl rdi, 32
-    or rax, rdi                     # sc 0..7
-    mov esi, dword ptr [rdx + 8]    # B
-    mov edi, esi
-    shr edi, 2
-    and edi, 0x30303030
-    and esi, 0x3f3f3f3f
-    shr ecx, 4
-    and ecx, 0x0f0f0f0f
-    or ecx, edi
-    shl rcx, 32
-    or rsi, rcx                     # m 0..7
-    movq xmm3, rsi
-    punpcklbw xmm3, xmm11           # m as 8 words
-    movdqa xmm4, xmm3
-    punpcklwd xmm3, xmm3            # m0 m0 .. m3 m3
-    punpckhwd xmm4, xmm4            # m4 m4 .. m7 m7
-    movdqu xmm5, [rbp + Q8K_BSUMS]
-    pmaddwd xmm3, xmm5
-    movdqu xmm5, [rbp + Q8K_BSUMS + 16]
-    pmaddwd xmm4, xmm5
-    paddd xmm3, xmm4
-    cvtdq2ps xmm3, xmm3
-    movaps xmm4, xmm2
-    shufps xmm4, xmm4, 0x55         # yd*dmin
-    mulps xmm3, xmm4
-    subps xmm0, xmm3
-    movq xmm3, rax
-    punpcklbw xmm3, xmm11           # sc as 8 words
-    pxor xmm1, xmm1
-    KQ5S_BCAST xmm9, 0
-    KQ5S_BCAST xmm10, 1
-    KQ5S_16 48, Q8K_QS, 16, 0
-    KQ5S_16 64, Q8K_QS + 16, 32, 0
-    KQ5S_BCAST xmm9, 2
-    KQ5S_BCAST xmm10, 3
-    KQ5S_16 80, Q8K_QS + 64, 16, 1
-    KQ5S_16 96, Q8K_QS + 80, 32, 1
-    KQ5S_BCAST xmm9, 4
-    KQ5S_BCAST xmm10, 5
-    KQ5S_16 112, Q8K_QS + 128, 16, 2
-    KQ5S_16 128, Q8K_QS + 144, 32, 2
-    KQ5S_BCAST xmm9, 6
-    KQ5S_BCAST xmm10, 7
-    KQ5S_16 144, Q8K_QS + 192, 16, 3
-    KQ5S_16 160, Q8K_QS + 208, 32, 3
-    cvtdq2ps xmm1, xmm1
-    shufps xmm2, xmm2, 0            # yd*d
-    mulps xmm1, xmm2
-    addps xmm0, xmm1
-    add rdx, 176
-    add rbp, Q8K_BYTES
-    dec r12d
-    jnz .Lblock
-.Lrow_done:
-    KHSUM_SSE2 xmm0, xmm1
-    movss dword ptr [r10], xmm0
-    add r10, 4
-    dec ebx
-    jmp .Lrow
-.Ldone:
-    KLOAD_XMM6_15 0
-    add rsp, 168
-    pop r13
-    pop r12
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
+    movdqa xmm12, [rip + kg_nib]
+    movdqa xmm15, [rip + kg_b16]
+    KMV_LOOPS_SSE2 176, KQ5_BLOCK_SSE2

@@ -275,18 +275,8 @@ q8_quantize_avx2:
     vzeroupper
     ret
 
-# matvec_q8_0_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
-matvec_q8_0_sse2:
-    GMV2_PROLOGUE_SSE2 34
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_SSE2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q8_0_PAIR_SSE2: a pair's block (ggml_pairs.inc's GMV_BODY_SSE2).
+.macro Q8_0_PAIR_SSE2
     GPAIR_SCALE0_SSE2
     GPAIR_XQ_SSE2 2
     movdqu xmm5, [rdx + 2]
@@ -295,87 +285,37 @@ matvec_q8_0_sse2:
     movdqu xmm5, [rdx + rbx + 2]
     movdqu xmm6, [rdx + rbx + 18]
     GPAIR_DOT_SSE2 xmm5, xmm6, xmm7, xmm12, xmm10
-    add rdx, 34
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_SSE2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_SSE2
-.Lblock:
-    test rax, rax
-    jz .Lrow_done
-    GPREFETCH rdx
+.endm
+# Q8_0_ROW_SSE2: a block of the one-row loop (GMV_BODY_SSE2).
+.macro Q8_0_ROW_SSE2
     GSCALE0_SSE2
     movdqu xmm0, [rdx + 2]
     movdqu xmm1, [rdx + 18]
     GDOT32_SSE2 2
-    add rdx, 34
-    add r11, 34
-    dec rax
-    jmp .Lblock
-.Lrow_done:
-    GMV_ROW_END_SSE2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_SSE2
+.endm
 
-.macro Q8_0_BLOCK_AVX2 acc
+# matvec_q8_0_sse2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
+matvec_q8_0_sse2:
+    GMV_BODY_SSE2 34, 34, Q8_0_PAIR_SSE2, Q8_0_ROW_SSE2
+
+# Q8_0_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
+.macro Q8_0_ROW_AVX2 acc
     GSCALE0_AVX2
     vmovdqu ymm0, [rdx + 2]
     vmovdqu ymm1, [r11 + 2]
     GDOTS_AVX2 \acc
-    add rdx, 34
-    add r11, 34
 .endm
 
-# matvec_q8_0_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
-matvec_q8_0_avx2:
-    GMV2_PROLOGUE_AVX2 34
-.Lpair:
-    cmp r10, 2
-    jb .Lrow
-    GMV2_PAIR_AVX2
-.Lpblock:
-    test rax, rax
-    jz .Lpair_done
-    GPREFETCH rdx
-    GPREFETCH rdx+rbx
+# Q8_0_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
+.macro Q8_0_PAIR_AVX2
     GPAIR_SCALE0_AVX2
     vmovdqu ymm1, [r11 + 2]
     vmovdqu ymm0, [rdx + 2]
     GPAIR_DOTS_AVX2 ymm12, ymm8
     vmovdqu ymm0, [rdx + rbx + 2]
     GPAIR_DOTS_AVX2 ymm13, ymm10
-    add rdx, 34
-    add r11, 34
-    dec rax
-    jmp .Lpblock
-.Lpair_done:
-    GMV2_PAIR_END_AVX2
-    jmp .Lpair
-.Lrow:
-    test r10, r10
-    jz .Ldone
-    GMV_ROW_AVX2
-.Lblock2:
-    cmp rax, 2
-    jb .Lblock1
-    GPREFETCH rdx
-    Q8_0_BLOCK_AVX2 ymm2
-    Q8_0_BLOCK_AVX2 ymm3
-    sub rax, 2
-    jmp .Lblock2
-.Lblock1:
-    test rax, rax
-    jz .Lrow_done
-    Q8_0_BLOCK_AVX2 ymm2
-.Lrow_done:
-    GMV_ROW_END_AVX2
-    jmp .Lrow
-.Ldone:
-    GMV2_EPILOGUE_AVX2
+.endm
+
+# matvec_q8_0_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
+matvec_q8_0_avx2:
+    GMV_BODY_AVX2 34, 34, Q8_0_PAIR_AVX2, Q8_0_ROW_AVX2

@@ -25,6 +25,7 @@ from peasm.layouts import CONSTANTS as K
 from peasm.layouts import GGUF, GGUF_TYPES, GGUF_VALUE, TENSOR
 from peasm.linker import link
 from tests.reference import gguf as refgguf
+from tests.support import Area
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app_asm"
@@ -94,22 +95,6 @@ class NativeMachine:
 
     def write(self, address: int, data: bytes) -> None:
         self.native.write_memory(address, data)
-
-
-class Area:
-    """A guard-paged region: data placed at its end, flush against the guard page."""
-
-    def __init__(self, machine, size: int):
-        self.m, self.size = machine, size
-        self.end = machine.alloc(size) + size
-
-    def place(self, data: bytes = b"", size: int | None = None) -> int:
-        size = len(data) if size is None else size
-        assert len(data) <= size <= self.size, (len(data), size, self.size)
-        address = self.end - size
-        if data:
-            self.m.write(address, data)
-        return address
 
 
 class AsmGguf:

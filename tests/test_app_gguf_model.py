@@ -89,7 +89,7 @@ def machine(where: str):
         emu = Emu(image())
         assert emu.call("kernels_init", 1, 0) == 1
         return emu
-    from tests.test_app_model import NativeMachine
+    from tests.model_support import NativeMachine
     nm = NativeMachine(image())
     nm.call("kernels_init", _host_bits(), 0)
     return nm

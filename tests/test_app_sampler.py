@@ -35,6 +35,7 @@ from tests.support import model_file
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLER_S = REPO / "app_asm" / "sampler.s"
+SAMPLER_SOURCES = [SAMPLER_S, REPO / "app_asm" / "smp_filters.s"]   # sampler_sample and its filters
 SAMPLER_INC = REPO / "app_asm" / "sampler.inc"
 F = np.float32
 MASK64 = 2 ** 64 - 1
@@ -50,7 +51,7 @@ def inc() -> dict[str, int]:
 
 
 def sources() -> list[Path]:
-    return [*load_manifest(manifest_path()).sources, SAMPLER_S]
+    return [*load_manifest(manifest_path()).sources, *SAMPLER_SOURCES]
 
 
 @lru_cache(maxsize=2)

@@ -26,10 +26,11 @@ import pytest
 from peasm.linker import link
 from peasm.runners.emu import Emu
 from tests.reference import tokenizer as reftok
-from tests.support import REFERENCE, model_file, require, require_tool
+from tests.support import REFERENCE, Area, model_file, require, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
-TOKENIZER_S = REPO / "app_asm" / "tokenizer.s"
+# the tokenizer.bin loader and the SentencePiece core it fills (index + decode, encoder)
+TOKENIZER_SOURCES = [REPO / "app_asm" / s for s in ("tokenizer.s", "tok_index.s", "tok_encode.s")]
 TOKENIZER_INC = REPO / "app_asm" / "tokenizer.inc"
 
 # The .inc is the one description of the constants: read them from there.
@@ -99,9 +100,9 @@ decode_all:
 
 @lru_cache(maxsize=None)
 def tokenizer_image(backend: str = "keystone", driver: bool = True):
-    """tokenizer.s (+ the test driver) linked; cached per process."""
+    """tokenizer.s and its core (+ the test driver) linked; cached per process."""
     with tempfile.TemporaryDirectory() as tmp:
-        sources = [TOKENIZER_S]
+        sources = list(TOKENIZER_SOURCES)
         if driver:
             drv = Path(tmp) / "decode_all.s"
             drv.write_text(DRIVER_S)
@@ -161,23 +162,6 @@ class NativeMachine:
 
     def write(self, address: int, data: bytes) -> None:
         self.native.write_memory(address, data)
-
-
-class Area:
-    """A region whose end touches a guard page: data placed at its end, so the asm can
-    not read or write past what it was given without faulting."""
-
-    def __init__(self, machine, size: int):
-        self.m, self.size = machine, size
-        self.end = machine.alloc(size) + size
-
-    def place(self, data: bytes = b"", size: int | None = None) -> int:
-        size = len(data) if size is None else size
-        assert len(data) <= size <= self.size, (len(data), size, self.size)
-        address = self.end - size
-        if data:
-            self.m.write(address, data)
-        return address
 
 
 class AsmTokenizer:

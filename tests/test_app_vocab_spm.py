@@ -1,5 +1,5 @@
 """SentencePiece (`llama`) vocabularies from GGUF arrays: vocab_build -> tok_build (spm.s) ->
-tokenizer.s's llama2.c-exact core, on ggml-vocab-llama-spm.gguf (the Llama 2 vocabulary, the
+tok_encode.s/tok_index.s's llama2.c-exact core, on ggml-vocab-llama-spm.gguf (the Llama 2 vocabulary, the
 same as tokenizer.bin), ggml-vocab-phi-3.gguf and stories260K.gguf's embedded vocab.
 
 Judges: llama2.c's encoder (tests/reference/tokenizer.py) over the GGUF pieces with U+2581 as

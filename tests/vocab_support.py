@@ -19,7 +19,8 @@ from peasm.linker import link
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app_asm"
-SOURCES = ["vocab.s", "vocab_find.s", "vocab_encode.s", "bpe.s", "pretok.s", "unicode.s", "spm.s", "tokenizer.s"]
+SOURCES = ["vocab.s", "vocab_find.s", "vocab_encode.s", "bpe.s", "pretok.s", "unicode.s", "spm.s", "tokenizer.s",
+           "tok_index.s", "tok_encode.s"]
 C = {**TL.CONSTANTS, **TL.ERROR_CODES}
 SRC = TL.VOCAB_SOURCE
 VOCAB = TL.VOCAB

@@ -1,5 +1,5 @@
 """Fuzz kind `vocab`: malformed GGUF tokenizer metadata through vocab_build / vocab_encode /
-vocab_decode (app_asm/vocab*.s, bpe.s, pretok.s, unicode.s, spm.s, tokenizer.s) under
+vocab_decode (app_asm/vocab*.s, bpe.s, pretok.s, unicode.s, spm.s, tok_*.s) under
 unicorn, every array flush against a guard page.
 
 Cases start from a tiny valid byte-level BPE vocabulary (tests/vocab_support.small_bpe_meta)
@@ -23,7 +23,7 @@ import json
 from functools import lru_cache
 from random import Random
 
-from tests.fuzz.harness import MAX_INSTRUCTIONS, TIMEOUT_S, Outcome, Runner
+from tests.fuzz.runner import MAX_INSTRUCTIONS, TIMEOUT_S, Outcome, Runner
 from tests.fuzz.mutate import Case
 from tests.vocab_support import (C, NO_ID, Arena, AsmVocab, Meta, expected_status, image,
                                  read_meta, small_bpe_meta)
