@@ -14,7 +14,7 @@
 # Registers in the super-block loop: rdx = W (the row's super-block), rsi = the group's
 # input 0 at this super-block, rdi / r10 / rbp = inputs 1..3's offsets from it, rcx = out,
 # r8 = rows left in the tile, r9 = super-blocks per row, r11 = super-blocks left, r12 =
-# kq4_sctab (ggml_q4_k.s: entry s = 16 words of s at s * 32), rax / rbx / r13 / r14 / r15 =
+# kg_k_sctab (ggml_consts.s: entry s = 16 words of s at s * 32), rax / rbx / r13 / r14 / r15 =
 # the scale decode; rbx's and r12-r15's values (ggml_mm.inc's) wait in the frame during a
 # group.
 .include "kernels.inc"
@@ -96,7 +96,7 @@ matmat_q4_k_avx2:
     mov qword ptr [rsp + MMK_R14], r14
     mov qword ptr [rsp + MMK_R15], r15
     mov qword ptr [rsp + MMK_RBX], rbx
-    lea r12, [rip + kq4_sctab]
+    lea r12, [rip + kg_k_sctab]
 .Lrow:
     test r8, r8
     jz .Lgroup_done

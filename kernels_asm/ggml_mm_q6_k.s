@@ -13,7 +13,7 @@
 # Registers in the super-block loop: rdx = W (the row's super-block), rsi = the group's
 # input 0 at this super-block, rdi / r10 / rbp = inputs 1..3's offsets from it, rcx = out,
 # r8 = rows left in the tile, r9 = super-blocks per row, r11 = super-blocks left, r12 =
-# kq6_bcast (ggml_q6_k.s's vpshufb masks); r12-r15 (ggml_mm.inc's) wait in the frame.
+# kg_k_bcast (ggml_consts.s's vpshufb masks); r12-r15 (ggml_mm.inc's) wait in the frame.
 .include "kernels.inc"
 .include "kmacros.inc"
 .include "kquant.inc"
@@ -30,7 +30,7 @@ kmm6_m30:               # 0x30: the 2 high bits of a Q6_K quant, moved to bits 4
 .global matmat_q6_k_avx2
 
 # MM6_DOT y, m: the 32 weights in ymm6 against the 4 inputs' q8 at Q8_K offset y, scale
-# words by kq6_bcast + m from sv (ymm4 or ymm5); ymm0, ymm7 clobbered
+# words by kg_k_bcast + m from sv (ymm4 or ymm5); ymm0, ymm7 clobbered
 .macro MM6_DOT1 xa, isum
     vpmaddubsw ymm0, ymm6, [\xa]
     vpmaddwd ymm0, ymm0, ymm7
@@ -119,7 +119,7 @@ matmat_q6_k_avx2:
     mov qword ptr [rsp + MMK_R14], r14
     mov qword ptr [rsp + MMK_R15], r15
     mov qword ptr [rsp + MMK_RBX], rbx
-    lea r12, [rip + kq6_bcast]
+    lea r12, [rip + kg_k_bcast]
 .Lrow:
     test r8, r8
     jz .Lgroup_done

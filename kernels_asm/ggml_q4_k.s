@@ -39,7 +39,7 @@
 .include "kmacros.inc"
 
 .section .text
-.global matvec_q4_k_avx2, kq4_sctab
+.global matvec_q4_k_avx2
 
 # KQ4_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
 # in ymm2).

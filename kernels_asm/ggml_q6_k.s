@@ -18,7 +18,7 @@
 .include "kmacros.inc"
 
 .section .text
-.global matvec_q6_k_avx2, kq6_bcast
+.global matvec_q6_k_avx2
 
 # One half (128 weights): ql at block offset \ql, qh at \qh, q8 at \y, scales in \sv.
 .macro KQ6_HALF ql, qh, y, sv

@@ -56,7 +56,7 @@ class Machine:
             self.threads = []
         else:
             from peasm.runners import native
-            from tests.test_app_model import NativeMachine
+            from tests.model_support import NativeMachine
             ok, why = native.supported()
             require(ok, why)
             self.mc = NativeMachine(image())
