@@ -76,11 +76,12 @@ def _evaluate(expr: str, known: dict[str, int]) -> int:
 
 
 def _literal(value: int) -> str:
+    # Hexadecimal always: once a symbol resolver is installed (peasm's error-locating runs),
+    # keystone reads a decimal immediate as if it were hex (1000 -> 0x1000, and 1073741824
+    # becomes an invalid operand), so decimal literals would put an error on the wrong line.
     if value < 0:
-        return f"({value})"            # keystone reads [rbx + (-8)] right, not [rbx - -8]
-    if value >= 1 << 63:
-        return f"0x{value:x}"          # an unsigned 64-bit value (e.g. EFI error codes)
-    return str(value)
+        return f"(-0x{-value:x})"      # keystone reads [rbx + (-8)] right, not [rbx - -8]
+    return f"0x{value:x}"
 
 
 def fold_constants(program: Program) -> dict[str, int]:

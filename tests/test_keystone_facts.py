@@ -64,6 +64,24 @@ def test_a_resolver_disables_alignment_for_the_whole_process():
     assert sizes == [4096 + 8, 1 + 8]
 
 
+def test_with_a_resolver_decimal_immediates_are_read_as_hex():
+    # why peasm writes folded constants in hex (peasm/constants.py): its error-locating runs
+    # install a resolver, and a decimal constant would otherwise move an error's line
+    codes = _run("""
+        out = [asm("cmp rcx, 1000", 0).hex(), asm("cmp rcx, 1000", 0, lambda n, v: False).hex(),
+               asm("cmp rcx, 0x3e8", 0, lambda n, v: False).hex()]
+        try:
+            asm("cmp rcx, 1073741824", 0, lambda n, v: False)
+            out.append("accepted")
+        except Exception as e:
+            out.append("refused")
+        print(json.dumps(out))
+    """)
+    assert codes[0] == "4881f9e8030000" == codes[2]          # 1000 = 0x3e8
+    assert codes[1] == "4881f900100000"                      # read as 0x1000
+    assert codes[3] == "refused"
+
+
 def test_some_garbage_is_accepted_silently():
     # why every shipped .s file is cross-checked against binutils
     ok = _run("""
