@@ -138,6 +138,7 @@ h_save_log:    .asciz "write the last N events (default all) to llm_log.txt"
 n_save_dump:   .asciz "save_dump"
 h_save_dump:   .asciz "write settings, model, memory, CPU and the log to llm_dump.txt"
 s_none_loaded: .asciz "no model loaded\n"
+s_kv_in_use:   .asciz "KV cache of the loaded model: %s (kv_type applies at the next model load)\n"
 s_keeping:     .asciz "keeping the current model\n"
 s_cfg_name:    .asciz "repl.cfg"
 s_cfg_tmp:     .asciz "repl.tmp"
@@ -209,7 +210,7 @@ commands:                             # CMD_ENTRY bytes each; a zero name ends i
 .extern vol_rename_file, vol_file_exists, trim, str_eq, str_len, parse_uint, str_copy
 .extern session_print_memory, set_parse_special, sess_encode, sess_encode_error, sess_decode, sess_tok_ready, tok_error_text, log_print, log_event, log_event2, name_icmp
 .extern cmd_system, cmd_history
-.extern threads_print, set_threads
+.extern threads_print, set_threads, session_kv_type_name
 
 # run_command(rcx = line after '/', rdx = length)
 run_command:
@@ -470,6 +471,12 @@ cmd_cfg:
     test eax, eax
     jz .Lout
     call settings_print_all
+    cmp dword ptr [rip + sess_loaded], 0
+    je .Lout
+    call session_kv_type_name         # what kv_type (auto by the format) made of this model
+    mov rdx, rax
+    lea rcx, [rip + s_kv_in_use]
+    call rt_printf
 .Lout:
     add rsp, 40
     ret

@@ -64,7 +64,7 @@ LIMITS = (C["MODEL_MAX_DIM"], C["MODEL_MAX_HIDDEN_DIM"], C["MODEL_MAX_LAYERS"], 
 TENSORS = ("TOKEN_EMBEDDING", "RMS_ATT", "WQ", "WK", "WV", "WO", "RMS_FFN", "W1", "W2", "W3",
            "RMS_FINAL", "WCLS")
 STATE = ("X", "XB", "XB2", "HB", "HB2", "Q", "ATT", "LOGITS", "KEY_CACHE", "VALUE_CACHE", "ROPE",
-         "XQ")
+         "XQ", "K", "V")
 TABLE = ("k_matvec", "k_rmsnorm", "k_softmax", "k_expf", "k_swiglu", "k_add", "k_scale", "k_axpy",
          "k_dot", "k_argmax", "k_rope_table", "k_rope_apply", "k_attention", "k_stream_read",
          "k_rope_table_ggml", "k_rope_apply_neox", "k_stub_to_float")
@@ -93,12 +93,13 @@ def expected_code(ints: tuple[int, ...], size: int) -> tuple[int, int | None]:
     return CODES["MODEL_OK"], None
 
 
-def state_bytes(cfg: ref.Config, ctx: int) -> int:
-    r64 = lambda n: (n * 4 + 63) // 64 * 64
-    kv = cfg.n_layers * ctx * cfg.kv_dim
-    sizes = [cfg.dim] * 3 + [cfg.hidden_dim] * 2 + [cfg.dim, cfg.n_heads * ctx, cfg.vocab_size,
-                                                     kv, kv, 2 * cfg.head_size,
-                                                     max(cfg.dim, cfg.hidden_dim)]
+def state_bytes(cfg: ref.Config, ctx: int, kv_bytes: int = 4) -> int:
+    """model_state.s's layout restated: 64-byte aligned f32 buffers, the caches of
+    kv_bytes-byte elements (4: f32, 2: f16), 64 bytes of slack."""
+    r64 = lambda n: (n + 63) // 64 * 64
+    kv = cfg.n_layers * ctx * cfg.kv_dim * kv_bytes
+    sizes = [4 * n for n in [cfg.dim] * 3 + [cfg.hidden_dim] * 2 + [cfg.dim, cfg.n_heads * ctx, cfg.vocab_size]]
+    sizes += [kv, kv] + [4 * n for n in (2 * cfg.head_size, max(cfg.dim, cfg.hidden_dim), cfg.kv_dim, cfg.kv_dim)]
     return sum(r64(n) for n in sizes) + 64
 
 
@@ -626,7 +627,7 @@ def test_state_bytes_and_init_refusals():
     # the layout: 64-aligned buffers inside [mem, mem + need), in order, zeroed
     ptrs = [am.u64(f"MODEL_S_{s}") for s in STATE]
     assert all(p % 64 == 0 for p in ptrs) and ptrs == sorted(ptrs)
-    assert mem <= ptrs[0] and ptrs[-1] + 4 * max(cfg.dim, cfg.hidden_dim) <= mem + need
+    assert mem <= ptrs[0] and ptrs[-1] + 4 * cfg.kv_dim <= mem + need
     assert am.emu.read(ptrs[0], ptrs[-1] - ptrs[0]) == bytes(ptrs[-1] - ptrs[0])
     assert am.u32("MODEL_CTX_LEN") == 16
     assert am.u64("MODEL_KV_LAYER_BYTES") == 16 * cfg.kv_dim * 4
@@ -663,7 +664,10 @@ def test_forward_numpy_kernels_random(shape, steps):
     L = m.config.n_layers
     assert calls == {"k_rope_table": steps, "k_rmsnorm": steps * (2 * L + 1), "k_matvec": steps * (7 * L + 1),
                      "k_rope_apply": steps * 2 * L, "k_attention": steps * L, "k_add": steps * 2 * L,
-                     "k_swiglu": steps * L, "k_stub_to_float": steps}
+                     "k_swiglu": steps * L,
+                     # the embedding row, then each layer's k and v rows into the f32 caches
+                     # (fw_kv_store copies them with F32's to_float body)
+                     "k_stub_to_float": steps * (1 + 2 * L)}
 
 
 def test_forward_numpy_kernels_stories260k():
