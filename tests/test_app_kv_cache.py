@@ -14,7 +14,20 @@ import pytest
 
 from tests.reference import gguf_forward as ref
 from tests.support import REPO, model_file
-from tests.test_app_gguf_model import C, GgufAsmModel, greedy_against_reference, machine
+from tests.test_app_gguf_model import C, GgufAsmModel, greedy_against_reference, image
+from tests.test_app_gguf_model import machine as _machine
+
+
+def machine(where: str):
+    """unicorn (SSE2 bodies, guard pages), native (the host's path: AVX2 + F16C here) or
+    native-sse2 (the SSE2 bodies on the host CPU)."""
+    if where != "native-sse2":
+        return _machine(where)
+    from peasm.runners.native import host_cpu_bits
+    from tests.test_app_model import NativeMachine
+    nm = NativeMachine(image())
+    assert nm.call("kernels_init", host_cpu_bits(), 1) == 1         # K_CHOICE_SSE2 -> K_PATH_SSE2
+    return nm
 
 TINY = "quant/tiny256-Q8_0.gguf"
 ATT_KV_TYPE = next(int(ln.split(",")[1].split("#")[0], 0)
@@ -59,7 +72,7 @@ def _store(am: GgufAsmModel, layer: int, pos: int, k: np.ndarray, v: np.ndarray,
     return mc.call("fw_kv_store", am.m, layer, pos, pk, pv, n)
 
 
-@pytest.mark.parametrize("where", ["unicorn", "native"])
+@pytest.mark.parametrize("where", ["unicorn", "native", "native-sse2"])
 def test_store_rounds_as_numpy_float16(where):
     am = GgufAsmModel(machine(where), model_file(TINY).read_bytes(), ctx=16, kv_type="f16")
     assert am.status == 0, am.message(am.status)
@@ -79,7 +92,7 @@ def test_store_rounds_as_numpy_float16(where):
     assert _cache_row(am, "KEY", 0, 3, n) == bytes(2 * kv_dim * n)
 
 
-@pytest.mark.parametrize("where", ["unicorn", "native"])
+@pytest.mark.parametrize("where", ["unicorn", "native", "native-sse2"])
 def test_store_signaling_nan_is_made_quiet_as_f16c_does(where):
     """numpy's cast keeps a signaling NaN signaling (0x7f800001 -> 0x7c01); F16C's vcvtps2ph,
     which ggml uses, makes it quiet (-> 0x7e00). Both paths give the hardware's bits."""
