@@ -167,3 +167,64 @@ def test_f16_caches_change_the_logits_as_the_reference_does():
         d16 = max(d16, float(np.abs(ours - r16.forward(tok, pos)).max()))
         d32 = max(d32, float(np.abs(ours - r32.forward(tok, pos)).max()))
     assert d16 < d32 / 10, (d16, d32)
+
+
+def _write_qwen2(path, seed: int = 3) -> None:
+    """A small random qwen2 GGUF (F32 weights, q/k/v biases, NeoX RoPE, GQA, tied output):
+    the biases and RoPE happen before the f16 rounding of the stored rows."""
+    from gguf import GGUFWriter
+    rng = np.random.default_rng(seed)
+    dim, hidden, layers, heads, kv_heads, vocab = 64, 160, 2, 4, 2, 96
+    kv = kv_heads * dim // heads
+    w = GGUFWriter(str(path), "qwen2")
+    w.add_block_count(layers)
+    w.add_embedding_length(dim)
+    w.add_feed_forward_length(hidden)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_context_length(64)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(1000000.0)
+
+    def add(name, *shape, scale=0.3):
+        w.add_tensor(name, (scale * rng.standard_normal(shape)).astype(np.float32))
+
+    add("token_embd.weight", vocab, dim, scale=1.0)
+    w.add_tensor("output_norm.weight", np.ones(dim, np.float32))
+    for l in range(layers):
+        p = f"blk.{l}."
+        w.add_tensor(p + "attn_norm.weight", np.ones(dim, np.float32))
+        w.add_tensor(p + "ffn_norm.weight", np.ones(dim, np.float32))
+        add(p + "attn_q.weight", dim, dim)
+        add(p + "attn_k.weight", kv, dim)
+        add(p + "attn_v.weight", kv, dim)
+        add(p + "attn_q.bias", dim, scale=2.0)
+        add(p + "attn_k.bias", kv, scale=40.0)      # large keys: their f16 rounding shows
+        add(p + "attn_v.bias", kv, scale=2.0)
+        add(p + "attn_output.weight", dim, dim)
+        add(p + "ffn_gate.weight", hidden, dim)
+        add(p + "ffn_up.weight", hidden, dim)
+        add(p + "ffn_down.weight", dim, hidden)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("where", ["native", "unicorn"])
+def test_qwen2_biases_and_neox_rope_before_the_f16_store(tmp_path, where):
+    """The asm's f16 run equals the f16 reference closely (and is farther from the f32 one):
+    bias, then RoPE, then rounding, in llama.cpp's order."""
+    path = tmp_path / "qwen2.gguf"
+    _write_qwen2(path)
+    am = GgufAsmModel(machine(where), path.read_bytes(), ctx=64, kv_type="f16")
+    assert am.status == 0, am.message(am.status)
+    m = ref.GGUFModel(path)
+    r16, r32 = ref.GGUFTransformer(m, ctx=64, kv_type="f16"), ref.GGUFTransformer(m, ctx=64, kv_type="f32")
+    d16 = d32 = 0.0
+    for pos, tok in enumerate([1, 50, 20, 7, 90, 33, 64, 5, 17, 2, 81, 40]):
+        ours, want = am.logits(tok, pos), r16.forward(tok, pos)
+        scale = float(np.abs(want).max())
+        d16 = max(d16, float(np.abs(ours - want).max()) / scale)
+        d32 = max(d32, float(np.abs(ours - r32.forward(tok, pos)).max()) / scale)
+    assert d16 < 1e-4 and d16 < d32 / 10, (d16, d32)
