@@ -11,6 +11,7 @@
 s_bad_value:   .asciz "bad value: expected "
 s_usage_paren: .asciz " (usage: /%s %s)\n"
 s_ctx:         .asciz "context: %u / %u tokens used\n"
+s_kv_in_use:   .asciz "KV cache of the loaded model: %s (kv_type applies at the next model load)\n"
 s_cleared:     .asciz "conversation cleared\n"
 version_text:  .asciz "llm-uefi 0.1.0: GGUF and llama2.c models in x86-64 assembly, on UEFI (built by peasm)\n"
 s_kernels:     .asciz "kernels: "
@@ -27,7 +28,7 @@ s_nl:          .asciz "\n"
 .extern settings_find, settings_set, settings_print_setting, settings_print_usage
 .extern settings_print_all, settings_reset, set_seed, set_attn, set_threads, threads_print
 .extern sess_model, sess_pos, session_clear, session_apply_settings, session_reseed
-.extern session_print_memory, trim, str_len
+.extern session_print_memory, trim, str_len, sess_loaded, session_kv_type_name
 
 # cmd_set: a setter command bound to a settings key. No value: show it.
 cmd_set:
@@ -150,6 +151,12 @@ cmd_cfg:
     test eax, eax
     jz .Lout
     call settings_print_all
+    cmp dword ptr [rip + sess_loaded], 0
+    je .Lout
+    call session_kv_type_name         # what kv_type (auto by the format) made of this model
+    mov rdx, rax
+    lea rcx, [rip + s_kv_in_use]
+    call rt_printf
 .Lout:
     add rsp, 40
     ret

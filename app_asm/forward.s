@@ -7,9 +7,10 @@
 #
 #   x = dequantize(tok_embd[token])
 #   per layer l:  xb = rmsnorm(x, attn_norm[l])
-#                 q = wq[l] @ xb (+ bq);  key_cache[l][pos] = wk[l] @ xb (+ bk);
-#                 value_cache[l][pos] = wv[l] @ xb (+ bv)
-#                 RoPE(q), RoPE(key row) with the table of `pos` (computed once per token)
+#                 q = wq[l] @ xb (+ bq);  k = wk[l] @ xb (+ bk);  v = wv[l] @ xb (+ bv)
+#                 RoPE(q), RoPE(k) with the table of `pos` (computed once per token)
+#                 key_cache[l][pos] = k, value_cache[l][pos] = v   (fw_kv_store: f32 kept,
+#                                      or rounded to f16 when the caches are f16, as ggml)
 #                 xb = attention(q, key_cache[l][0..pos], value_cache[l][0..pos])
 #                 x += wo[l] @ xb
 #                 xb = rmsnorm(x, ffn_norm[l]);  hb = silu(w_gate[l] @ xb) * (w_up[l] @ xb)
@@ -23,17 +24,15 @@
 .include "model.inc"
 
 .section .text
-.global model_forward
+.global model_forward, fw_kv_store
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_rows
 
-# Frame below the 8 pushes: shadow space, stack arguments 5..7, this layer's cache rows.
+# Frame below the 8 pushes: shadow space, stack arguments 5..7.
 .equ FW_ARG5, 32
 .equ FW_ARG6, 40
 .equ FW_ARG7, 48
-.equ FW_KROW, 56                      # &key_cache[l][pos]
-.equ FW_VROW, 64                      # &value_cache[l][pos]
-.equ FW_FRAME, 72                     # 8 pushes + 72 + return address: 16-byte aligned
+.equ FW_FRAME, 56                     # 8 pushes + 56 + return address: 16-byte aligned
 
 # Registers through the layer loop (callee-saved, so they survive the kernel calls):
 #   rbx Model*, r12 pos, r13 layer l, rdi l's LAYER row, rsi l's offset in the caches.
@@ -129,28 +128,27 @@ model_forward:
     FW_RMSNORM MODEL_S_XB, MODEL_S_X, rdi+LAYER_ATTN_NORM
     FW_MATMUL [rbx+MODEL_S_Q], [rdi+LAYER_ATTN_Q], MODEL_S_XB
 
-    mov rsi, r13                      # this layer's caches, and their row `pos`
-    imul rsi, [rbx + MODEL_KV_LAYER_BYTES]
-    mov eax, [rbx + MODEL_KV_DIM]
-    imul rax, r12
-    lea rax, [rsi + rax * 4]
-    mov rcx, [rbx + MODEL_S_KEY_CACHE]
-    add rcx, rax
-    mov [rsp + FW_KROW], rcx
-    mov rcx, [rbx + MODEL_S_VALUE_CACHE]
-    add rcx, rax
-    mov [rsp + FW_VROW], rcx
-
-    FW_MATMUL [rsp+FW_KROW], [rdi+LAYER_ATTN_K], MODEL_S_XB   # k, v straight into the caches
-    FW_MATMUL [rsp+FW_VROW], [rdi+LAYER_ATTN_V], MODEL_S_XB
+    FW_MATMUL [rbx+MODEL_S_K], [rdi+LAYER_ATTN_K], MODEL_S_XB
+    FW_MATMUL [rbx+MODEL_S_V], [rdi+LAYER_ATTN_V], MODEL_S_XB
     FW_BIAS [rbx+MODEL_S_Q], LAYER_ATTN_Q_BIAS, MODEL_DIM
-    FW_BIAS [rsp+FW_KROW], LAYER_ATTN_K_BIAS, MODEL_KV_DIM
-    FW_BIAS [rsp+FW_VROW], LAYER_ATTN_V_BIAS, MODEL_KV_DIM
+    FW_BIAS [rbx+MODEL_S_K], LAYER_ATTN_K_BIAS, MODEL_KV_DIM
+    FW_BIAS [rbx+MODEL_S_V], LAYER_ATTN_V_BIAS, MODEL_KV_DIM
 
     mov rcx, [rbx + MODEL_S_Q]        # RoPE: q over dim, k over kv_dim, same table
-    mov rdx, [rsp + FW_KROW]
+    mov rdx, [rbx + MODEL_S_K]
     call fw_rope
 
+    mov rcx, rbx                      # the caches' row `pos` of this layer = k, v
+    mov edx, r13d
+    mov r8d, r12d
+    mov r9, [rbx + MODEL_S_K]
+    mov rax, [rbx + MODEL_S_V]
+    mov [rsp + FW_ARG5], rax
+    mov dword ptr [rsp + FW_ARG6], 1
+    call fw_kv_store
+
+    mov rsi, r13                      # this layer's caches
+    imul rsi, [rbx + MODEL_KV_LAYER_BYTES]
     lea rcx, [rbx + MODEL_ATT_BLOCK]  # xb = attention over rows 0..pos of this layer
     mov rax, [rbx + MODEL_S_KEY_CACHE]
     add rax, rsi
@@ -316,37 +314,97 @@ fw_matmul:
     pop rsi
     ret
 
-# ---------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------
+# The KV cache's writer (one block: the batched prefill, forward_batch.s, calls it too).
+#
 # fw_kv_store(rcx = Model*, edx = layer, r8d = pos, r9 = K f32 rows, [rsp+40] = V f32 rows,
-#   dword [rsp+48] = n) : stores n consecutive rows of kv_dim floats (K rows, V rows: each
-#   n * kv_dim floats, contiguous) at positions pos..pos+n-1 of that layer's key and value
-#   caches, in the caches' element type (f32 here: a copy). The caller keeps layer <
-#   n_layers and pos + n <= ctx_len; n may be 0. For model_forward_batch (forward_batch.s).
-#   Clobbers rax, rcx, rdx, r8-r11.
-.global fw_kv_store
+#             dword [rsp+48] = n) -> eax = MODEL_OK, or MODEL_E_POS when layer >= n_layers or
+#             pos + n > ctx_len (nothing stored)
+#   Stores the n consecutive kv_dim-float rows of K and of V (row-major, kv_dim floats
+#   apart) at positions pos .. pos+n-1 of layer `layer`'s key and value caches, in the
+#   caches' element type (MODEL_KV_TYPE): f32 copied; f16 rounded to nearest even, as ggml's
+#   fp32 -> fp16 (ggml_type_body(GGML_TYPE_F16, GGML_TT_FROM_FLOAT): quantize_row_f16, F16C's
+#   vcvtps2ph with rounding 0 on the AVX2 path, the exact integer rounding of ggml_cvt.inc's
+#   GF2H_SSE2 on the SSE2 path; both the same bits for every f32, subnormal results, inf and
+#   NaN included). n = 0 stores nothing. Needs the run state (MODEL_F_STATE) and
+#   kernels_init. The f32 inputs are only read. Clobbers the volatile registers.
+.equ KV_ARG_V, 40 + 8 * 8 + 40       # [rsp+40] at entry, past the 8 pushes and our frame
+.equ KV_ARG_N, 48 + 8 * 8 + 40
 fw_kv_store:
+    push rbx
+    push rbp
     push rsi
     push rdi
-    mov r10d, [rcx + MODEL_KV_DIM]
-    mov r11d, dword ptr [rsp + 16 + 48]
-    imul r11, r10
-    shl r11, 2                        # bytes of n rows
-    mov eax, edx
-    imul rax, [rcx + MODEL_KV_LAYER_BYTES]
-    mov edx, r8d
-    imul rdx, r10
-    lea rax, [rax + rdx * 4]          # the layer's row pos, from a cache's start
-    mov rdi, [rcx + MODEL_S_KEY_CACHE]
-    add rdi, rax
-    mov r8, [rcx + MODEL_S_VALUE_CACHE]
-    add r8, rax
-    mov rsi, r9
-    mov rcx, r11
-    rep movsb
-    mov rdi, r8
-    mov rsi, [rsp + 16 + 40]
-    mov rcx, r11
-    rep movsb
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 40
+    mov rbx, rcx
+    mov eax, MODEL_E_POS
+    cmp edx, [rbx + MODEL_N_LAYERS]
+    jae .Lret
+    mov r14d, [rsp + KV_ARG_N]        # rows
+    mov r10d, r8d
+    add r10, r14
+    mov ecx, [rbx + MODEL_CTX_LEN]
+    cmp r10, rcx
+    ja .Lret
+    mov rsi, r9                       # K rows
+    mov rdi, [rsp + KV_ARG_V]         # V rows
+    mov r12d, edx
+    imul r12, [rbx + MODEL_KV_LAYER_BYTES]
+    mov ebp, [rbx + MODEL_KV_DIM]     # rbp = bytes of one cache row
+    mov eax, r8d
+    imul rax, rbp                     # elements before row pos
+    add rbp, rbp
+    add rax, rax
+    cmp dword ptr [rbx + MODEL_KV_TYPE], GGML_TYPE_F16
+    je .Lf16
+    add rbp, rbp
+    add rax, rax
+    add r12, rax                      # this layer's row pos, in bytes from a cache's start
+    mov ecx, GGML_TYPE_F32            # f32: its to_float body is a copy
+    mov edx, GGML_TT_TO_FLOAT
+    jmp .Lbody
+.Lf16:
+    add r12, rax
+    mov ecx, GGML_TYPE_F16            # f16: quantize_row_f16
+    mov edx, GGML_TT_FROM_FLOAT
+.Lbody:
+    call ggml_type_body
+    mov r15, rax
+    mov r13, [rbx + MODEL_S_VALUE_CACHE]
+    add r13, r12
+    add r12, [rbx + MODEL_S_KEY_CACHE]
+.Lrow:
+    test r14d, r14d
+    jz .Lstored
+    mov rcx, r12
+    mov rdx, rsi
+    mov r8d, [rbx + MODEL_KV_DIM]
+    call r15
+    mov rcx, r13
+    mov rdx, rdi
+    mov r8d, [rbx + MODEL_KV_DIM]
+    call r15
+    add r12, rbp
+    add r13, rbp
+    mov eax, [rbx + MODEL_KV_DIM]
+    lea rsi, [rsi + rax * 4]
+    lea rdi, [rdi + rax * 4]
+    dec r14d
+    jmp .Lrow
+.Lstored:
+    xor eax, eax                      # MODEL_OK
+.Lret:
+    add rsp, 40
+    pop r15
+    pop r14
+    pop r13
+    pop r12
     pop rdi
     pop rsi
+    pop rbp
+    pop rbx
     ret

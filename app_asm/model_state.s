@@ -5,9 +5,10 @@
 .section .text
 .global model_state_bytes, model_init_state
 
-# state_layout(rcx = Model* (checked), edx = ctx_len (valid), r8 = qword[MODEL_N_STATE])
-#   -> rax = bytes of the laid-out state (no slack). out[i] = byte offset of buffer i (the
-#   MODEL_S_* order), each rounded up to 64 bytes. Clobbers rdx, r10, r11. Private.
+# state_layout(rcx = Model* (checked, KV_TYPE normalized), edx = ctx_len (valid),
+#   r8 = qword[MODEL_N_STATE]) -> rax = bytes of the laid-out state (no slack). out[i] = byte
+#   offset of buffer i (the MODEL_S_* order), each rounded up to 64 bytes. The caches take
+#   2 (f16) or 4 (f32) bytes an element. Clobbers rdx, r10, r11. Private.
 .macro MDL_LAYOUT_NEXT idx
     mov [r8 + \idx * 8], r10
     add rax, 63
@@ -55,7 +56,11 @@ state_layout:
     mov edx, [rcx + MODEL_KV_DIM]
     imul rax, rdx
     imul rax, r11
-    shl rax, 2
+    add rax, rax                      # f16: 2 bytes an element
+    cmp dword ptr [rcx + MODEL_KV_TYPE], GGML_TYPE_F16
+    je .Lkv_bytes
+    add rax, rax                      # f32: 4
+.Lkv_bytes:
     mov rdx, rax
     MDL_LAYOUT_NEXT 8                 # key cache: layers * ctx * kv_dim
     mov rax, rdx
@@ -96,12 +101,23 @@ state_layout:
     cmp eax, edx
     cmovb eax, edx
     MDL_ROWS 21                       # BXQ: a row holds max(dim, hidden) in any vec_dot_type
+    mov eax, [rcx + MODEL_KV_DIM]
+    shl rax, 2
+    MDL_LAYOUT_NEXT 22                # k: kv_dim f32
+    mov eax, [rcx + MODEL_KV_DIM]
+    shl rax, 2
+    MDL_LAYOUT_NEXT 23                # v: kv_dim f32
     mov rax, r10
     ret
 
 # check_ctx(rcx = Model*, edx = ctx_len) -> eax = 0, MODEL_E_NOT_READY or MODEL_E_CTX
-# (also stored in MODEL_ERROR; the ctx in MODEL_ERR_VALUE). Private; clobbers nothing else.
+# (also stored in MODEL_ERROR; the ctx in MODEL_ERR_VALUE). A KV_TYPE other than
+# GGML_TYPE_F16 is made GGML_TYPE_F32. Private; clobbers nothing else.
 check_ctx:
+    cmp dword ptr [rcx + MODEL_KV_TYPE], GGML_TYPE_F16
+    je .Lkv_known
+    mov dword ptr [rcx + MODEL_KV_TYPE], GGML_TYPE_F32
+.Lkv_known:
     mov eax, MODEL_E_NOT_READY
     test dword ptr [rcx + MODEL_FLAGS], MODEL_F_CHECKED
     jz .Lout
@@ -170,7 +186,11 @@ model_init_state:
     mov [rbx + MODEL_CTX_LEN], eax
     mov ecx, [rbx + MODEL_KV_DIM]
     imul rcx, rax
-    shl rcx, 2
+    add rcx, rcx                      # f16: 2 bytes an element
+    cmp dword ptr [rbx + MODEL_KV_TYPE], GGML_TYPE_F16
+    je .Lkv_layer
+    add rcx, rcx                      # f32: 4
+.Lkv_layer:
     mov [rbx + MODEL_KV_LAYER_BYTES], rcx
     # k_attention's block: everything but the per-layer caches and the position
     lea rdi, [rbx + MODEL_ATT_BLOCK]
@@ -187,6 +207,8 @@ model_init_state:
     mov [rdi + ATT_N_KV_HEADS], eax
     mov eax, [rbx + MODEL_HEAD_SIZE]
     mov [rdi + ATT_HEAD_SIZE], eax
+    mov eax, [rbx + MODEL_KV_TYPE]
+    mov [rdi + ATT_KV_TYPE], eax
     or dword ptr [rbx + MODEL_FLAGS], MODEL_F_STATE
     xor eax, eax
     jmp .Lret

@@ -69,7 +69,9 @@ s_tok_ok:         .asciz "tokenizer: "
 s_tok_prefix:     .asciz "tokenizer "
 s_tokenizer_bin:  .asciz "tokenizer.bin"
 s_mem_weights:    .asciz "weights    %h MiB  (%s, in its file form)\n"
-s_mem_kv:         .asciz "KV cache   %h MiB  (%u layers x %u tokens x 2, f32)\n"
+s_mem_kv:         .asciz "KV cache   %h MiB  (%u layers x %u tokens x 2, %s)\n"
+s_f16:            .asciz "f16"
+s_f32:            .asciz "f32"
 s_mem_state:      .asciz "run state  %h MiB  (activations, logits, layer table, sampler, history)\n"
 s_mem_tok:        .asciz "tokenizer  %h MiB\n"
 s_mem_free:       .asciz "free       %h MiB  (the largest free range %h MiB)\n"
@@ -77,7 +79,7 @@ s_mem_none:       .asciz "no model loaded\n"
 
 .section .text
 .global session_apply_settings, session_reseed, session_clear, session_load_model, session_print_summary, session_unload
-.global session_print_memory, mib_h
+.global session_print_memory, mib_h, session_kv_type_name
 .extern log_event2, model_bind_weights, model_layers_bytes, model_check_header, model_init_state, model_state_bytes, print_hundredths
 .extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
 .extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
@@ -87,7 +89,7 @@ s_mem_none:       .asciz "no model loaded\n"
 .extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
 .extern sess_vocab_load, sess_vocab_free, vocab_ws_size
-.extern chat_clear, chat_model_loaded, threads_apply
+.extern chat_clear, chat_model_loaded, threads_apply, set_kv_type
 
 # mib_h(rcx = bytes) -> rax = MiB in hundredths (for %h), rounded to the nearest. Leaf;
 # clobbers rdx. Also gguf_info.s's.
@@ -96,6 +98,35 @@ mib_h:
     mov edx, 100
     mul rdx
     shrd rax, rdx, 20
+    ret
+
+# kv_type_apply(): sess_model's MODEL_KV_TYPE from the kv_type setting and the model's
+# format: f16 or f32 as set; auto: GGML_TYPE_F16 for a GGUF (llama.cpp's default cache type),
+# GGML_TYPE_F32 for a llama2.c model (run.c's). Before each model_state_bytes: the format is
+# known once the file's header is. Leaf; clobbers eax, edx.
+kv_type_apply:
+    mov edx, [rip + set_kv_type]
+    mov eax, GGML_TYPE_F16
+    cmp edx, KV_F16
+    je .Lset
+    mov eax, GGML_TYPE_F32
+    cmp edx, KV_F32
+    je .Lset
+    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    jne .Lset
+    mov eax, GGML_TYPE_F16
+.Lset:
+    mov [rip + sess_model + MODEL_KV_TYPE], eax
+    ret
+
+# session_kv_type_name() -> rax = "f16" or "f32": the loaded model's KV cache type (only
+# meaningful while sess_loaded). Leaf; changes rax only.
+session_kv_type_name:
+    lea rax, [rip + s_f16]
+    cmp dword ptr [rip + sess_model + MODEL_KV_TYPE], GGML_TYPE_F16
+    je .Lout
+    lea rax, [rip + s_f32]
+.Lout:
     ret
 
 # session_print_memory(): /mem: what the model, its KV cache, the run state and the tokenizer
@@ -120,7 +151,10 @@ session_print_memory:
     add rcx, rcx                      # keys and values
     mov rbx, rcx
     call mib_h
-    mov rdx, rax
+    mov [rsp + 40], rax
+    call session_kv_type_name
+    mov [rsp + 32], rax
+    mov rdx, [rsp + 40]
     mov r8d, [rip + sess_model + MODEL_N_LAYERS]
     mov r9d, [rip + sess_model + MODEL_CTX_LEN]
     lea rcx, [rip + s_mem_kv]
@@ -208,6 +242,9 @@ fit_context:
     push r12
     sub rsp, 40
     mov r12, rcx
+    mov esi, edx
+    call kv_type_apply                # the cache's element size counts
+    mov edx, esi
     mov esi, SESSION_MIN_CTX          # lo: candidate known... (checked below)
     mov edi, edx                      # hi
     cmp edi, esi
@@ -402,6 +439,7 @@ session_load_model:
     test eax, eax
     jnz .Lbad_header_free
     # the run state
+    call kv_type_apply
     lea rcx, [rip + sess_model]
     mov edx, r14d
     call model_state_bytes
@@ -519,6 +557,7 @@ session_load_model:
     call rt_print_cstr
     lea rcx, [rip + s_no_memory]
     call rt_print_cstr
+    call kv_type_apply
     lea rcx, [rip + sess_model]       # weights + minimal state + reserve
     mov edx, SESSION_MIN_CTX
     mov eax, [rip + sess_model + MODEL_SEQ_LEN]

@@ -349,7 +349,8 @@ def _align64(n: int) -> int:
 
 
 def state_bytes(m: ModelInfo, ctx: int) -> int:
-    """Run-state bytes for `ctx` tokens: app_asm/model.s's state_layout, f32 KV cache."""
+    """Run-state bytes for `ctx` tokens: app_asm/model_state.s's state_layout with an f32 KV
+    cache (kv_type = f32; the f16 cache GGUF models get by default needs less: an upper bound)."""
     q = max(m.dim, m.n_heads * m.head_dim)
     parts = [m.dim * 4] * 3 + [m.hidden_dim * 4] * 2 + [q * 4, m.n_heads * ctx * 4, m.vocab_size * 4]
     parts += [m.n_layers * ctx * m.kv_dim * 4] * 2 + [m.head_dim * 8, max(m.dim, m.hidden_dim) * 4]
@@ -357,6 +358,7 @@ def state_bytes(m: ModelInfo, ctx: int) -> int:
     rows = [_align64(m.dim * 4)] * 4 + [_align64(m.hidden_dim * 4)] * 2 + [
         _align64(m.head_dim * 8), _align64(max(m.dim, m.hidden_dim) * 4)]
     parts += [r * MODEL_BATCH for r in rows] + [m.kv_dim * 4 * MODEL_BATCH] * 2
+    parts += [m.kv_dim * 4] * 2                     # this token's k and v before the cache
     return sum(_align64(p) for p in parts) + 64
 
 

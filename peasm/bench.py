@@ -302,6 +302,21 @@ class KernelBench:
         params.view(np.uint8)[:64] = np.frombuffer(block, np.uint8)
         emit("attention", f"{n_heads}x{hs}@{pos + 1}", 2 * f * (pos + 1) * kv, f"attention_{path}",
              (params.ctypes.data,))
+        # the same and SmolLM2's shape (9 heads of 64 on 3 KV heads, pos 511) with f32 and f16
+        # caches (ATT_KV_TYPE 0 / 1: GGML_TYPE_F32 / F16); bytes: the cache rows read
+        cache = s.view(np.uint8)[1_000_000:1_000_000 + 2 * 4 * 512 * 192]
+        values = {4: rng.standard_normal(cache.size // 4, dtype=np.float32).view(np.uint8),
+                  2: rng.standard_normal(cache.size // 2).astype(np.float16).view(np.uint8)}
+        for n_heads, n_kv, hs, seq in ((6, 6, 48, 256), (9, 3, 64, 512)):
+            pos, kv = seq - 1, n_kv * hs
+            for kv_type, el in ((0, 4), (1, 2)):
+                cache[:] = values[el]
+                kc, vc = a + 1_000_000, a + 1_000_000 + el * seq * kv
+                block = struct.pack("<5Q6I", a + 700_000, a, kc, vc, a + 800_000, pos, n_heads, n_kv, hs, seq,
+                                    kv_type)
+                params.view(np.uint8)[:64] = np.frombuffer(block, np.uint8)
+                emit("attention_" + ("f32" if kv_type == 0 else "f16"), f"{n_heads}/{n_kv}x{hs}@{pos + 1}",
+                     2 * el * (pos + 1) * kv, f"attention_{path}", (params.ctypes.data,))
 
 
 def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = None,

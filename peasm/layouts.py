@@ -166,8 +166,8 @@ MODEL = _s("MODEL",
            "S_Q:ptr",              # f32[dim]   query
            "S_ATT:ptr",            # f32[n_heads * ctx_len] attention scores
            "S_LOGITS:ptr",         # f32[vocab]
-           "S_KEY_CACHE:ptr",      # f32[layers * ctx_len * kv_dim]
-           "S_VALUE_CACHE:ptr",    # f32[layers * ctx_len * kv_dim]
+           "S_KEY_CACHE:ptr",      # KV_TYPE[layers * ctx_len * kv_dim]
+           "S_VALUE_CACHE:ptr",    # KV_TYPE[layers * ctx_len * kv_dim]
            "S_ROPE:ptr",           # f32[2 * head_size] RoPE table of the current position
            "S_XQ:ptr",             # bytes[4 * max(dim, hidden)]: the input in a vec_dot_type
            # the batched prefill's rows (app_asm/forward_batch.s), MODEL_BATCH rows each; a
@@ -182,14 +182,19 @@ MODEL = _s("MODEL",
            "S_BHB2:ptr",           # f32[B][hidden] ups
            "S_BROPE:ptr",          # f32[B][2 * head_size] RoPE tables, one per row's position
            "S_BXQ:ptr",            # bytes[B][round64(4 * max(dim, hidden))] converted inputs
+           "S_K:ptr",              # f32[kv_dim] this token's key (bias, RoPE) before the cache
+           "S_V:ptr",              # f32[kv_dim] this token's value before the cache
+           "KV_TYPE:u32",          # the caches' element type: GGML_TYPE_F32 (0, what a cleared
+                                   # struct holds) or GGML_TYPE_F16; the loader's caller sets it
+                                   # before model_state_bytes / model_init_state
            "XQ_SRC:ptr",           # the f32 vector S_XQ was made from (with XQ_FMT)
-           "KV_LAYER_BYTES:u64",   # ctx_len * kv_dim * 4, one layer of one cache
+           "KV_LAYER_BYTES:u64",   # ctx_len * kv_dim * (4 or 2), one layer of one cache
            "STATE_TOTAL:u64",      # model_state_bytes of the current run state
            ("ATT_BLOCK", "u8", 64))  # k_attention's parameter block (ATT_SIZE bytes)
 
 
 STRUCTS: dict[str, AppStruct] = {s.name: s for s in (TENSOR, LAYER, MODEL, GGUF, GGUF_VALUE)}
-MODEL_N_STATE = 22          # S_X .. S_BXQ, in that order
+MODEL_N_STATE = 24          # S_X .. S_V, in that order
 MODEL_BATCH = 32            # rows (prompt tokens) model_forward_batch runs through a layer together
 
 

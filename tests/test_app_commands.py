@@ -88,6 +88,7 @@ GOOD_AND_BAD = [
     ("/budget -3", ["bad value: expected a whole number from 0 to 3600000 (usage: /budget [MS])"]),
     ("/parse_special on", ["parse_special = on"]),
     ("/parse_special maybe", ["bad value: expected on or off (usage: /parse_special [VALUE])"]),
+    ("/mem", ["KV cache   0.02 MiB  (3 layers x 64 tokens x 2, f32)"]),   # 2*3*64*16 f32: 24 KiB
     ("/mem x", ["usage: /mem"]),
     ("/ctx", ["context: 0 / 64 tokens used"]),
     ("/ctx now", ["usage: /ctx"]),
@@ -100,7 +101,9 @@ GOOD_AND_BAD = [
     ("/cpu x", ["usage: /cpu"]),
     ("/version", ["llm-uefi 0.1.0: GGUF and llama2.c models in x86-64 assembly, on UEFI (built by peasm)"]),
     ("/version 2", ["usage: /version"]),
-    ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = model.bin  (found on the volume)"]),
+    ("/cfg", ["temperature = 0.250  (command)", "top_p = 0.950  (command)", "model = model.bin  (found on the volume)",
+              "kv_type = auto  (default)",
+              "KV cache of the loaded model: f32 (kv_type applies at the next model load)"]),
     ("/cfg x", ["usage: /cfg"]),
     ("/model", ["model: model.bin (dim 48, hidden 100, layers 3, heads 6/2, vocab 512 (own classifier), seq_len 64, context 64, 0.11M params)"]),
     ("/model missing.bin", ["model missing.bin: cannot open the file (EFI status 14)", "keeping the current model"]),

@@ -49,9 +49,10 @@ def image():
 
 
 class GgufAsmModel:
-    """A GGUF file loaded through the asm: open, config, bind, state; forward(token, pos)."""
+    """A GGUF file loaded through the asm: open, config, bind, state; forward(token, pos).
+    kv_type: the caches' element type, "f16" as the program's default for GGUF (session.s)."""
 
-    def __init__(self, machine, data: bytes, ctx: int = 96):
+    def __init__(self, machine, data: bytes, ctx: int = 96, kv_type: str = "f16"):
         self.mc = machine
         self.file = machine.alloc(len(data), data, align=64)
         self.g = machine.alloc(C["GGUF_SIZE"], align=8)
@@ -67,6 +68,7 @@ class GgufAsmModel:
         if self.status:
             return
         ctx = min(ctx, self.u32("MODEL_SEQ_LEN"))
+        machine.write(self.m + C["MODEL_KV_TYPE"], struct.pack("<I", C[f"GGML_TYPE_{kv_type.upper()}"]))
         need = machine.call("model_state_bytes", self.m, ctx)
         self.status = machine.call("model_init_state", self.m, machine.alloc(need, align=64), ctx, need)
 

@@ -244,7 +244,7 @@ def test_state_bytes_and_init_refusals():
     # the layout: 64-aligned buffers inside [mem, mem + need), in order, zeroed
     ptrs = [am.u64(f"MODEL_S_{s}") for s in STATE]
     assert all(p % 64 == 0 for p in ptrs) and ptrs == sorted(ptrs)
-    assert mem <= ptrs[0] and ptrs[-1] + 4 * max(cfg.dim, cfg.hidden_dim) <= mem + need
+    assert mem <= ptrs[0] and ptrs[-1] + 4 * cfg.kv_dim <= mem + need
     assert am.emu.read(ptrs[0], ptrs[-1] - ptrs[0]) == bytes(ptrs[-1] - ptrs[0])
     assert am.u32("MODEL_CTX_LEN") == 16
     assert am.u64("MODEL_KV_LAYER_BYTES") == 16 * cfg.kv_dim * 4

@@ -47,7 +47,10 @@ def test_forward_numpy_kernels_random(shape, steps):
     L = m.config.n_layers
     assert calls == {"k_rope_table": steps, "k_rmsnorm": steps * (2 * L + 1), "k_matvec": steps * (7 * L + 1),
                      "k_rope_apply": steps * 2 * L, "k_attention": steps * L, "k_add": steps * 2 * L,
-                     "k_swiglu": steps * L, "k_stub_to_float": steps}
+                     "k_swiglu": steps * L,
+                     # the embedding row, then each layer's k and v rows into the f32 caches
+                     # (fw_kv_store copies them with F32's to_float body)
+                     "k_stub_to_float": steps * (1 + 2 * L)}
 
 
 def test_forward_numpy_kernels_stories260k():

@@ -86,10 +86,10 @@ def test_shapes_of_the_real_models():
 def test_state_bytes_follows_the_program_layout():
     m = M.ModelInfo("/x", "llama2c", 0, 5, 64, 172, 8, 4, 8, 512, 512)
     # x xb xb2 (64 f32), hb hb2 (172), q (64), att (8 heads * ctx), logits (512), k and v caches
-    # (5 layers * ctx * 32), RoPE (2 * 8), the quantized input (max(dim, hidden) f32 at most):
-    # each rounded up to 64 bytes, plus 64 bytes of slack
+    # (5 layers * ctx * 32, f32), RoPE (2 * 8), the quantized input (max(dim, hidden) f32 at
+    # most), k and v (32 f32 each): each rounded up to 64 bytes, plus 64 bytes of slack
     ctx = 100
-    want = 3 * 256 + 2 * 704 + 256 + 3200 + 2048 + 2 * 64000 + 64 + 704 + 64
+    want = 3 * 256 + 2 * 704 + 256 + 3200 + 2048 + 2 * 64000 + 64 + 704 + 2 * 128 + 64
     # the batched prefill's 32 rows (forward_batch.s): x xb xb2 q, hb hb2, RoPE, the input,
     # and k v rows of kv_dim (32) floats
     want += 32 * (4 * 256 + 2 * 704 + 64 + 704) + 2 * 32 * 128

@@ -324,15 +324,22 @@ class Kernels:
     def attention(self, q, key_cache, value_cache, pos: int, n_heads: int, n_kv_heads: int,
                   head_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         """(out, att): out (n_heads*head_size), att (n_heads, seq_len) with rows' first
-        pos+1 entries the softmaxed scores. Caches are (seq_len, kv_dim)."""
-        q, kc, vc = _f32(q), _f32(key_cache), _f32(value_cache)
+        pos+1 entries the softmaxed scores. Caches are (seq_len, kv_dim), both float16 (an f16
+        cache: ATT_KV_TYPE = GGML_TYPE_F16) or else taken as f32."""
+        f16 = np.asarray(key_cache).dtype == np.float16 and np.asarray(value_cache).dtype == np.float16
+        q = _f32(q)
+        if f16:
+            kc, vc, kv_type = np.ascontiguousarray(key_cache), np.ascontiguousarray(value_cache), 1
+        else:
+            kc, vc, kv_type = _f32(key_cache), _f32(value_cache), 0
         dim = n_heads * head_size
         try:
             po = self.m.alloc(4 * dim, "out")
             pq, pk, pv = self.put(q, "q"), self.put(kc, "key_cache"), self.put(vc, "value_cache")
             pa = self.m.alloc(4 * n_heads * seq_len, "att")
             self.m.write(pa, bytes(4 * n_heads * seq_len))
-            block = struct.pack("<5Q5I4x", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len)
+            block = struct.pack("<5Q6I", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len,
+                                kv_type)
             pp = self.put(np.frombuffer(block, np.uint8), "params")
             self.run("attention", pp)
             return self.get(po, dim), self.get(pa, n_heads * seq_len).reshape(n_heads, seq_len)

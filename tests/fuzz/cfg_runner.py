@@ -28,7 +28,7 @@ def cfg_image():
 
 
 _BOOL_WORDS = (b"0", b"1", b"off", b"on", b"false", b"true", b"no", b"yes")
-_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"),
+_ENUMS = {"attn": (b"auto", b"sse2", b"avx2"), "kv_type": (b"auto", b"f16", b"f32"),
           "chat_format": tuple(t.name.encode() for t in chat_templates.TEMPLATES) + (b"auto",)}
 _FLOAT_RE = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 

@@ -122,14 +122,21 @@ def rope(vec: np.ndarray, hs: int, n_rot: int, c: np.ndarray, s: np.ndarray, neo
 
 
 class GGUFTransformer:
-    """A GGUF model and its KV cache; forward(token, pos) -> logits (vocab,) f32."""
+    """A GGUF model and its KV cache; forward(token, pos) -> logits (vocab,) f32.
 
-    def __init__(self, model: GGUFModel, ctx: int | None = None) -> None:
+    kv_type "f16" (llama.cpp's default cache type, and the program's for GGUF models): each
+    key and value row is rounded to float16 when stored (round to nearest even, as ggml's
+    fp32 -> fp16) and read back as its exact f32 value; "f32" keeps them as computed."""
+
+    def __init__(self, model: GGUFModel, ctx: int | None = None, kv_type: str = "f16") -> None:
+        if kv_type not in ("f16", "f32"):
+            raise ValueError(f"kv_type {kv_type!r}: use f16 or f32")
         self.m = model
         self.ctx = ctx or model.seq_len
         shape = (model.n_layers, self.ctx, model.kv_dim)
-        self.key_cache = np.zeros(shape, F32)
-        self.value_cache = np.zeros(shape, F32)
+        kv = np.float16 if kv_type == "f16" else F32
+        self.key_cache = np.zeros(shape, kv)
+        self.value_cache = np.zeros(shape, kv)
         self._f32 = {}
         ff = model.t("rope_freqs.weight")
         self.factors = ff.dequantized().reshape(-1) if ff is not None else None
@@ -170,14 +177,14 @@ class GGUFTransformer:
                     vec += self._vec(p + bias)
             rope(q, hs, m.n_rot, c, s, m.neox)
             rope(k, hs, m.n_rot, c, s, m.neox)
-            self.key_cache[l, pos] = k
+            self.key_cache[l, pos] = k                # (f16: numpy's cast rounds to nearest even)
             self.value_cache[l, pos] = v
             att = np.empty(m.dim, F32)
             for h in range(m.n_heads):
                 kvh = h // kv_mul
                 sl = slice(kvh * hs, (kvh + 1) * hs)
-                o, _ = attention_head(q[h * hs:(h + 1) * hs], self.key_cache[l, :pos + 1, sl],
-                                      self.value_cache[l, :pos + 1, sl])
+                o, _ = attention_head(q[h * hs:(h + 1) * hs], self.key_cache[l, :pos + 1, sl].astype(F32),
+                                      self.value_cache[l, :pos + 1, sl].astype(F32))
                 att[h * hs:(h + 1) * hs] = o
             x = (x + self.matvec(p + "attn_output.weight", att)).astype(F32)
             xb = rmsnorm(x, self._vec(p + "ffn_norm.weight"), m.eps)
