@@ -77,9 +77,11 @@ class Machine:
 
 
 class Model:
-    """A model file loaded through the asm (llama2.c .bin or GGUF) into one Model struct."""
+    """A model file loaded through the asm (llama2.c .bin or GGUF) into one Model struct.
+    kv_type: the caches' element type; None as the program's `kv_type=auto` (f16 for GGUF,
+    f32 for llama2.c files)."""
 
-    def __init__(self, m: Machine, path: Path, ctx: int = 96):
+    def __init__(self, m: Machine, path: Path, ctx: int = 96, kv_type: str | None = None):
         mc = self.mc = m.mc
         data = path.read_bytes()
         self.file = mc.alloc(len(data), data, align=64)
@@ -94,6 +96,8 @@ class Model:
             assert mc.call("model_check_header", self.m, self.file, len(data)) == 0
             layers = mc.call("model_layers_bytes", self.m)
             assert mc.call("model_bind_weights", self.m, self.file, mc.alloc(layers, align=8)) == 0
+        kv_type = kv_type or ("f16" if data[:4] == b"GGUF" else "f32")   # (the loaders clear it)
+        mc.write(self.m + C["MODEL_KV_TYPE"], struct.pack("<I", C[f"GGML_TYPE_{kv_type.upper()}"]))
         self.ctx = min(ctx, self.u32("MODEL_SEQ_LEN"))
         self.need = mc.call("model_state_bytes", self.m, self.ctx)
         self.state = mc.alloc(self.need, align=64)
@@ -202,6 +206,18 @@ def test_native_batch_equals_token_by_token(native0, name):
     model = Model(native0, model_file(name))
     for n in SIZES:
         assert_same(model, [prompt(model.vocab, n, seed=n)], decode=4 if n == 7 else 1)
+
+
+@pytest.mark.parametrize("name,kv_type", [("stories260K.bin", "f16"), ("stories260K.gguf", "f32"),
+                                          ("quant/tiny256-Q4_0.gguf", "f32")])
+def test_native_batch_equals_token_by_token_other_cache_type(native0, name, kv_type):
+    """The cache type the format does not default to: the batch stores its rows as one token
+    would (f16 rounding included)."""
+    model = Model(native0, model_file(name), kv_type=kv_type)
+    assert model.u64("MODEL_KV_LAYER_BYTES") == model.ctx * model.u32("MODEL_KV_DIM") * (
+        2 if kv_type == "f16" else 4)
+    for n in (3, B + 5):
+        assert_same(model, [prompt(model.vocab, n, seed=n)], decode=2)
 
 
 @pytest.mark.parametrize("name", ["stories260K.bin", "quant/tiny256-Q4_K_M.gguf"])
