@@ -99,16 +99,16 @@ def main() -> int:
             if bpid == pid and base + text.rva <= ip < base + text.rva + tsize:
                 name = syms[bisect.bisect_right(rvas, ip - base) - 1][1]
         rows.append((pid, t, name or " ".join(p[3:])[:60], name is not None))
-    program = [(pid, t) for pid, t, name, ours in rows if ours and name.startswith("matvec")]
+    program = [(pid, t) for pid, t, name, ours in rows if ours and name.startswith(("matvec", "matmat"))]
     if not program:
-        print("profile_app: no samples in the program's matvec: did it generate?", file=sys.stderr)
+        print("profile_app: no samples in the program's matvec or matmat: did it generate?", file=sys.stderr)
         return 1
     pid0, t0 = min(program, key=lambda x: x[1])
     gen = [(name, ours) for pid, t, name, ours in rows if pid == pid0 and t >= t0]
     counts = collections.Counter(name for name, _ in gen)
     ours = sum(1 for _, o in gen if o)
     print(f"# {stats[-1]}")
-    print(f"# {len(gen)} samples from the first matvec on; {100 * ours / len(gen):.1f}% in the program's code")
+    print(f"# {len(gen)} samples from the first matvec or matmat on; {100 * ours / len(gen):.1f}% in the program's code")
     for name, n in counts.most_common(args.top):
         print(f"{100 * n / len(gen):6.2f}% {name}")
     return 0
