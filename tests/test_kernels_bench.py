@@ -10,6 +10,10 @@ from tests.support import require
 
 LINE = re.compile(r"^kernel=(\S+) path=(\S+) shape=(\S+) mode=(\S+) bytes=(\d+) us=([\d.]+) "
                   r"gbs=([\d.]+) bw_ratio=([\d.]+)$")
+# the batched products (peasm/bench_matmat.py): time per 32 weights and input, against matvec
+MATMAT_LINE = re.compile(r"^kernel=matmat_(\S+) path=avx2 shape=(\d+)x(\d+) B=(\d+) "
+                         r"ns_32w_input=([\d.]+) hot_ns=([\d.]+) streamed_ns=([\d.]+) "
+                         r"speedup_vs_hot=([\d.]+) speedup_vs_streamed=([\d.]+)$")
 
 
 def test_bench_kernels_quick_prints_one_line_per_measurement():
@@ -19,8 +23,12 @@ def test_bench_kernels_quick_prints_one_line_per_measurement():
 
     lines: list[str] = []
     results = run_kernels_bench(pool_mib=24, quick=True, out=lines.append)
-    body = [ln for ln in lines if not ln.startswith("#")]
+    matmat = [ln for ln in lines if ln.startswith("kernel=matmat_")]
+    body = [ln for ln in lines if not ln.startswith("#") and ln not in matmat]
     assert body and all(LINE.match(ln) for ln in body), [ln for ln in body if not LINE.match(ln)]
+    assert all(MATMAT_LINE.match(ln) for ln in matmat), [ln for ln in matmat if not MATMAT_LINE.match(ln)]
+    if native.host_has_avx2_fma():
+        assert {MATMAT_LINE.match(ln).group(1) for ln in matmat} >= {"f32", "q4_0", "q4_1", "q8_0"}
     kinds = {(m.group(1), m.group(2), m.group(4)) for m in map(LINE.match, body)}
     paths = ["avx2", "sse2"] if native.host_has_avx2_fma() else ["sse2"]
     for path in paths:
