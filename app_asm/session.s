@@ -1,5 +1,7 @@
-# The chat session (see session.inc): loading a model and its tokenizer from the boot volume
-# without ever trusting a file, fitting them in memory, and the conversation state.
+# The chat session (see session.inc): its state (the model, tokenizer and sampler, the
+# conversation's position and history), loading a model from the boot volume without ever
+# trusting a file, freeing it, and the settings taking effect. How large a context fits and
+# /mem: session_mem.s; finding and loading the tokenizer: sess_tokens.s.
 .include "uefi.inc"
 .include "model.inc"
 .include "tokenizer.inc"
@@ -11,6 +13,8 @@
 .balign 64
 .global sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history
 .global sess_pending, sess_prompt_buf, sess_model_name, sess_gguf
+.global sess_weights_size, sess_state_size, sess_layers_size, sess_tok_ws, sess_tok_ws_size
+.global sess_smp_ws_size, sess_hist_size
 sess_model:        .skip MODEL_SIZE
 .balign 8
 sess_gguf:         .skip GGUF_SIZE       # the loaded GGUF file (when the model is one)
@@ -22,177 +26,54 @@ sess_loaded:       .skip 4            # 1 when model, tokenizer and sampler are 
 sess_pos:          .skip 4            # next KV-cache position
 sess_pending:      .skip 4            # a sampled token not yet fed back (-1: none)
 .balign 8
-sess_history:      .skip 8            # int32[ctx_len]: the tokens at positions 0..pos-1
 sess_prompt_buf:   .skip 8            # int32[TOK_SCRATCH_SLOTS]: encode's output
-weights_buf:       .skip 8
-weights_size:      .skip 8
-state_buf:         .skip 8
-state_size:        .skip 8
-layers_buf:        .skip 8
-layers_size:       .skip 8
-tok_ws:            .skip 8
-tok_ws_size:       .skip 8
-smp_ws:            .skip 8
-smp_ws_size:       .skip 8
-hist_size:         .skip 8
 file_size_tmp:     .skip 8
+sess_allocs:                          # the session's pages, (address, bytes) pairs: all freed
+sess_weights:      .skip 8            #   by session_unload; /mem reports their sizes
+sess_weights_size: .skip 8
+sess_state:        .skip 8
+sess_state_size:   .skip 8
+sess_layers:       .skip 8
+sess_layers_size:  .skip 8
+sess_tok_ws:       .skip 8            # a tokenizer file's workspace (sess_tokens.s fills it)
+sess_tok_ws_size:  .skip 8
+sess_smp_ws:       .skip 8
+sess_smp_ws_size:  .skip 8
+sess_history:      .skip 8            # int32[ctx_len]: the tokens at positions 0..pos-1
+sess_hist_size:    .skip 8
+sess_allocs_end:
 sess_model_name:   .skip SESSION_NAME_MAX
-tok_name:          .skip SESSION_NAME_MAX
 
 
 .section .rdata
-s_cannot_open:    .asciz "cannot open the file"
 s_cannot_read:    .asciz "cannot read the file"
-s_colon:          .asciz ": "
 s_ctx:            .asciz ", context "
 s_ev_failed:      .asciz "model not loaded: "
 s_ev_loaded:      .asciz "model loaded: "
 s_loaded:         .asciz "model: "
 s_loading:        .asciz "loading "
-s_mib_free:       .asciz " MiB, "
-s_mib_free2:      .asciz " MiB free, the largest piece "
-s_mib_one:        .asciz " MiB in one piece)\n"
-s_mib_weights:    .asciz " MiB (the weights need "
 s_model_prefix:   .asciz "model "
 s_mparams:        .asciz "M params)\n"
 s_nl:             .asciz "\n"
-s_no_memory:      .asciz "not enough memory: needs "
 s_open_paren:     .asciz " ("
 s_params:         .asciz ", "
 s_sampler_fail:   .asciz "sampler: "
 s_shrunk:         .asciz "context shrunk to "
 s_shrunk2:        .asciz " tokens to fit in memory (the model allows "
 s_shrunk3:        .asciz ")\n"
-s_tok_none:       .asciz "no tokenizer found: put tokenizer.bin (or tok<vocab>.bin) beside the model\n"
-s_tok_fallback:   .asciz "trying the tokenizer found by name instead (tok<vocab>.bin, tokenizer.bin)\n"
-s_tok_ok:         .asciz "tokenizer: "
-s_tok_prefix:     .asciz "tokenizer "
-s_tokenizer_bin:  .asciz "tokenizer.bin"
-s_mem_weights:    .asciz "weights    %h MiB  (%s, in its file form)\n"
-s_mem_kv:         .asciz "KV cache   %h MiB  (%u layers x %u tokens x 2, %s)\n"
-s_f16:            .asciz "f16"
-s_f32:            .asciz "f32"
-s_mem_state:      .asciz "run state  %h MiB  (activations, logits, layer table, sampler, history)\n"
-s_mem_tok:        .asciz "tokenizer  %h MiB\n"
-s_mem_free:       .asciz "free       %h MiB  (the largest free range %h MiB)\n"
-s_mem_none:       .asciz "no model loaded\n"
 
 .section .text
 .global session_apply_settings, session_reseed, session_clear, session_load_model, session_print_summary, session_unload
-.global session_print_memory, mib_h, session_kv_type_name
 .extern log_event2, model_bind_weights, model_layers_bytes, model_check_header, model_init_state, model_state_bytes, print_hundredths
 .extern rt_alloc_pages, rt_file_status, rt_free_pages, rt_memory_free_bytes, rt_print_cstr, rt_print_u64
 .extern rt_ticks, sampler_init, sampler_strerror, sampler_workspace_bytes, set_ctx_len, set_min_p
-.extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_tokenizer, set_top_k
-.extern set_top_p, str_copy, str_len, tok_error_text, tok_load, tok_workspace_bytes
-.extern vol_free_file, vol_read_file, print_model_error, print_file_problem, check_model_file, print_mib
-.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed, name_icmp, rt_printf
+.extern set_no_repeat_ngram, set_repeat_penalty, set_seed, set_temperature, set_top_k
+.extern set_top_p, str_copy, str_len
+.extern vol_read_file, print_model_error, print_file_problem, check_model_file
+.extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
-.extern sess_vocab_load, sess_vocab_free, vocab_ws_size
-.extern chat_clear, chat_model_loaded, threads_apply, set_kv_type
-
-# mib_h(rcx = bytes) -> rax = MiB in hundredths (for %h), rounded to the nearest. Leaf;
-# clobbers rdx. Also gguf_info.s's.
-mib_h:
-    lea rax, [rcx + 5243]
-    mov edx, 100
-    mul rdx
-    shrd rax, rdx, 20
-    ret
-
-# kv_type_apply(): sess_model's MODEL_KV_TYPE from the kv_type setting and the model's
-# format: f16 or f32 as set; auto: GGML_TYPE_F16 for a GGUF (llama.cpp's default cache type),
-# GGML_TYPE_F32 for a llama2.c model (run.c's). Before each model_state_bytes: the format is
-# known once the file's header is. Leaf; clobbers eax, edx.
-kv_type_apply:
-    mov edx, [rip + set_kv_type]
-    mov eax, GGML_TYPE_F16
-    cmp edx, KV_F16
-    je .Lset
-    mov eax, GGML_TYPE_F32
-    cmp edx, KV_F32
-    je .Lset
-    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
-    jne .Lset
-    mov eax, GGML_TYPE_F16
-.Lset:
-    mov [rip + sess_model + MODEL_KV_TYPE], eax
-    ret
-
-# session_kv_type_name() -> rax = "f16" or "f32": the loaded model's KV cache type (only
-# meaningful while sess_loaded). Leaf; changes rax only.
-session_kv_type_name:
-    lea rax, [rip + s_f16]
-    cmp dword ptr [rip + sess_model + MODEL_KV_TYPE], GGML_TYPE_F16
-    je .Lout
-    lea rax, [rip + s_f32]
-.Lout:
-    ret
-
-# session_print_memory(): /mem: what the model, its KV cache, the run state and the tokenizer
-# take, and what is free (all of it, and the largest range: one allocation must fit in it)
-session_print_memory:
-    push rbx
-    sub rsp, 48
-    cmp dword ptr [rip + sess_loaded], 0
-    jne .Lloaded
-    lea rcx, [rip + s_mem_none]
-    call rt_print_cstr
-    jmp .Lfree
-.Lloaded:
-    mov rcx, [rip + weights_size]
-    call mib_h
-    mov rdx, rax
-    lea r8, [rip + sess_model_name]
-    lea rcx, [rip + s_mem_weights]
-    call rt_printf
-    mov ecx, [rip + sess_model + MODEL_N_LAYERS]
-    imul rcx, [rip + sess_model + MODEL_KV_LAYER_BYTES]
-    add rcx, rcx                      # keys and values
-    mov rbx, rcx
-    call mib_h
-    mov [rsp + 40], rax
-    call session_kv_type_name
-    mov [rsp + 32], rax
-    mov rdx, [rsp + 40]
-    mov r8d, [rip + sess_model + MODEL_N_LAYERS]
-    mov r9d, [rip + sess_model + MODEL_CTX_LEN]
-    lea rcx, [rip + s_mem_kv]
-    call rt_printf
-    mov rcx, [rip + state_size]       # the rest of the state and the session's tables
-    sub rcx, rbx
-    add rcx, [rip + layers_size]
-    add rcx, [rip + smp_ws_size]
-    add rcx, [rip + hist_size]
-    call mib_h
-    mov rdx, rax
-    lea rcx, [rip + s_mem_state]
-    call rt_printf
-    mov rcx, [rip + tok_ws_size]
-    cmp qword ptr [rip + tok_ws], 0
-    jne .Ltok
-    xor ecx, ecx
-.Ltok:
-    add rcx, [rip + vocab_ws_size]
-    call mib_h
-    mov rdx, rax
-    lea rcx, [rip + s_mem_tok]
-    call rt_printf
-.Lfree:
-    call rt_memory_free_bytes         # rax = all free, rdx = the largest range
-    mov rbx, rdx
-    mov rcx, rax
-    call mib_h
-    mov [rsp + 40], rax
-    mov rcx, rbx
-    call mib_h
-    mov r8, rax
-    mov rdx, [rsp + 40]
-    lea rcx, [rip + s_mem_free]
-    call rt_printf
-    add rsp, 48
-    pop rbx
-    ret
+.extern sess_vocab_free, sess_tok_load, fit_context, kv_type_apply, session_print_no_memory
+.extern chat_clear, chat_model_loaded, threads_apply
 
 # session_clear(): an empty conversation (the KV cache and the chat history)
 session_clear:
@@ -200,100 +81,37 @@ session_clear:
     mov dword ptr [rip + sess_pending], -1
     jmp chat_clear
 
-# session_unload(): frees the model, tokenizer and sampler memory
+# session_unload(): frees the model, tokenizer and sampler memory (each of sess_allocs, in
+# order, then its address is 0)
 session_unload:
-    sub rsp, 40
+    push rbx
+    sub rsp, 32
     mov dword ptr [rip + sess_loaded], 0
     call sess_vocab_free
-    mov rcx, [rip + weights_buf]
-    mov rdx, [rip + weights_size]
+    lea rbx, [rip + sess_allocs]
+.Lfree:
+    mov rcx, [rbx]
+    mov rdx, [rbx + 8]
     call rt_free_pages
-    mov rcx, [rip + state_buf]
-    mov rdx, [rip + state_size]
-    call rt_free_pages
-    mov rcx, [rip + layers_buf]
-    mov rdx, [rip + layers_size]
-    call rt_free_pages
-    mov rcx, [rip + tok_ws]
-    mov rdx, [rip + tok_ws_size]
-    call rt_free_pages
-    mov rcx, [rip + smp_ws]
-    mov rdx, [rip + smp_ws_size]
-    call rt_free_pages
-    mov rcx, [rip + sess_history]
-    mov rdx, [rip + hist_size]
-    call rt_free_pages
-    xor eax, eax
-    mov [rip + weights_buf], rax
-    mov [rip + state_buf], rax
-    mov [rip + layers_buf], rax
-    mov [rip + tok_ws], rax
-    mov [rip + smp_ws], rax
-    mov [rip + sess_history], rax
-    add rsp, 40
+    mov qword ptr [rbx], 0
+    add rbx, 16
+    lea rax, [rip + sess_allocs_end]
+    cmp rbx, rax
+    jb .Lfree
+    add rsp, 32
+    pop rbx
     ret
 
-# fit_context(edx = wanted ctx, rcx = bytes available for the run state) -> eax = the largest
-# ctx <= wanted whose run state fits, or 0 if not even SESSION_MIN_CTX does
-fit_context:
-    push rbx
-    push rsi
-    push rdi
-    push r12
-    sub rsp, 40
-    mov r12, rcx
-    mov esi, edx
-    call kv_type_apply                # the cache's element size counts
-    mov edx, esi
-    mov esi, SESSION_MIN_CTX          # lo: candidate known... (checked below)
-    mov edi, edx                      # hi
-    cmp edi, esi
-    cmovb esi, edi                    # a model with seq_len below the minimum: its seq_len
-    lea rcx, [rip + sess_model]
-    mov edx, edi
-    call model_state_bytes
-    test rax, rax
-    jz .Lnone
-    cmp rax, r12
-    jbe .Lhave_hi                     # everything fits
-    lea rcx, [rip + sess_model]
-    mov edx, esi
-    call model_state_bytes
-    test rax, rax
-    jz .Lnone
-    cmp rax, r12
-    ja .Lnone
-.Lsearch:                             # invariant: lo fits, hi does not
-    mov ebx, edi
-    sub ebx, esi
-    cmp ebx, 1
-    jbe .Lhave_lo
-    shr ebx, 1
-    add ebx, esi
-    lea rcx, [rip + sess_model]
-    mov edx, ebx
-    call model_state_bytes
-    cmp rax, r12
-    ja .Ltoo_big
-    mov esi, ebx
-    jmp .Lsearch
-.Ltoo_big:
-    mov edi, ebx
-    jmp .Lsearch
-.Lhave_hi:
-    mov eax, edi
-    jmp .Lout
-.Lhave_lo:
-    mov eax, esi
-    jmp .Lout
-.Lnone:
-    xor eax, eax
+# ctx_wanted() -> eax = the context to aim for: the model's seq_len, or the ctx_len setting
+# when it is set and smaller. Leaf; clobbers edx.
+ctx_wanted:
+    mov eax, [rip + sess_model + MODEL_SEQ_LEN]
+    mov edx, [rip + set_ctx_len]
+    test edx, edx
+    jz .Lout
+    cmp edx, eax
+    cmovb eax, edx                    # a configured ctx_len below seq_len
 .Lout:
-    add rsp, 40
-    pop r12
-    pop rdi
-    pop rsi
-    pop rbx
     ret
 
 # session_load_model(rcx = name) -> eax = 1 if loaded
@@ -323,13 +141,8 @@ session_load_model:
     # run state are one allocation each: the weights need a free range of their own size, and
     # what stays free (less SESSION_RESERVE) must hold the state for at least a useful context.
     mov r12, [rip + sess_model + MODEL_FILE_SIZE]
-    mov r14d, [rip + sess_model + MODEL_SEQ_LEN]
-    mov eax, [rip + set_ctx_len]
-    test eax, eax
-    jz .Lctx_chosen
-    cmp eax, r14d
-    cmovb r14d, eax                   # a configured ctx_len below seq_len
-.Lctx_chosen:
+    call ctx_wanted
+    mov r14d, eax
     call rt_memory_free_bytes         # rax = all free, rdx = the largest range
     cmp rdx, r12
     jb .Lno_room
@@ -356,9 +169,9 @@ session_load_model:
     je .Lno_room
     jmp .Lcannot_read
 .Lread:
-    mov [rip + weights_buf], rax
+    mov [rip + sess_weights], rax
     mov rcx, [rip + file_size_tmp]
-    mov [rip + weights_size], rcx
+    mov [rip + sess_weights_size], rcx
     cmp rcx, r12
     jne .Lbad_size_changed
     # the config, from the loaded bytes: the whole GGUF (metadata, tensor directory), or the
@@ -385,13 +198,8 @@ session_load_model:
     test eax, eax
     jnz .Lbad_header_free
 .Lparsed:
-    mov r14d, [rip + sess_model + MODEL_SEQ_LEN]   # the context wanted, now that it is known
-    mov eax, [rip + set_ctx_len]
-    test eax, eax
-    jz .Lctx_wanted
-    cmp eax, r14d
-    cmovb r14d, eax
-.Lctx_wanted:
+    call ctx_wanted                   # the context wanted, now that it is known
+    mov r14d, eax
     # the context: the state is fitted in one free range, now that the weights have theirs
     call rt_memory_free_bytes
     sub rax, SESSION_RESERVE
@@ -419,17 +227,17 @@ session_load_model:
 .Lctx_ok:
     lea rcx, [rip + sess_model]       # the layer table the binder fills
     call model_layers_bytes
-    mov [rip + layers_size], rax
+    mov [rip + sess_layers_size], rax
     mov rcx, rax
     call rt_alloc_pages
     test rax, rax
     jz .Lno_room_free
-    mov [rip + layers_buf], rax
+    mov [rip + sess_layers], rax
     lea rcx, [rip + sess_model]
     mov r8, rax
     cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
     je .Lbind_gguf
-    mov rdx, [rip + weights_buf]
+    mov rdx, [rip + sess_weights]
     call model_bind_weights
     jmp .Lbound
 .Lbind_gguf:
@@ -443,23 +251,23 @@ session_load_model:
     lea rcx, [rip + sess_model]
     mov edx, r14d
     call model_state_bytes
-    mov [rip + state_size], rax
+    mov [rip + sess_state_size], rax
     mov rcx, rax
     call rt_alloc_pages
     test rax, rax
     jz .Lno_room_free
-    mov [rip + state_buf], rax
+    mov [rip + sess_state], rax
     lea rcx, [rip + sess_model]
     mov rdx, rax
     mov r8d, r14d
-    mov r9, [rip + state_size]
+    mov r9, [rip + sess_state_size]
     call model_init_state
     test eax, eax
     jnz .Lbad_header_free
     # history: one int32 per context position
     mov ecx, r14d
     shl rcx, 2
-    mov [rip + hist_size], rcx
+    mov [rip + sess_hist_size], rcx
     call rt_alloc_pages
     test rax, rax
     jz .Lno_room_free
@@ -469,12 +277,12 @@ session_load_model:
     call sampler_workspace_bytes
     test rax, rax
     jz .Lsampler_fail
-    mov [rip + smp_ws_size], rax
+    mov [rip + sess_smp_ws_size], rax
     mov rcx, rax
     call rt_alloc_pages
     test rax, rax
     jz .Lno_room_free
-    mov [rip + smp_ws], rax
+    mov [rip + sess_smp_ws], rax
     lea rcx, [rip + sess_sampler]
     mov edx, [rip + sess_model + MODEL_VOCAB_SIZE]
     mov r8, rax
@@ -485,7 +293,7 @@ session_load_model:
     mov r9, rax
     lea rcx, [rip + sess_sampler]
     mov edx, [rip + sess_model + MODEL_VOCAB_SIZE]
-    mov r8, [rip + smp_ws]
+    mov r8, [rip + sess_smp_ws]
 .Lseeded:
     call sampler_init
     test eax, eax
@@ -498,7 +306,7 @@ session_load_model:
     mov r9d, SESSION_NAME_MAX
     call str_copy
     call print_model_summary
-    call load_tokenizer
+    call sess_tok_load
     test eax, eax
     jz .Lfail
     call session_apply_settings
@@ -549,43 +357,8 @@ session_load_model:
 .Lno_room_free:
     call session_unload
 .Lno_room:
-    lea rcx, [rip + s_model_prefix]
-    call rt_print_cstr
     mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_colon]
-    call rt_print_cstr
-    lea rcx, [rip + s_no_memory]
-    call rt_print_cstr
-    call kv_type_apply
-    lea rcx, [rip + sess_model]       # weights + minimal state + reserve
-    mov edx, SESSION_MIN_CTX
-    mov eax, [rip + sess_model + MODEL_SEQ_LEN]
-    cmp edx, eax
-    cmova edx, eax
-    call model_state_bytes
-    add rax, [rip + sess_model + MODEL_FILE_SIZE]
-    add rax, SESSION_RESERVE
-    mov rcx, rax
-    call print_mib
-    lea rcx, [rip + s_mib_free]
-    call rt_print_cstr
-    call rt_memory_free_bytes
-    mov [rsp + 32], rdx
-    mov rcx, rax
-    shr rcx, 20
-    call rt_print_u64
-    lea rcx, [rip + s_mib_free2]
-    call rt_print_cstr
-    mov rcx, [rsp + 32]
-    shr rcx, 20
-    call rt_print_u64
-    lea rcx, [rip + s_mib_weights]
-    call rt_print_cstr
-    mov rcx, [rip + sess_model + MODEL_FILE_SIZE]
-    call print_mib
-    lea rcx, [rip + s_mib_one]
-    call rt_print_cstr
+    call session_print_no_memory
     jmp .Lfail
 .Lfail_free:
     call session_unload
@@ -632,174 +405,6 @@ print_model_summary:
     call print_hundredths
     lea rcx, [rip + s_mparams]
     call rt_print_cstr
-    add rsp, 40
-    ret
-
-# build_tok_name(): tok_name = "tok<vocab>.bin"
-build_tok_name:
-    push rdi
-    lea rdi, [rip + tok_name]
-    mov dword ptr [rdi], 0x006B6F74   # "tok\0"
-    add rdi, 3
-    mov eax, [rip + sess_model + MODEL_VOCAB_SIZE]
-    sub rsp, 16                       # digits, reversed
-    xor ecx, ecx
-    mov r8d, 10
-.Ldigit:
-    xor edx, edx
-    div r8d
-    add dl, '0'
-    mov [rsp + rcx], dl
-    inc ecx
-    test eax, eax
-    jnz .Ldigit
-.Lcopy:
-    dec ecx
-    mov al, [rsp + rcx]
-    mov [rdi], al
-    inc rdi
-    test ecx, ecx
-    jnz .Lcopy
-    add rsp, 16
-    mov dword ptr [rdi], 0x6E69622E   # ".bin"
-    mov byte ptr [rdi + 4], 0
-    pop rdi
-    ret
-
-# try_tokenizer(rcx = name) -> eax = 1 loaded, 0 failed (a line printed), -1 no such file
-try_tokenizer:
-    push rbx
-    push rsi
-    push rdi
-    sub rsp, 48
-    mov rbx, rcx
-    lea rdx, [rip + file_size_tmp]
-    call vol_read_file
-    test rax, rax
-    jz .Lmissing
-    mov rsi, rax                      # file bytes
-    mov rcx, [rip + file_size_tmp]
-    mov edx, [rip + sess_model + MODEL_VOCAB_SIZE]
-    call tok_workspace_bytes
-    test rax, rax
-    jz .Lfree_fail_code
-    mov [rip + tok_ws_size], rax
-    mov rcx, rax
-    call rt_alloc_pages
-    test rax, rax
-    jz .Lfree_fail_code
-    mov [rip + tok_ws], rax
-    lea rcx, [rip + sess_tok]
-    mov rdx, rsi
-    mov r8, [rip + file_size_tmp]
-    mov r9d, [rip + sess_model + MODEL_VOCAB_SIZE]
-    mov [rsp + 32], rax
-    mov rax, [rip + tok_ws_size]
-    mov [rsp + 40], rax
-    call tok_load
-    mov edi, eax
-    mov rcx, rsi                      # the file is copied into the workspace: free it
-    mov rdx, [rip + file_size_tmp]
-    call vol_free_file
-    test edi, edi
-    jnz .Lbad
-    lea rcx, [rip + s_tok_ok]
-    call rt_print_cstr
-    mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    mov eax, 1
-    jmp .Lout
-.Lfree_fail_code:
-    mov rcx, rsi
-    mov rdx, [rip + file_size_tmp]
-    call vol_free_file
-    mov edi, TOK_E_WORKSPACE
-.Lbad:
-    lea rcx, [rip + s_tok_prefix]
-    call rt_print_cstr
-    mov rcx, rbx
-    call rt_print_cstr
-    lea rcx, [rip + s_colon]
-    call rt_print_cstr
-    mov ecx, edi
-    call tok_error_text               # a format whose %u is rdx
-    mov rcx, rax
-    call rt_printf
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-    xor eax, eax
-    jmp .Lout
-.Lmissing:
-    mov eax, -1
-.Lout:
-    add rsp, 48
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# load_tokenizer() -> eax = 1 if loaded: set_tokenizer, else (or when it fails to load, after
-# the line saying why) tok<vocab>.bin, else tokenizer.bin
-load_tokenizer:
-    sub rsp, 40
-    cmp dword ptr [rip + sess_model + MODEL_FORMAT], MODEL_FORMAT_GGUF
-    jne .Lfiles
-    call sess_vocab_load              # the model's own vocabulary, when its file has one
-    cmp eax, -1
-    jne .Lout
-.Lfiles:
-    lea rcx, [rip + set_tokenizer]
-    cmp byte ptr [rcx], 0
-    je .Lauto
-    call try_tokenizer
-    cmp eax, 1
-    je .Lout
-    cmp eax, -1
-    jne .Lfall_back
-    lea rcx, [rip + s_tok_prefix]
-    lea rdx, [rip + set_tokenizer]
-    lea r8, [rip + s_cannot_open]
-    call print_file_problem
-.Lfall_back:
-    lea rcx, [rip + s_tok_fallback]
-    call rt_print_cstr
-.Lauto:
-    call build_tok_name
-    lea rcx, [rip + tok_name]         # (not the configured file again)
-    lea rdx, [rip + set_tokenizer]
-    call name_icmp
-    test eax, eax
-    jz .Lby_name
-    lea rcx, [rip + tok_name]
-    call try_tokenizer
-    cmp eax, 1
-    je .Lout
-.Lby_name:
-    lea rcx, [rip + s_tokenizer_bin]
-    lea rdx, [rip + set_tokenizer]
-    call name_icmp
-    test eax, eax
-    jz .Lnone
-    lea rcx, [rip + s_tokenizer_bin]
-    call try_tokenizer
-    cmp eax, 1
-    je .Lout
-    cmp eax, -1
-    jne .Lout
-    lea rcx, [rip + s_tokenizer_bin]
-    call try_tokenizer
-    cmp eax, -1
-    jne .Lout
-.Lnone:
-    lea rcx, [rip + s_tok_none]
-    call rt_print_cstr
-    xor eax, eax
-.Lout:
-    cmp eax, 1
-    sete al
-    movzx eax, al
     add rsp, 40
     ret
 

@@ -1,4 +1,7 @@
-# The chat program's settings and repl.cfg (see settings.inc for the interface).
+# The chat program's settings (see settings.inc for the interface): the values, the table
+# that describes each key, a value's text checked and stored (settings_set), repl.cfg read
+# (config_parse), the boot defaults kept and restored (/reset). Settings shown as text (a
+# value, what a key accepts, /cfg, /save_cfg's lines): settings_print.s.
 .include "settings.inc"
 .include "chat_templates.inc"
 
@@ -150,40 +153,16 @@ bool_words:        .asciz "0"
                    .asciz "no"
                    .asciz "yes"
                    .byte 0
-s_on:              .asciz "on"
-s_off:             .asciz "off"
-s_nl:              .asciz "\n"
-s_comma:           .asciz ", "
-s_u_number:        .asciz "a number from "
-s_u_bool:          .asciz "on or off"
-s_u_str:           .asciz "a file name (up to %u bytes, no control characters)"
-s_u_text:          .asciz "text on one line (up to %u bytes; empty: none)"
-s_u_u64:           .asciz "a whole number (0: from the clock)"
-s_u_one_of:        .asciz "one of "
-s_src_default:     .asciz "default"
-s_src_cfg:         .asciz "repl.cfg"
-s_src_command:     .asciz "command"
-s_src_found:       .asciz "found on the volume"
 s_cfg_noeq:        .asciz "repl.cfg:%u: expected key=value (line ignored)\n"
 s_cfg_unknown:     .asciz "repl.cfg:%u: unknown key '%.*s' (line ignored)\n"
 s_cfg_bad:         .asciz "repl.cfg:%u: bad value '%.*s' for %s: expected "
 s_cfg_ignored:     .asciz " (line ignored)\n"
-s_setting:         .asciz "%s = "
-s_setting_source:  .asciz "  (%s)\n"
-s_range_f32:       .asciz " to "
-s_range_u32:       .asciz "a whole number from %u to %u"
-s_empty:           .asciz "(none)"
-s_cfg_header:      .asciz "# repl.cfg written by /save_cfg\n"
-.balign 8
-source_names:      .quad s_src_default, s_src_cfg, s_src_command, s_src_found
 
 .section .text
 .extern chat_format_names
-.global settings_find, settings_set, settings_print_setting, settings_print_usage
-.global settings_print_all, config_parse, settings_first, settings_snapshot, settings_reset
-.global settings_write_cfg
-.extern str_eq, str_len, trim, parse_float, parse_uint, print_fixed, str_copy, mem_ieq
-.extern rt_print_cstr, rt_print_utf8, rt_print_u64, rt_memcpy, rt_printf, text_skip_bom, text_line
+.global settings_find, settings_set, config_parse, settings_first, settings_snapshot, settings_reset
+.extern str_eq, str_len, trim, parse_float, parse_uint, str_copy, mem_ieq
+.extern rt_print_cstr, rt_memcpy, rt_printf, text_skip_bom, text_line, settings_print_usage
 
 # settings_first() -> rax = the first table entry
 settings_first:
@@ -289,41 +268,31 @@ settings_set:
     je .Lenum
     cmp eax, SET_T_TEXT
     je .Ltext
-    # string: a file name, not empty, must fit, no control bytes (a NUL would cut it short)
+    # string: a file name, not empty; text: may be empty. Both must fit their storage (r9d
+    # bytes with the NUL) and hold no control bytes (a NUL would cut them short).
     test rdi, rdi
     jz .Lbad
-    cmp rdi, SET_STR_MAX - 1
-    ja .Lbad
-    xor ecx, ecx
-.Lname_byte:
-    cmp byte ptr [rsi + rcx], 0x20
-    jb .Lbad
-    inc rcx
-    cmp rcx, rdi
-    jb .Lname_byte
-    mov rcx, [rbx + SET_PTR]
-    mov rdx, rsi
-    mov r8, rdi
     mov r9d, SET_STR_MAX
-    call str_copy
-    jmp .Lgood
-.Ltext:                               # text: may be empty, must fit, no control bytes
-    cmp rdi, SET_TEXT_MAX - 1
+    jmp .Lchars
+.Ltext:
+    mov r9d, SET_TEXT_MAX
+.Lchars:
+    lea rax, [r9 - 1]
+    cmp rdi, rax
     ja .Lbad
     xor ecx, ecx
-.Ltext_byte:
+.Lchar:
     cmp rcx, rdi
-    jae .Ltext_ok
+    jae .Lcopy
     cmp byte ptr [rsi + rcx], 0x20
     jb .Lbad
     inc rcx
-    jmp .Ltext_byte
-.Ltext_ok:
+    jmp .Lchar
+.Lcopy:
     mov rcx, [rbx + SET_PTR]
     mov rdx, rsi
     mov r8, rdi
-    mov r9d, SET_TEXT_MAX
-    call str_copy
+    call str_copy                     # r9d: the storage's size
     jmp .Lgood
 .Lf32:
     mov rcx, rsi
@@ -401,192 +370,6 @@ settings_set:
     pop r12
     pop rdi
     pop rsi
-    pop rbx
-    ret
-
-# print_enum_name(rcx = names, edx = index)
-print_enum_name:
-    push rbx
-    push rsi
-    sub rsp, 40
-    mov rbx, rcx
-    mov esi, edx
-.Lwalk:
-    test esi, esi
-    jz .Lprint
-    cmp byte ptr [rbx], 0
-    je .Lprint
-    mov rcx, rbx
-    call str_len
-    lea rbx, [rbx + rax + 1]
-    dec esi
-    jmp .Lwalk
-.Lprint:
-    mov rcx, rbx
-    call rt_print_cstr
-    add rsp, 40
-    pop rsi
-    pop rbx
-    ret
-
-# settings_print_setting(rcx = entry): "key = value", as repl.cfg takes it
-settings_print_setting:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    lea rcx, [rip + s_setting]
-    mov rdx, [rbx + SET_NAME]
-    call rt_printf
-    mov rcx, rbx
-    call settings_print_value
-    add rsp, 32
-    pop rbx
-    ret
-
-# settings_print_value(rcx = entry)
-settings_print_value:
-    push rbx
-    sub rsp, 32
-    mov rbx, rcx
-    mov rax, [rbx + SET_PTR]
-    mov ecx, [rbx + SET_TYPE]
-    cmp ecx, SET_T_F32
-    jne .Lnot_f32
-    movss xmm0, [rax]
-    mov ecx, 3
-    call print_fixed
-    jmp .Lout
-.Lnot_f32:
-    cmp ecx, SET_T_U32
-    jne .Lnot_u32
-    mov ecx, [rax]
-    call rt_print_u64
-    jmp .Lout
-.Lnot_u32:
-    cmp ecx, SET_T_U64
-    jne .Lnot_u64
-    mov rcx, [rax]
-    call rt_print_u64
-    jmp .Lout
-.Lnot_u64:
-    cmp ecx, SET_T_BOOL
-    jne .Lnot_bool
-    lea rcx, [rip + s_off]
-    cmp dword ptr [rax], 0
-    je .Lprint_word
-    lea rcx, [rip + s_on]
-.Lprint_word:
-    call rt_print_cstr
-    jmp .Lout
-.Lnot_bool:
-    cmp ecx, SET_T_ENUM
-    jne .Lstring
-    mov rcx, [rbx + SET_ENUM]
-    mov edx, [rax]
-    call print_enum_name
-    jmp .Lout
-.Lstring:
-    lea rcx, [rip + s_empty]
-    cmp byte ptr [rax], 0
-    je .Lprint_word
-    mov rcx, rax
-    call rt_print_cstr
-.Lout:
-    add rsp, 32
-    pop rbx
-    ret
-
-# settings_print_usage(rcx = entry): what the key accepts
-settings_print_usage:
-    push rbx
-    push rsi
-    sub rsp, 40
-    mov rbx, rcx
-    mov eax, [rbx + SET_TYPE]
-    cmp eax, SET_T_F32
-    jne .Lnot_f32
-    lea rcx, [rip + s_u_number]
-    call rt_print_cstr
-    movd xmm0, dword ptr [rbx + SET_MIN]
-    mov ecx, 3
-    call print_fixed
-    lea rcx, [rip + s_range_f32]
-    call rt_print_cstr
-    movd xmm0, dword ptr [rbx + SET_MAX]
-    mov ecx, 3
-    call print_fixed
-    jmp .Lout
-.Lnot_f32:
-    cmp eax, SET_T_U32
-    jne .Lnot_u32
-    lea rcx, [rip + s_range_u32]
-    mov edx, [rbx + SET_MIN]
-    mov r8d, [rbx + SET_MAX]
-    call rt_printf
-    jmp .Lout
-.Lnot_u32:
-    lea rcx, [rip + s_u_bool]
-    cmp eax, SET_T_BOOL
-    je .Lword
-    cmp eax, SET_T_STR
-    jne .Lnot_str
-    lea rcx, [rip + s_u_str]
-    mov edx, SET_STR_MAX - 1
-    call rt_printf
-    jmp .Lout
-.Lnot_str:
-    cmp eax, SET_T_TEXT
-    jne .Lnot_text
-    lea rcx, [rip + s_u_text]
-    mov edx, SET_TEXT_MAX - 1
-    call rt_printf
-    jmp .Lout
-.Lnot_text:
-    lea rcx, [rip + s_u_u64]
-    cmp eax, SET_T_U64
-    je .Lword
-    lea rcx, [rip + s_u_one_of]       # an enum: list its names
-    call rt_print_cstr
-    mov rsi, [rbx + SET_ENUM]
-.Lname:
-    mov rcx, rsi
-    call rt_print_cstr
-    mov rcx, rsi
-    call str_len
-    lea rsi, [rsi + rax + 1]
-    cmp byte ptr [rsi], 0
-    je .Lout
-    lea rcx, [rip + s_comma]
-    call rt_print_cstr
-    jmp .Lname
-.Lword:
-    call rt_print_cstr
-.Lout:
-    add rsp, 40
-    pop rsi
-    pop rbx
-    ret
-
-# settings_print_all(): "key = value  (source)" for every key
-settings_print_all:
-    push rbx
-    sub rsp, 32
-    lea rbx, [rip + settings_table]
-.Lnext:
-    mov rcx, [rbx + SET_NAME]
-    test rcx, rcx
-    jz .Ldone
-    mov rcx, rbx
-    call settings_print_setting
-    mov eax, [rbx + SET_SOURCE]
-    lea rdx, [rip + source_names]
-    mov rdx, [rdx + rax * 8]
-    lea rcx, [rip + s_setting_source]
-    call rt_printf
-    add rbx, SET_ENTRY
-    jmp .Lnext
-.Ldone:
-    add rsp, 32
     pop rbx
     ret
 
@@ -729,39 +512,4 @@ settings_reset:
     jmp .Lentry
 .Ldone:
     add rsp, 40
-    ret
-
-# settings_write_cfg(): "key = value" lines for every setting (empty file names left out), as
-# repl.cfg takes them back
-settings_write_cfg:
-    push rbx
-    sub rsp, 32
-    lea rcx, [rip + s_cfg_header]
-    call rt_print_cstr
-    lea rbx, [rip + settings_table]
-.Lnext:
-    mov rcx, [rbx + SET_NAME]
-    test rcx, rcx
-    jz .Ldone
-    cmp dword ptr [rbx + SET_SOURCE], SET_SRC_FOUND
-    je .Lskip                         # what discovery found is found again at the next boot
-    cmp dword ptr [rbx + SET_TYPE], SET_T_STR
-    je .Lmaybe_empty
-    cmp dword ptr [rbx + SET_TYPE], SET_T_TEXT
-    jne .Lwrite
-.Lmaybe_empty:
-    mov rax, [rbx + SET_PTR]
-    cmp byte ptr [rax], 0
-    je .Lskip
-.Lwrite:
-    mov rcx, rbx
-    call settings_print_setting
-    lea rcx, [rip + s_nl]
-    call rt_print_cstr
-.Lskip:
-    add rbx, SET_ENTRY
-    jmp .Lnext
-.Ldone:
-    add rsp, 32
-    pop rbx
     ret

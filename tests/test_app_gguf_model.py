@@ -50,7 +50,7 @@ def image():
 
 class GgufAsmModel:
     """A GGUF file loaded through the asm: open, config, bind, state; forward(token, pos).
-    kv_type: the caches' element type, "f16" as the program's default for GGUF (session.s)."""
+    kv_type: the caches' element type, "f16" as the program's default for GGUF (session_mem.s's kv_type_apply)."""
 
     def __init__(self, machine, data: bytes, ctx: int = 96, kv_type: str = "f16"):
         self.mc = machine

@@ -23,7 +23,7 @@ SC = inc_constants(APP / "settings.inc", {})
 
 @lru_cache(maxsize=None)
 def cfg_image():
-    return link([APP / "settings.s", APP / "util.s", APP / "template.s",
+    return link([APP / "settings.s", APP / "settings_print.s", APP / "util.s", APP / "template.s",
                  REPO / "efi_stubs" / "format.s", STUBS], "config_parse", include_dirs=[APP])
 
 

@@ -20,7 +20,7 @@ limit and a wall-clock timeout: a hang is reported like a fault.
   tok_decode. Judges: tokenizer.inc's validation order restated there, tests/reference's reader (reads exactly
   the loaded files, once max_token_length is honoured) and its encode/decode (same ids,
   same bytes).
-* CfgRunner: app_asm/settings.s + util.s + tests/fuzz/runtime_stubs.s, whose rt_print_*
+* CfgRunner: app_asm/settings.s + settings_print.s + util.s + tests/fuzz/runtime_stubs.s, whose rt_print_*
   jump through .data slots to emulator traps that record the bytes (no console, no
   ConOut: config_parse's output exactly as it hands it over). The .data section is
   restored before each case, so a case does not depend on the ones run before it. Judge:

@@ -1,5 +1,5 @@
 # Test-only runtime for the fuzz harness (tests/fuzz/harness.py, CfgRunner): what
-# app_asm/settings.s and util.s need from efi_stubs/, without UEFI.
+# app_asm/settings.s, settings_print.s and util.s need from efi_stubs/, without UEFI.
 #
 # The three print routines jump through slots in .data that the harness fills with emulator
 # traps (peasm.runners.emu.Emu.trap); a trap reads the arguments and records the bytes, so
