@@ -21,12 +21,19 @@
 # weight type's vec_dot_type (Q8_0, Q8_1, F16, ...) as llama.cpp does; the converted input
 # is kept in S_XQ and reused while the input is unchanged (wq/wk/wv share one, w_gate/w_up
 # another), so it is converted once per input, not once per matrix.
+#
+# Several cores: each product's rows are queued on the job board (k_par_rows_queue,
+# kernels_asm/parallel.s) and the products that share an input are posted as one job
+# (k_par_rows_flush after wv, after w_up; wo, w_down and the classifier alone), so a layer
+# posts 4 jobs and attention, not 7 and attention; a queued product's output is read only
+# after the flush. With no workers each product runs at once on this core.
 .include "model.inc"
 
 .section .text
 .global model_forward, fw_kv_store
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
-.extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_rows
+.extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table
+.extern k_par_rows_queue, k_par_rows_flush
 
 # Frame below the 8 pushes: shadow space, stack arguments 5..7.
 .equ FW_ARG5, 32
@@ -130,6 +137,7 @@ model_forward:
 
     FW_MATMUL [rbx+MODEL_S_K], [rdi+LAYER_ATTN_K], MODEL_S_XB
     FW_MATMUL [rbx+MODEL_S_V], [rdi+LAYER_ATTN_V], MODEL_S_XB
+    call k_par_rows_flush             # q, k, v: one job
     FW_BIAS [rbx+MODEL_S_Q], LAYER_ATTN_Q_BIAS, MODEL_DIM
     FW_BIAS [rbx+MODEL_S_K], LAYER_ATTN_K_BIAS, MODEL_KV_DIM
     FW_BIAS [rbx+MODEL_S_V], LAYER_ATTN_V_BIAS, MODEL_KV_DIM
@@ -160,6 +168,7 @@ model_forward:
     mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # xb changed
 
     FW_MATMUL [rbx+MODEL_S_XB2], [rdi+LAYER_ATTN_OUTPUT], MODEL_S_XB
+    call k_par_rows_flush
     mov rcx, [rbx + MODEL_S_X]        # x += wo @ att_out
     mov rdx, [rbx + MODEL_S_XB2]
     mov r8d, [rbx + MODEL_DIM]
@@ -168,12 +177,14 @@ model_forward:
     FW_RMSNORM MODEL_S_XB, MODEL_S_X, rdi+LAYER_FFN_NORM
     FW_MATMUL [rbx+MODEL_S_HB], [rdi+LAYER_FFN_GATE], MODEL_S_XB
     FW_MATMUL [rbx+MODEL_S_HB2], [rdi+LAYER_FFN_UP], MODEL_S_XB
+    call k_par_rows_flush             # gate, up: one job
     mov rcx, [rbx + MODEL_S_HB]       # hb = silu(hb) * hb2
     mov rdx, [rbx + MODEL_S_HB2]
     mov r8d, [rbx + MODEL_HIDDEN_DIM]
     call qword ptr [rip + k_swiglu]
     mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # hb changed
     FW_MATMUL [rbx+MODEL_S_XB], [rdi+LAYER_FFN_DOWN], MODEL_S_HB
+    call k_par_rows_flush
     mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # xb changed
     mov rcx, [rbx + MODEL_S_X]        # x += w_down @ hb
     mov rdx, [rbx + MODEL_S_XB]
@@ -188,6 +199,7 @@ model_forward:
     lea rdi, [rbx + MODEL_OUTPUT_NORM]   # final norm (in place) and the classifier
     FW_RMSNORM MODEL_S_X, MODEL_S_X, rdi
     FW_MATMUL [rbx+MODEL_S_LOGITS], [rbx+MODEL_OUTPUT], MODEL_S_X
+    call k_par_rows_flush
     mov dword ptr [rbx + MODEL_ERROR], MODEL_OK
     mov rax, [rbx + MODEL_S_LOGITS]
     jmp .Lret
@@ -258,7 +270,9 @@ fw_rope:
 # fw_matmul(rcx = out f32*, rdx = TENSOR* (ROWS x N, a runnable type: the binders checked),
 #   r8 = x f32[N]; rbx = Model*) : out[i] = row i . x for i < ROWS, with x first converted
 #   to the type's vec_dot_type in S_XQ unless S_XQ already holds x in that format (XQ_SRC,
-#   XQ_FMT). Clobbers the volatile registers. Private.
+#   XQ_FMT). The product is queued (k_par_rows_queue): out is written by the next
+#   k_par_rows_flush (at once with no workers). A conversion first flushes what is queued
+#   (a queued product may still read S_XQ). Clobbers the volatile registers. Private.
 fw_matmul:
     push rsi
     push rdi
@@ -280,6 +294,7 @@ fw_matmul:
     cmp rsi, [rbx + MODEL_XQ_SRC]
     je .Lconverted
 .Lconvert:
+    call k_par_rows_flush             # queued products may read S_XQ: done before it changes
     mov ecx, r14d
     mov edx, GGML_TT_FROM_FLOAT
     call ggml_type_body
@@ -295,7 +310,7 @@ fw_matmul:
     mov ecx, [r13 + TENSOR_TYPE]
     mov edx, GGML_TT_MATVEC
     call ggml_type_body
-    mov rcx, rax                      # k_par_rows(body, out, W, x, n, rows, row bytes):
+    mov rcx, rax                      # k_par_rows_queue(body, out, W, x, n, rows, row bytes):
     mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel.s)
     mov r8, [r13 + TENSOR_DATA]
     mov r9, rsi
@@ -305,7 +320,7 @@ fw_matmul:
     mov [rsp + 40], rax
     mov rax, [r13 + TENSOR_ROW_BYTES]
     mov [rsp + 48], rax
-    call k_par_rows
+    call k_par_rows_queue
     add rsp, 64
     pop r14
     pop r13

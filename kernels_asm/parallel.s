@@ -5,7 +5,9 @@
 #
 # One job at a time, posted by one caller (the boot core): the items of a call (the rows
 # 0..d-1 of a matvec, cut into chunks of whole 4-row blocks since the bodies reduce 4 rows at
-# a time; the rows of a weight applied to a batch of inputs, k_par_matmat; or the heads of
+# a time; the rows of several matvecs queued by k_par_rows_queue and posted together by
+# k_par_rows_flush, e.g. wq, wk, wv of one input, so a decode step posts fewer, larger jobs;
+# the rows of a weight applied to a batch of inputs, k_par_matmat; or the heads of
 # attention) are cut into chunks; every core, the caller included,
 # takes the next chunk from a shared counter until none is left, and the caller returns once
 # every chunk is done. A chunk is the body called on a sub-range (a sub-matrix, some heads),
@@ -27,6 +29,20 @@
 .equ PAR_GRAIN, 4                     # rows per block: chunks are whole blocks
 .equ PAR_CHUNKS_PER_CORE, 4           # chunks per core taking part (balance vs per-chunk cost)
 .equ PAR_MAX_WORKERS, 255
+.equ PAR_PART_CHUNKS_PER_CORE, 8      # queued rows jobs: chunks per core taking part, at most
+.equ PAR_PART_MIN_CHUNK_SHIFT, 13     #  and no chunk under 2^13 weight bytes (a claim and a
+                                      #  body call cost ~0.2 us: 8 KiB of Q4 rows take ~1 us)
+.equ PAR_MAX_PARTS, 4                 # matvecs one queued job may hold
+# a queued matvec (parallel.s's own records, par_parts)
+.equ PP_BODY, 0
+.equ PP_OUT, 8
+.equ PP_W, 16
+.equ PP_X, 24
+.equ PP_ROW_BYTES, 32
+.equ PP_N, 40                         # dword
+.equ PP_D, 44                         # dword: rows
+.equ PP_CHUNKS, 48                    # dword: chunks of this part in the posted job
+.equ PP_SIZE, 64
 .equ PAR_TILE_BYTES, 16384            # k_par_matmat without a matmat body: weight bytes a
                                       #  tile of rows may take (stays in L1 while every
                                       #  input of the batch passes over it)
@@ -35,11 +51,11 @@
 .balign 64, 0
 par_word:        .quad 0              # claim word: chunk count << 32 | next chunk
 .balign 64, 0
-par_done:        .long 0              # chunks of the current job done
-.balign 8, 0
+par_done:        .long 0              # chunks of the current job done (the caller spins here)
+.balign 64, 0
 k_par_worker_chunks: .quad 0          # chunks done by workers so far (tests, /cpu)
-.balign 64, 0                         # (the lines written by every chunk stay apart from
-.global k_par_workers, k_par_worker_chunks  #  the ones the waiting workers read)
+.balign 64, 0                         # (each line written by every chunk stays apart from
+.global k_par_workers, k_par_worker_chunks  #  the others and from the ones workers read)
 k_par_workers:   .long 0              # workers allowed to take chunks (their index below it)
 par_quit:        .long 0              # nonzero: workers return from k_par_worker
 par_job_run:     .quad 0              # the job: par_run_rows or par_run_range(ecx = chunk)
@@ -54,9 +70,12 @@ par_job_chunk:   .long 0              # items per chunk (the last one may have f
 .balign 8
 par_matvec_body: .quad 0              # the single-core matvec body behind k_matvec
 par_attention_body: .quad 0           # the single-core attention body behind k_attention
+par_nparts:      .long 0              # matvecs queued (k_par_rows_queue), not yet posted
+.balign 64, 0
+par_parts:       .fill PAR_MAX_PARTS * PP_SIZE, 1, 0   # their PP_* records
 
 .section .text
-.global k_par_rows, k_par_for, k_par_worker, k_par_set_workers, k_par_quit
+.global k_par_rows, k_par_rows_queue, k_par_rows_flush, k_par_for, k_par_worker, k_par_set_workers, k_par_quit
 .global par_matvec, par_attention, par_select_entries, k_par_matmat
 .extern k_matvec, k_attention, k_attention_heads
 
@@ -115,7 +134,12 @@ k_par_rows:
     mov [rip + par_job_run], rcx
     mov eax, r11d
     jmp par_post
-.Lserial:                             # body(out, W, x, n, d): shift the arguments, tail call
+.Lserial:
+    jmp par_rows_alone
+
+# par_rows_alone: body(out, W, x, n, d) on this core, jumped to with k_par_rows's (or
+#   k_par_rows_queue's) entry rsp and arguments: shift the arguments, tail call.
+par_rows_alone:
     mov rax, rcx
     mov rcx, rdx
     mov rdx, r8
@@ -124,6 +148,123 @@ k_par_rows:
     mov r10d, dword ptr [rsp + 48]
     mov dword ptr [rsp + 40], r10d    # our own argument slots: ours to reuse
     jmp rax
+
+# k_par_rows_queue(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n,
+#                  dword [rsp+48] = d, qword [rsp+56] = row_bytes)
+#   k_par_rows's arguments and result, but deferred: the matvec joins the queued job, which
+#   k_par_rows_flush posts (every queued matvec's rows, one job) and waits for. Until that
+#   returns, out must not be read and W, x must not change. With no workers (or d = 0) it
+#   runs now, as k_par_rows does. A fifth matvec flushes the four queued first. Same bodies
+#   on the same sub-ranges as one core: bit for bit its results. Clobbers what a body may.
+k_par_rows_queue:
+    cmp dword ptr [rip + k_par_workers], 0
+    je par_rows_alone
+    cmp dword ptr [rsp + 48], 0
+    je par_rows_alone
+    cmp dword ptr [rip + par_nparts], PAR_MAX_PARTS
+    jb .Lroom
+    push rcx                          # full: post the queued ones first
+    push rdx
+    push r8
+    push r9
+    sub rsp, 40
+    call k_par_rows_flush
+    add rsp, 40
+    pop r9
+    pop r8
+    pop rdx
+    pop rcx
+.Lroom:
+    mov eax, [rip + par_nparts]
+    lea r10d, [rax + 1]
+    mov [rip + par_nparts], r10d
+    imul eax, eax, PP_SIZE
+    lea r11, [rip + par_parts]
+    add r11, rax
+    mov [r11 + PP_BODY], rcx
+    mov [r11 + PP_OUT], rdx
+    mov [r11 + PP_W], r8
+    mov [r11 + PP_X], r9
+    mov eax, dword ptr [rsp + 40]
+    mov [r11 + PP_N], eax
+    mov eax, dword ptr [rsp + 48]
+    mov [r11 + PP_D], eax
+    mov rax, [rsp + 56]
+    mov [r11 + PP_ROW_BYTES], rax
+    ret
+
+# k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
+#   when every row of every one is written; nothing queued: returns at once. Chunks: whole
+#   PAR_GRAIN-row blocks of one matvec each (a matvec's last chunk may have fewer rows), as
+#   many as PAR_PART_CHUNKS_PER_CORE per core taking part but none under
+#   2^PAR_PART_MIN_CHUNK_SHIFT weight bytes on average (and at least one per matvec). One
+#   chunk in all: one body call here. Clobbers what a body may (rax, rcx, rdx, r8-r11,
+#   xmm0-xmm5).
+k_par_rows_flush:
+    mov r8d, [rip + par_nparts]
+    test r8d, r8d
+    jz .Lnothing
+    mov dword ptr [rip + par_nparts], 0
+    lea r9, [rip + par_parts]
+    xor r10d, r10d                    # rows in all
+    xor eax, eax                      # weight bytes in all
+    mov rcx, r9
+    mov edx, r8d
+.Lsum:
+    mov r11d, [rcx + PP_D]
+    add r10d, r11d
+    imul r11, [rcx + PP_ROW_BYTES]
+    add rax, r11
+    add rcx, PP_SIZE
+    dec edx
+    jnz .Lsum
+    shr rax, PAR_PART_MIN_CHUNK_SHIFT # chunks the bytes allow
+    mov ecx, [rip + k_par_workers]
+    inc ecx
+    imul ecx, ecx, PAR_PART_CHUNKS_PER_CORE
+    cmp rax, rcx
+    cmovb ecx, eax                    # the fewer
+    mov eax, 1
+    cmp ecx, eax
+    cmovb ecx, eax                    # at least one
+    lea eax, [r10 + rcx - 1]
+    xor edx, edx
+    div ecx                           # rows per chunk: ceil(rows / chunks), whole blocks
+    add eax, PAR_GRAIN - 1
+    and eax, -PAR_GRAIN
+    mov [rip + par_job_chunk], eax
+    mov ecx, eax
+    xor r10d, r10d                    # chunks in all
+    mov r11, r9
+.Lcount:                              # each part: ceil(d / per chunk) chunks
+    mov eax, [r11 + PP_D]
+    add eax, ecx
+    dec eax
+    xor edx, edx
+    div ecx
+    mov [r11 + PP_CHUNKS], eax
+    add r10d, eax
+    add r11, PP_SIZE
+    dec r8d
+    jnz .Lcount
+    cmp r10d, 2
+    jb .Lone
+    lea rax, [rip + par_run_parts]
+    mov [rip + par_job_run], rax
+    mov eax, r10d
+    jmp par_post
+.Lone:                                # one matvec, one chunk: body(out, W, x, n, d) here
+    sub rsp, 56
+    mov eax, [r9 + PP_D]
+    mov dword ptr [rsp + 32], eax
+    mov rcx, [r9 + PP_OUT]
+    mov rdx, [r9 + PP_W]
+    mov r8, [r9 + PP_X]
+    mov r9d, [r9 + PP_N]
+    call qword ptr [rip + par_parts]  # PP_BODY of the first record (offset 0)
+    add rsp, 56
+.Lnothing:
+    ret
 
 # k_par_for(rcx = body, rdx = ctx, r8d = count)
 #   Runs body(rcx = ctx, edx = first, r8d = items) over items 0..count-1 split across the
@@ -272,9 +413,9 @@ par_matmat_rows:
     pop rbx
     ret
 
-# par_post: the tail of k_par_rows / k_par_for / k_par_matmat (jumped to with their entry rsp; eax =
-#   chunks >= 2, the job's fields written): publishes the job, takes chunks like any worker,
-#   waits for the rest, returns to their caller.
+# par_post: the tail of k_par_rows / k_par_rows_flush / k_par_for / k_par_matmat (jumped
+#   to with their entry rsp; eax = chunks >= 2, the job's fields written): publishes the
+#   job, takes chunks like any worker, waits for the rest, returns to their caller.
 par_post:
     push rbx
     sub rsp, 32
@@ -354,6 +495,39 @@ par_run_range:
     mov rcx, [rip + par_job_out]
     call qword ptr [rip + par_job_body]
     add rsp, 40
+    ret
+
+# par_run_parts(ecx = chunk): the chunk's matvec (the parts in queue order, PP_CHUNKS
+#   each) on its rows: body(out + i0*4, W + i0*row_bytes, x, n, rows)
+par_run_parts:
+    sub rsp, 56
+    lea r11, [rip + par_parts]
+.Lfind:
+    mov eax, [r11 + PP_CHUNKS]
+    cmp ecx, eax
+    jb .Lfound
+    sub ecx, eax
+    add r11, PP_SIZE
+    jmp .Lfind
+.Lfound:
+    mov eax, ecx
+    imul eax, [rip + par_job_chunk]
+    mov r10d, eax                     # i0
+    mov edx, [r11 + PP_D]
+    sub edx, eax
+    mov eax, [rip + par_job_chunk]
+    cmp edx, eax
+    cmova edx, eax                    # rows
+    mov dword ptr [rsp + 32], edx
+    mov rcx, [r11 + PP_OUT]
+    lea rcx, [rcx + r10 * 4]
+    mov rdx, [r11 + PP_ROW_BYTES]
+    imul rdx, r10
+    add rdx, [r11 + PP_W]
+    mov r8, [r11 + PP_X]
+    mov r9d, [r11 + PP_N]
+    call qword ptr [r11 + PP_BODY]
+    add rsp, 56
     ret
 
 # k_par_worker(ecx = worker index) : a worker core's loop. Waits for chunks (spinning with

@@ -20,11 +20,22 @@ one `peasm bench kernels` uses), before the models and again after them; the lar
 One line per model and thread count (--threads: the processors the hosted firmware's MP
 services report, APs being host threads; the program's default threads=0 uses them all):
 
-    model=stories15M threads=1 decode_tok_s=.. limit_tok_s=.. ratio=.. weights_mb=.. bandwidth_gbs=.. gen_tokens=.. wall_tok_s=..
-    model=stories15M threads=2 decode_tok_s=.. ... speedup=..
+    model=stories15M threads=1 decode_tok_s=.. limit_tok_s=.. ratio=.. weights_mb=.. bandwidth_gbs=.. gen_tokens=.. wall_tok_s=.. p50_tok_s=..
+    model=stories15M threads=2 decode_tok_s=.. ... speedup=.. speedup_p50=..
 
 speedup = decode_tok_s / decode_tok_s with one thread, in the same run (the ratio to the
 single-core limit can pass 1 with several cores: each core has its own path to memory).
+p50_tok_s = 1 / the median time between two generated pieces as they reached the runner's
+output (one write each), and speedup_p50 its ratio to one thread's: on a shared host a
+worker thread descheduled while it holds a chunk stalls that step for a time slice (ms),
+which moves the mean (decode_tok_s) a lot and the median little.
+
+--board TRIALS: instead of the program, the job board alone (see board_bench): one decode
+layer's matvecs of SmolLM2 (Q4_1) and TinyLlama (Q4_0) shapes, fastest of TRIALS runs of
+each job, one core against --threads' largest count, as separate jobs and as the queued jobs
+forward.s posts:
+
+    board=smollm2 type=Q4_1 cores=2 layer_us_1core=.. layer_us_separate=.. speedup_separate=.. layer_us_queued=.. speedup_queued=..
 
 The prefill: with --prompt N (default 64; 0: generate from BOS alone) the autorun line is a
 prompt of about N tokens (BOS and N-1 words "the", chat_format = raw, so no template adds
@@ -195,11 +206,96 @@ def run_once(efi, vol: Path, cfg, cpus: int = 1) -> dict:
     echo = raw.find(b"> ")
     echo = raw.find(b"\n", echo) + 1 if echo >= 0 else -1        # the end of the echoed prompt line
     stats_at = raw.find(b"[stats]")
-    wall = None
+    wall = p50 = None
     if echo > 0 and stats_at > echo and gen > 1:
         span = clock.time_at(stats_at) - clock.time_at(echo)
         wall = (gen - 1) / span if span > 0 else None
-    return {"prompt": prompt, "gen": gen, "prefill": prefill, "decode": decode, "wall": wall}
+        # each generated piece reaches the runner as one write: the median gap between them is
+        # a step's time that a few steps stalled by other processes on the host do not move
+        times = [t for t, end in clock.marks if echo < end <= stats_at]
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        if gaps and gaps[len(gaps) // 2] > 0:
+            p50 = 1.0 / gaps[len(gaps) // 2]
+    return {"prompt": prompt, "gen": gen, "prefill": prefill, "decode": decode, "wall": wall, "p50": p50}
+
+
+# --board: one decode layer's products (rows, n) per job as forward.s posts them: q,k,v of one
+# input; wo; gate,up of one input; down
+BOARD_LAYERS = {
+    "smollm2": ("Q4_1", [([576, 192, 192], 576), ([576], 576), ([1536, 1536], 576), ([576], 1536)]),
+    "tinyllama": ("Q4_0", [([2048, 256, 256], 2048), ([2048], 2048), ([5632, 5632], 2048), ([2048], 5632)]),
+}
+
+
+def board_bench(trials: int, workers: int) -> int:
+    """The job board alone (kernels_asm/parallel.s), natively with host threads: one decode
+    layer's matvecs (random blocks) as one core runs them, as separate k_par_rows jobs and as
+    the queued jobs forward.s posts (k_par_rows_queue .. k_par_rows_flush), each job timed
+    alone `trials` times and the fastest kept: a shared host's time slicing moves the mean of
+    such ~10-1000 us jobs a lot and the minimum little, so this shows what the board costs
+    when the cores are there (as they are on a real machine)."""
+    import numpy as np
+
+    from peasm import ggml
+    from peasm.runners import native
+    from peasm.runners.kernels import Kernels, open_machine
+
+    m = open_machine("native", guard=False)
+    m.start_workers(workers)
+    k = Kernels(m, "avx2" if native.host_has_avx2_fma() else "sse2")
+    rng = np.random.default_rng(SEED)
+    keep = []
+
+    def fastest(run) -> float:
+        best = float("inf")
+        for _ in range(trials):
+            t0 = time.perf_counter_ns()
+            run()
+            best = min(best, time.perf_counter_ns() - t0)
+        return best / 1e3
+
+    try:
+        for name, (tname, jobs) in BOARD_LAYERS.items():
+            t = ggml.BY_NAME[tname]
+            body = k.ggml_body(tname, "matvec")
+            rows_q = m.address("k_par_rows")
+            queue, flush = m.address("k_par_rows_queue"), m.address("k_par_rows_flush")
+            one = sep = fused = 0.0
+            for rows, n in jobs:
+                xq = np.frombuffer(k.quantize(t.vec_dot_type,
+                                 rng.standard_normal(n).astype(np.float32)), np.uint8).copy()
+                keep.append(xq)
+                parts = []
+                for d in rows:
+                    blocks = rng.integers(0, 256, size=(d, n // t.block_size, t.block_bytes), dtype=np.uint8)
+                    blocks[..., 0:2] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)   # finite scales
+                    if tname == "Q4_1":
+                        blocks[..., 2:4] = np.frombuffer(np.float16(-0.1).tobytes(), np.uint8)
+                    out = np.zeros(d, np.float32)
+                    keep += [blocks, out]
+                    parts.append((body, out.ctypes.data, blocks.ctypes.data, xq.ctypes.data, n, d,
+                                  blocks.shape[1] * blocks.shape[2]))
+                alone = [native.Batch(rows_q, [p]) for p in parts]
+                m.call("k_par_set_workers", 0)
+                one += sum(fastest(b.run) for b in alone)
+                m.call("k_par_set_workers", workers)
+                sep += sum(fastest(b.run) for b in alone)
+                post, best = native.Batch(flush, [()]), float("inf")
+                for _ in range(trials):
+                    for p in parts:
+                        native.call_many(queue, [p])
+                    t0 = time.perf_counter_ns()
+                    post.run()
+                    best = min(best, time.perf_counter_ns() - t0)
+                fused += best / 1e3
+                m.call("k_par_set_workers", 0)
+            print(f"board={name} type={tname} cores={workers + 1} layer_us_1core={one:.1f} "
+                  f"layer_us_separate={sep:.1f} speedup_separate={one / sep:.2f} "
+                  f"layer_us_queued={fused:.1f} speedup_queued={one / fused:.2f}")
+    finally:
+        m.stop_workers()
+    print(f"# fastest of {trials} runs of each job; load average {os.getloadavg()[0]:.2f}")
+    return 0
 
 
 def prefill_fields(r: dict) -> str:
@@ -223,6 +319,9 @@ def main() -> int:
                     help="prompt tokens before the generation (the prefill; 0: from BOS alone)")
     ap.add_argument("--threads", default="1,2",
                     help="comma-separated processor counts to run each model with (1 first: the base of speedup)")
+    ap.add_argument("--board", type=int, default=0, metavar="TRIALS",
+                    help="instead: time one decode layer's jobs on the job board alone, 1 core vs "
+                         "--threads' largest count, fastest of TRIALS runs each")
     args = ap.parse_args()
     try:
         thread_counts = sorted({int(t) for t in args.threads.split(",") if t.strip()})
@@ -230,6 +329,15 @@ def main() -> int:
         ap.error(f"--threads: comma-separated whole numbers, not {args.threads!r}")
     if not thread_counts or thread_counts[0] < 1:
         ap.error("--threads: counts of at least 1")
+
+    if args.board:
+        ok, why = __import__("peasm.runners.native", fromlist=["supported"]).supported()
+        if not ok:
+            print(f"bench_app: the native runner cannot run here: {why}", file=sys.stderr)
+            return 1
+        if thread_counts[-1] < 2:
+            ap.error("--board: --threads must include a count of 2 or more")
+        return board_bench(args.board, thread_counts[-1] - 1)
 
     from peasm.bench import KernelBench, llc_bytes
     from peasm.runners import native
@@ -277,11 +385,16 @@ def main() -> int:
             wbytes = cfg.step_bytes if isinstance(cfg, GgufBench) else weight_bytes_per_token(cfg)
             limit = bw / wbytes
             wall = f"{r['wall']:.2f}" if r["wall"] else "n/a"
-            base.setdefault(vol_name, r["decode"] if t == 1 else None)
-            speedup = f" speedup={r['decode'] / base[vol_name]:.2f}" if t > 1 and base[vol_name] else ""
+            base.setdefault(vol_name, (r["decode"], r["p50"]) if t == 1 else None)
+            speedup = ""
+            if t > 1 and base[vol_name]:
+                speedup = f" speedup={r['decode'] / base[vol_name][0]:.2f}"
+                if r["p50"] and base[vol_name][1]:
+                    speedup += f" speedup_p50={r['p50'] / base[vol_name][1]:.2f}"
+            p50 = f"{r['p50']:.2f}" if r["p50"] else "n/a"
             print(f"model={vol_name} threads={t} decode_tok_s={r['decode']:.2f} limit_tok_s={limit:.2f} "
                   f"ratio={r['decode'] / limit:.3f} weights_mb={wbytes / 1e6:.1f} bandwidth_gbs={bw / 1e9:.2f} "
-                  f"gen_tokens={r['gen']} wall_tok_s={wall}{speedup}{prefill_fields(r)}")
+                  f"gen_tokens={r['gen']} wall_tok_s={wall} p50_tok_s={p50}{speedup}{prefill_fields(r)}")
             if r["gen"] < args.tokens:
                 print(f"# {vol_name}: generation stopped after {r['gen']} of {args.tokens} tokens (BOS/EOS)")
         print(f"# weights_mb: every matrix one decode step reads, classifier once, float32 (KV cache not "

@@ -1,0 +1,164 @@
+"""Queued matvecs posted as one job (kernels_asm/parallel.s: k_par_rows_queue, k_par_rows_flush):
+the decode step's products that share an input (wq/wk/wv, w_gate/w_up) run as one job whose
+chunks span several matrices. Every output bit for bit that of the matvec body on one core,
+however the chunks fell; under unicorn the workers are emulated cores taking turns (every
+buffer ends at a guard page, so a chunk running past its matrix's last row faults); natively
+they are host threads."""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from peasm.runners import native
+from peasm.runners.kernels import Kernels, body, open_machine
+from tests.support import require
+
+# groups of (rows, n): a group is queued, then flushed. Same n within a group as in the
+# program (one input); the last groups have mixed n, more parts than one job holds (4: the
+# fifth flushes the first four), single rows, rows not a multiple of 4, and one tiny part.
+GROUPS = [
+    [(64, 64), (16, 64), (16, 64)],
+    [(172, 40), (172, 40)],
+    [(7, 5)],
+    [(288, 288)],
+    [(96, 48), (32, 48), (32, 48)],
+    [(513, 40), (1, 40), (9, 40), (37, 40), (130, 40), (3, 40)],
+    [(37, 13), (64, 3), (130, 17)],
+]
+
+
+def _chunks_by_workers(m) -> int:
+    return struct.unpack("<Q", m.read(m.address("k_par_worker_chunks"), 8))[0]
+
+
+def _run_group(k, m, group, rng, workers):
+    """Queue every part (f32 matvec body of k's path), flush; returns (outputs, expected)."""
+    parts = []
+    for d, n in group:
+        W = rng.standard_normal((d, n)).astype(np.float32)
+        x = rng.standard_normal(n).astype(np.float32)
+        parts.append((W, x))
+    want = [k.matvec(W, x) for W, x in parts]        # one core (frees the machine's buffers)
+    f = m.address(body("matvec", k.path))
+    try:
+        m.call("k_par_set_workers", workers)
+        outs = []
+        for W, x in parts:
+            d, n = W.shape
+            pw, px, po = k.put(W, "W"), k.put(x, "x"), m.alloc(4 * d, "out")
+            m.write(po, b"\xff" * (4 * d))               # NaN bits: a row left unwritten shows
+            m.call("k_par_rows_queue", f, po, pw, px, n, d, 4 * n)
+            outs.append((po, d))
+        m.call("k_par_rows_flush")
+        m.call("k_par_rows_flush")                       # nothing queued: returns at once
+        got = [k.get(po, d) for po, d in outs]
+    finally:
+        m.call("k_par_set_workers", 0)
+        k._done()
+    return got, want
+
+
+@pytest.fixture(scope="module")
+def unicorn_board():
+    m = open_machine("unicorn")
+    m.start_workers(4)
+    return m
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2, 4])
+def test_unicorn_queued_jobs_equal_one_core_bit_for_bit(unicorn_board, workers):
+    m = unicorn_board
+    k = Kernels(m, "sse2")
+    rng = np.random.default_rng(100 + workers)
+    before = _chunks_by_workers(m)
+    for group in GROUPS:
+        got, want = _run_group(k, m, group, rng, workers)
+        for (d, n), g, w in zip(group, got, want):
+            assert g.tobytes() == w.tobytes(), (group, d, n, workers)
+    taken = _chunks_by_workers(m) - before
+    assert (taken > 0) == (workers > 0), taken
+
+
+def test_unicorn_without_workers_queue_runs_at_once(unicorn_board):
+    """No workers: k_par_rows_queue is the body called now (the output is there before any
+    flush), as k_par_rows is."""
+    m = unicorn_board
+    k = Kernels(m, "sse2")
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((40, 24)).astype(np.float32)
+    x = rng.standard_normal(24).astype(np.float32)
+    want = k.matvec(W, x)
+    try:
+        m.call("k_par_set_workers", 0)
+        pw, px, po = k.put(W, "W"), k.put(x, "x"), m.alloc(4 * 40, "out")
+        m.call("k_par_rows_queue", m.address("matvec_sse2"), po, pw, px, 24, 40, 96)
+        assert k.get(po, 40).tobytes() == want.tobytes()
+    finally:
+        k._done()
+
+
+@pytest.fixture(scope="module")
+def native_board():
+    ok, why = native.supported()
+    require(ok, why)
+    m = open_machine("native")
+    m.start_workers(4)
+    yield m
+    m.stop_workers()
+
+
+@pytest.mark.parametrize("path", ["sse2", "avx2"])
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_native_threads_queued_jobs_equal_one_core_bit_for_bit(native_board, path, workers):
+    if path == "avx2":
+        require(native.host_has_avx2_fma(), "host CPU has no AVX2+FMA")
+    m = native_board
+    k = Kernels(m, path)
+    rng = np.random.default_rng(200 + workers)
+    for group in GROUPS + [[(2048, 256), (256, 256), (256, 256)], [(768, 288), (768, 288)]]:
+        for _ in range(2):
+            got, want = _run_group(k, m, group, rng, workers)
+            for (d, n), g, w in zip(group, got, want):
+                assert g.tobytes() == w.tobytes(), (group, d, n, workers)
+
+
+def test_native_threads_queued_quantized_decode_shapes(native_board):
+    """SmolLM2's layer products in Q4_1 (q, k, v of one input; gate, up of another) through
+    the queue: bit for bit the Q4_1 matvec body's rows on one core."""
+    require(native.host_has_avx2_fma(), "host CPU has no AVX2+FMA")
+    m = native_board
+    k = Kernels(m, "avx2")
+    rng = np.random.default_rng(9)
+    for group, n in [([576, 192, 192], 576), ([1536, 1536], 576)]:
+        x = rng.standard_normal(n).astype(np.float32)
+        xq = k.quantize("Q8_1", x)
+        mats = [_random_q4_1(rng, d, n) for d in group]
+        want = [k.matvec_q("Q4_1", W, xq, n, d) for W, d in zip(mats, group)]
+        f = k.ggml_body("Q4_1", "matvec")
+        row_bytes = n // 32 * 20
+        for workers in (1, 2, 4):
+            try:
+                m.call("k_par_set_workers", workers)
+                px = k.put(np.frombuffer(xq, np.uint8), "xq")
+                outs = []
+                for W, d in zip(mats, group):
+                    pw, po = k.put(np.frombuffer(W, np.uint8), "W"), m.alloc(4 * d, "out")
+                    m.call("k_par_rows_queue", f, po, pw, px, n, d, row_bytes)
+                    outs.append((po, d))
+                m.call("k_par_rows_flush")
+                for (po, d), w in zip(outs, want):
+                    assert k.get(po, d).tobytes() == w.tobytes(), (group, d, workers)
+            finally:
+                m.call("k_par_set_workers", 0)
+                k._done()
+
+
+def _random_q4_1(rng, d, n) -> bytes:
+    """d rows of Q4_1 blocks: random nibbles, finite f16 scale and minimum."""
+    blocks = rng.integers(0, 256, size=(d, n // 32, 20), dtype=np.uint8)
+    blocks[..., 0:2] = np.frombuffer(rng.uniform(0.001, 0.05, (d, n // 32)).astype(np.float16).tobytes(),
+                                     np.uint8).reshape(d, n // 32, 2)
+    blocks[..., 2:4] = np.frombuffer(np.float16(-0.1).tobytes(), np.uint8)
+    return blocks.tobytes()
