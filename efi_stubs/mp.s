@@ -32,7 +32,7 @@ mp_enabled:      .quad 0              #                         enabled ones (bo
 
 .section .text
 .global rt_mp_start
-.extern rt_boot_services, cpu_features, rt_alloc_pages
+.extern rt_boot_services, cpu_features, rt_alloc_pages, rt_free_pages
 
 # rt_mp_start(rcx = procedure, edx = most APs wanted) -> eax = APs that run procedure(ecx =
 #   their number, 0 .. eax-1), also rt_mp_cpus = eax + 1. Call once, from the boot core,
@@ -99,6 +99,14 @@ rt_mp_start:
     mov eax, ebx
     jmp .Lout
 .Lnone:
+    mov rcx, [rip + mp_stacks]        # a refusal after the stacks were had: give them back
+    test rcx, rcx
+    jz .Lno_stacks
+    mov edx, [rip + mp_wanted]
+    imul rdx, rdx, MP_AP_STACK_BYTES
+    call rt_free_pages
+    mov qword ptr [rip + mp_stacks], 0
+.Lno_stacks:
     mov dword ptr [rip + mp_wanted], 0
     xor eax, eax
 .Lout:

@@ -157,3 +157,24 @@ def test_quantized_gguf_same_text_on_several_cores(chat_efi, tmp_path, name, cpu
     assert texts[0] == texts[1] and len(texts[0]) > 100
     if cpu == "unicorn":
         assert _threads_line(r.text)[3] > 0
+
+
+def test_refused_startup_gives_the_ap_stacks_back(chat_efi, tmp_path, stories260k, monkeypatch):
+    """StartupAllAPs refusing (after rt_mp_start took the pages for the APs' own stacks): the
+    boot core works alone and those pages are freed again: /mem's free memory is that of a
+    firmware with one processor."""
+    from peasm.runners.firmware import ERR, Firmware
+
+    model, tok = stories260k
+
+    def free_line(cpus: int) -> str:
+        vol = make_volume(tmp_path / f"vol{cpus}", files={"stories260K.bin": model, "tok512.bin": tok},
+                          cfg="temperature = 0\nmax_tokens = 4\n", autorun=["/cpu", "/mem", "/shutdown"])
+        r = run_chat(chat_efi, vol, "native", cpus=cpus)
+        assert _threads_line(r.text)[:3] == (1, 1, 0), r.text[-800:]
+        (line,) = [ln for ln in r.text.splitlines() if ln.lstrip().lower().startswith("free")]
+        return line
+
+    alone = free_line(1)
+    monkeypatch.setattr(Firmware, "mp_StartupAllAPs", lambda self, *a: ERR["EFI_OUT_OF_RESOURCES"])
+    assert free_line(2) == alone
