@@ -106,6 +106,11 @@ class Firmware(FileServices):
                 buf[offsets[f.name]:offsets[f.name] + width] = values[f.name].to_bytes(width, "little")
         return bytes(buf)
 
+    def _efi_time(self, t: time.struct_time) -> bytes:
+        """An EFI_TIME (UTC, no time zone or daylight information) for a time.gmtime() value."""
+        return self._values_bytes("EFI_TIME", {"Year": t.tm_year, "Month": t.tm_mon, "Day": t.tm_mday,
+                                               "Hour": t.tm_hour, "Minute": t.tm_min, "Second": t.tm_sec})
+
     def _write_struct(self, struct_name: str, values: dict) -> int:
         data = self._values_bytes(struct_name, values)
         return self.machine.alloc(len(data), data, align=8)
@@ -320,6 +325,4 @@ class Firmware(FileServices):
         raise PowerOff(reset_type, status)
 
     def rt_GetTime(self, time_ptr, caps, *_):
-        t = time.gmtime()
-        self.machine.write(time_ptr, struct.pack("<HBBBBBBIhBB", t.tm_year, t.tm_mon, t.tm_mday,
-                                                 t.tm_hour, t.tm_min, t.tm_sec, 0, 0, 0, 0, 0))
+        self.machine.write(time_ptr, self._efi_time(time.gmtime()))

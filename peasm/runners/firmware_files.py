@@ -6,7 +6,6 @@ power before any one of them. Part of peasm.runners.firmware.
 from __future__ import annotations
 
 import os
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,9 +157,7 @@ class FileServices:
         name = (path.name if path != self.volume else "").encode("utf-16-le") + b"\0\0"
         offsets, size, _ = uefi.STRUCTS["EFI_FILE_INFO"].layout()
         total = offsets["FileName"] + len(name)
-        t = time.gmtime(st.st_mtime)
-        stamp = struct.pack("<HBBBBBBIhBB", t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
-                            t.tm_sec, 0, 0, 0, 0, 0)
+        stamp = self._efi_time(time.gmtime(st.st_mtime))
         attr = S["EFI_FILE_DIRECTORY"] if path.is_dir() else S["EFI_FILE_ARCHIVE"]
         fsize = 0 if path.is_dir() else st.st_size
         head = self._values_bytes("EFI_FILE_INFO", {"Size": total, "FileSize": fsize,
