@@ -12,33 +12,18 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .uefi import SCALARS, Field, Struct
+from .uefi import SCALARS, Struct, declare
 
 
 class AppStruct(Struct):
     """A Struct whose fields may name the other structs declared here."""
 
-    def layout(self) -> tuple[dict[str, int], int, int]:
-        offsets, off, align = {}, 0, 1
-        for f in self.fields:
-            size, falign = type_size(f.type)
-            off = (off + falign - 1) // falign * falign
-            offsets[f.name] = off
-            off += size * f.count
-            align = max(align, falign)
-        size = (off + align - 1) // align * align
-        return offsets, size, align
+    def field_size(self, t: str) -> tuple[int, int]:
+        return type_size(t)
 
 
 def _s(name: str, *fields: str | tuple) -> AppStruct:
-    out = []
-    for f in fields:
-        if isinstance(f, tuple):
-            out.append(Field(*f))
-        else:
-            n, t = f.split(":")
-            out.append(Field(n, t))
-    return AppStruct(name, tuple(out))
+    return declare(name, *fields, cls=AppStruct)
 
 
 TENSOR = _s("TENSOR",

@@ -13,18 +13,7 @@ workspace vocab_workspace_bytes sizes. Contracts: app_asm/vocab.inc.
 from __future__ import annotations
 
 from . import unicode_table
-from .uefi import Field, Struct
-
-
-def _s(name: str, *fields: str | tuple) -> Struct:
-    out = []
-    for f in fields:
-        if isinstance(f, tuple):
-            out.append(Field(*f))
-        else:
-            n, t = f.split(":")
-            out.append(Field(n, t))
-    return Struct(name, tuple(out))
+from .uefi import declare as _s
 
 
 VOCAB_SOURCE = _s(

@@ -30,13 +30,18 @@ class Struct:
         """(offset of each field, size, alignment) with C natural alignment."""
         offsets, off, align = {}, 0, 1
         for f in self.fields:
-            size, falign = type_size(f.type)
+            size, falign = self.field_size(f.type)
             off = (off + falign - 1) // falign * falign
             offsets[f.name] = off
             off += size * f.count
             align = max(align, falign)
         size = (off + align - 1) // align * align
         return offsets, size, align
+
+    def field_size(self, t: str) -> tuple[int, int]:
+        """(size, alignment) of a field's type: a scalar or a struct of this module (a subclass
+        declared elsewhere names its own module's structs)."""
+        return type_size(t)
 
     def offset(self, field_name: str) -> int:
         return self.layout()[0][field_name]
@@ -49,8 +54,8 @@ class Struct:
         return [f.name for f in self.fields if f.type == "fn"]
 
 
-def _s(name: str, *fields: str | tuple) -> Struct:
-    """Compact declaration: "Name:type" or ("Name", type, count)."""
+def declare(name: str, *fields: str | tuple, cls: type[Struct] = Struct) -> Struct:
+    """Compact declaration: "Name:type" or ("Name", type, count); `cls`: Struct or a subclass."""
     out = []
     for f in fields:
         if isinstance(f, tuple):
@@ -58,7 +63,10 @@ def _s(name: str, *fields: str | tuple) -> Struct:
         else:
             n, t = f.split(":")
             out.append(Field(n, t))
-    return Struct(name, tuple(out))
+    return cls(name, tuple(out))
+
+
+_s = declare
 
 
 def _fns(*names: str) -> tuple[str, ...]:
