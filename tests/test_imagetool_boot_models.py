@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from imagetool.qemu import strip_ansi
-from tests.support import MODELS, REPO, require
+from tests.support import MODELS, REPO, inc_constants, require
 from tests.test_imagetool_bootplan import STORIES110M, _zero_llama2c
 from tests.test_imagetool_qemu import _judges, _peasm_efi
 from tests.test_imagetool_support import LLAMA_SHAPES, imagetool, write_llama_gguf
@@ -53,7 +53,7 @@ def assert_estimate_covers_the_need(out: str, err: str) -> tuple[str, int]:
     w, kv, tokens, got_kind, run_state, tok = got.groups()
     assert (got_kind, tokens) == (kind, ctx), (got.group(0), plan.group(0))
     assert float(w) <= int(weights) and float(kv) <= int(state), (got.group(0), plan.group(0))
-    reserve = 16
+    reserve = inc_constants(REPO / "app_asm" / "session.inc", {})["SESSION_RESERVE"] / (1 << 20)
     assert float(kv) + float(run_state) + float(tok) + reserve <= int(state) + int(fw_program) - FIRMWARE_MIB, \
         (got.group(0), plan.group(0))
     return kind, int(ctx)
