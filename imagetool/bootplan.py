@@ -6,8 +6,9 @@ comes from one small function here, so tests can replace them.
 
 Memory (`--mem auto`) is sized for the largest model on the image as the program loads it:
 the weights in one free range of their own (the file is read whole into pages), the run state
-with the KV cache for the model's context in another, the program's own reserve, and what
-OVMF keeps for itself. Where the free ranges are was measured from the program itself (its
+with the KV cache for the model's context in another (its element type as repl.cfg's kv_type
+makes it: auto is f16 for GGUF, f32 for llama2.c), the program's own reserve, and what OVMF
+keeps for itself. Where the free ranges are was measured from the program itself (its
 "not enough memory" line names the largest piece) with Debian's OVMF 2022.11 on q35:
 
 * q35 maps all RAM below 4 GiB up to 2815 MiB; from 2816 MiB on, 2048 MiB below 4 GiB and
@@ -25,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ImageError
-from .models import ModelFileError, ModelInfo, identify, read_cfg_ctx, scan_volume, sizing_context, state_bytes
+from .models import ModelFileError, ModelInfo, identify, kv_type_of, scan_volume, sizing_context, state_bytes
 from .models import tokenizer_bytes
-from .models import cfg_ctx as read_cfg_text
+from .replcfg import ReplCfg, parse_cfg, read_cfg
 
 MiB = 1 << 20
 KVM_DEVICE = "/dev/kvm"
@@ -161,6 +162,7 @@ class MemoryPlan:
     weights_mib: int = 0
     state_mib: int = 0
     program_mib: int = PROGRAM_MIB
+    kv_type: str = "F32"       # the KV cache's ggml type the program will give the model
     given: bool = False        # --mem MiB
     note: str = ""
 
@@ -174,9 +176,9 @@ class MemoryPlan:
         more = ""
         if self.mib - self.need_mib >= MEM_STEP_MIB and self.mib > MIN_MEM_MIB:
             more = " (more than their sum so that the weights get one free range of their own)"
-        return (f"{self.mib} MiB of memory: {m.path.lstrip('/')} {self.weights_mib} MiB + KV cache and run "
-                f"state for {ctx} {self.state_mib} MiB + {FIRMWARE_MIB + self.program_mib} MiB for the firmware "
-                f"and the program{more}")
+        return (f"{self.mib} MiB of memory: {m.path.lstrip('/')} {self.weights_mib} MiB + KV cache "
+                f"({self.kv_type.lower()}) and run state for {ctx} {self.state_mib} MiB + "
+                f"{FIRMWARE_MIB + self.program_mib} MiB for the firmware and the program{more}")
 
 
 def _ceil_mib(n: int) -> int:
@@ -221,17 +223,19 @@ def memory_for(weights: int, state: int, program: int = PROGRAM_MIB) -> int:
     return mem
 
 
-def plan_memory(models: list[ModelInfo], cfg_ctx: int | None = None) -> MemoryPlan:
-    """The memory for the most demanding model (the program loads one at a time)."""
+def plan_memory(models: list[ModelInfo], cfg_ctx: int | None = None, kv_type: str = "auto") -> MemoryPlan:
+    """The memory for the most demanding model (the program loads one at a time), with
+    repl.cfg's ctx_len and kv_type (auto, f16 or f32) as the program takes them."""
     best = MemoryPlan(MIN_MEM_MIB, FIRMWARE_MIB + PROGRAM_MIB)
     for m in models:
         ctx = sizing_context(m, cfg_ctx)
-        s = state_bytes(m, ctx)
+        s = state_bytes(m, ctx, kv_type)
         program = PROGRAM_MIB + _ceil_mib(tokenizer_bytes(m))
         mem = memory_for(m.file_size, s, program)
         need = _ceil_mib(m.file_size) + _ceil_mib(s) + program + FIRMWARE_MIB
         if best.model is None or (mem, need) > (best.mib, best.need_mib):
-            best = MemoryPlan(mem, need, m, ctx, _ceil_mib(m.file_size), _ceil_mib(s), program)
+            best = MemoryPlan(mem, need, m, ctx, _ceil_mib(m.file_size), _ceil_mib(s), program,
+                              kv_type_of(m, kv_type))
     return best
 
 
@@ -259,8 +263,8 @@ def _host_chunks(path: Path):
     return chunks
 
 
-def find_models(target: Path) -> tuple[list[ModelInfo], int | None, list[str]]:
-    """(models, ctx_len from repl.cfg, problems) for an image file or a directory."""
+def find_models(target: Path) -> tuple[list[ModelInfo], ReplCfg, list[str]]:
+    """(models, repl.cfg's settings, problems) for an image file or a directory."""
     target = Path(target)
     problems: list[str] = []
     if target.is_dir():
@@ -280,14 +284,11 @@ def find_models(target: Path) -> tuple[list[ModelInfo], int | None, list[str]]:
                     continue
                 if m is not None:
                     models.append(m)
-        cfg_ctx = None
         cfg = target / "repl.cfg"
-        if cfg.is_file():
-            cfg_ctx = read_cfg_text(cfg.read_bytes())
-        return models, cfg_ctx, problems
+        return models, parse_cfg(cfg.read_bytes()) if cfg.is_file() else ReplCfg(), problems
     from .image import Image
     with Image(target) as img:
         vol = img.volume
         models, problems = scan_volume(vol)
-        return models, read_cfg_ctx(vol), problems
+        return models, read_cfg(vol), problems
 

@@ -313,7 +313,8 @@ def write(ctx, image, device, yes, force_fixed):
               help="CPUs: auto gives every host CPU under KVM, 2 under TCG.")
 @click.option("--mem", default="auto", show_default=True, metavar="MiB|auto",
               help="Guest memory (or with a G suffix): auto fits the largest model on the image with "
-                   "the KV cache of its context, and refuses when the host has less free memory.")
+                   "the KV cache of its context (repl.cfg's kv_type), and refuses when the host has "
+                   "less free memory.")
 @click.option("--timeout", default=None, type=float, help="Stop QEMU after this many seconds (default: never).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the accelerator and memory lines.")
 def boot(image, accel, cpu, smp, mem, timeout, quiet):
@@ -337,13 +338,13 @@ def boot(image, accel, cpu, smp, mem, timeout, quiet):
     if mem_mib is None:
         note = ""
         try:
-            models, cfg_ctx, problems = B.find_models(target)
+            models, cfg, problems = B.find_models(target)
         except ImageError as e:
-            models, cfg_ctx, problems = [], None, []
+            models, cfg, problems = [], B.ReplCfg(), []
             note = f"no models looked for: {e}"
         for p in problems:
             click.echo(f"{PROG}: warning: {p}", err=True)
-        plan = B.plan_memory(models, cfg_ctx)
+        plan = B.plan_memory(models, cfg.ctx_len, cfg.kv_type)
         plan.note = note
         B.check_host_memory(plan)
     else:

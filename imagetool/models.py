@@ -14,9 +14,9 @@ Two formats, the ones the chat program loads:
   GGUFReader's answers. `check_gguf_file` (for `imagetool build`) says what the program
   cannot run, from the type table in peasm/ggml.py.
 
-`state_bytes` sizes the run state the way app_asm/model_state.s lays it out (each buffer rounded
-up to 64 bytes), with an f32 KV cache: the GGUF loader may keep it in f16 later; f32 is the
-safe upper bound.
+`state_bytes` sizes the run state from its declared layout (peasm.layouts, the one
+app_asm/model_state.s follows), with the KV cache type the program will choose (repl.cfg's
+`kv_type`; auto is f16 for GGUF, f32 for llama2.c: peasm.layouts.kv_cache_type).
 """
 from __future__ import annotations
 
@@ -25,14 +25,15 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from peasm.layouts import MODEL_BATCH
+from peasm.layouts import StateShape, kv_cache_type
+from peasm.layouts import state_bytes as layout_state_bytes
 from peasm.tokenizer_layouts import PRE_NAMES
 
 from .errors import ImageError
 
 __all__ = ["ModelInfo", "ModelFileError", "GgufArray", "GgufTensor", "llama2c_info", "llama2c_expected_size",
-           "read_gguf", "read_gguf_metadata", "gguf_info", "identify", "state_bytes", "sizing_context", "tokenizer_bytes",
-           "scan_volume", "read_cfg_ctx", "cfg_ctx", "check_gguf_file", "model_warnings", "ARCHITECTURES",
+           "read_gguf", "read_gguf_metadata", "gguf_info", "identify", "state_bytes", "kv_type_of",
+           "sizing_context", "tokenizer_bytes", "scan_volume", "check_gguf_file", "model_warnings", "ARCHITECTURES",
            "TOKENIZER_MODELS", "MAX_SIZING_CTX"]
 
 MiB = 1 << 20
@@ -344,22 +345,20 @@ def identify(chunks: Callable[[int], Iterable[bytes]], file_size: int, path: str
     return llama2c_info(head, file_size, path)
 
 
-def _align64(n: int) -> int:
-    return (n + 63) & ~63
+def _shape(m: ModelInfo) -> StateShape:
+    """The shapes the program's loaders derive from the header (head_size = dim / n_heads)."""
+    return StateShape(m.dim, m.hidden_dim, m.n_layers, m.n_heads, m.n_kv_heads, m.vocab_size)
 
 
-def state_bytes(m: ModelInfo, ctx: int) -> int:
-    """Run-state bytes for `ctx` tokens: app_asm/model_state.s's state_layout with an f32 KV
-    cache (kv_type = f32; the f16 cache GGUF models get by default needs less: an upper bound)."""
-    q = max(m.dim, m.n_heads * m.head_dim)
-    parts = [m.dim * 4] * 3 + [m.hidden_dim * 4] * 2 + [q * 4, m.n_heads * ctx * 4, m.vocab_size * 4]
-    parts += [m.n_layers * ctx * m.kv_dim * 4] * 2 + [m.head_dim * 8, max(m.dim, m.hidden_dim) * 4]
-    # the batched prefill's MODEL_BATCH rows: x xb xb2 q, k v (unpadded), hb hb2, RoPE, input
-    rows = [_align64(m.dim * 4)] * 4 + [_align64(m.hidden_dim * 4)] * 2 + [
-        _align64(m.head_dim * 8), _align64(max(m.dim, m.hidden_dim) * 4)]
-    parts += [r * MODEL_BATCH for r in rows] + [m.kv_dim * 4 * MODEL_BATCH] * 2
-    parts += [m.kv_dim * 4] * 2                     # this token's k and v before the cache
-    return sum(_align64(p) for p in parts) + 64
+def kv_type_of(m: ModelInfo, kv_type: str = "auto") -> str:
+    """The KV cache's ggml type ("F16" or "F32") the program gives `m` under repl.cfg's
+    kv_type (session_mem.s's kv_type_apply)."""
+    return kv_cache_type(kv_type, m.kind)
+
+
+def state_bytes(m: ModelInfo, ctx: int, kv_type: str = "auto") -> int:
+    """Run-state bytes for `ctx` tokens (model_state_bytes), the KV cache as kv_type makes it."""
+    return layout_state_bytes(_shape(m), ctx, kv_type_of(m, kv_type))
 
 
 def tokenizer_bytes(m: ModelInfo) -> int:
@@ -396,29 +395,6 @@ def scan_volume(vol) -> tuple[list[ModelInfo], list[str]]:
         if m is not None:
             models.append(m)
     return models, problems
-
-
-def read_cfg_ctx(vol) -> int | None:
-    """ctx_len from the image's /repl.cfg (the program's setting), when it sets one."""
-    try:
-        if not vol.exists("/repl.cfg"):
-            return None
-        return cfg_ctx(vol.read_file("/repl.cfg"))
-    except ImageError:
-        return None
-
-
-def cfg_ctx(raw: bytes) -> int | None:
-    """ctx_len from repl.cfg's bytes (`key=value` lines), when it sets a positive one."""
-    for line in raw[:1 << 16].decode("utf-8", "replace").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip().lower() == "ctx_len":
-            try:
-                v = int(value.strip())
-            except ValueError:
-                return None
-            return v if v > 0 else None
-    return None
 
 
 # --------------------------------------------------------------------------------------------

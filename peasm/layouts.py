@@ -9,33 +9,21 @@ output.weight that is tied to token_embd) has DATA = 0.
 """
 from __future__ import annotations
 
-from .uefi import SCALARS, Field, Struct
+import math
+from typing import NamedTuple
+
+from .uefi import SCALARS, Struct, declare
 
 
 class AppStruct(Struct):
     """A Struct whose fields may name the other structs declared here."""
 
-    def layout(self) -> tuple[dict[str, int], int, int]:
-        offsets, off, align = {}, 0, 1
-        for f in self.fields:
-            size, falign = type_size(f.type)
-            off = (off + falign - 1) // falign * falign
-            offsets[f.name] = off
-            off += size * f.count
-            align = max(align, falign)
-        size = (off + align - 1) // align * align
-        return offsets, size, align
+    def field_size(self, t: str) -> tuple[int, int]:
+        return type_size(t)
 
 
 def _s(name: str, *fields: str | tuple) -> AppStruct:
-    out = []
-    for f in fields:
-        if isinstance(f, tuple):
-            out.append(Field(*f))
-        else:
-            n, t = f.split(":")
-            out.append(Field(n, t))
-    return AppStruct(name, tuple(out))
+    return declare(name, *fields, cls=AppStruct)
 
 
 TENSOR = _s("TENSOR",
@@ -198,6 +186,100 @@ MODEL_N_STATE = 24          # S_X .. S_V, in that order
 MODEL_BATCH = 32            # rows (prompt tokens) model_forward_batch runs through a layer together
 
 
+# --------------------------------------------------------------------------------------------
+# The run state's size: app_asm/model_state.s's state_layout, buffer by buffer in the MODEL_S_*
+# order. Each buffer starts on 64 bytes; model_state_bytes adds 64 bytes of slack to align the
+# base. A buffer holds `count` elements: f32 (4 bytes), or the KV cache's type (KV_TYPE). ROWS:
+# MODEL_BATCH rows of round64(4 * count) bytes; PACKED: MODEL_BATCH rows of 4 * count bytes,
+# back to back. (tests/test_app_model.py holds the asm to these offsets.)
+# --------------------------------------------------------------------------------------------
+class StateShape(NamedTuple):
+    """The MODEL fields the run state's size depends on, as the loaders derive them."""
+    dim: int
+    hidden_dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+
+    @property
+    def head_size(self) -> int:          # MODEL_HEAD_SIZE: dim / n_heads (both loaders)
+        return self.dim // self.n_heads
+
+    @property
+    def kv_dim(self) -> int:             # MODEL_KV_DIM: n_kv_heads * head_size
+        return self.n_kv_heads * self.head_size
+
+
+    @property
+    def dim_or_hidden(self) -> int:      # the larger input a matrix-vector product takes
+        return max(self.dim, self.hidden_dim)
+
+
+ONE, ROWS, PACKED, KV = "one", "rows", "packed", "kv"
+# (MODEL field, kind, count: the product of its factors, StateShape field names, "ctx" or numbers)
+STATE_BUFFERS: tuple[tuple[str, str, tuple[str | int, ...]], ...] = (
+    ("S_X", ONE, ("dim",)), ("S_XB", ONE, ("dim",)), ("S_XB2", ONE, ("dim",)),
+    ("S_HB", ONE, ("hidden_dim",)), ("S_HB2", ONE, ("hidden_dim",)), ("S_Q", ONE, ("dim",)),
+    ("S_ATT", ONE, ("n_heads", "ctx")), ("S_LOGITS", ONE, ("vocab_size",)),
+    ("S_KEY_CACHE", KV, ("n_layers", "ctx", "kv_dim")), ("S_VALUE_CACHE", KV, ("n_layers", "ctx", "kv_dim")),
+    ("S_ROPE", ONE, (2, "head_size")),
+    ("S_XQ", ONE, ("dim_or_hidden",)),         # any vec_dot_type takes at most 4 bytes an element
+    ("S_BX", ROWS, ("dim",)), ("S_BXB", ROWS, ("dim",)), ("S_BXB2", ROWS, ("dim",)), ("S_BQ", ROWS, ("dim",)),
+    ("S_BK", PACKED, ("kv_dim",)), ("S_BV", PACKED, ("kv_dim",)),
+    ("S_BHB", ROWS, ("hidden_dim",)), ("S_BHB2", ROWS, ("hidden_dim",)), ("S_BROPE", ROWS, (2, "head_size")),
+    ("S_BXQ", ROWS, ("dim_or_hidden",)),
+    ("S_K", ONE, ("kv_dim",)), ("S_V", ONE, ("kv_dim",)))
+STATE_SLACK = 64
+
+# The KV cache's element type. repl.cfg's kv_type takes these values (settings.s's
+# kv_type_names, KV_AUTO KV_F16 KV_F32 in settings.inc); auto is the model format's own
+# (session_mem.s's kv_type_apply): f16 for GGUF, as llama.cpp's default cache type, f32 for
+# llama2.c, as run.c. Format names are MODEL_FORMAT_*'s, lower case.
+KV_TYPE_SETTINGS = ("auto", "f16", "f32")
+KV_TYPE_AUTO = {"gguf": "F16", "llama2c": "F32"}
+
+
+def kv_cache_type(setting: str, model_format: str) -> str:
+    """The ggml type name ("F16" or "F32") the program gives a model's KV cache."""
+    setting = setting.lower()
+    if setting == "auto":
+        return KV_TYPE_AUTO[model_format]
+    if setting not in KV_TYPE_SETTINGS:
+        raise ValueError(f"kv_type must be one of {', '.join(KV_TYPE_SETTINGS)} (got {setting!r})")
+    return setting.upper()
+
+
+def _round64(n: int) -> int:
+    return (n + 63) & ~63
+
+
+def kv_element_bytes(kv_type: str) -> int:
+    """Bytes of one cache element of ggml type `kv_type` ("F16": 2, "F32": 4)."""
+    from .ggml import BY_NAME
+    t = BY_NAME[kv_type]
+    return t.block_bytes // t.block_size
+
+
+def state_offsets(shape: StateShape, ctx: int, kv_type: str = "F32") -> tuple[dict[str, int], int]:
+    """({MODEL field: byte offset from the aligned base}, laid-out bytes) of the run state for
+    `ctx` tokens with caches of ggml type `kv_type` ("F16" or "F32")."""
+    kv_bytes = kv_element_bytes(kv_type)
+    offsets, off = {}, 0
+    for name, kind, count in STATE_BUFFERS:
+        n = math.prod(ctx if f == "ctx" else f if isinstance(f, int) else getattr(shape, f) for f in count)
+        size = {ONE: 4 * n, KV: kv_bytes * n, ROWS: _round64(4 * n) * MODEL_BATCH,
+                PACKED: 4 * n * MODEL_BATCH}[kind]
+        offsets[name] = off
+        off += _round64(size)
+    return offsets, off
+
+
+def state_bytes(shape: StateShape, ctx: int, kv_type: str = "F32") -> int:
+    """model_state_bytes: the run state's bytes for `ctx` tokens (the layout and the slack)."""
+    return state_offsets(shape, ctx, kv_type)[1] + STATE_SLACK
+
+
 def type_size(t: str) -> tuple[int, int]:
     if t in SCALARS:
         return SCALARS[t]
@@ -208,12 +290,7 @@ def type_size(t: str) -> tuple[int, int]:
 def render_include() -> str:
     lines = ["# Generated by peasm.layouts from its declarations; do not edit.", ""]
     for s in STRUCTS.values():
-        offsets, size, _ = s.layout()
-        lines.append(f"# {s.name}")
-        for name, off in offsets.items():
-            lines.append(f".equ {s.name}_{name}, {off}")
-        lines.append(f".equ {s.name}_SIZE, {size}")
-        lines.append("")
+        lines += s.equ_lines()
     lines.append(f".equ MODEL_N_STATE, {MODEL_N_STATE}")
     lines.append(f".equ MODEL_BATCH, {MODEL_BATCH}")
     for name, value in CONSTANTS.items():

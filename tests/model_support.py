@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from peasm.errors import PeasmError
+from peasm.layouts import StateShape
+from peasm.layouts import state_bytes as layout_state_bytes
 from peasm.linker import link
 from peasm.runners.emu import Emu
 from tests.reference import llama2 as ref
@@ -51,8 +53,6 @@ LIMITS = (C["MODEL_MAX_DIM"], C["MODEL_MAX_HIDDEN_DIM"], C["MODEL_MAX_LAYERS"], 
           C["MODEL_MAX_HEADS"], C["MODEL_MAX_VOCAB"], C["MODEL_MAX_SEQ_LEN"])
 TENSORS = ("TOKEN_EMBEDDING", "RMS_ATT", "WQ", "WK", "WV", "WO", "RMS_FFN", "W1", "W2", "W3",
            "RMS_FINAL", "WCLS")
-STATE = ("X", "XB", "XB2", "HB", "HB2", "Q", "ATT", "LOGITS", "KEY_CACHE", "VALUE_CACHE", "ROPE",
-         "XQ", "K", "V")
 TABLE = ("k_matvec", "k_rmsnorm", "k_softmax", "k_expf", "k_swiglu", "k_add", "k_scale", "k_axpy",
          "k_dot", "k_argmax", "k_rope_table", "k_rope_apply", "k_attention", "k_stream_read",
          "k_rope_table_ggml", "k_rope_apply_neox", "k_stub_to_float")
@@ -81,17 +81,14 @@ def expected_code(ints: tuple[int, ...], size: int) -> tuple[int, int | None]:
     return CODES["MODEL_OK"], None
 
 
-def state_bytes(cfg: ref.Config, ctx: int, kv_bytes: int = 4) -> int:
-    """model_state.s's layout restated: 64-byte aligned f32 buffers, the caches of
-    kv_bytes-byte elements (4: f32, 2: f16), the batched prefill's rows, 64 bytes of slack."""
-    r64 = lambda n: (n + 63) // 64 * 64
-    kv = cfg.n_layers * ctx * cfg.kv_dim * kv_bytes
-    sizes = [4 * n for n in [cfg.dim] * 3 + [cfg.hidden_dim] * 2 + [cfg.dim, cfg.n_heads * ctx, cfg.vocab_size]]
-    sizes += [kv, kv] + [4 * n for n in (2 * cfg.head_size, max(cfg.dim, cfg.hidden_dim))]
-    rows = [cfg.dim] * 4 + [cfg.hidden_dim] * 2 + [2 * cfg.head_size, max(cfg.dim, cfg.hidden_dim)]
-    batch = [r64(4 * n) * C["MODEL_BATCH"] for n in rows] + [cfg.kv_dim * 4 * C["MODEL_BATCH"]] * 2
-    sizes += batch + [4 * cfg.kv_dim] * 2          # this token's k and v before the cache
-    return sum(r64(n) for n in sizes) + 64
+def state_shape(cfg: ref.Config) -> StateShape:
+    return StateShape(cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size)
+
+
+def state_bytes(cfg: ref.Config, ctx: int, kv_type: str = "F32") -> int:
+    """model_state_bytes as peasm.layouts declares the run state (test_app_model.py holds the
+    asm to its offsets)."""
+    return layout_state_bytes(state_shape(cfg), ctx, kv_type)
 
 
 # ----------------------------------------------------------------------------- images

@@ -123,14 +123,17 @@ def test_store_f32_copies_and_refuses_outside_the_cache(where):
 
 
 def test_state_bytes_and_layout_by_kv_type():
-    """f16 caches take half the bytes: model_state_bytes, KV_LAYER_BYTES, the ATT block's
-    element type; a KV_TYPE that is neither is taken as f32."""
+    """f16 caches take half the bytes: model_state_bytes (as peasm.layouts declares it),
+    KV_LAYER_BYTES, the ATT block's element type; a KV_TYPE that is neither is taken as f32."""
+    from peasm.layouts import StateShape, state_bytes
     mc = machine("unicorn")
     sizes = {}
     for kv_type in ("f32", "f16"):
         am = GgufAsmModel(mc, model_file(TINY).read_bytes(), ctx=64, kv_type=kv_type)
         assert am.status == 0
         sizes[kv_type] = mc.call("model_state_bytes", am.m, 64)
+        shape = StateShape(*(am.u32(f"MODEL_{f.upper()}") for f in StateShape._fields))
+        assert sizes[kv_type] == state_bytes(shape, 64, kv_type.upper())
         layers, kv_dim = am.u32("MODEL_N_LAYERS"), am.u32("MODEL_KV_DIM")
         el = 4 if kv_type == "f32" else 2
         assert mc.read_u64(am.m + C["MODEL_KV_LAYER_BYTES"]) == 64 * kv_dim * el

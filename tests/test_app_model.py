@@ -14,10 +14,11 @@ import struct
 import numpy as np
 import pytest
 
+from peasm.layouts import MODEL, STATE_BUFFERS, state_offsets
 from peasm.runners.emu import Emu
 from tests.model_support import (
-    C, CODES, FIELDS, STATE, TENSORS, U32, AsmModel, expected_code, header_image,
-    numpy_kernel_model, state_bytes, stub_image)
+    C, CODES, FIELDS, TENSORS, U32, AsmModel, expected_code, header_image,
+    numpy_kernel_model, state_bytes, state_shape, stub_image)
 from tests.reference import llama2 as ref
 from tests.support import model_file
 
@@ -241,10 +242,14 @@ def test_state_bytes_and_init_refusals():
     # weights not bound yet: the state is set up but forward still refuses
     assert am.emu.call("model_init_state", am.m, mem, 16, need) == 0
     assert am.forward(1, 0) == 0 and am.u32("MODEL_ERROR") == E["MODEL_E_NOT_READY"]
-    # the layout: 64-aligned buffers inside [mem, mem + need), in order, zeroed
-    ptrs = [am.u64(f"MODEL_S_{s}") for s in STATE]
-    assert all(p % 64 == 0 for p in ptrs) and ptrs == sorted(ptrs)
-    assert mem <= ptrs[0] and ptrs[-1] + 4 * cfg.kv_dim <= mem + need
+    # the layout: every MODEL_S_* buffer where peasm.layouts declares it, from a 64-aligned
+    # base inside [mem, mem + need), zeroed
+    names = [n for n, _, _ in STATE_BUFFERS]
+    assert names == [f for f in MODEL.layout()[0] if f.startswith("S_")] and len(names) == C["MODEL_N_STATE"]
+    offsets, laid_out = state_offsets(state_shape(cfg), 16)
+    ptrs = [am.u64(f"MODEL_{n}") for n in names]
+    assert ptrs[0] % 64 == 0 and [p - ptrs[0] for p in ptrs] == list(offsets.values())
+    assert mem <= ptrs[0] and ptrs[0] + laid_out <= mem + need
     assert am.emu.read(ptrs[0], ptrs[-1] - ptrs[0]) == bytes(ptrs[-1] - ptrs[0])
     assert am.u32("MODEL_CTX_LEN") == 16
     assert am.u64("MODEL_KV_LAYER_BYTES") == 16 * cfg.kv_dim * 4

@@ -1,7 +1,7 @@
 """app_asm/sampler.s on the host CPU (peasm.runners.native): the AVX2/FMA kernels' softmax,
 the full 32000-token vocabulary at length, and what a sample costs.
 
-The harness (AsmSampler) is test_app_sampler.py's; here its machine is native, every buffer
+The harness (AsmSampler) is tests/sampler_support.py's; here its machine is native, every buffer
 between PROT_NONE guard pages. Timings are printed (pytest -s) and only bounded loosely:
 absolute times on shared machines are noise, the point is the order of magnitude.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from peasm.runners import native
-from tests.test_app_sampler import AsmSampler, image, random_logits, reference, run_both
+from tests.sampler_support import AsmSampler, image, random_logits, reference, run_both
 
 ok, why = native.supported()
 pytestmark = pytest.mark.skipif(not ok, reason=why)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from imagetool.qemu import strip_ansi
-from tests.support import MODELS, REPO, require
+from tests.support import MODELS, REPO, inc_constants, require
 from tests.test_imagetool_bootplan import STORIES110M, _zero_llama2c
 from tests.test_imagetool_qemu import _judges, _peasm_efi
 from tests.test_imagetool_support import LLAMA_SHAPES, imagetool, write_llama_gguf
@@ -32,6 +32,33 @@ def _boot(img: Path, *args: str, timeout: float = 900) -> tuple[int, str, str]:
         r.stderr.decode("utf-8", "replace")
 
 
+PLAN = re.compile(r"^imagetool: boot: (\d+) MiB of memory: (\S+) (\d+) MiB \+ KV cache \((f16|f32)\) and run state "
+                  r"for (\d+) tokens(?: of its \d+)? (\d+) MiB \+ (\d+) MiB for the firmware and the program", re.M)
+MEM = re.compile(r"^weights +([\d.]+) MiB.*\nKV cache +([\d.]+) MiB  \(\d+ layers x (\d+) tokens x 2, (f16|f32)\)\n"
+                 r"run state +([\d.]+) MiB.*\ntokenizer +([\d.]+) MiB", re.M)
+
+
+def assert_estimate_covers_the_need(out: str, err: str) -> tuple[str, int]:
+    """`--mem auto`'s plan (imagetool's line) against what the program took (/mem): the model
+    loaded with the context planned for, no shrinking, the same KV cache type and tokens, and
+    every figure /mem gives within what the plan counted for it (the program's 16 MiB reserve
+    stays free on top). Returns (the cache's type, tokens)."""
+    from imagetool.bootplan import FIRMWARE_MIB
+    plan = PLAN.search(err)
+    assert plan, err
+    mem, _, weights, kind, ctx, state, fw_program = plan.groups()
+    assert "not enough memory" not in out and "shrunk" not in out, out[-3000:]
+    got = MEM.search(out)
+    assert got, out[-3000:]
+    w, kv, tokens, got_kind, run_state, tok = got.groups()
+    assert (got_kind, tokens) == (kind, ctx), (got.group(0), plan.group(0))
+    assert float(w) <= int(weights) and float(kv) <= int(state), (got.group(0), plan.group(0))
+    reserve = inc_constants(REPO / "app_asm" / "session.inc", {})["SESSION_RESERVE"] / (1 << 20)
+    assert float(kv) + float(run_state) + float(tok) + reserve <= int(state) + int(fw_program) - FIRMWARE_MIB, \
+        (got.group(0), plan.group(0))
+    return kind, int(ctx)
+
+
 @pytest.fixture(scope="module")
 def efi(tmp_path_factory) -> Path:
     _judges()
@@ -43,17 +70,17 @@ def test_auto_memory_gives_a_110m_model_its_whole_context(efi, tmp_path):
     require(tok.is_file(), str(tok))
     model = _zero_llama2c(tmp_path / "stories110M.bin", STORIES110M)
     auto = tmp_path / "autorun.txt"
-    auto.write_bytes(b"/ctx\r\n/shutdown\r\n")
+    auto.write_bytes(b"/ctx\r\n/mem\r\n/shutdown\r\n")
     img = tmp_path / "s110.img"
     r = imagetool("build", "-q", "-o", img, "--efi", efi, "--model", model, "--tokenizer", tok, "--add", auto)
     assert r.returncode == 0, r.stderr
     status, out, err = _boot(img)
     assert status == 0, (out[-2000:], err)
     assert re.search(r"^imagetool: boot: (TCG|KVM) \(-cpu \w+.*\), \d+ CPUs?$", err, re.M), err
-    assert "imagetool: boot: 640 MiB of memory: stories110M.bin 419 MiB + KV cache and run state for 1024 " \
-           "tokens" in err
+    assert "imagetool: boot: 640 MiB of memory: stories110M.bin 419 MiB + KV cache (f32) and run state for " \
+           "1024 tokens" in err
     assert "context 1024," in out and "context: 0 / 1024 tokens used" in out, out[-2000:]
-    assert "shrunk" not in out
+    assert assert_estimate_covers_the_need(out, err) == ("f32", 1024)
     # the old fixed 512 MiB: the program has to shrink the context (so auto did matter)
     status, out, err = _boot(img, "--mem", "512")
     assert status == 0 and "context shrunk to" in out, out[-2000:]
@@ -82,9 +109,10 @@ def tinyllama_boot(efi, tmp_path_factory) -> tuple[int, str, str]:
 
 def test_tinyllama_q4_0_gguf_loads_with_plain_boot(tinyllama_boot):
     status, out, err = tinyllama_boot
-    assert "imagetool: boot: 832 MiB of memory: " + TINYLLAMA + " 592 MiB + KV cache and run state for 2048 " \
-           "tokens" in err, err
+    assert "imagetool: boot: 832 MiB of memory: " + TINYLLAMA + " 592 MiB + KV cache (f16) and run state for " \
+           "2048 tokens" in err, err
     assert status == 0, (out[-3000:], err)
+    assert assert_estimate_covers_the_need(out, err) == ("f16", 2048)
     assert "no model found" not in out and "not enough memory" not in out and "shrunk" not in out, out[-3000:]
     assert re.search(r"^model: " + re.escape(TINYLLAMA) + r" \(.*context 2048", out, re.M), out[-3000:]
     assert "powering off" in out
@@ -95,3 +123,22 @@ def test_tinyllama_mem_reports_weights_and_kv_cache(tinyllama_boot):
     after_mem = out[out.index("> /mem"):]
     assert re.search(r"weights", after_mem, re.I) and re.search(r"KV", after_mem), out[-3000:]
     assert "unknown command" not in after_mem
+
+
+@pytest.mark.parametrize("cfg, kind", [(None, "f16"), (b"kv_type = f32\n", "f32")])
+def test_smollm2_kv_type_sizes_the_memory_the_program_uses(efi, tmp_path, cfg, kind):
+    """SmolLM2 (GGUF, context 8192): f16 by default (a 180 MiB cache), f32 when repl.cfg says so
+    (360 MiB); either way the guest `--mem auto` gives holds what the program takes."""
+    model = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    require(model.is_file(), str(model))
+    auto = tmp_path / "autorun.txt"
+    auto.write_bytes(b"/mem\r\n/shutdown\r\n")
+    args = ["build", "-q", "-o", tmp_path / "s.img", "--efi", efi, "--model", model, "--add", auto]
+    if cfg is not None:
+        (tmp_path / "repl.cfg").write_bytes(cfg)
+        args += ["--cfg", tmp_path / "repl.cfg"]
+    r = imagetool(*args)
+    assert r.returncode == 0, r.stderr
+    status, out, err = _boot(tmp_path / "s.img")
+    assert status == 0, (out[-2000:], err)
+    assert assert_estimate_covers_the_need(out, err) == (kind, 8192)

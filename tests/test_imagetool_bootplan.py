@@ -18,6 +18,7 @@ from imagetool import bootplan as B
 from imagetool.cli import run
 from imagetool.image import Item, build_image
 from imagetool.models import ModelInfo, llama2c_expected_size
+from tests.support import model_file
 from tests.test_imagetool_support import LLAMA_SHAPES, fake_efi, write_llama_gguf
 
 MiB = 1 << 20
@@ -203,15 +204,17 @@ def test_memory_plans_for_known_shapes():
     # stories260K: the old default, 512 MiB, is plenty
     tiny = ModelInfo("/stories260K.bin", "llama2c", 1056540, 5, 64, 172, 8, 4, 8, 512, 512)
     assert B.plan_memory([tiny]).mib == 512
-    # TinyLlama-1.1B Q4_0 (607 MiB) with an f32 KV cache of 2048 tokens: 2*22*2048*256*4 = 88 MiB
+    # TinyLlama-1.1B Q4_0 (607 MiB) with the f16 KV cache a GGUF gets (kv_type auto) of 2048
+    # tokens: 2*22*2048*256*2 = 44 MiB; with kv_type f32 88 MiB
     tl = _model(607)
-    p = B.plan_memory([tl])
-    assert p.ctx == 2048 and p.weights_mib == 607
-    kv = 2 * 22 * 2048 * 256 * 4
-    assert kv <= p.state_mib * MiB <= kv + 6 * MiB     # (+ activations, the prefill's 32 rows ~3 MiB)
-    assert p.program_mib == B.PROGRAM_MIB + 13             # + a 32000-token SentencePiece workspace
-    assert p.mib == 896 and B.fits(p.mib, 607, p.state_mib, p.program_mib)
-    assert "m.gguf 607 MiB + KV cache and run state for 2048 tokens" in p.describe()
+    for kv_type, el, mem in (("auto", 2, 832), ("f16", 2, 832), ("f32", 4, 896)):
+        p = B.plan_memory([tl], kv_type=kv_type)
+        assert p.ctx == 2048 and p.weights_mib == 607 and p.kv_type == f"F{8 * el}"
+        kv = 2 * 22 * 2048 * 256 * el
+        assert kv <= p.state_mib * MiB <= kv + 6 * MiB     # (+ activations, the prefill's 32 rows ~3 MiB)
+        assert p.program_mib == B.PROGRAM_MIB + 13             # + a 32000-token SentencePiece workspace
+        assert p.mib == mem and B.fits(p.mib, 607, p.state_mib, p.program_mib)
+        assert f"m.gguf 607 MiB + KV cache (f{8 * el}) and run state for 2048 tokens" in p.describe()
     # a 2.2 GiB model cannot get one range below 4 GiB: it takes the range above (measured: 4352 boots)
     big = ModelInfo("/big.bin", "llama2c", 2376802332, 12, 2048, 5632, 32, 4, 64, 32000, 2048)
     p = B.plan_memory([big])
@@ -280,8 +283,8 @@ def test_boot_command_line_under_tcg(facts, s110_image, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err == ["imagetool: boot: TCG (-cpu max; KVM not usable: QEMU: error: failed to set MSR 0x10a to "
                    "0x69), 2 CPUs",
-                   "imagetool: boot: 640 MiB of memory: models/s110.bin 419 MiB + KV cache and run state for "
-                   "1024 tokens 74 MiB + 141 MiB for the firmware and the program"]
+                   "imagetool: boot: 640 MiB of memory: models/s110.bin 419 MiB + KV cache (f32) and run state "
+                   "for 1024 tokens 74 MiB + 141 MiB for the firmware and the program"]
 
 
 def test_boot_command_line_under_kvm_and_overrides(facts, s110_image, capsys):
@@ -319,7 +322,7 @@ def test_boot_reads_models_from_a_directory_and_repl_cfg(facts, tmp_path, capsys
     (root / "repl.cfg").write_text("temperature=0\nctx_len=128\n")
     assert run(["boot", str(root)]) == 0
     err = capsys.readouterr().err
-    assert "s110.bin 419 MiB + KV cache and run state for 128 tokens of its 1024" in err, err
+    assert "s110.bin 419 MiB + KV cache (f32) and run state for 128 tokens of its 1024" in err, err
     assert _opt(facts.qemu_args(), "-m") == "576"   # 512 MiB leaves no 419 MiB range
 
 
@@ -339,3 +342,54 @@ def test_boot_warns_about_a_broken_gguf_and_still_boots(facts, tmp_path, capsys)
     junk.write_bytes(bytes(1 << 20))
     assert run(["boot", str(junk)]) == 0
     assert "no models looked for: " in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# the KV cache's type: repl.cfg's kv_type, else the model's format (auto: f16 GGUF, f32 .bin)
+# --------------------------------------------------------------------------------------------
+SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"   # 30 layers, 3 KV heads of 64, context 8192
+
+
+@pytest.mark.parametrize("cfg, kind, mem", [
+    (None, "f16", 512), ("kv_type = f32\n", "f32", 640), ("kv_type=AUTO  # the default\n", "f16", 512),
+    ("kv_type = f32\nkv_type = q8_0\n", "f32", 640),        # a bad value is ignored: the f32 stays
+    ("\ufeffkv_type = f32\r\nctx_len = 4096\r\n", "f32", 512)])
+def test_smollm2_memory_follows_kv_type(facts, tmp_path, capsys, cfg, kind, mem):
+    """SmolLM2 (a GGUF): its 8192-token cache is 180 MiB in f16 (the default), 360 in f32."""
+    facts.qemu(kvm_ok=False)
+    root = tmp_path / "esp"
+    (root / "EFI" / "BOOT").mkdir(parents=True)
+    fake_efi(root / "EFI" / "BOOT" / "BOOTX64.EFI")
+    (root / SMOLLM2).symlink_to(model_file(SMOLLM2))
+    if cfg is not None:
+        (root / "repl.cfg").write_text(cfg, encoding="utf-8")
+    ctx = 4096 if cfg and "ctx_len" in cfg else 8192
+    kv = 2 * 30 * ctx * 3 * 64 * (2 if kind == "f16" else 4)
+    assert run(["boot", str(root)]) == 0
+    line = capsys.readouterr().err.splitlines()[1]
+    want = (f"imagetool: boot: {mem} MiB of memory: {SMOLLM2} 94 MiB + KV cache ({kind}) and run state for "
+            f"{ctx} tokens")
+    assert line.startswith(want), line
+    state_mib = int(line[len(want):].removeprefix(" of its 8192").split()[0])
+    assert kv <= state_mib * MiB <= kv + 3 * MiB, line     # + activations, logits, the prefill's rows
+    assert _opt(facts.qemu_args(), "-m") == str(mem)
+
+
+@pytest.mark.parametrize("cfg, kind, state_mib", [(b"", "f32", 74), (b"kv_type = f16\n", "f16", 38)])
+def test_llama2c_memory_follows_kv_type_on_an_image(facts, tmp_path, capsys, cfg, kind, state_mib):
+    """A stories110M-shaped .bin on an image: f32 (run.c's) unless repl.cfg says f16; its
+    1024-token cache is 72 MiB in f32, 36 in f16 (+ 2 MiB of activations and prefill rows)."""
+    facts.qemu(kvm_ok=False)
+    model = _zero_llama2c(tmp_path / "s110.bin", STORIES110M)
+    img = tmp_path / "s110.img"
+    build_image(img, [Item("/EFI/BOOT/BOOTX64.EFI", src=fake_efi(tmp_path / "B.EFI")),
+                      Item("/s110.bin", src=model), Item("/repl.cfg", data=b"temperature = 0\n" + cfg)])
+    assert run(["boot", str(img)]) == 0
+    assert capsys.readouterr().err.splitlines()[1] == (
+        f"imagetool: boot: 640 MiB of memory: s110.bin 419 MiB + KV cache ({kind}) and run state for 1024 "
+        f"tokens {state_mib} MiB + 141 MiB for the firmware and the program")
+    # stories260K.bin, the same rule: the state's bytes follow the cache's element size exactly
+    tiny = ModelInfo("/stories260K.bin", "llama2c", 1056540, 5, 64, 172, 8, 4, 8, 512, 512)
+    from imagetool.models import state_bytes
+    assert state_bytes(tiny, 512) == state_bytes(tiny, 512, "f32") == \
+        state_bytes(tiny, 512, "f16") + 2 * 5 * 512 * 32 * 2

@@ -93,7 +93,15 @@ def test_state_bytes_follows_the_program_layout():
     # the batched prefill's 32 rows (forward_batch.s): x xb xb2 q, hb hb2, RoPE, the input,
     # and k v rows of kv_dim (32) floats
     want += 32 * (4 * 256 + 2 * 704 + 64 + 704) + 2 * 32 * 128
-    assert M.state_bytes(m, ctx) == want
+    assert M.state_bytes(m, ctx) == M.state_bytes(m, ctx, "f32") == want
+    assert M.kv_type_of(m) == "F32"
+    # kv_type f16, or a GGUF under auto (the program's kv_type_apply): caches of 2-byte elements
+    g = M.ModelInfo("/x", "gguf", 0, 5, 64, 172, 8, 4, 8, 512, 512)
+    f16 = want - 2 * 64000 + 2 * 32000
+    assert M.state_bytes(m, ctx, "f16") == M.state_bytes(m, ctx, "F16") == M.state_bytes(g, ctx) == f16
+    assert M.kv_type_of(g) == "F16" and M.kv_type_of(g, "f32") == "F32" and M.state_bytes(g, ctx, "f32") == want
+    with pytest.raises(ValueError):
+        M.state_bytes(g, ctx, "q8_0")
     assert M.sizing_context(m) == 512 and M.sizing_context(m, 64) == 64
 
 

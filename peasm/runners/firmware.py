@@ -10,10 +10,13 @@ a terminal, a host directory as the boot volume (case-insensitive names, as FAT)
 pool from a memory budget with a memory map that tells the truth about what is left, a Stall
 that really waits, ResetSystem ending the run, and MP services for `cpus` processors: each
 AP a core of the machine (a host thread natively, a core taking turns under unicorn).
+
+The parts: firmware_files.py (the boot volume's file protocol), keyboard.py (keys from a
+script or a terminal), firmware_common.py (status values, the exceptions that end a run);
+their public names are re-exported here.
 """
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import time
@@ -23,10 +26,9 @@ from typing import BinaryIO, Callable, Protocol
 
 from peasm import uefi
 
-S = uefi.CONSTANTS
-EFI_SUCCESS = 0
-ERR = {name: value for name, value in S.items() if name.startswith("EFI_") and value >> 63}
-PAGE = 4096
+from .firmware_common import EFI_SUCCESS, ERR, PAGE, S, InputEnded, PowerCut, PowerOff  # noqa: F401
+from .firmware_files import FileServices, OpenFile
+from .keyboard import Keyboard
 
 
 class Machine(Protocol):
@@ -40,141 +42,8 @@ class Machine(Protocol):
     def start_ap(self, procedure: int, argument: int) -> None: ...
 
 
-class PowerOff(Exception):
-    """ResetSystem was called: the program is done."""
-
-    def __init__(self, reset_type: int, status: int):
-        super().__init__(f"ResetSystem(type={reset_type}, status=0x{status:x})")
-        self.reset_type = reset_type
-        self.status = status
-
-
-class PowerCut(PowerOff):
-    """A simulated power cut (Firmware.power_cut_after): the program is stopped mid-way."""
-
-    def __init__(self, operation: str):
-        super().__init__(-1, 0)
-        self.operation = operation
-
-
-class InputEnded(Exception):
-    """The program waits for a key and the scripted input has none left."""
-
-
-# ----------------------------------------------------------------------------------------
-# Keyboard
-
-
-class Keyboard:
-    """Keys from bytes (a script, or a terminal read as it comes), as EFI_INPUT_KEYs, the way a
-    console delivers them. Two kinds of console (`mode`):
-
-    "serial" (the default; what OVMF's serial terminal driver does with what a terminal sends):
-    every byte is one key. CR is CHAR_CARRIAGE_RETURN and LF is CHAR_LINEFEED, so "\\r\\n" is
-    two keys; 0x08 is CHAR_BACKSPACE; 0x7F (DEL) is SCAN_DELETE; ESC [ A..D/H/F are scan codes;
-    a byte >= 0x80 is the character U+0080..U+00FF (so UTF-8 text arrives one byte per key).
-
-    "local" (a PC keyboard): text is UTF-8; Enter is one CHAR_CARRIAGE_RETURN whether the script
-    says "\\n", "\\r" or "\\r\\n"; DEL and BS are CHAR_BACKSPACE; a character outside the BMP
-    is a UTF-16 surrogate pair (two keys), as a UCS-2 UnicodeChar cannot hold it."""
-
-    ARROWS = {b"A": S["SCAN_UP"], b"B": S["SCAN_DOWN"], b"C": S["SCAN_RIGHT"], b"D": S["SCAN_LEFT"],
-              b"H": S["SCAN_HOME"], b"F": S["SCAN_END"]}
-    MODES = ("serial", "local")
-
-    def __init__(self, data: bytes = b"", stream: BinaryIO | None = None, mode: str = "serial"):
-        if mode not in self.MODES:
-            raise ValueError(f"keyboard mode {mode!r}: serial or local")
-        self.mode = mode
-        self.pending = bytearray(data)
-        self.stream = stream
-        self.keys: list[tuple[int, int]] = []
-
-    def _fill(self, block: bool) -> None:
-        if self.stream is None or (not block and not _readable(self.stream)):
-            return
-        chunk = os.read(self.stream.fileno(), 4096)
-        if not chunk:
-            self.stream = None
-        self.pending += chunk
-
-    def _parse(self) -> None:
-        p = self.pending
-        serial = self.mode == "serial"
-        while p:
-            b = p[0]
-            if b == 0x1B:
-                if len(p) >= 3 and p[1:2] == b"[" and bytes(p[2:3]) in self.ARROWS:
-                    self.keys.append((self.ARROWS[bytes(p[2:3])], 0))
-                    del p[:3]
-                else:
-                    self.keys.append((S["SCAN_ESC"], 0))
-                    del p[:1]
-            elif b in (0x0A, 0x0D):
-                if serial:
-                    self.keys.append((0, b))
-                    del p[:1]
-                else:
-                    self.keys.append((0, 0x0D))
-                    del p[:2 if p[:2] == b"\r\n" else 1]
-            elif b == 0x7F and serial:
-                self.keys.append((S["SCAN_DELETE"], 0))
-                del p[:1]
-            elif b in (0x08, 0x7F):
-                self.keys.append((0, 0x08))
-                del p[:1]
-            elif b < 0x80 or serial:
-                self.keys.append((0, b))
-                del p[:1]
-            else:
-                need = 2 if b >> 5 == 6 else 3 if b >> 4 == 14 else 4 if b >> 3 == 30 else 1
-                if len(p) < need and self.stream is not None:
-                    return  # the rest of the character is still coming
-                ch = bytes(p[:need]).decode("utf-8", "replace")[0]
-                units = ch.encode("utf-16-le")
-                self.keys.extend((0, u) for (u,) in struct.iter_unpack("<H", units))
-                del p[:need]
-
-    def poll(self) -> tuple[int, int] | None:
-        if not self.keys:
-            self._fill(block=False)
-            self._parse()
-        return self.keys.pop(0) if self.keys else None
-
-    def wait(self) -> None:
-        while not self.keys:
-            self._parse()
-            if self.keys:
-                return
-            if self.stream is None:
-                raise InputEnded()
-            self._fill(block=True)
-
-
-def _readable(stream: BinaryIO) -> bool:
-    import select
-
-    try:
-        return bool(select.select([stream], [], [], 0)[0])
-    except (OSError, ValueError):
-        return False
-
-
-# ----------------------------------------------------------------------------------------
-# Files
-
-
 @dataclass
-class OpenFile:
-    path: Path
-    is_dir: bool
-    writable: bool
-    position: int = 0
-    entries: list[Path] | None = None   # directory listing, read one by one
-
-
-@dataclass
-class Firmware:
+class Firmware(FileServices):
     machine: Machine
     volume: Path
     out: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
@@ -236,6 +105,11 @@ class Firmware:
                 width = uefi.type_size(f.type)[0] if f.type in uefi.SCALARS else 8
                 buf[offsets[f.name]:offsets[f.name] + width] = values[f.name].to_bytes(width, "little")
         return bytes(buf)
+
+    def _efi_time(self, t: time.struct_time) -> bytes:
+        """An EFI_TIME (UTC, no time zone or daylight information) for a time.gmtime() value."""
+        return self._values_bytes("EFI_TIME", {"Year": t.tm_year, "Month": t.tm_mon, "Day": t.tm_mday,
+                                               "Hour": t.tm_hour, "Minute": t.tm_min, "Second": t.tm_sec})
 
     def _write_struct(self, struct_name: str, values: dict) -> int:
         data = self._values_bytes(struct_name, values)
@@ -451,186 +325,4 @@ class Firmware:
         raise PowerOff(reset_type, status)
 
     def rt_GetTime(self, time_ptr, caps, *_):
-        t = time.gmtime()
-        self.machine.write(time_ptr, struct.pack("<HBBBBBBIhBB", t.tm_year, t.tm_mon, t.tm_mday,
-                                                 t.tm_hour, t.tm_min, t.tm_sec, 0, 0, 0, 0, 0))
-
-    # -- file system --------------------------------------------------------------------
-
-    def sfs_OpenVolume(self, this, root, *_):
-        self._put_u64(root, self._new_file(OpenFile(self.volume, True, False)))
-
-    def _changing(self, operation: str) -> None:
-        """Every change to the volume goes through here, so a test can cut the power before
-        any one of them (the change is then not made, as with a real cut)."""
-        self.volume_changes += 1
-        if self.power_cut_after is not None and self.volume_changes >= self.power_cut_after:
-            raise PowerCut(operation)
-
-    def _new_file(self, f: OpenFile) -> int:
-        address = self._write_struct("EFI_FILE_PROTOCOL", self._file_protocol_template)
-        self.files[address] = f
-        return address
-
-    def _resolve(self, base: Path, name: str, create: bool) -> Path | None:
-        """A path inside the volume, matching names case-insensitively as FAT does."""
-        parts = [p for p in name.replace("/", "\\").split("\\") if p not in ("", ".")]
-        current = self.volume if name.startswith("\\") else base
-        for i, part in enumerate(parts):
-            if part == "..":
-                if current == self.volume:
-                    return None
-                current = current.parent
-                continue
-            match = None
-            if current.is_dir():
-                match = next((c for c in current.iterdir() if c.name.lower() == part.lower()), None)
-            if match is None:
-                if create and i == len(parts) - 1 and current.is_dir():
-                    match = current / part
-                else:
-                    return None
-            current = match
-        return current
-
-    def file_Open(self, this, new_handle, name_ptr, mode, attributes, *_):
-        parent = self.files.get(this)
-        if parent is None or not parent.is_dir:
-            return ERR["EFI_INVALID_PARAMETER"]
-        name = self._ucs2(name_ptr)
-        create = bool(mode & S["EFI_FILE_MODE_CREATE"])
-        path = self._resolve(parent.path, name, create)
-        if path is None:
-            return ERR["EFI_NOT_FOUND"]
-        if not path.exists():
-            self._changing(f"create {name}")
-            if attributes & S["EFI_FILE_DIRECTORY"]:
-                path.mkdir()
-            else:
-                path.touch()
-        writable = bool(mode & S["EFI_FILE_MODE_WRITE"])
-        self._put_u64(new_handle, self._new_file(OpenFile(path, path.is_dir(), writable)))
-
-    def file_Close(self, this, *_):
-        self.files.pop(this, None)
-
-    def file_Delete(self, this, *_):
-        f = self.files.pop(this, None)
-        if f is None or not f.writable or f.path == self.volume:
-            return S["EFI_WARN_DELETE_FAILURE"]
-        self._changing(f"delete {f.path.name}")
-        if f.is_dir:
-            f.path.rmdir()
-        else:
-            f.path.unlink()
-
-    def file_Read(self, this, size_ptr, buffer, *_):
-        f = self.files.get(this)
-        if f is None:
-            return ERR["EFI_INVALID_PARAMETER"]
-        want = self._u64(size_ptr)
-        if f.is_dir:
-            if f.entries is None:   # creation order, as a FAT directory lists its entries
-                f.entries = sorted(f.path.iterdir(), key=lambda p: (p.stat().st_ctime_ns, p.name.lower()))
-            if f.position >= len(f.entries):
-                self._put_u64(size_ptr, 0)
-                return None
-            info = self._file_info(f.entries[f.position])
-            if want < len(info):
-                self._put_u64(size_ptr, len(info))
-                return ERR["EFI_BUFFER_TOO_SMALL"]
-            self.machine.write(buffer, info)
-            self._put_u64(size_ptr, len(info))
-            f.position += 1
-            return None
-        with open(f.path, "rb") as fh:
-            fh.seek(f.position)
-            data = fh.read(want)
-        self.machine.write(buffer, data)
-        f.position += len(data)
-        self._put_u64(size_ptr, len(data))
-
-    def file_Write(self, this, size_ptr, buffer, *_):
-        f = self.files.get(this)
-        if f is None or f.is_dir:
-            return ERR["EFI_UNSUPPORTED"]
-        if not f.writable:
-            return ERR["EFI_ACCESS_DENIED"]
-        n = self._u64(size_ptr)
-        data = self.machine.read(buffer, n)
-        self._changing(f"write {f.path.name}")
-        with open(f.path, "r+b") as fh:
-            fh.seek(f.position)
-            fh.write(data)
-        f.position += n
-
-    def file_GetPosition(self, this, position, *_):
-        f = self.files.get(this)
-        if f is None or f.is_dir:
-            return ERR["EFI_UNSUPPORTED"]
-        self._put_u64(position, f.position)
-
-    def file_SetPosition(self, this, position, *_):
-        f = self.files.get(this)
-        if f is None:
-            return ERR["EFI_INVALID_PARAMETER"]
-        if f.is_dir:
-            if position != 0:
-                return ERR["EFI_UNSUPPORTED"]
-            f.entries = None
-        f.position = f.path.stat().st_size if position == 2**64 - 1 and not f.is_dir else position
-
-    def file_Flush(self, *_): pass
-
-    def _file_info(self, path: Path) -> bytes:
-        st = path.stat()
-        name = (path.name if path != self.volume else "").encode("utf-16-le") + b"\0\0"
-        offsets, size, _ = uefi.STRUCTS["EFI_FILE_INFO"].layout()
-        total = offsets["FileName"] + len(name)
-        t = time.gmtime(st.st_mtime)
-        stamp = struct.pack("<HBBBBBBIhBB", t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
-                            t.tm_sec, 0, 0, 0, 0, 0)
-        attr = S["EFI_FILE_DIRECTORY"] if path.is_dir() else S["EFI_FILE_ARCHIVE"]
-        fsize = 0 if path.is_dir() else st.st_size
-        head = self._values_bytes("EFI_FILE_INFO", {"Size": total, "FileSize": fsize,
-                                                    "PhysicalSize": (fsize + 511) // 512 * 512,
-                                                    "Attribute": attr})
-        head = bytearray(head[:offsets["FileName"]])
-        for field_name in ("CreateTime", "LastAccessTime", "ModificationTime"):
-            head[offsets[field_name]:offsets[field_name] + 16] = stamp
-        return bytes(head) + name
-
-    def file_GetInfo(self, this, guid, size_ptr, buffer, *_):
-        f = self.files.get(this)
-        if f is None:
-            return ERR["EFI_INVALID_PARAMETER"]
-        if self.machine.read(guid, 16) != uefi.GUIDS["EFI_FILE_INFO_GUID"].bytes_le:
-            return ERR["EFI_UNSUPPORTED"]
-        info = self._file_info(f.path)
-        have = self._u64(size_ptr)
-        self._put_u64(size_ptr, len(info))
-        if have < len(info):
-            return ERR["EFI_BUFFER_TOO_SMALL"]
-        self.machine.write(buffer, info)
-
-    def file_SetInfo(self, this, guid, size, buffer, *_):
-        """Renames (a new FileName in the same directory) and truncation (a new FileSize)."""
-        f = self.files.get(this)
-        if f is None or not f.writable:
-            return ERR["EFI_ACCESS_DENIED"]
-        if self.machine.read(guid, 16) != uefi.GUIDS["EFI_FILE_INFO_GUID"].bytes_le:
-            return ERR["EFI_UNSUPPORTED"]
-        offsets = uefi.STRUCTS["EFI_FILE_INFO"].layout()[0]
-        new_size = self._u64(buffer + offsets["FileSize"])
-        new_name = self._ucs2(buffer + offsets["FileName"], 512)
-        self._changing(f"set info {f.path.name}")
-        if not f.is_dir and new_size != f.path.stat().st_size:
-            os.truncate(f.path, new_size)
-        if new_name and new_name != f.path.name:
-            if "\\" in new_name or "/" in new_name or new_name in ("..", "."):
-                return ERR["EFI_UNSUPPORTED"]
-            target = f.path.parent / new_name
-            if target.exists() and target.name.lower() != f.path.name.lower():
-                return ERR["EFI_ACCESS_DENIED"]
-            f.path.rename(target)
-            f.path = target
+        self.machine.write(time_ptr, self._efi_time(time.gmtime()))
