@@ -458,7 +458,10 @@ generate:
     call model_forward
     test rax, rax
     jz .Lfeed_out
-    inc dword ptr [rip + sess_pos]
+    mov ecx, [rip + sess_pos]
+    inc ecx
+    mov [rip + sess_pos], ecx
+    mov [rip + sess_kv_pos], ecx      # (the prefill before made them equal)
 .Lfeed_out:
     add rsp, 40
     ret
