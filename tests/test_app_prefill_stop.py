@@ -139,3 +139,31 @@ def test_budget_stops_the_prompt_in_an_autorun(chat_efi, tmp_path, tok, cpu):
     assert _after(a, LONG)[0] == f"[time budget: 1 ms, during the prompt: {B} of {n} {AS_BEFORE}"
     assert _after(a, "Hello there") == _after(b, "Hello there")
     assert _from(a, "/budget 0") == _from(b, "/budget 0")
+
+
+@pytest.mark.parametrize("cpu", ["native", "unicorn"])
+def test_budget_stops_a_shift_whose_first_rows_stay(chat_efi, tmp_path, tok, cpu):
+    """chatml with a system prompt longer than a batch: a prompt that does not fit drops the
+    oldest turn and feeds the rest again from position 0, and the budget stops that after its
+    first batch - whose rows are the system text's, the same as before - so the KV cache
+    still holds the whole old conversation: the next turn feeds only its own tokens, and it,
+    /ctx and /history are a session's that never had the stopped prompt."""
+    model = None
+    if cpu == "native":
+        model = tmp_path / "big.bin"
+        ref.write_random_model(model, BIG, seed=4, std=0.05)
+    system = "You are a kind helper who tells short happy stories to little children."
+    cfg = (f"temperature = 1.0\nseed = 5\nmax_tokens = 4\nchat_format = chatml\nctx_len = 256\n"
+           f"system_prompt = {system}\n")
+    long = LONG + " " + LONG
+    lines_b = ["Hi.", "More.", "/budget 1", "/budget 0", "ok", "/ctx", "/history", "/shutdown"]
+    lines_a = lines_b[:3] + [long] + lines_b[3:]
+    a = _session(chat_efi, _vol(tmp_path, "a", cfg, model, lines_a), cpu)
+    b = _session(chat_efi, _vol(tmp_path, "b", cfg, model, lines_b), cpu)
+    stopped = _after(a, long)
+    assert stopped[0] == "[context full: the oldest turns were dropped; the system prompt is kept]"
+    assert re.fullmatch(rf"\[time budget: 1 ms, during the prompt: {B} of \d+ {re.escape(AS_BEFORE)}",
+                        stopped[1]), stopped
+    assert len(tok.encode(f"<|im_start|>system\n{system}", bos=True)) > B
+    assert _from(a, "/budget 0") == _from(b, "/budget 0")
+    assert "user: Hi.\n" in _from(a, "/history")
