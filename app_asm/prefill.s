@@ -3,16 +3,16 @@
 # would make of them (so every KV cache row and the logits are the same numbers), and between
 # two batches one keyboard poll (repl_poll_stop: Esc; other keys are kept for the next line)
 # and one RDTSC against the budget's deadline: a check per MODEL_BATCH tokens, nothing inside
-# a batch. The classifier runs at the end of every call, so a prefill of B batches computes
-# B - 1 logit rows it does not use (one matvec each, against MODEL_BATCH tokens' worth of
-# matmat through every layer). Which KV rows a stopped re-prefill leaves usable:
-# prefill_kept; generate.s takes the turn back.
+# a batch. The batches before the last go through model_forward_rows, which leaves out the
+# classifier (one row of it per batch cost SmolLM2-135M ~10% of its prefill). Which KV rows a
+# stopped re-prefill leaves usable: prefill_kept; generate.s takes the turn back.
 .include "model.inc"
 .include "session.inc"
 
 .section .text
 .global prefill_run, prefill_kept
-.extern sess_model, sess_history, model_forward_batch, repl_poll_stop, rt_ticks
+.extern sess_model, sess_history, model_forward_batch, model_forward_rows, repl_poll_stop
+.extern rt_ticks
 
 # prefill_run(rcx = tokens u32[n], edx = n >= 1, r8d = pos0, r9 = deadline in rt_ticks)
 prefill_run:
@@ -33,7 +33,14 @@ prefill_run:
     call .Lrows
     mov r9d, r12d
     add r9d, ebx
+    lea eax, [rbx + r8]
+    cmp eax, edi
+    jae .Llast
+    call model_forward_rows
+    jmp .Lfed
+.Llast:
     call model_forward_batch
+.Lfed:
     test rax, rax
     jz .Lerror
     call .Lrows

@@ -27,6 +27,41 @@ LONG = ("Once upon a time, there was a little girl named Lily. She loved to play
 AS_BEFORE = "tokens fed; the conversation is as before it]"
 
 
+# ----------------------------------------------------------------------------- model_forward_rows
+
+@pytest.mark.parametrize("where,name", [("native", "stories260K.bin"),
+                                        ("native", "quant/tiny256-Q4_0.gguf"),
+                                        ("unicorn", "stories260K.bin")])
+def test_rows_then_a_batch_equal_one_batch(where, name):
+    """prefill.s feeds a prompt's batches but the last through model_forward_rows (no
+    classifier): the KV cache and the last logits equal one model_forward_batch call's, bit
+    for bit, and model_forward_rows leaves the logits buffer alone."""
+    from tests.test_app_prefill import U32, Machine, Model, prompt
+    m = Machine(where)
+    try:
+        model = Model(m, model_file(name), ctx=3 * B + 8)
+        toks = prompt(model.vocab, 2 * B + 5, 4)
+        model.reset()
+        whole = model.batch(toks, 0)
+        kv = model.kv()
+        model.reset()
+        logits = model.u64("MODEL_S_LOGITS")
+        sentinel = bytes(range(256)) * (4 * model.vocab // 256 + 1)
+        model.mc.write(logits, sentinel[:4 * model.vocab])
+        for i in (0, B):
+            part = toks[i:i + B]
+            model.mc.write(model.toks, b"".join((t & U32).to_bytes(4, "little") for t in part))
+            assert model.mc.call("model_forward_rows", model.m, model.toks, B, i) == logits
+            assert model.mc.read(logits, 4 * model.vocab) == sentinel[:4 * model.vocab]
+        assert model.batch(toks[2 * B:], 2 * B).tobytes() == whole.tobytes()
+        assert model.kv() == kv
+    finally:
+        m.close()
+
+
+# ----------------------------------------------------------------------------- the chat program
+
+
 @pytest.fixture(scope="module")
 def tok():
     return ref.read_tokenizer(model_file("tok512.bin"), 512)
