@@ -41,7 +41,7 @@
 .equ FB_RHID, FB_RDIM + 8             # qword: ... of hidden_dim floats
 .equ FB_RROPE, FB_RHID + 8            # qword: ... of RoPE tables (2 * head_size floats)
 .equ FB_KVROW, FB_RROPE + 8           # qword: kv_dim * 4 (BK, BV rows)
-.equ FB_LOGITS, FB_KVROW + 8           # dword: 0 for model_forward_rows (no classifier)
+.equ FB_LOGITS, FB_KVROW + 8          # dword: 0 for model_forward_rows (no classifier)
 .equ FB_FRAME, ((FB_LOGITS + 4 + 15) >> 4 << 4) + 8  # 8 mod 16: with the 8 pushes and the
                                       #  return address, rsp stays 16-byte aligned
 

@@ -4,7 +4,7 @@
 # two batches one keyboard poll (repl_poll_stop: Esc; other keys are kept for the next line)
 # and one RDTSC against the budget's deadline: a check per MODEL_BATCH tokens, nothing inside
 # a batch. The batches before the last go through model_forward_rows, which leaves out the
-# classifier (one row of it per batch cost SmolLM2-135M ~10% of its prefill). Which KV rows a
+# classifier (a row of it per batch cost SmolLM2-135M 7-10% of its prefill). Which KV rows a
 # stopped re-prefill leaves usable: prefill_kept; generate.s takes the turn back.
 .include "model.inc"
 .include "session.inc"
