@@ -19,6 +19,8 @@
 #   chat_is_stop(ecx = token) -> eax = 1 for an end-of-turn / end-of-sequence id
 #   chat_bos_in_text() -> eax != 0 when the format's text carries BOS itself
 #   chat_clear()                no messages (session_clear calls it)
+#   chat_save() / chat_restore()   a copy of the messages, taken before a context shift drops
+#                               turns, put back when that turn is taken back (generate.s)
 #   cmd_system, cmd_history     the /system and /history commands (commands.s's table)
 # The history keeps the last CHAT_HIST_BYTES bytes of messages (older ones drop out of it,
 # not out of the KV cache); a reply longer than what is left is cut.
@@ -57,6 +59,11 @@ chat_row:         .skip 4             # the format in use
 chat_model_row:   .skip 4             # the model's own (CHAT_NONE: none recognised)
 chat_stops:       .skip 4 * CHAT_MAX_STOPS
 hist_buf:         .skip CHAT_HIST_BYTES
+saved_used:       .skip 8             # chat_save's copy
+saved_n_msgs:     .skip 4
+.balign 8
+saved_msgs:       .skip CHAT_MAX_MSGS * CHAT_MSG_SIZE
+saved_hist:       .skip CHAT_HIST_BYTES
 chat_render_buf:  .skip CHAT_RENDER_CAP
 
 .section .rdata
@@ -78,6 +85,7 @@ s_sys_bad:        .asciz "bad value: expected text on one line, up to 511 bytes 
 .section .text
 .global chat_model_loaded, chat_prepare, chat_render_prompt, chat_add_user, chat_reply_append
 .global chat_drop_oldest, chat_is_stop, chat_bos_in_text, chat_clear, cmd_system, cmd_history
+.global chat_save, chat_restore
 .global chat_row, chat_render_buf
 .extern sess_model, sess_gguf, sess_tok, sess_pos, sess_pending, session_clear
 .extern set_chat_format, set_system_prompt, settings_find, settings_set
@@ -290,6 +298,46 @@ chat_render_prompt:
 chat_clear:
     mov dword ptr [rip + chat_n_msgs], 0
     mov qword ptr [rip + hist_used], 0
+    ret
+
+# chat_save(), chat_restore(): the messages (chat_n_msgs entries, their hist_used bytes of text)
+# to saved_* and back; the entries point into hist_buf, whose bytes go back where they were
+chat_save:
+    mov eax, [rip + chat_n_msgs]
+    mov [rip + saved_n_msgs], eax
+    mov rax, [rip + hist_used]
+    mov [rip + saved_used], rax
+    lea rcx, [rip + saved_msgs]
+    lea rdx, [rip + chat_msgs]
+    lea r8, [rip + saved_hist]
+    lea r9, [rip + hist_buf]
+    jmp chat_copy
+chat_restore:
+    mov eax, [rip + saved_n_msgs]
+    mov [rip + chat_n_msgs], eax
+    mov rax, [rip + saved_used]
+    mov [rip + hist_used], rax
+    lea rcx, [rip + chat_msgs]
+    lea rdx, [rip + saved_msgs]
+    lea r8, [rip + hist_buf]
+    lea r9, [rip + saved_hist]
+# chat_copy(rcx = entries to, rdx = from, r8 = texts to, r9 = from): the current counts' worth
+chat_copy:
+    push rsi
+    push rdi
+    sub rsp, 40
+    mov rsi, r8
+    mov rdi, r9
+    mov r8d, [rip + chat_n_msgs]
+    imul r8, r8, CHAT_MSG_SIZE
+    call rt_memcpy
+    mov rcx, rsi
+    mov rdx, rdi
+    mov r8, [rip + hist_used]
+    call rt_memcpy
+    add rsp, 40
+    pop rdi
+    pop rsi
     ret
 
 # chat_add_user(rcx = text, rdx = length): room is made by dropping the oldest turns; a text

@@ -22,7 +22,7 @@
 .include "model.inc"
 
 .section .text
-.global model_forward_batch
+.global model_forward_batch, model_forward_rows
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_matmat
 .extern fw_kv_store
@@ -41,7 +41,8 @@
 .equ FB_RHID, FB_RDIM + 8             # qword: ... of hidden_dim floats
 .equ FB_RROPE, FB_RHID + 8            # qword: ... of RoPE tables (2 * head_size floats)
 .equ FB_KVROW, FB_RROPE + 8           # qword: kv_dim * 4 (BK, BV rows)
-.equ FB_FRAME, ((FB_KVROW + 8 + 15) >> 4 << 4) + 8   # 8 mod 16: with the 8 pushes and the
+.equ FB_LOGITS, FB_KVROW + 8          # dword: 0 for model_forward_rows (no classifier)
+.equ FB_FRAME, ((FB_LOGITS + 4 + 15) >> 4 << 4) + 8  # 8 mod 16: with the 8 pushes and the
                                       #  return address, rsp stays 16-byte aligned
 
 # round64(4 * dword [rbx + field]) -> [rbp + slot]
@@ -57,7 +58,14 @@
 #   of the last token (S_LOGITS) or 0 with MODEL_ERROR. Refusals, before anything is written:
 #   MODEL_E_NOT_READY, MODEL_E_TOKEN (n = 0, or a token not in 0..vocab-1), MODEL_E_POS
 #   (pos0 + n > ctx_len). Clobbers the volatile registers.
+# model_forward_rows: the same without the classifier (a prefill's batches before its last:
+#   the KV cache rows only); rax = S_LOGITS, not written, or 0 with MODEL_ERROR.
+model_forward_rows:
+    xor eax, eax
+    jmp fb_run
 model_forward_batch:
+    mov eax, 1
+fb_run:
     push rbx
     push rbp
     push rsi
@@ -68,6 +76,7 @@ model_forward_batch:
     push r15
     sub rsp, FB_FRAME
     mov rbp, rsp
+    mov [rbp + FB_LOGITS], eax
     mov rbx, rcx
     mov eax, [rbx + MODEL_FLAGS]      # header checked, weights bound, run state laid out
     and eax, MODEL_F_READY
@@ -124,6 +133,8 @@ model_forward_batch:
     add [rbp + FB_TOKENS], rax
     jmp .Lbatch
 .Llast:                               # the last row: final norm (in place), the classifier
+    cmp dword ptr [rbp + FB_LOGITS], 0
+    je .Ldone
     mov eax, [rbp + FB_ROWS]
     dec eax
     imul rax, [rbp + FB_RDIM]
@@ -143,6 +154,7 @@ model_forward_batch:
     mov r9d, 1
     mov qword ptr [rsp + 32], 0       # (one output row: no stride)
     call fb_matmul
+.Ldone:
     mov dword ptr [rbx + MODEL_ERROR], MODEL_OK
     mov rax, [rbx + MODEL_S_LOGITS]
     jmp .Lret

@@ -4,12 +4,16 @@
 # context's end, a stop rule on the printed text, Esc, or the time budget (set_budget ms; the
 # original's cycle budgets). The KV cache keeps the conversation between turns; when a turn
 # does not fit, the oldest turns are dropped (context shift); one that can never fit is
-# refused and the conversation kept.
+# refused and the conversation kept. Esc and the budget also stop the prefill, between two
+# batches (prefill.s): the turn is then taken back whole, the conversation (history, position,
+# pending token, token list) as before it; KV rows a stopped re-prefill after a shift
+# overwrote are fed again from the token list at the next turn (sess_kv_pos).
 .include "model.inc"
 .include "tokenizer.inc"
 .include "sampler.inc"
 .include "settings.inc"
 .include "chat_templates.inc"
+.include "session.inc"
 
 .equ TAIL_BYTES, 8                    # printed bytes remembered for the stop rules
 .equ SESS_PARSE_SPECIAL, 8            # sess_encode's flags (sess_tokens.s)
@@ -41,6 +45,8 @@ s_stopped:    .asciz " [stopped]"
 s_shift:      .asciz "[context full: the oldest turns were dropped; the system prompt is kept]\n"
 s_ctx_end:    .asciz "\n[context full: the next turn drops the oldest ones]"
 s_too_long_text: .asciz "prompt too long for the chat format's buffer\n"
+s_pf_stopped: .asciz "[stopped during the prompt: %u of %u tokens fed; the conversation is as before it]"
+s_pf_budget:  .asciz "[time budget: %u ms, during the prompt: %u of %u tokens fed; the conversation is as before it]"
 
 .section .text
 .global generate
@@ -50,7 +56,8 @@ s_too_long_text: .asciz "prompt too long for the chat format's buffer\n"
 .extern sampler_sample, rt_print_cstr, rt_print_utf8, rt_print_u64, rt_ticks, rt_tsc_hz
 .extern print_hundredths, rt_memcpy, log_event, repl_poll_stop, rt_printf, set_budget
 .extern chat_prepare, chat_render_prompt, chat_add_user, chat_reply_append, chat_drop_oldest
-.extern chat_is_stop, chat_bos_in_text, chat_row
+.extern chat_is_stop, chat_bos_in_text, chat_row, chat_save, chat_restore
+.extern sess_kv_pos, prefill_run, prefill_kept
 
 # generate(rcx = prompt text, rdx = length)
 # A non-empty line is a user turn: chat.s renders it for the chat format (for raw, the text
@@ -59,8 +66,9 @@ s_too_long_text: .asciz "prompt too long for the chat format's buffer\n"
 # and the conversation stays as it was). An empty line lets the reply go on.
 # Frame: [rsp + 32], [rsp + 40] outgoing stack arguments; [rsp + 48] the line, [rsp + 56] its
 # length, [rsp + 64] the pending token taken into this prompt (-1: none; it goes back when
-# the prompt is refused). r15d until the prefill: CHAT_RENDER_TURN, or CHAT_RENDER_WHOLE
-# after a shift.
+# the prompt is refused or stopped), [rsp + 68] sess_pos and [rsp + 72] sess_kv_pos before
+# the turn. r15d until the prefill: CHAT_RENDER_TURN, or CHAT_RENDER_WHOLE after a shift
+# (chat_save then holds the messages before it).
 generate:
     push rbx
     push rsi
@@ -73,6 +81,10 @@ generate:
     mov [rsp + 48], rcx
     mov [rsp + 56], rdx
     mov dword ptr [rsp + 64], -1
+    mov eax, [rip + sess_pos]
+    mov [rsp + 68], eax
+    mov eax, [rip + sess_kv_pos]
+    mov [rsp + 72], eax
     cmp dword ptr [rip + sess_loaded], 0
     je .Lno_model
     call chat_prepare
@@ -176,6 +188,7 @@ generate:
     ja .Ltoo_long
     lea rcx, [rip + s_shift]
     call rt_print_cstr
+    call chat_save                    # (put back if the prefill is stopped)
     mov r15d, CHAT_RENDER_WHOLE       # the KV cache is rebuilt from the kept turns
     mov dword ptr [rip + sess_pos], 0
     mov dword ptr [rip + sess_pending], -1
@@ -190,13 +203,6 @@ generate:
     call session_clear
     jmp .Lencode
 .Lroom:
-    cmp qword ptr [rsp + 56], 0
-    je .Lcounted
-    mov rcx, [rsp + 48]               # the turn is taken: into the history
-    mov rdx, [rsp + 56]
-    call chat_add_user
-.Lcounted:
-    mov [rip + n_prompt], r12d
     mov dword ptr [rip + n_gen], 0
     mov qword ptr [rip + tail], 0
     call rt_ticks
@@ -214,27 +220,45 @@ generate:
     add rcx, rax
 .Lno_budget:
     mov [rip + deadline], rcx
-    # prefill: the prompt's r12d tokens into the history, then through the model together
-    # (model_forward_batch: each weight read once per batch, not once per token)
+    # prefill, through the model together (model_forward_batch: each weight read once per
+    # batch, not once per token). After a shift: the re-rendered conversation from position 0
+    # (the old token list stays until it is through). Else the prompt's r12d tokens go into
+    # the token list, which is fed from its first row the KV cache lacks (sess_kv_pos).
+    mov rcx, rbx
+    mov edx, r12d
+    xor r8d, r8d
+    cmp r15d, CHAT_RENDER_WHOLE
+    je .Lprefill
     mov ecx, [rip + sess_pos]
-    mov rax, [rip + sess_history]
-    lea rcx, [rax + rcx * 4]
-    xor r13d, r13d
-.Lhistory:
-    mov eax, [rbx + r13 * 4]
-    mov [rcx + r13 * 4], eax
-    inc r13d
-    cmp r13d, r12d
-    jb .Lhistory
-    lea rcx, [rip + sess_model]
-    mov rdx, rbx
-    mov r8d, r12d
-    mov r9d, [rip + sess_pos]
-    call model_forward_batch
+    call .Ltokens_to_history
+    mov r8d, [rip + sess_kv_pos]
+    mov edx, [rip + sess_pos]
+    add edx, r12d
+    sub edx, r8d
+    mov rcx, [rip + sess_history]
+    lea rcx, [rcx + r8 * 4]
+.Lprefill:
+    mov [rip + n_prompt], edx
+    mov r9, [rip + deadline]
+    call prefill_run
     test rax, rax
-    jz .Lmodel_error
+    jz .Lprefill_stopped
     mov r14, rax
-    add [rip + sess_pos], r12d
+    xor ecx, ecx
+    cmp r15d, CHAT_RENDER_WHOLE
+    jne .Lfed
+    call .Ltokens_to_history          # the re-rendered list replaces the old one
+.Lfed:
+    mov eax, [rip + sess_pos]
+    add eax, r12d
+    mov [rip + sess_pos], eax
+    mov [rip + sess_kv_pos], eax
+    cmp qword ptr [rsp + 56], 0
+    je .Lcounted
+    mov rcx, [rsp + 48]               # the turn is taken: into the history
+    mov rdx, [rsp + 56]
+    call chat_add_user
+.Lcounted:
     call rt_ticks
     mov [rip + t_prefill], rax
     mov r15d, [rbx + r12 * 4 - 4]     # previous token, for decoding
@@ -295,6 +319,47 @@ generate:
 .Lstopped:
     lea rcx, [rip + s_stopped]
     call rt_print_cstr
+    jmp .Lkeep_pending
+.Lprefill_stopped:                    # ecx = why, edx = tokens fed: the turn is taken back
+    cmp ecx, PREFILL_ERROR
+    je .Lmodel_error
+    mov esi, ecx
+    mov edi, edx
+    cmp r15d, CHAT_RENDER_WHOLE
+    je .Lstopped_shift
+    mov eax, [rip + sess_kv_pos]      # rows of the old list fed again stay; the new ones go
+    add eax, edi
+    cmp eax, [rip + sess_pos]
+    cmova eax, [rip + sess_pos]
+    mov [rip + sess_kv_pos], eax
+    jmp .Lstopped_line
+.Lstopped_shift:
+    mov rcx, rbx
+    mov edx, edi
+    mov r8d, [rsp + 68]
+    mov r9d, [rsp + 72]
+    call prefill_kept
+    mov [rip + sess_kv_pos], eax
+    call .Lundo_shift
+.Lstopped_line:
+    mov eax, [rsp + 64]               # a pending token taken in goes back
+    mov [rip + sess_pending], eax
+    mov eax, [rip + n_prompt]
+    mov [rip + n_prompt], edi         # (the stats count the tokens fed)
+    lea rcx, [rip + s_pf_stopped]
+    mov edx, edi
+    mov r8d, eax
+    cmp esi, PREFILL_ESC
+    je .Lstopped_say
+    lea rcx, [rip + s_pf_budget]
+    mov edx, [rip + set_budget]
+    mov r8d, edi
+    mov r9d, eax
+.Lstopped_say:
+    call rt_printf
+    call rt_ticks
+    mov [rip + t_prefill], rax
+    jmp .Ldone
 .Lstop_rule:
 .Lkeep_pending:
     mov [rip + sess_pending], r13d    # sampled and shown, not yet in the KV cache
@@ -314,7 +379,9 @@ generate:
     call rt_print_cstr
     jmp .Lout
 .Ltok_error:
-    mov ecx, eax
+    mov esi, eax
+    call .Lundo_refused
+    mov ecx, esi
     call sess_encode_error            # a format whose %u is rdx
     mov rcx, rax
     call rt_printf
@@ -322,6 +389,7 @@ generate:
     call rt_print_cstr
     jmp .Lout
 .Ltoo_long_text:
+    call .Lundo_refused
     lea rcx, [rip + s_too_long_text]
     call rt_print_cstr
     jmp .Lout
@@ -351,6 +419,35 @@ generate:
     pop rbx
     ret
 
+# local: a refusal after a shift began (the render or the encoding of the kept conversation
+# failed) puts the conversation back as it was, pending token too; nothing was fed
+.Lundo_refused:
+    cmp r15d, CHAT_RENDER_WHOLE
+    jne .Lundo_out
+    mov eax, [rsp + 64 + 8]
+    mov [rip + sess_pending], eax
+# local: the position and the messages from before the shift (chat_save's copy)
+.Lundo_shift:
+    sub rsp, 40
+    mov eax, [rsp + 68 + 48]
+    mov [rip + sess_pos], eax
+    call chat_restore
+    add rsp, 40
+.Lundo_out:
+    ret
+
+# local: the prompt's r12d tokens (rbx) into the token list from position ecx
+.Ltokens_to_history:
+    sub rsp, 40
+    mov rax, [rip + sess_history]
+    lea rcx, [rax + rcx * 4]
+    mov rdx, rbx
+    mov r8d, r12d
+    shl r8, 2
+    call rt_memcpy
+    add rsp, 40
+    ret
+
 # local: feed token edx at the next position -> rax = logits (or 0); records the history
 .Lfeed:
     sub rsp, 40
@@ -361,7 +458,10 @@ generate:
     call model_forward
     test rax, rax
     jz .Lfeed_out
-    inc dword ptr [rip + sess_pos]
+    mov ecx, [rip + sess_pos]
+    inc ecx
+    mov [rip + sess_pos], ecx
+    mov [rip + sess_kv_pos], ecx      # (the prefill before made them equal)
 .Lfeed_out:
     add rsp, 40
     ret

@@ -12,7 +12,7 @@
 .section .bss
 .balign 64
 .global sess_model, sess_tok, sess_sampler, sess_pos, sess_loaded, sess_history
-.global sess_pending, sess_prompt_buf, sess_model_name, sess_gguf
+.global sess_pending, sess_prompt_buf, sess_model_name, sess_gguf, sess_kv_pos
 .global sess_weights_size, sess_state_size, sess_layers_size, sess_tok_ws, sess_tok_ws_size
 .global sess_smp_ws_size, sess_hist_size
 sess_model:        .skip MODEL_SIZE
@@ -25,6 +25,8 @@ sess_sampler:      .skip SMP_SIZE
 sess_loaded:       .skip 4            # 1 when model, tokenizer and sampler are all ready
 sess_pos:          .skip 4            # next KV-cache position
 sess_pending:      .skip 4            # a sampled token not yet fed back (-1: none)
+sess_kv_pos:       .skip 4            # KV-cache rows that hold sess_history[0..]: sess_pos, or
+                                      #  fewer after a stopped prefill overwrote some (generate.s)
 .balign 8
 sess_prompt_buf:   .skip 8            # int32[TOK_SCRATCH_SLOTS]: encode's output
 file_size_tmp:     .skip 8
@@ -78,6 +80,7 @@ s_shrunk3:        .asciz ")\n"
 # session_clear(): an empty conversation (the KV cache and the chat history)
 session_clear:
     mov dword ptr [rip + sess_pos], 0
+    mov dword ptr [rip + sess_kv_pos], 0
     mov dword ptr [rip + sess_pending], -1
     jmp chat_clear
 
