@@ -23,7 +23,7 @@
 # another), so it is converted once per input, not once per matrix.
 #
 # Several cores: each product's rows are queued on the job board (k_par_rows_queue,
-# kernels_asm/parallel.s) and the products that share an input are posted as one job
+# kernels_asm/parallel_queue.s) and the products that share an input are posted as one job
 # (k_par_rows_flush after wv, after w_up; wo, w_down and the classifier alone), so a layer
 # posts 4 jobs and attention, not 7 and attention; a queued product's output is read only
 # after the flush. With no workers each product runs at once on this core.
@@ -311,7 +311,7 @@ fw_matmul:
     mov edx, GGML_TT_MATVEC
     call ggml_type_body
     mov rcx, rax                      # k_par_rows_queue(body, out, W, x, n, rows, row bytes):
-    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel.s)
+    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel_queue.s)
     mov r8, [r13 + TENSOR_DATA]
     mov r9, rsi
     mov eax, [r13 + TENSOR_N]

@@ -1,4 +1,4 @@
-"""Queued matvecs posted as one job (kernels_asm/parallel.s: k_par_rows_queue, k_par_rows_flush):
+"""Queued matvecs posted as one job (kernels_asm/parallel_queue.s: k_par_rows_queue, k_par_rows_flush):
 the decode step's products that share an input (wq/wk/wv, w_gate/w_up) run as one job whose
 chunks span several matrices. Every output bit for bit that of the matvec body on one core,
 however the chunks fell; under unicorn the workers are emulated cores taking turns (every
