@@ -19,8 +19,10 @@
 # chunk of the new word sees the new fields. Claims are `lock xadd` on that word (chunk count
 # in its high half, next chunk in its low half, so a claim reads both at once and a late
 # claim on a finished job just finds it empty). A job's fields are rewritten only after its
-# last chunk is done, and a chunk is reported done by `lock inc` after its rows are written,
-# so the caller sees every row once the count is complete. The spin loops use `pause` (the
+# last chunk is done. A core reports the chunks it did with one `lock add` to the done count
+# once its claim finds none left (not one locked write per chunk: both lines are shared by
+# every core), after their rows are written, so the caller sees every row once the count is
+# complete; a core's uncounted chunks hold the job open, so they all belong to it. The spin loops use `pause` (the
 # hosted unicorn runner switches cores at `pause` and at `lock` instructions).
 #
 # Not reentrant: only one core posts jobs, and a body must not post one itself.
@@ -111,16 +113,32 @@ par_rows_alone:
 
 # k_par_for(rcx = body, rdx = ctx, r8d = count)
 #   Runs body(rcx = ctx, edx = first, r8d = items) over items 0..count-1 split across the
-#   workers and this core (chunks of any size); returns when all are done. Alone (no
-#   workers, or under 2 chunks' worth): one call body(ctx, 0, count). body follows the MS x64
-#   ABI and may clobber what a kernel may.
+#   workers and this core; returns when all are done. Chunks of floor(count / chunks wanted)
+#   items (at least 1; PAR_CHUNKS_PER_CORE chunks wanted per core taking part): few, costly
+#   items (attention's heads: 9 of them on 2 cores are 9 chunks, not 5 of 2 heads where one
+#   core does 6) balance to the item. Alone (no workers, or 1 chunk): one call
+#   body(ctx, 0, count). body follows the MS x64 ABI and may clobber what a kernel may.
 k_par_for:
     cmp dword ptr [rip + k_par_workers], 0
     je .Lalone
     mov r10d, r8d
     test r10d, r10d
     jz .Lalone
-    PAR_SPLIT 1
+    push rdx
+    mov eax, [rip + k_par_workers]
+    inc eax
+    imul r11d, eax, PAR_CHUNKS_PER_CORE
+    mov eax, r10d
+    xor edx, edx
+    div r11d                          # items per chunk: floor(count / chunks wanted)
+    cmp eax, 1
+    adc eax, 0                        #  at least 1
+    mov r11d, eax
+    lea eax, [r10 + r11 - 1]
+    xor edx, edx
+    div r11d                          # chunks = ceil(count / per chunk)
+    xchg eax, r11d
+    pop rdx
     cmp r11d, 2
     jb .Lalone
     mov [rip + par_job_chunk], eax
@@ -142,27 +160,32 @@ k_par_for:
 #   job, takes chunks like any worker, waits for the rest, returns to their caller.
 par_post:
     push rbx
-    sub rsp, 32
+    push rsi
+    sub rsp, 40
     mov dword ptr [rip + par_done], 0
     mov ebx, eax                      # chunks
     shl rax, 32
     mov [rip + par_word], rax         # post: the fields above are visible before this (TSO)
+    xor esi, esi                      # chunks this core did
 .Lhelp:
     call par_take
+    add esi, eax
     test eax, eax
     jnz .Lhelp
+    lock add [rip + par_done], esi    # after their rows are written
     jmp .Lcheck
 .Lwait:
     pause
 .Lcheck:
     cmp [rip + par_done], ebx
     jb .Lwait
-    add rsp, 32
+    add rsp, 40
+    pop rsi
     pop rbx
     ret
 
-# par_take() -> eax = 1 if a chunk of the posted job was taken and done, 0 if none was left.
-#   Clobbers what a body may.
+# par_take() -> eax = 1 if a chunk of the posted job was taken and done, 0 if none was left
+#   (the caller adds its chunks to par_done then). Clobbers what a body may.
 par_take:
     sub rsp, 40
     mov eax, 1
@@ -173,7 +196,6 @@ par_take:
     jae .Lnone                        # (a claim past the end changes nothing that matters)
     mov ecx, eax
     call qword ptr [rip + par_job_run]
-    lock inc dword ptr [rip + par_done]   # after its results are written
     mov eax, 1
     add rsp, 40
     ret
@@ -253,10 +275,16 @@ k_par_worker:
     shr rdx, 32
     cmp eax, edx
     jae .Lidle                        # nothing posted, or all of it taken
+    xor esi, esi                      # chunks done of this job
+.Ltake:
     call par_take
+    add esi, eax
     test eax, eax
-    jz .Lpoll
-    lock inc qword ptr [rip + k_par_worker_chunks]
+    jnz .Ltake
+    test esi, esi
+    jz .Lpoll                         # (the last chunk went to another core)
+    lock add [rip + par_done], esi    # after their rows are written
+    lock add [rip + k_par_worker_chunks], rsi
     jmp .Lpoll
 .Lquit:
     movups xmm6, [rsp + 32]

@@ -6,10 +6,16 @@
 .include "kernels.inc"
 .include "parallel.inc"
 
-.equ PAR_PART_CHUNKS_PER_CORE, 8      # queued rows jobs: chunks per core taking part, at most
-.equ PAR_PART_MIN_CHUNK_SHIFT, 13     #  and no chunk under 2^13 weight bytes (a claim and a
-                                      #  body call cost ~0.2 us: 8 KiB of Q4 rows take ~1 us)
 .equ PAR_MAX_PARTS, 4                 # matvecs one queued job may hold
+# The chunks of a queued job shrink as it goes ("guided" self-scheduling): each takes
+# 1/(PAR_GUIDED_SHARE * cores) of the weight bytes not yet cut, so the first chunks are
+# large (few claims) and the last ones small (the cores finish close together), but none
+# under 2^PAR_MIN_CHUNK_SHIFT bytes (a claim and a body call cost ~0.2 us; 8 KiB of Q4 rows
+# take ~1 us) nor under 2^-PAR_TABLE_SHIFT of the job's bytes, except a matvec's last chunk.
+.equ PAR_GUIDED_SHARE, 2
+.equ PAR_MIN_CHUNK_SHIFT, 13
+.equ PAR_TABLE_SHIFT, 8               # so at most 2^8 chunks of that size, plus each
+.equ PAR_MAX_CHUNKS, 256 + PAR_MAX_PARTS  #  matvec's last one: the table's length
 # a queued matvec (this file's records, par_parts)
 .equ PP_BODY, 0
 .equ PP_OUT, 8
@@ -18,18 +24,23 @@
 .equ PP_ROW_BYTES, 32
 .equ PP_N, 40                         # dword
 .equ PP_D, 44                         # dword: rows
-.equ PP_CHUNKS, 48                    # dword: chunks of this part in the posted job
 .equ PP_SIZE, 64
+# a chunk of the posted job (par_chunks): rows i0 .. i0+rows-1 of one queued matvec
+.equ PC_PART, 0                       # its PP_* record
+.equ PC_I0, 8                         # dword
+.equ PC_ROWS, 12                      # dword
+.equ PC_SIZE, 16
 
 .section .data
 .balign 8
 par_nparts:      .long 0              # matvecs queued (k_par_rows_queue), not yet posted
 .balign 64, 0
 par_parts:       .fill PAR_MAX_PARTS * PP_SIZE, 1, 0   # their PP_* records
+par_chunks:      .fill PAR_MAX_CHUNKS * PC_SIZE, 1, 0  # the posted job's chunks, PC_* each
 
 .section .text
 .global k_par_rows_queue, k_par_rows_flush
-.extern k_par_workers, par_post, par_rows_alone, par_job_run, par_job_chunk
+.extern k_par_workers, par_post, par_rows_alone, par_job_run
 
 # k_par_rows_queue(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n,
 #                  dword [rsp+48] = d, qword [rsp+56] = row_bytes)
@@ -77,63 +88,93 @@ k_par_rows_queue:
 
 # k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
 #   when every row of every one is written; nothing queued: returns at once. Chunks: whole
-#   PAR_GRAIN-row blocks of one matvec each (a matvec's last chunk may have fewer rows), as
-#   many as PAR_PART_CHUNKS_PER_CORE per core taking part but none under
-#   2^PAR_PART_MIN_CHUNK_SHIFT weight bytes on average (and at least one per matvec). One
-#   chunk in all: one body call here. Clobbers what a body may (rax, rcx, rdx, r8-r11,
-#   xmm0-xmm5).
+#   PAR_GRAIN-row blocks of one matvec each (a matvec's last chunk may have fewer rows), cut
+#   in queue order into the table par_chunks, guided: each 1/(PAR_GUIDED_SHARE * cores
+#   taking part) of the weight bytes left, at least 2^PAR_MIN_CHUNK_SHIFT bytes and
+#   2^-PAR_TABLE_SHIFT of the job's (at most PAR_MAX_CHUNKS chunks). One chunk in all: one
+#   body call here. Clobbers what a body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
 k_par_rows_flush:
     mov r8d, [rip + par_nparts]
     test r8d, r8d
     jz .Lnothing
     mov dword ptr [rip + par_nparts], 0
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
     lea r9, [rip + par_parts]
-    xor r10d, r10d                    # rows in all
-    xor eax, eax                      # weight bytes in all
-    mov rcx, r9
-    mov edx, r8d
-.Lsum:
-    mov r11d, [rcx + PP_D]
-    add r10d, r11d
-    imul r11, [rcx + PP_ROW_BYTES]
-    add rax, r11
-    add rcx, PP_SIZE
-    dec edx
-    jnz .Lsum
-    shr rax, PAR_PART_MIN_CHUNK_SHIFT # chunks the bytes allow
-    mov ecx, [rip + k_par_workers]
-    inc ecx
-    imul ecx, ecx, PAR_PART_CHUNKS_PER_CORE
-    cmp rax, rcx
-    cmovb ecx, eax                    # the fewer
-    mov eax, 1
-    cmp ecx, eax
-    cmovb ecx, eax                    # at least one
-    lea eax, [r10 + rcx - 1]
-    xor edx, edx
-    div ecx                           # rows per chunk: ceil(rows / chunks), whole blocks
-    add eax, PAR_GRAIN - 1
-    and eax, -PAR_GRAIN
-    mov [rip + par_job_chunk], eax
-    mov ecx, eax
-    xor r10d, r10d                    # chunks in all
+    xor ebx, ebx                      # rbx = weight bytes in all, then still to cut
     mov r11, r9
-.Lcount:                              # each part: ceil(d / per chunk) chunks
+    mov ecx, r8d
+.Lsum:
     mov eax, [r11 + PP_D]
-    add eax, ecx
-    dec eax
+    imul rax, [r11 + PP_ROW_BYTES]
+    add rbx, rax
+    add r11, PP_SIZE
+    dec ecx
+    jnz .Lsum
+    mov r12, rbx                      # r12 = the smallest chunk's bytes
+    shr r12, PAR_TABLE_SHIFT
+    mov eax, 1 << PAR_MIN_CHUNK_SHIFT
+    cmp r12, rax
+    cmovb r12, rax
+    mov r13d, [rip + k_par_workers]   # r13 = PAR_GUIDED_SHARE * cores
+    inc r13d
+    imul r13d, r13d, PAR_GUIDED_SHARE
+    lea rdi, [rip + par_chunks]       # rdi = the next entry
+    xor esi, esi                      # esi = chunks
+    mov r11, r9                       # r11 = the part
+.Lpart:
+    xor r14d, r14d                    # r14d = its next row
+    mov r15d, [r11 + PP_D]            # r15d = its rows left (> 0: the queue runs d = 0 alone)
+.Lcut:
+    mov rcx, [r11 + PP_ROW_BYTES]
+    mov eax, r15d
+    test rcx, rcx
+    jz .Lrows                         # (rows of no bytes: all in one chunk)
+    mov rax, rbx
     xor edx, edx
-    div ecx
-    mov [r11 + PP_CHUNKS], eax
-    add r10d, eax
+    div r13                           # bytes: what is left / (share * cores),
+    cmp rax, r12
+    cmovb rax, r12                    #  at least the smallest chunk's
+    add rax, rcx
+    dec rax
+    xor edx, edx
+    div rcx                           # in rows, rounded up
+    add rax, PAR_GRAIN - 1
+    and rax, -PAR_GRAIN               #  to whole blocks
+    cmp rax, r15
+    cmova eax, r15d                   #  at most the rows left
+.Lrows:
+    mov [rdi + PC_PART], r11
+    mov [rdi + PC_I0], r14d
+    mov [rdi + PC_ROWS], eax
+    add rdi, PC_SIZE
+    inc esi
+    add r14d, eax
+    sub r15d, eax
+    imul rax, rcx
+    sub rbx, rax
+    test r15d, r15d
+    jnz .Lcut
     add r11, PP_SIZE
     dec r8d
-    jnz .Lcount
-    cmp r10d, 2
+    jnz .Lpart
+    mov eax, esi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    cmp eax, 2
     jb .Lone
-    lea rax, [rip + par_run_parts]
-    mov [rip + par_job_run], rax
-    mov eax, r10d
+    lea rcx, [rip + par_run_parts]
+    mov [rip + par_job_run], rcx
     jmp par_post
 .Lone:                                # one matvec, one chunk: body(out, W, x, n, d) here
     sub rsp, 56
@@ -148,28 +189,17 @@ k_par_rows_flush:
 .Lnothing:
     ret
 
-# par_run_parts(ecx = chunk): the chunk's matvec (the parts in queue order, PP_CHUNKS
-#   each) on its rows: body(out + i0*4, W + i0*row_bytes, x, n, rows)
+# par_run_parts(ecx = chunk): the chunk's matvec (par_chunks' entry) on its rows:
+#   body(out + i0*4, W + i0*row_bytes, x, n, rows)
 par_run_parts:
     sub rsp, 56
-    lea r11, [rip + par_parts]
-.Lfind:
-    mov eax, [r11 + PP_CHUNKS]
-    cmp ecx, eax
-    jb .Lfound
-    sub ecx, eax
-    add r11, PP_SIZE
-    jmp .Lfind
-.Lfound:
-    mov eax, ecx
-    imul eax, [rip + par_job_chunk]
-    mov r10d, eax                     # i0
-    mov edx, [r11 + PP_D]
-    sub edx, eax
-    mov eax, [rip + par_job_chunk]
-    cmp edx, eax
-    cmova edx, eax                    # rows
-    mov dword ptr [rsp + 32], edx
+    imul eax, ecx, PC_SIZE
+    lea r11, [rip + par_chunks]
+    add r11, rax
+    mov r10d, [r11 + PC_I0]
+    mov eax, [r11 + PC_ROWS]
+    mov dword ptr [rsp + 32], eax
+    mov r11, [r11 + PC_PART]
     mov rcx, [r11 + PP_OUT]
     lea rcx, [rcx + r10 * 4]
     mov rdx, [r11 + PP_ROW_BYTES]
@@ -180,4 +210,3 @@ par_run_parts:
     call qword ptr [r11 + PP_BODY]
     add rsp, 56
     ret
-

@@ -162,3 +162,46 @@ def _random_q4_1(rng, d, n) -> bytes:
                                      np.uint8).reshape(d, n // 32, 2)
     blocks[..., 2:4] = np.frombuffer(np.float16(-0.1).tobytes(), np.uint8)
     return blocks.tobytes()
+
+
+def _guided_cut(parts, cores):
+    """The chunks k_par_rows_flush cuts, as its contract states them: (part, first row, rows)
+    in queue order, each 1/(2 * cores) of the weight bytes not yet cut, at least 8 KiB and
+    1/256 of the job's bytes, in rows rounded up to whole 4-row blocks, at most the part's
+    rows left."""
+    total = sum(d * rb for d, rb in parts)
+    least = max(1 << 13, total >> 8)
+    left, out = total, []
+    for p, (d, rb) in enumerate(parts):
+        i0 = 0
+        while i0 < d:
+            want = max(left // (2 * cores), least)
+            rows = min((-(-want // rb) + 3) & ~3, d - i0)
+            out.append((p, i0, rows))
+            i0 += rows
+            left -= rows * rb
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 3, 255])
+def test_unicorn_queued_chunks_shrink_as_the_contract_says(unicorn_board, workers):
+    """The posted job's chunk table (par_chunks) and count (the claim word's high half) are
+    the guided cut: big chunks first, small ones last, never more than the table holds (255
+    workers allowed while 4 run: the cores there take every chunk), and the products are
+    still bit for bit one core's."""
+    m = unicorn_board
+    k = Kernels(m, "sse2")
+    rng = np.random.default_rng(300 + workers)
+    table, word = m.address("parallel_queue.s:par_chunks"), m.address("parallel.s:par_word")
+    parts_base = m.address("parallel_queue.s:par_parts")
+    for group in [[(2048, 256), (256, 256), (256, 256)], [(1536, 64), (1536, 64)], [(513, 40), (9, 40)]]:
+        got, want = _run_group(k, m, group, rng, workers)
+        for g, w in zip(got, want):
+            assert g.tobytes() == w.tobytes(), (group, workers)
+        cut = _guided_cut([(d, 4 * n) for d, n in group], workers + 1)
+        assert len(cut) <= 256 + 4
+        raw = m.read(table, 16 * len(cut))
+        entries = [struct.unpack_from("<QII", raw, 16 * i) for i in range(len(cut))]
+        assert [((a - parts_base) // 64, i0, rows) for a, i0, rows in entries] == cut, (group, workers)
+        if len(cut) >= 2:
+            assert struct.unpack("<Q", m.read(word, 8))[0] >> 32 == len(cut)
