@@ -3,6 +3,8 @@
 # k_par_rows_queue and posted together by k_par_rows_flush, so a decode step posts fewer,
 # larger jobs. Each chunk is one matvec body call on whole 4-row blocks of one of them: the
 # same instructions on the same data as on one core, so the results are bit for bit its.
+# k_par_rows_flush_glu posts the FFN's gate and up products with their elementwise tail
+# (SwiGLU) done per chunk, so no core does it alone after the job.
 .include "kernels.inc"
 .include "parallel.inc"
 
@@ -37,9 +39,14 @@ par_nparts:      .long 0              # matvecs queued (k_par_rows_queue), not y
 .balign 64, 0
 par_parts:       .fill PAR_MAX_PARTS * PP_SIZE, 1, 0   # their PP_* records
 par_chunks:      .fill PAR_MAX_CHUNKS * PC_SIZE, 1, 0  # the posted job's chunks, PC_* each
+.balign 8
+par_glu_body:    .quad 0              # k_par_rows_flush_glu's glu(a, b, n) body
+par_glu_a:       .quad 0
+par_glu_b:       .quad 0
+par_glu_n:       .long 0
 
 .section .text
-.global k_par_rows_queue, k_par_rows_flush
+.global k_par_rows_queue, k_par_rows_flush, k_par_rows_flush_glu
 .extern k_par_workers, par_post, par_rows_alone, par_job_run
 
 # k_par_rows_queue(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n,
@@ -86,6 +93,40 @@ k_par_rows_queue:
     mov [r11 + PP_ROW_BYTES], rax
     ret
 
+# PAR_CUT_START: rbx = the job's weight bytes -> r12 = the smallest chunk's bytes (at least
+#   2^PAR_MIN_CHUNK_SHIFT and 2^-PAR_TABLE_SHIFT of the job's), r13 = PAR_GUIDED_SHARE *
+#   cores taking part. Changes only rax, r12, r13.
+.macro PAR_CUT_START
+    mov r12, rbx
+    shr r12, PAR_TABLE_SHIFT
+    mov eax, 1 << PAR_MIN_CHUNK_SHIFT
+    cmp r12, rax
+    cmovb r12, rax
+    mov r13d, [rip + k_par_workers]
+    inc r13d
+    imul r13d, r13d, PAR_GUIDED_SHARE
+.endm
+
+# PAR_CUT_ROWS: the next chunk's rows -> eax: rbx = bytes not yet cut, rcx = bytes a row
+#   (> 0), r15d = rows left of the matrix (> 0), r12, r13 from PAR_CUT_START; what is left /
+#   (share * cores), at least r12 bytes, in rows rounded up to whole PAR_GRAIN-row blocks,
+#   at most r15d. Changes only rax, rdx.
+.macro PAR_CUT_ROWS
+    mov rax, rbx
+    xor edx, edx
+    div r13
+    cmp rax, r12
+    cmovb rax, r12
+    add rax, rcx
+    dec rax
+    xor edx, edx
+    div rcx
+    add rax, PAR_GRAIN - 1
+    and rax, -PAR_GRAIN
+    cmp rax, r15
+    cmova eax, r15d
+.endm
+
 # k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
 #   when every row of every one is written; nothing queued: returns at once. Chunks: whole
 #   PAR_GRAIN-row blocks of one matvec each (a matvec's last chunk may have fewer rows), cut
@@ -116,14 +157,7 @@ k_par_rows_flush:
     add r11, PP_SIZE
     dec ecx
     jnz .Lsum
-    mov r12, rbx                      # r12 = the smallest chunk's bytes
-    shr r12, PAR_TABLE_SHIFT
-    mov eax, 1 << PAR_MIN_CHUNK_SHIFT
-    cmp r12, rax
-    cmovb r12, rax
-    mov r13d, [rip + k_par_workers]   # r13 = PAR_GUIDED_SHARE * cores
-    inc r13d
-    imul r13d, r13d, PAR_GUIDED_SHARE
+    PAR_CUT_START
     lea rdi, [rip + par_chunks]       # rdi = the next entry
     xor esi, esi                      # esi = chunks
     mov r11, r9                       # r11 = the part
@@ -135,19 +169,7 @@ k_par_rows_flush:
     mov eax, r15d
     test rcx, rcx
     jz .Lrows                         # (rows of no bytes: all in one chunk)
-    mov rax, rbx
-    xor edx, edx
-    div r13                           # bytes: what is left / (share * cores),
-    cmp rax, r12
-    cmovb rax, r12                    #  at least the smallest chunk's
-    add rax, rcx
-    dec rax
-    xor edx, edx
-    div rcx                           # in rows, rounded up
-    add rax, PAR_GRAIN - 1
-    and rax, -PAR_GRAIN               #  to whole blocks
-    cmp rax, r15
-    cmova eax, r15d                   #  at most the rows left
+    PAR_CUT_ROWS
 .Lrows:
     mov [rdi + PC_PART], r11
     mov [rdi + PC_I0], r14d
@@ -209,4 +231,130 @@ par_run_parts:
     mov r9d, [r11 + PP_N]
     call qword ptr [r11 + PP_BODY]
     add rsp, 56
+    ret
+
+# k_par_rows_flush_glu(rcx = glu body, rdx = a f32[n], r8 = b f32[n], r9d = n)
+#   k_par_rows_flush, then a = glu(a, b) over the n elements (rcx: k_swiglu's contract,
+#   body(rcx = a, rdx = b, r8d = n), elementwise: a sub-range gives the bits the whole call
+#   gives for it, as swiglu_<path> does). When the queued job is exactly two matvecs of n
+#   rows writing a and b (the FFN's gate and up, queued in that order), each chunk does rows
+#   i0..i0+rows-1 of both products, then glu on those elements (guided cut as
+#   k_par_rows_flush, over both matrices' bytes a row): nobody does glu alone after the job.
+#   Else (no workers: the products already ran; another queue; one chunk) the flush, then
+#   one glu(a, b, n) call here. Clobbers what a body may.
+k_par_rows_flush_glu:
+    mov [rip + par_glu_body], rcx
+    mov [rip + par_glu_a], rdx
+    mov [rip + par_glu_b], r8
+    mov [rip + par_glu_n], r9d
+    cmp dword ptr [rip + par_nparts], 2
+    jne .Lapart
+    lea r11, [rip + par_parts]
+    cmp [r11 + PP_OUT], rdx
+    jne .Lapart
+    cmp [r11 + PP_D], r9d
+    jne .Lapart
+    add r11, PP_SIZE
+    cmp [r11 + PP_OUT], r8
+    jne .Lapart
+    cmp [r11 + PP_D], r9d
+    jne .Lapart
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rcx, [r11 + PP_ROW_BYTES]     # rcx = bytes a row of both
+    lea rax, [rip + par_parts]
+    add rcx, [rax + PP_ROW_BYTES]
+    mov r15d, r9d                     # r15d = rows left
+    mov ebx, r9d
+    imul rbx, rcx                     # rbx = bytes not yet cut
+    PAR_CUT_START
+    lea rdi, [rip + par_chunks]
+    xor esi, esi                      # chunks
+    xor r14d, r14d                    # the next row
+    test rcx, rcx
+    jz .Lpair_done                    # (rows of no bytes: one chunk, done here)
+.Lpair:
+    PAR_CUT_ROWS
+    mov [rdi + PC_I0], r14d
+    mov [rdi + PC_ROWS], eax
+    add rdi, PC_SIZE
+    inc esi
+    add r14d, eax
+    sub r15d, eax
+    imul rax, rcx
+    sub rbx, rax
+    test r15d, r15d
+    jnz .Lpair
+.Lpair_done:
+    mov eax, esi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    cmp eax, 2
+    jb .Lapart
+    mov dword ptr [rip + par_nparts], 0
+    lea rcx, [rip + par_run_glu]
+    mov [rip + par_job_run], rcx
+    jmp par_post
+.Lapart:
+    sub rsp, 40
+    call k_par_rows_flush
+    mov rcx, [rip + par_glu_a]
+    mov rdx, [rip + par_glu_b]
+    mov r8d, [rip + par_glu_n]
+    call qword ptr [rip + par_glu_body]
+    add rsp, 40
+    ret
+
+# par_run_glu(ecx = chunk): rows i0..i0+rows-1 (par_chunks' entry) of both queued matvecs,
+#   then glu(a + i0*4, b + i0*4, rows)
+par_run_glu:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 48
+    imul eax, ecx, PC_SIZE
+    lea r11, [rip + par_chunks]
+    add r11, rax
+    mov ebx, [r11 + PC_I0]
+    mov esi, [r11 + PC_ROWS]
+    lea rdi, [rip + par_parts]
+    call par_run_part_rows
+    add rdi, PP_SIZE
+    call par_run_part_rows
+    mov rcx, [rip + par_glu_a]
+    lea rcx, [rcx + rbx * 4]
+    mov rdx, [rip + par_glu_b]
+    lea rdx, [rdx + rbx * 4]
+    mov r8d, esi
+    call qword ptr [rip + par_glu_body]
+    add rsp, 48
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# par_run_part_rows(rdi = PP_* record, ebx = i0, esi = rows): body(out + i0*4,
+#   W + i0*row_bytes, x, n, rows). Keeps rbx, rsi, rdi.
+par_run_part_rows:
+    sub rsp, 40
+    mov dword ptr [rsp + 32], esi
+    mov rcx, [rdi + PP_OUT]
+    lea rcx, [rcx + rbx * 4]
+    mov rdx, [rdi + PP_ROW_BYTES]
+    imul rdx, rbx
+    add rdx, [rdi + PP_W]
+    mov r8, [rdi + PP_X]
+    mov r9d, [rdi + PP_N]
+    call qword ptr [rdi + PP_BODY]
+    add rsp, 40
     ret
