@@ -96,7 +96,9 @@ def main() -> int:
     text = next(s for s in image.sections if s.name == ".text")
     tsize = (text.vsize + 4095) // 4096 * 4096
     bases = {(int(pid), int(a, 16) - text.rva) for pid, a, size in MMAP.findall(mmaps) if int(size, 16) == tsize}
-    syms = sorted((s.rva, s.name if args.labels else s.name.split(".")[0])
+    # a local label `.Lname` / `.1#0` joins its function unless --labels (a private symbol's
+    # name keeps its file: `parallel.s:par_take`)
+    syms = sorted((s.rva, s.name if args.labels else re.sub(r"\.(L|\d).*$", "", s.name))
                   for s in image.symbols if s.section == ".text")
     rvas = [r for r, _ in syms]
 
