@@ -23,17 +23,18 @@
 # another), so it is converted once per input, not once per matrix.
 #
 # Several cores: each product's rows are queued on the job board (k_par_rows_queue,
-# kernels_asm/parallel.s) and the products that share an input are posted as one job
-# (k_par_rows_flush after wv, after w_up; wo, w_down and the classifier alone), so a layer
-# posts 4 jobs and attention, not 7 and attention; a queued product's output is read only
-# after the flush. With no workers each product runs at once on this core.
+# kernels_asm/parallel_queue.s) and the products that share an input are posted as one job
+# (k_par_rows_flush after wv; k_par_rows_flush_glu after w_up, whose chunks also do the
+# SwiGLU of their rows; wo, w_down and the classifier alone), so a layer posts 4 jobs and
+# attention, not 7 and attention; a queued product's output is read only after the flush.
+# With no workers each product runs at once on this core.
 .include "model.inc"
 
 .section .text
 .global model_forward, fw_kv_store
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table
-.extern k_par_rows_queue, k_par_rows_flush
+.extern k_par_rows_queue, k_par_rows_flush, k_par_rows_flush_glu
 
 # Frame below the 8 pushes: shadow space, stack arguments 5..7.
 .equ FW_ARG5, 32
@@ -177,11 +178,11 @@ model_forward:
     FW_RMSNORM MODEL_S_XB, MODEL_S_X, rdi+LAYER_FFN_NORM
     FW_MATMUL [rbx+MODEL_S_HB], [rdi+LAYER_FFN_GATE], MODEL_S_XB
     FW_MATMUL [rbx+MODEL_S_HB2], [rdi+LAYER_FFN_UP], MODEL_S_XB
-    call k_par_rows_flush             # gate, up: one job
-    mov rcx, [rbx + MODEL_S_HB]       # hb = silu(hb) * hb2
-    mov rdx, [rbx + MODEL_S_HB2]
-    mov r8d, [rbx + MODEL_HIDDEN_DIM]
-    call qword ptr [rip + k_swiglu]
+    mov rcx, [rip + k_swiglu]         # gate, up: one job, each chunk's rows then
+    mov rdx, [rbx + MODEL_S_HB]       #  hb = silu(hb) * hb2 on them
+    mov r8, [rbx + MODEL_S_HB2]
+    mov r9d, [rbx + MODEL_HIDDEN_DIM]
+    call k_par_rows_flush_glu
     mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # hb changed
     FW_MATMUL [rbx+MODEL_S_XB], [rdi+LAYER_FFN_DOWN], MODEL_S_HB
     call k_par_rows_flush
@@ -311,7 +312,7 @@ fw_matmul:
     mov edx, GGML_TT_MATVEC
     call ggml_type_body
     mov rcx, rax                      # k_par_rows_queue(body, out, W, x, n, rows, row bytes):
-    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel.s)
+    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel_queue.s)
     mov r8, [r13 + TENSOR_DATA]
     mov r9, rsi
     mov eax, [r13 + TENSOR_N]

@@ -2,7 +2,7 @@
 # time (contract: model_forward_batch in model.inc). The same operations as forward.s's
 # model_forward in the same order, per row (so every row's numbers are those token-by-token
 # decode computes, bit for bit), except that each weight is applied to all the rows of the
-# batch in one product (k_par_matmat, kernels_asm/parallel.s): its rows split across the
+# batch in one product (k_par_matmat, kernels_asm/parallel_matmat.s): its rows split across the
 # cores and each weight byte read from memory once per batch, not once per token.
 #
 #   per batch of m rows at positions p..p+m-1 (row t holds token t of the batch):

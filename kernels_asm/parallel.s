@@ -19,33 +19,20 @@
 # chunk of the new word sees the new fields. Claims are `lock xadd` on that word (chunk count
 # in its high half, next chunk in its low half, so a claim reads both at once and a late
 # claim on a finished job just finds it empty). A job's fields are rewritten only after its
-# last chunk is done, and a chunk is reported done by `lock inc` after its rows are written,
-# so the caller sees every row once the count is complete. The spin loops use `pause` (the
+# last chunk is done. A core reports the chunks it did with one `lock add` to the done count
+# once its claim finds none left (not one locked write per chunk: both lines are shared by
+# every core), after their rows are written, so the caller sees every row once the count is
+# complete; a core's uncounted chunks hold the job open, so they all belong to it. The spin loops use `pause` (the
 # hosted unicorn runner switches cores at `pause` and at `lock` instructions).
 #
 # Not reentrant: only one core posts jobs, and a body must not post one itself.
+#
+# This file: the board itself (posting a job, claiming and running its chunks, the workers'
+# loop) and the single-kernel jobs (k_par_rows, k_par_for, the k_matvec / k_attention
+# wrappers). The other kinds of job post through par_post with the fields below:
+# parallel_queue.s (several matvecs as one job), parallel_matmat.s (a batch of inputs).
 .include "kernels.inc"
-
-.equ PAR_GRAIN, 4                     # rows per block: chunks are whole blocks
-.equ PAR_CHUNKS_PER_CORE, 4           # chunks per core taking part (balance vs per-chunk cost)
-.equ PAR_MAX_WORKERS, 255
-.equ PAR_PART_CHUNKS_PER_CORE, 8      # queued rows jobs: chunks per core taking part, at most
-.equ PAR_PART_MIN_CHUNK_SHIFT, 13     #  and no chunk under 2^13 weight bytes (a claim and a
-                                      #  body call cost ~0.2 us: 8 KiB of Q4 rows take ~1 us)
-.equ PAR_MAX_PARTS, 4                 # matvecs one queued job may hold
-# a queued matvec (parallel.s's own records, par_parts)
-.equ PP_BODY, 0
-.equ PP_OUT, 8
-.equ PP_W, 16
-.equ PP_X, 24
-.equ PP_ROW_BYTES, 32
-.equ PP_N, 40                         # dword
-.equ PP_D, 44                         # dword: rows
-.equ PP_CHUNKS, 48                    # dword: chunks of this part in the posted job
-.equ PP_SIZE, 64
-.equ PAR_TILE_BYTES, 16384            # k_par_matmat without a matmat body: weight bytes a
-                                      #  tile of rows may take (stays in L1 while every
-                                      #  input of the batch passes over it)
+.include "parallel.inc"
 
 .section .data
 .balign 64, 0
@@ -70,38 +57,13 @@ par_job_chunk:   .long 0              # items per chunk (the last one may have f
 .balign 8
 par_matvec_body: .quad 0              # the single-core matvec body behind k_matvec
 par_attention_body: .quad 0           # the single-core attention body behind k_attention
-par_nparts:      .long 0              # matvecs queued (k_par_rows_queue), not yet posted
-.balign 64, 0
-par_parts:       .fill PAR_MAX_PARTS * PP_SIZE, 1, 0   # their PP_* records
 
 .section .text
-.global k_par_rows, k_par_rows_queue, k_par_rows_flush, k_par_for, k_par_worker, k_par_set_workers, k_par_quit
-.global par_matvec, par_attention, par_select_entries, k_par_matmat
+.global k_par_rows, k_par_for, k_par_worker, k_par_set_workers, k_par_quit
+.global par_matvec, par_attention, par_select_entries
+.global par_post, par_rows_alone, par_run_range     # for parallel_queue.s, parallel_matmat.s
+.global par_job_run, par_job_body, par_job_out, par_job_d, par_job_chunk
 .extern k_matvec, k_attention, k_attention_heads
-
-# PAR_SPLIT grain: r10d = items (> 0) -> eax = items per chunk (a multiple of grain, a power
-# of 2), r11d = chunks; aims at PAR_CHUNKS_PER_CORE chunks per core taking part. Changes
-# only rax, r11.
-.macro PAR_SPLIT grain
-    push rdx
-    push rcx
-    mov ecx, [rip + k_par_workers]
-    inc ecx
-    imul ecx, ecx, PAR_CHUNKS_PER_CORE
-    lea eax, [r10 + rcx - 1]
-    xor edx, edx
-    div ecx                           # ceil(items / chunks wanted)
-    add eax, \grain - 1
-    and eax, -\grain
-    mov ecx, eax
-    lea eax, [r10 + rcx - 1]
-    xor edx, edx
-    div ecx                           # chunks = ceil(items / per chunk)
-    mov r11d, eax
-    mov eax, ecx
-    pop rcx
-    pop rdx
-.endm
 
 # k_par_rows(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n, dword [rsp+48] = d,
 #            qword [rsp+56] = row_bytes)
@@ -138,7 +100,7 @@ k_par_rows:
     jmp par_rows_alone
 
 # par_rows_alone: body(out, W, x, n, d) on this core, jumped to with k_par_rows's (or
-#   k_par_rows_queue's) entry rsp and arguments: shift the arguments, tail call.
+#   k_par_rows_queue's, parallel_queue.s) entry rsp and arguments: shift the arguments, tail call.
 par_rows_alone:
     mov rax, rcx
     mov rcx, rdx
@@ -149,135 +111,34 @@ par_rows_alone:
     mov dword ptr [rsp + 40], r10d    # our own argument slots: ours to reuse
     jmp rax
 
-# k_par_rows_queue(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n,
-#                  dword [rsp+48] = d, qword [rsp+56] = row_bytes)
-#   k_par_rows's arguments and result, but deferred: the matvec joins the queued job, which
-#   k_par_rows_flush posts (every queued matvec's rows, one job) and waits for. Until that
-#   returns, out must not be read and W, x must not change. With no workers (or d = 0) it
-#   runs now, as k_par_rows does. A fifth matvec flushes the four queued first. Same bodies
-#   on the same sub-ranges as one core: bit for bit its results. Clobbers what a body may.
-k_par_rows_queue:
-    cmp dword ptr [rip + k_par_workers], 0
-    je par_rows_alone
-    cmp dword ptr [rsp + 48], 0
-    je par_rows_alone
-    cmp dword ptr [rip + par_nparts], PAR_MAX_PARTS
-    jb .Lroom
-    push rcx                          # full: post the queued ones first
-    push rdx
-    push r8
-    push r9
-    sub rsp, 40
-    call k_par_rows_flush
-    add rsp, 40
-    pop r9
-    pop r8
-    pop rdx
-    pop rcx
-.Lroom:
-    mov eax, [rip + par_nparts]
-    lea r10d, [rax + 1]
-    mov [rip + par_nparts], r10d
-    imul eax, eax, PP_SIZE
-    lea r11, [rip + par_parts]
-    add r11, rax
-    mov [r11 + PP_BODY], rcx
-    mov [r11 + PP_OUT], rdx
-    mov [r11 + PP_W], r8
-    mov [r11 + PP_X], r9
-    mov eax, dword ptr [rsp + 40]
-    mov [r11 + PP_N], eax
-    mov eax, dword ptr [rsp + 48]
-    mov [r11 + PP_D], eax
-    mov rax, [rsp + 56]
-    mov [r11 + PP_ROW_BYTES], rax
-    ret
-
-# k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
-#   when every row of every one is written; nothing queued: returns at once. Chunks: whole
-#   PAR_GRAIN-row blocks of one matvec each (a matvec's last chunk may have fewer rows), as
-#   many as PAR_PART_CHUNKS_PER_CORE per core taking part but none under
-#   2^PAR_PART_MIN_CHUNK_SHIFT weight bytes on average (and at least one per matvec). One
-#   chunk in all: one body call here. Clobbers what a body may (rax, rcx, rdx, r8-r11,
-#   xmm0-xmm5).
-k_par_rows_flush:
-    mov r8d, [rip + par_nparts]
-    test r8d, r8d
-    jz .Lnothing
-    mov dword ptr [rip + par_nparts], 0
-    lea r9, [rip + par_parts]
-    xor r10d, r10d                    # rows in all
-    xor eax, eax                      # weight bytes in all
-    mov rcx, r9
-    mov edx, r8d
-.Lsum:
-    mov r11d, [rcx + PP_D]
-    add r10d, r11d
-    imul r11, [rcx + PP_ROW_BYTES]
-    add rax, r11
-    add rcx, PP_SIZE
-    dec edx
-    jnz .Lsum
-    shr rax, PAR_PART_MIN_CHUNK_SHIFT # chunks the bytes allow
-    mov ecx, [rip + k_par_workers]
-    inc ecx
-    imul ecx, ecx, PAR_PART_CHUNKS_PER_CORE
-    cmp rax, rcx
-    cmovb ecx, eax                    # the fewer
-    mov eax, 1
-    cmp ecx, eax
-    cmovb ecx, eax                    # at least one
-    lea eax, [r10 + rcx - 1]
-    xor edx, edx
-    div ecx                           # rows per chunk: ceil(rows / chunks), whole blocks
-    add eax, PAR_GRAIN - 1
-    and eax, -PAR_GRAIN
-    mov [rip + par_job_chunk], eax
-    mov ecx, eax
-    xor r10d, r10d                    # chunks in all
-    mov r11, r9
-.Lcount:                              # each part: ceil(d / per chunk) chunks
-    mov eax, [r11 + PP_D]
-    add eax, ecx
-    dec eax
-    xor edx, edx
-    div ecx
-    mov [r11 + PP_CHUNKS], eax
-    add r10d, eax
-    add r11, PP_SIZE
-    dec r8d
-    jnz .Lcount
-    cmp r10d, 2
-    jb .Lone
-    lea rax, [rip + par_run_parts]
-    mov [rip + par_job_run], rax
-    mov eax, r10d
-    jmp par_post
-.Lone:                                # one matvec, one chunk: body(out, W, x, n, d) here
-    sub rsp, 56
-    mov eax, [r9 + PP_D]
-    mov dword ptr [rsp + 32], eax
-    mov rcx, [r9 + PP_OUT]
-    mov rdx, [r9 + PP_W]
-    mov r8, [r9 + PP_X]
-    mov r9d, [r9 + PP_N]
-    call qword ptr [rip + par_parts]  # PP_BODY of the first record (offset 0)
-    add rsp, 56
-.Lnothing:
-    ret
-
 # k_par_for(rcx = body, rdx = ctx, r8d = count)
 #   Runs body(rcx = ctx, edx = first, r8d = items) over items 0..count-1 split across the
-#   workers and this core (chunks of any size); returns when all are done. Alone (no
-#   workers, or under 2 chunks' worth): one call body(ctx, 0, count). body follows the MS x64
-#   ABI and may clobber what a kernel may.
+#   workers and this core; returns when all are done. Chunks of floor(count / chunks wanted)
+#   items (at least 1; PAR_CHUNKS_PER_CORE chunks wanted per core taking part): few, costly
+#   items (attention's heads: 9 of them on 2 cores are 9 chunks, not 5 of 2 heads where one
+#   core does 6) balance to the item. Alone (no workers, or 1 chunk): one call
+#   body(ctx, 0, count). body follows the MS x64 ABI and may clobber what a kernel may.
 k_par_for:
     cmp dword ptr [rip + k_par_workers], 0
     je .Lalone
     mov r10d, r8d
     test r10d, r10d
     jz .Lalone
-    PAR_SPLIT 1
+    push rdx
+    mov eax, [rip + k_par_workers]
+    inc eax
+    imul r11d, eax, PAR_CHUNKS_PER_CORE
+    mov eax, r10d
+    xor edx, edx
+    div r11d                          # items per chunk: floor(count / chunks wanted)
+    cmp eax, 1
+    adc eax, 0                        #  at least 1
+    mov r11d, eax
+    lea eax, [r10 + r11 - 1]
+    xor edx, edx
+    div r11d                          # chunks = ceil(count / per chunk)
+    xchg eax, r11d
+    pop rdx
     cmp r11d, 2
     jb .Lalone
     mov [rip + par_job_chunk], eax
@@ -294,151 +155,37 @@ k_par_for:
     xor edx, edx
     jmp rax
 
-# k_par_matmat(rcx = params: a MATMAT_* block, kernels.inc)
-#   The batched product of one weight: its rows 0..d-1 split across the workers and this
-#   core in chunks of whole PAR_GRAIN-row blocks (as k_par_rows), each chunk done by
-#   par_matmat_rows for all B inputs; returns when all are done. Alone (no workers, or under 2
-#   chunks' worth of rows): one par_matmat_rows over every row. The block is read, never
-#   written, and must stay untouched until the call returns. Each output is the type's matvec
-#   (or matmat) body's value for that row and input: with the matvec fallback, bit for bit
-#   what k_par_rows gives for that input alone. Clobbers what a body may (rax, rcx, rdx,
-#   r8-r11, xmm0-xmm5).
-k_par_matmat:
-    cmp dword ptr [rip + k_par_workers], 0
-    je .Lmm_alone
-    mov r10d, [rcx + MATMAT_D]
-    test r10d, r10d
-    jz .Lmm_alone
-    PAR_SPLIT PAR_GRAIN
-    cmp r11d, 2
-    jb .Lmm_alone
-    mov [rip + par_job_chunk], eax
-    mov [rip + par_job_d], r10d
-    mov [rip + par_job_out], rcx      # the range job's ctx: the block
-    lea rax, [rip + par_matmat_rows]
-    mov [rip + par_job_body], rax
-    lea rax, [rip + par_run_range]
-    mov [rip + par_job_run], rax
-    mov eax, r11d
-    jmp par_post
-.Lmm_alone:
-    xor edx, edx
-    mov r8d, [rcx + MATMAT_D]
-    jmp par_matmat_rows
-
-# par_matmat_rows(rcx = MATMAT block, edx = first row, r8d = rows): rows first..first+rows-1
-#   of the product for every input. With a matmat body: one call of it on those rows. Without:
-#   the rows in tiles of PAR_TILE_BYTES of weights (whole PAR_GRAIN-row blocks, at least one
-#   block), and per tile the matvec body once per input, so a tile comes from memory once and
-#   from cache for the other inputs. first is a multiple of PAR_GRAIN (row 0 or a chunk's
-#   start), so every tile starts on a block as the single-input calls' chunks do. Clobbers
-#   what a body may.
-par_matmat_rows:
-    push rbx
-    push rsi
-    push rdi
-    push r12
-    push r13
-    push r14
-    push r15
-    sub rsp, 80                       # shadow + 5 stack arguments (7 pushes: aligned)
-    mov rbx, rcx
-    mov esi, edx                      # the next row
-    lea edi, [rdx + r8]               # the end row
-    mov rax, [rbx + MATMAT_BODY]
-    test rax, rax
-    jz .Ltiles
-    mov rcx, [rbx + MATMAT_OUT]       # body(out + first*4, W + first*row_bytes, xq, n, rows,
-    lea rcx, [rcx + rsi * 4]          #      B, out_stride, xq_stride)
-    mov rdx, [rbx + MATMAT_ROW_BYTES]
-    imul rdx, rsi
-    add rdx, [rbx + MATMAT_W]
-    mov r8, [rbx + MATMAT_XQ]
-    mov r9d, [rbx + MATMAT_N]
-    mov r10d, edi
-    sub r10d, esi
-    mov [rsp + 32], r10
-    mov r10d, [rbx + MATMAT_B]
-    mov [rsp + 40], r10
-    mov r10, [rbx + MATMAT_OUT_STRIDE]
-    mov [rsp + 48], r10
-    mov r10, [rbx + MATMAT_XQ_STRIDE]
-    mov [rsp + 56], r10
-    call rax
-    jmp .Lout
-.Ltiles:
-    mov eax, PAR_TILE_BYTES           # rows a tile: PAR_TILE_BYTES / row_bytes, whole blocks
-    xor edx, edx
-    div qword ptr [rbx + MATMAT_ROW_BYTES]
-    and eax, -PAR_GRAIN
-    mov ecx, PAR_GRAIN
-    cmp eax, ecx
-    cmovb eax, ecx
-    mov r12d, eax
-.Ltile:
-    cmp esi, edi
-    jae .Lout
-    mov r13d, edi                     # rows in this tile
-    sub r13d, esi
-    cmp r13d, r12d
-    cmova r13d, r12d
-    xor r14d, r14d                    # input b
-.Linput:                              # matvec(out + b*out_stride + r0*4, W + r0*row_bytes,
-    mov rcx, [rbx + MATMAT_OUT_STRIDE]  #      xq + b*xq_stride, n, tile rows)
-    imul rcx, r14
-    add rcx, [rbx + MATMAT_OUT]
-    lea rcx, [rcx + rsi * 4]
-    mov rdx, [rbx + MATMAT_ROW_BYTES]
-    imul rdx, rsi
-    add rdx, [rbx + MATMAT_W]
-    mov r8, [rbx + MATMAT_XQ_STRIDE]
-    imul r8, r14
-    add r8, [rbx + MATMAT_XQ]
-    mov r9d, [rbx + MATMAT_N]
-    mov [rsp + 32], r13
-    call qword ptr [rbx + MATMAT_MATVEC]
-    inc r14d
-    cmp r14d, [rbx + MATMAT_B]
-    jb .Linput
-    add esi, r13d
-    jmp .Ltile
-.Lout:
-    add rsp, 80
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rdi
-    pop rsi
-    pop rbx
-    ret
-
-# par_post: the tail of k_par_rows / k_par_rows_flush / k_par_for / k_par_matmat (jumped
+# par_post: the tail of k_par_rows / k_par_for / k_par_rows_flush / k_par_matmat (jumped
 #   to with their entry rsp; eax = chunks >= 2, the job's fields written): publishes the
 #   job, takes chunks like any worker, waits for the rest, returns to their caller.
 par_post:
     push rbx
-    sub rsp, 32
+    push rsi
+    sub rsp, 40
     mov dword ptr [rip + par_done], 0
     mov ebx, eax                      # chunks
     shl rax, 32
     mov [rip + par_word], rax         # post: the fields above are visible before this (TSO)
+    xor esi, esi                      # chunks this core did
 .Lhelp:
     call par_take
+    add esi, eax
     test eax, eax
     jnz .Lhelp
+    lock add [rip + par_done], esi    # after their rows are written
     jmp .Lcheck
 .Lwait:
     pause
 .Lcheck:
     cmp [rip + par_done], ebx
     jb .Lwait
-    add rsp, 32
+    add rsp, 40
+    pop rsi
     pop rbx
     ret
 
-# par_take() -> eax = 1 if a chunk of the posted job was taken and done, 0 if none was left.
-#   Clobbers what a body may.
+# par_take() -> eax = 1 if a chunk of the posted job was taken and done, 0 if none was left
+#   (the caller adds its chunks to par_done then). Clobbers what a body may.
 par_take:
     sub rsp, 40
     mov eax, 1
@@ -449,7 +196,6 @@ par_take:
     jae .Lnone                        # (a claim past the end changes nothing that matters)
     mov ecx, eax
     call qword ptr [rip + par_job_run]
-    lock inc dword ptr [rip + par_done]   # after its results are written
     mov eax, 1
     add rsp, 40
     ret
@@ -497,39 +243,6 @@ par_run_range:
     add rsp, 40
     ret
 
-# par_run_parts(ecx = chunk): the chunk's matvec (the parts in queue order, PP_CHUNKS
-#   each) on its rows: body(out + i0*4, W + i0*row_bytes, x, n, rows)
-par_run_parts:
-    sub rsp, 56
-    lea r11, [rip + par_parts]
-.Lfind:
-    mov eax, [r11 + PP_CHUNKS]
-    cmp ecx, eax
-    jb .Lfound
-    sub ecx, eax
-    add r11, PP_SIZE
-    jmp .Lfind
-.Lfound:
-    mov eax, ecx
-    imul eax, [rip + par_job_chunk]
-    mov r10d, eax                     # i0
-    mov edx, [r11 + PP_D]
-    sub edx, eax
-    mov eax, [rip + par_job_chunk]
-    cmp edx, eax
-    cmova edx, eax                    # rows
-    mov dword ptr [rsp + 32], edx
-    mov rcx, [r11 + PP_OUT]
-    lea rcx, [rcx + r10 * 4]
-    mov rdx, [r11 + PP_ROW_BYTES]
-    imul rdx, r10
-    add rdx, [r11 + PP_W]
-    mov r8, [r11 + PP_X]
-    mov r9d, [r11 + PP_N]
-    call qword ptr [r11 + PP_BODY]
-    add rsp, 56
-    ret
-
 # k_par_worker(ecx = worker index) : a worker core's loop. Waits for chunks (spinning with
 #   `pause`), takes them while its index is below k_par_workers, and returns only after
 #   k_par_quit. Calls no one but the job bodies. MS x64 ABI; preserves what it must.
@@ -562,10 +275,16 @@ k_par_worker:
     shr rdx, 32
     cmp eax, edx
     jae .Lidle                        # nothing posted, or all of it taken
+    xor esi, esi                      # chunks done of this job
+.Ltake:
     call par_take
+    add esi, eax
     test eax, eax
-    jz .Lpoll
-    lock inc qword ptr [rip + k_par_worker_chunks]
+    jnz .Ltake
+    test esi, esi
+    jz .Lpoll                         # (the last chunk went to another core)
+    lock add [rip + par_done], esi    # after their rows are written
+    lock add [rip + k_par_worker_chunks], rsi
     jmp .Lpoll
 .Lquit:
     movups xmm6, [rsp + 32]

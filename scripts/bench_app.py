@@ -379,7 +379,7 @@ def main() -> int:
 
         print(f"# host: cpus={os.cpu_count()} llc={llc_bytes() >> 20} MiB; kernels path {path}; "
               f"stream_read over {bench.pool_bytes >> 20} MiB, one core: {bw_start / 1e9:.2f} GB/s before the runs, "
-              f"{bw_end / 1e9:.2f} GB/s after (the larger is used)")
+              f"{bw_end / 1e9:.2f} GB/s after (the larger is used); load average {os.getloadavg()[0]:.2f}")
         base = {}
         for vol_name, cfg, t, r in results:
             wbytes = cfg.step_bytes if isinstance(cfg, GgufBench) else weight_bytes_per_token(cfg)

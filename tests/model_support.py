@@ -138,7 +138,8 @@ def header_image():
 @lru_cache(maxsize=None)
 def stub_image(backend: str = "keystone"):
     """model.s + forward.s + an empty dispatch table (the stand-in kernels fill it)."""
-    return link(MODEL_SOURCES + [_stub_table_path(), KERNELS / "parallel.s"], "model_forward", backend=backend,
+    return link(MODEL_SOURCES + [_stub_table_path(), KERNELS / "parallel.s", KERNELS / "parallel_queue.s"],
+                "model_forward", backend=backend,
                 include_dirs=[KERNELS])   # (the job board: with no workers, one call of the body)
 
 

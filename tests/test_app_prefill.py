@@ -1,7 +1,7 @@
 """The batched prefill (app_asm/forward_batch.s, issue 14): model_forward_batch against n calls
 of model_forward on the same model. The judge is the token-by-token forward pass itself: the
 batched pass runs the same kernels on the same numbers per row (its products are the types'
-matvec bodies over cache-sized tiles of rows, k_par_matmat in kernels_asm/parallel.s), so the
+matvec bodies over cache-sized tiles of rows, k_par_matmat in kernels_asm/parallel_matmat.s), so the
 last token's logits and the whole KV cache must be EQUAL, bit for bit, and greedy decoding on
 from there must give the same tokens. (The token-by-token pass is judged against the numpy
 references in test_app_model.py and test_app_gguf_model.py.)

@@ -1,4 +1,4 @@
-"""Queued matvecs posted as one job (kernels_asm/parallel.s: k_par_rows_queue, k_par_rows_flush):
+"""Queued matvecs posted as one job (kernels_asm/parallel_queue.s: k_par_rows_queue, k_par_rows_flush):
 the decode step's products that share an input (wq/wk/wv, w_gate/w_up) run as one job whose
 chunks span several matrices. Every output bit for bit that of the matvec body on one core,
 however the chunks fell; under unicorn the workers are emulated cores taking turns (every
@@ -162,3 +162,109 @@ def _random_q4_1(rng, d, n) -> bytes:
                                      np.uint8).reshape(d, n // 32, 2)
     blocks[..., 2:4] = np.frombuffer(np.float16(-0.1).tobytes(), np.uint8)
     return blocks.tobytes()
+
+
+def _guided_cut(parts, cores):
+    """The chunks k_par_rows_flush cuts, as its contract states them: (part, first row, rows)
+    in queue order, each 1/(2 * cores) of the weight bytes not yet cut, at least 8 KiB and
+    1/256 of the job's bytes, in rows rounded up to whole 4-row blocks, at most the part's
+    rows left."""
+    total = sum(d * rb for d, rb in parts)
+    least = max(1 << 13, total >> 8)
+    left, out = total, []
+    for p, (d, rb) in enumerate(parts):
+        i0 = 0
+        while i0 < d:
+            want = max(left // (2 * cores), least)
+            rows = min((-(-want // rb) + 3) & ~3, d - i0)
+            out.append((p, i0, rows))
+            i0 += rows
+            left -= rows * rb
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 3, 255])
+def test_unicorn_queued_chunks_shrink_as_the_contract_says(unicorn_board, workers):
+    """The posted job's chunk table (par_chunks) and count (the claim word's high half) are
+    the guided cut: big chunks first, small ones last, never more than the table holds (255
+    workers allowed while 4 run: the cores there take every chunk), and the products are
+    still bit for bit one core's."""
+    m = unicorn_board
+    k = Kernels(m, "sse2")
+    rng = np.random.default_rng(300 + workers)
+    table, word = m.address("parallel_queue.s:par_chunks"), m.address("parallel.s:par_word")
+    parts_base = m.address("parallel_queue.s:par_parts")
+    for group in [[(2048, 256), (256, 256), (256, 256)], [(1536, 64), (1536, 64)], [(513, 40), (9, 40)]]:
+        got, want = _run_group(k, m, group, rng, workers)
+        for g, w in zip(got, want):
+            assert g.tobytes() == w.tobytes(), (group, workers)
+        cut = _guided_cut([(d, 4 * n) for d, n in group], workers + 1)
+        assert len(cut) <= 256 + 4
+        raw = m.read(table, 16 * len(cut))
+        entries = [struct.unpack_from("<QII", raw, 16 * i) for i in range(len(cut))]
+        assert [((a - parts_base) // 64, i0, rows) for a, i0, rows in entries] == cut, (group, workers)
+        if len(cut) >= 2:
+            assert struct.unpack("<Q", m.read(word, 8))[0] >> 32 == len(cut)
+
+
+def _run_glu(k, m, shapes, rng, workers):
+    """Queue matvecs of `shapes` (the first two write a and b), then k_par_rows_flush_glu
+    with the path's swiglu body over a, b and b's length n; returns (a after it, the other
+    outputs, one core's a = swiglu(W0 x0, W1 x1) over n and its other outputs)."""
+    mats = [(rng.standard_normal((d, n)).astype(np.float32), rng.standard_normal(n).astype(np.float32))
+            for d, n in shapes]
+    prods = [k.matvec(W, x) for W, x in mats]
+    n_glu = shapes[1][0]
+    want_a = np.concatenate([k.swiglu(prods[0][:n_glu], prods[1]), prods[0][n_glu:]])
+    f = m.address(body("matvec", k.path))
+    try:
+        m.call("k_par_set_workers", workers)
+        outs = []
+        for W, x in mats:
+            d, n = W.shape
+            pw, px, po = k.put(W, "W"), k.put(x, "x"), m.alloc(4 * d, "out")
+            m.write(po, b"\xff" * (4 * d))
+            m.call("k_par_rows_queue", f, po, pw, px, n, d, 4 * n)
+            outs.append((po, d))
+        m.call("k_par_rows_flush_glu", m.address(body("swiglu", k.path)), outs[0][0], outs[1][0], n_glu)
+        got = [k.get(po, d) for po, d in outs]
+    finally:
+        m.call("k_par_set_workers", 0)
+        k._done()
+    return got[0], got[1:], want_a, prods[1:]
+
+
+GLU_SHAPES = [[(1536, 64), (1536, 64)], [(172, 40), (172, 40)], [(37, 13), (37, 13)], [(5, 8), (5, 8)],
+              [(64, 16), (64, 16), (8, 16)],      # three queued: flushed, then glu here
+              [(64, 16), (60, 16)]]               # a longer than n: not a pair, glu over b's 60 here
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_unicorn_glu_job_equals_one_core(unicorn_board, workers):
+    """The gate/up job with SwiGLU done per chunk (k_par_rows_flush_glu): a bit for bit the
+    matvecs then swiglu on one core, b untouched by it; every buffer ends at a guard page
+    (a chunk's glu past n would fault). Not a pair (three queued, other lengths): the same
+    result through the plain flush and one glu call."""
+    m = unicorn_board
+    k = Kernels(m, "sse2")
+    rng = np.random.default_rng(400 + workers)
+    for shapes in GLU_SHAPES:
+        a, rest, want_a, want_rest = _run_glu(k, m, shapes, rng, workers)
+        assert a.tobytes() == want_a.tobytes(), (shapes, workers)
+        for g, w in zip(rest, want_rest):
+            assert g.tobytes() == w.tobytes(), (shapes, workers)
+
+
+@pytest.mark.parametrize("path", ["sse2", "avx2"])
+def test_native_threads_glu_job_equals_one_core(native_board, path):
+    if path == "avx2":
+        require(native.host_has_avx2_fma(), "host CPU has no AVX2+FMA")
+    k = Kernels(native_board, path)
+    rng = np.random.default_rng(500)
+    for workers in (1, 2, 4):
+        for shapes in GLU_SHAPES[:4] + [[(5632, 32), (5632, 32)]]:
+            for _ in range(2):
+                a, rest, want_a, want_rest = _run_glu(k, native_board, shapes, rng, workers)
+                assert a.tobytes() == want_a.tobytes(), (shapes, workers)
+                for g, w in zip(rest, want_rest):
+                    assert g.tobytes() == w.tobytes(), (shapes, workers)

@@ -1,0 +1,360 @@
+# Queued row jobs on the job board (kernels_asm/parallel.s): the products that share an
+# input (wq, wk, wv of one activation; w_gate, w_up of another) queued one by one by
+# k_par_rows_queue and posted together by k_par_rows_flush, so a decode step posts fewer,
+# larger jobs. Each chunk is one matvec body call on whole 4-row blocks of one of them: the
+# same instructions on the same data as on one core, so the results are bit for bit its.
+# k_par_rows_flush_glu posts the FFN's gate and up products with their elementwise tail
+# (SwiGLU) done per chunk, so no core does it alone after the job.
+.include "kernels.inc"
+.include "parallel.inc"
+
+.equ PAR_MAX_PARTS, 4                 # matvecs one queued job may hold
+# The chunks of a queued job shrink as it goes ("guided" self-scheduling): each takes
+# 1/(PAR_GUIDED_SHARE * cores) of the weight bytes not yet cut, so the first chunks are
+# large (few claims) and the last ones small (the cores finish close together), but none
+# under 2^PAR_MIN_CHUNK_SHIFT bytes (a claim and a body call cost ~0.2 us; 8 KiB of Q4 rows
+# take ~1 us) nor under 2^-PAR_TABLE_SHIFT of the job's bytes, except a matvec's last chunk.
+.equ PAR_GUIDED_SHARE, 2
+.equ PAR_MIN_CHUNK_SHIFT, 13
+.equ PAR_TABLE_SHIFT, 8               # so at most 2^8 chunks of that size, plus each
+.equ PAR_MAX_CHUNKS, 256 + PAR_MAX_PARTS  #  matvec's last one: the table's length
+# a queued matvec (this file's records, par_parts)
+.equ PP_BODY, 0
+.equ PP_OUT, 8
+.equ PP_W, 16
+.equ PP_X, 24
+.equ PP_ROW_BYTES, 32
+.equ PP_N, 40                         # dword
+.equ PP_D, 44                         # dword: rows
+.equ PP_SIZE, 64
+# a chunk of the posted job (par_chunks): rows i0 .. i0+rows-1 of one queued matvec
+.equ PC_PART, 0                       # its PP_* record
+.equ PC_I0, 8                         # dword
+.equ PC_ROWS, 12                      # dword
+.equ PC_SIZE, 16
+
+.section .data
+.balign 8
+par_nparts:      .long 0              # matvecs queued (k_par_rows_queue), not yet posted
+.balign 64, 0
+par_parts:       .fill PAR_MAX_PARTS * PP_SIZE, 1, 0   # their PP_* records
+par_chunks:      .fill PAR_MAX_CHUNKS * PC_SIZE, 1, 0  # the posted job's chunks, PC_* each
+.balign 8
+par_glu_body:    .quad 0              # k_par_rows_flush_glu's glu(a, b, n) body
+par_glu_a:       .quad 0
+par_glu_b:       .quad 0
+par_glu_n:       .long 0
+
+.section .text
+.global k_par_rows_queue, k_par_rows_flush, k_par_rows_flush_glu
+.extern k_par_workers, par_post, par_rows_alone, par_job_run
+
+# k_par_rows_queue(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n,
+#                  dword [rsp+48] = d, qword [rsp+56] = row_bytes)
+#   k_par_rows's arguments and result, but deferred: the matvec joins the queued job, which
+#   k_par_rows_flush posts (every queued matvec's rows, one job) and waits for. Until that
+#   returns, out must not be read and W, x must not change. With no workers (or d = 0) it
+#   runs now, as k_par_rows does. A fifth matvec flushes the four queued first. Same bodies
+#   on the same sub-ranges as one core: bit for bit its results. Clobbers what a body may.
+k_par_rows_queue:
+    cmp dword ptr [rip + k_par_workers], 0
+    je par_rows_alone
+    cmp dword ptr [rsp + 48], 0
+    je par_rows_alone
+    cmp dword ptr [rip + par_nparts], PAR_MAX_PARTS
+    jb .Lroom
+    push rcx                          # full: post the queued ones first
+    push rdx
+    push r8
+    push r9
+    sub rsp, 40
+    call k_par_rows_flush
+    add rsp, 40
+    pop r9
+    pop r8
+    pop rdx
+    pop rcx
+.Lroom:
+    mov eax, [rip + par_nparts]
+    lea r10d, [rax + 1]
+    mov [rip + par_nparts], r10d
+    imul eax, eax, PP_SIZE
+    lea r11, [rip + par_parts]
+    add r11, rax
+    mov [r11 + PP_BODY], rcx
+    mov [r11 + PP_OUT], rdx
+    mov [r11 + PP_W], r8
+    mov [r11 + PP_X], r9
+    mov eax, dword ptr [rsp + 40]
+    mov [r11 + PP_N], eax
+    mov eax, dword ptr [rsp + 48]
+    mov [r11 + PP_D], eax
+    mov rax, [rsp + 56]
+    mov [r11 + PP_ROW_BYTES], rax
+    ret
+
+# PAR_CUT_START: rbx = the job's weight bytes -> r12 = the smallest chunk's bytes (at least
+#   2^PAR_MIN_CHUNK_SHIFT and 2^-PAR_TABLE_SHIFT of the job's), r13 = PAR_GUIDED_SHARE *
+#   cores taking part. Changes only rax, r12, r13.
+.macro PAR_CUT_START
+    mov r12, rbx
+    shr r12, PAR_TABLE_SHIFT
+    mov eax, 1 << PAR_MIN_CHUNK_SHIFT
+    cmp r12, rax
+    cmovb r12, rax
+    mov r13d, [rip + k_par_workers]
+    inc r13d
+    imul r13d, r13d, PAR_GUIDED_SHARE
+.endm
+
+# PAR_CUT_ROWS: the next chunk's rows -> eax: rbx = bytes not yet cut, rcx = bytes a row
+#   (> 0), r15d = rows left of the matrix (> 0), r12, r13 from PAR_CUT_START; what is left /
+#   (share * cores), at least r12 bytes, in rows rounded up to whole PAR_GRAIN-row blocks,
+#   at most r15d. Changes only rax, rdx.
+.macro PAR_CUT_ROWS
+    mov rax, rbx
+    xor edx, edx
+    div r13
+    cmp rax, r12
+    cmovb rax, r12
+    add rax, rcx
+    dec rax
+    xor edx, edx
+    div rcx
+    add rax, PAR_GRAIN - 1
+    and rax, -PAR_GRAIN
+    cmp rax, r15
+    cmova eax, r15d
+.endm
+
+# k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
+#   when every row of every one is written; nothing queued: returns at once. Chunks: whole
+#   PAR_GRAIN-row blocks of one matvec each (a matvec's last chunk may have fewer rows), cut
+#   in queue order into the table par_chunks, guided: each 1/(PAR_GUIDED_SHARE * cores
+#   taking part) of the weight bytes left, at least 2^PAR_MIN_CHUNK_SHIFT bytes and
+#   2^-PAR_TABLE_SHIFT of the job's (at most PAR_MAX_CHUNKS chunks). One chunk in all: one
+#   body call here. Clobbers what a body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
+k_par_rows_flush:
+    mov r8d, [rip + par_nparts]
+    test r8d, r8d
+    jz .Lnothing
+    mov dword ptr [rip + par_nparts], 0
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    lea r9, [rip + par_parts]
+    xor ebx, ebx                      # rbx = weight bytes in all, then still to cut
+    mov r11, r9
+    mov ecx, r8d
+.Lsum:
+    mov eax, [r11 + PP_D]
+    imul rax, [r11 + PP_ROW_BYTES]
+    add rbx, rax
+    add r11, PP_SIZE
+    dec ecx
+    jnz .Lsum
+    PAR_CUT_START
+    lea rdi, [rip + par_chunks]       # rdi = the next entry
+    xor esi, esi                      # esi = chunks
+    mov r11, r9                       # r11 = the part
+.Lpart:
+    xor r14d, r14d                    # r14d = its next row
+    mov r15d, [r11 + PP_D]            # r15d = its rows left (> 0: the queue runs d = 0 alone)
+.Lcut:
+    mov rcx, [r11 + PP_ROW_BYTES]
+    mov eax, r15d
+    test rcx, rcx
+    jz .Lrows                         # (rows of no bytes: all in one chunk)
+    PAR_CUT_ROWS
+.Lrows:
+    mov [rdi + PC_PART], r11
+    mov [rdi + PC_I0], r14d
+    mov [rdi + PC_ROWS], eax
+    add rdi, PC_SIZE
+    inc esi
+    add r14d, eax
+    sub r15d, eax
+    imul rax, rcx
+    sub rbx, rax
+    test r15d, r15d
+    jnz .Lcut
+    add r11, PP_SIZE
+    dec r8d
+    jnz .Lpart
+    mov eax, esi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    cmp eax, 2
+    jb .Lone
+    lea rcx, [rip + par_run_parts]
+    mov [rip + par_job_run], rcx
+    jmp par_post
+.Lone:                                # one matvec, one chunk: body(out, W, x, n, d) here
+    sub rsp, 56
+    mov eax, [r9 + PP_D]
+    mov dword ptr [rsp + 32], eax
+    mov rcx, [r9 + PP_OUT]
+    mov rdx, [r9 + PP_W]
+    mov r8, [r9 + PP_X]
+    mov r9d, [r9 + PP_N]
+    call qword ptr [rip + par_parts]  # PP_BODY of the first record (offset 0)
+    add rsp, 56
+.Lnothing:
+    ret
+
+# par_run_parts(ecx = chunk): the chunk's matvec (par_chunks' entry) on its rows:
+#   body(out + i0*4, W + i0*row_bytes, x, n, rows)
+par_run_parts:
+    sub rsp, 56
+    imul eax, ecx, PC_SIZE
+    lea r11, [rip + par_chunks]
+    add r11, rax
+    mov r10d, [r11 + PC_I0]
+    mov eax, [r11 + PC_ROWS]
+    mov dword ptr [rsp + 32], eax
+    mov r11, [r11 + PC_PART]
+    mov rcx, [r11 + PP_OUT]
+    lea rcx, [rcx + r10 * 4]
+    mov rdx, [r11 + PP_ROW_BYTES]
+    imul rdx, r10
+    add rdx, [r11 + PP_W]
+    mov r8, [r11 + PP_X]
+    mov r9d, [r11 + PP_N]
+    call qword ptr [r11 + PP_BODY]
+    add rsp, 56
+    ret
+
+# k_par_rows_flush_glu(rcx = glu body, rdx = a f32[n], r8 = b f32[n], r9d = n)
+#   k_par_rows_flush, then a = glu(a, b) over the n elements (rcx: k_swiglu's contract,
+#   body(rcx = a, rdx = b, r8d = n), elementwise: a sub-range gives the bits the whole call
+#   gives for it, as swiglu_<path> does). When the queued job is exactly two matvecs of n
+#   rows writing a and b (the FFN's gate and up, queued in that order), each chunk does rows
+#   i0..i0+rows-1 of both products, then glu on those elements (guided cut as
+#   k_par_rows_flush, over both matrices' bytes a row): nobody does glu alone after the job.
+#   Else (no workers: the products already ran; another queue; one chunk) the flush, then
+#   one glu(a, b, n) call here. Clobbers what a body may.
+k_par_rows_flush_glu:
+    mov [rip + par_glu_body], rcx
+    mov [rip + par_glu_a], rdx
+    mov [rip + par_glu_b], r8
+    mov [rip + par_glu_n], r9d
+    cmp dword ptr [rip + par_nparts], 2
+    jne .Lapart
+    lea r11, [rip + par_parts]
+    cmp [r11 + PP_OUT], rdx
+    jne .Lapart
+    cmp [r11 + PP_D], r9d
+    jne .Lapart
+    add r11, PP_SIZE
+    cmp [r11 + PP_OUT], r8
+    jne .Lapart
+    cmp [r11 + PP_D], r9d
+    jne .Lapart
+    push rbx
+    push rsi
+    push rdi
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rcx, [r11 + PP_ROW_BYTES]     # rcx = bytes a row of both
+    lea rax, [rip + par_parts]
+    add rcx, [rax + PP_ROW_BYTES]
+    mov r15d, r9d                     # r15d = rows left
+    mov ebx, r9d
+    imul rbx, rcx                     # rbx = bytes not yet cut
+    PAR_CUT_START
+    lea rdi, [rip + par_chunks]
+    xor esi, esi                      # chunks
+    xor r14d, r14d                    # the next row
+    test rcx, rcx
+    jz .Lpair_done                    # (rows of no bytes: one chunk, done here)
+.Lpair:
+    PAR_CUT_ROWS
+    mov [rdi + PC_I0], r14d
+    mov [rdi + PC_ROWS], eax
+    add rdi, PC_SIZE
+    inc esi
+    add r14d, eax
+    sub r15d, eax
+    imul rax, rcx
+    sub rbx, rax
+    test r15d, r15d
+    jnz .Lpair
+.Lpair_done:
+    mov eax, esi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rdi
+    pop rsi
+    pop rbx
+    cmp eax, 2
+    jb .Lapart
+    mov dword ptr [rip + par_nparts], 0
+    lea rcx, [rip + par_run_glu]
+    mov [rip + par_job_run], rcx
+    jmp par_post
+.Lapart:
+    sub rsp, 40
+    call k_par_rows_flush
+    mov rcx, [rip + par_glu_a]
+    mov rdx, [rip + par_glu_b]
+    mov r8d, [rip + par_glu_n]
+    call qword ptr [rip + par_glu_body]
+    add rsp, 40
+    ret
+
+# par_run_glu(ecx = chunk): rows i0..i0+rows-1 (par_chunks' entry) of both queued matvecs,
+#   then glu(a + i0*4, b + i0*4, rows)
+par_run_glu:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 48
+    imul eax, ecx, PC_SIZE
+    lea r11, [rip + par_chunks]
+    add r11, rax
+    mov ebx, [r11 + PC_I0]
+    mov esi, [r11 + PC_ROWS]
+    lea rdi, [rip + par_parts]
+    call par_run_part_rows
+    add rdi, PP_SIZE
+    call par_run_part_rows
+    mov rcx, [rip + par_glu_a]
+    lea rcx, [rcx + rbx * 4]
+    mov rdx, [rip + par_glu_b]
+    lea rdx, [rdx + rbx * 4]
+    mov r8d, esi
+    call qword ptr [rip + par_glu_body]
+    add rsp, 48
+    pop rdi
+    pop rsi
+    pop rbx
+    ret
+
+# par_run_part_rows(rdi = PP_* record, ebx = i0, esi = rows): body(out + i0*4,
+#   W + i0*row_bytes, x, n, rows). Keeps rbx, rsi, rdi.
+par_run_part_rows:
+    sub rsp, 40
+    mov dword ptr [rsp + 32], esi
+    mov rcx, [rdi + PP_OUT]
+    lea rcx, [rcx + rbx * 4]
+    mov rdx, [rdi + PP_ROW_BYTES]
+    imul rdx, rbx
+    add rdx, [rdi + PP_W]
+    mov r8, [rdi + PP_X]
+    mov r9d, [rdi + PP_N]
+    call qword ptr [rdi + PP_BODY]
+    add rsp, 40
+    ret
