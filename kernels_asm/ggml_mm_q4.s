@@ -1,5 +1,5 @@
 # ggml's Q4_0 and Q4_1 weights times a batch of inputs (Q8_0 / Q8_1, ggml's vec_dot_type):
-# the matmat body kind, 8 rows interleaved (skeleton, contract and rounding in ggml_mm8.inc;
+# the matmat body kind, rows interleaved (skeleton, contract and rounding in ggml_mm8.inc;
 # block layouts in ggml_qmacros.inc). The math per block is ggml's vec_dot_q4_0_q8_0 /
 # vec_dot_q4_1_q8_1 (format docs: ggml-common.h):
 #   Q4_0: f32(d_w) * f32(d_x) * sum_j (q_j - 8) * x_j
@@ -25,7 +25,7 @@
 .balign 32, 0
 kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the high get the high
     .long 0, 0, 0, 0, 4, 4, 4, 4
-kmm8_mask:      # 8 x -1 then 8 x 0: a tile of v rows loads its mask at +4 * (8 - v)
+kmm8_mask:      # 8 x -1 then 8 x 0: a sub-tile of v rows loads its mask at +4 * (8 - v)
     .long -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0
 kmm8_b1:        # 1 in every byte
     .long 0x01010101, 0x01010101, 0x01010101, 0x01010101, 0x01010101, 0x01010101, 0x01010101, 0x01010101
@@ -35,7 +35,7 @@ kmm8_d32768:    # 32768 = 128 * 8 * 32 (int32)
     .long 32768, 32768, 32768, 32768, 32768, 32768, 32768, 32768
 
 .section .text
-# --- the unpack: one block of the tile's 8 rows into the weight scratch at rax ------------
+# --- the unpack: one block of a sub-tile's 8 rows into its weight scratch at rax ----------
 # M8_PF: the 8 rows' bytes r9 ahead (ggml_mm8.inc's M8_CHUNK_BEGIN)
 .macro M8_PF
     lea rax, [rdx + r9]
@@ -122,54 +122,50 @@ kmm8_d32768:    # 32768 = 128 * 8 * 32 (int32)
     vmovups [rax + 256], ymm0
 .endm
 
-# --- the group's scratch (Q4_0): per block the 4 inputs' quants + 128 (32 bytes each), then
-# their f32(d_x); rsi = input 0's block, rdi / r10 / rbp the others' offsets, rax = the
-# block's scratch; ymm0, ymm10 (= kmm8_b80) used
-.macro M8_XCOPY src, k
-    vpxor ymm0, ymm10, [\src + 2]
-    vmovdqu [rax + 32 * \k], ymm0
-.endm
+# --- the input's scratch for a chunk, per block: Q4_0: its quants + 128 (x xor 0x80: the
+# unsigned operand), then f32(d_x); Q4_1: f32(d_x), f32(s_x). rsi = the input's block, rax =
+# the scratch's block; ymm0, ymm10 (Q4_0: = kmm8_b80) used
 .macro M8_XFILL_Q4_0
-    M8_XCOPY rsi, 0
-    M8_XCOPY rsi+rdi, 1
-    M8_XCOPY rsi+r10, 2
-    M8_XCOPY rsi+rbp, 3
-    vmovd xmm0, dword ptr [rsi]
-    vpinsrw xmm0, xmm0, word ptr [rsi + rdi], 1
-    vpinsrw xmm0, xmm0, word ptr [rsi + r10], 2
-    vpinsrw xmm0, xmm0, word ptr [rsi + rbp], 3
+    vpxor ymm0, ymm10, [rsi + 2]
+    vmovdqu [rax], ymm0
+    vpbroadcastw xmm0, word ptr [rsi]
     vcvtph2ps xmm0, xmm0
-    vmovups [rax + 128], xmm0
+    vmovss dword ptr [rax + 32], xmm0
+.endm
+.macro M8_XFILL_Q4_1
+    vmovd xmm0, dword ptr [rsi]
+    vcvtph2ps xmm0, xmm0
+    vmovq qword ptr [rax], xmm0
 .endm
 
-# --- one block for the group's 4 inputs: M8_G_* g, first: vector g (ymm8) times the 4
-# inputs' bytes 4g..4g+3 (broadcast), added into ymm0-ymm3 (first: set); M8_FIN_*: the
-# block sums scaled into ymm4-ymm7. rax = the block's weight scratch; Q4_0: rcx = the
-# group's scratch for the block; Q4_1: rsi = input 0's block, rdi / r10 / rbp the others'
-# offsets, rcx = the block's [d_x 0..3][s_x 0..3]
-.macro M8_MADD first, s, t
+# --- one block for one input and the tile's 4 sub-tiles (rax = the block's weight scratch,
+# rcx = the input's scratch for the block; Q4_1: rsi = the input's block): M8_G_* g, first:
+# the input's bytes 4g..4g+3 broadcast (ymm9) times vector g of each sub-tile, added into
+# ymm0-ymm3 (first: set); ymm8-ymm10 clobbered. Then M8_FIN_*: the sums scaled into the
+# accumulators ymm4-ymm7. One broadcast serves 32 rows: the broadcasts are shuffle-pipe
+# operations on Zen 3, and with 8 rows a broadcast they were a quarter of the loop's.
+.macro M8_G_Q4_0 g, first
+    vpbroadcastd ymm9, dword ptr [rcx + 4 * \g]
 .if \first
-    vpmaddubsw \s, \t, ymm8
+    vpmaddubsw ymm0, ymm9, [rax + 32 * \g]
+    vpmaddubsw ymm1, ymm9, [rax + M8_WSS + 32 * \g]
+    vpmaddubsw ymm2, ymm9, [rax + 2 * M8_WSS + 32 * \g]
+    vpmaddubsw ymm3, ymm9, [rax + 3 * M8_WSS + 32 * \g]
 .else
-    vpmaddubsw \t, \t, ymm8
-    vpaddw \s, \s, \t
+    vpmaddubsw ymm10, ymm9, [rax + 32 * \g]
+    vpaddw ymm0, ymm0, ymm10
+    vpmaddubsw ymm10, ymm9, [rax + M8_WSS + 32 * \g]
+    vpaddw ymm1, ymm1, ymm10
+    vpmaddubsw ymm10, ymm9, [rax + 2 * M8_WSS + 32 * \g]
+    vpaddw ymm2, ymm2, ymm10
+    vpmaddubsw ymm10, ymm9, [rax + 3 * M8_WSS + 32 * \g]
+    vpaddw ymm3, ymm3, ymm10
 .endif
 .endm
-.macro M8_G_Q4_0 g, first
-    vmovdqu ymm8, [rax + 32 * \g]
-    vpbroadcastd ymm9, dword ptr [rcx + 4 * \g]
-    vpbroadcastd ymm10, dword ptr [rcx + 32 + 4 * \g]
-    vpbroadcastd ymm12, dword ptr [rcx + 64 + 4 * \g]
-    vpbroadcastd ymm13, dword ptr [rcx + 96 + 4 * \g]
-    M8_MADD \first, ymm0, ymm9
-    M8_MADD \first, ymm1, ymm10
-    M8_MADD \first, ymm2, ymm12
-    M8_MADD \first, ymm3, ymm13
-.endm
-.macro M8_FIN_Q4_0 s, acc, k
+.macro M8_FIN_Q4_0 s, acc, j
     vpmaddwd \s, \s, ymm11
-    vpsubd \s, \s, [rax + 288]
-    M8_SCALE_FMA \s, \acc, \k, 128
+    vpsubd \s, \s, [rax + M8_WSS * \j + 288]
+    M8_SCALE_FMA \s, \acc, \j
 .endm
 .macro M8_BLOCK_Q4_0
     M8_G_Q4_0 0, 1
@@ -180,36 +176,33 @@ kmm8_d32768:    # 32768 = 128 * 8 * 32 (int32)
     M8_G_Q4_0 5, 0
     M8_G_Q4_0 6, 0
     M8_G_Q4_0 7, 0
+    vbroadcastss ymm9, dword ptr [rcx + 32]
     M8_FIN_Q4_0 ymm0, ymm4, 0
     M8_FIN_Q4_0 ymm1, ymm5, 1
     M8_FIN_Q4_0 ymm2, ymm6, 2
     M8_FIN_Q4_0 ymm3, ymm7, 3
 .endm
-# Q4_1: the weights are the unsigned operand (vpmaddubsw ymm8 first)
-.macro M8_MADDU first, s, t
+# Q4_1: the weights are the unsigned operand (a register: vector g of each sub-tile loaded)
+.macro M8_MADDU first, s, j, g
+    vmovdqu ymm8, [rax + M8_WSS * \j + 32 * \g]
 .if \first
-    vpmaddubsw \s, ymm8, \t
+    vpmaddubsw \s, ymm8, ymm9
 .else
-    vpmaddubsw \t, ymm8, \t
-    vpaddw \s, \s, \t
+    vpmaddubsw ymm10, ymm8, ymm9
+    vpaddw \s, \s, ymm10
 .endif
 .endm
 .macro M8_G_Q4_1 g, first
-    vmovdqu ymm8, [rax + 32 * \g]
     vpbroadcastd ymm9, dword ptr [rsi + 4 + 4 * \g]
-    vpbroadcastd ymm10, dword ptr [rsi + rdi + 4 + 4 * \g]
-    vpbroadcastd ymm12, dword ptr [rsi + r10 + 4 + 4 * \g]
-    vpbroadcastd ymm13, dword ptr [rsi + rbp + 4 + 4 * \g]
-    M8_MADDU \first, ymm0, ymm9
-    M8_MADDU \first, ymm1, ymm10
-    M8_MADDU \first, ymm2, ymm12
-    M8_MADDU \first, ymm3, ymm13
+    M8_MADDU \first, ymm0, 0, \g
+    M8_MADDU \first, ymm1, 1, \g
+    M8_MADDU \first, ymm2, 2, \g
+    M8_MADDU \first, ymm3, 3, \g
 .endm
-.macro M8_FIN_Q4_1 s, acc, k
+.macro M8_FIN_Q4_1 s, acc, j
     vpmaddwd \s, \s, ymm11
-    M8_SCALE_FMA \s, \acc, \k, 0
-    vbroadcastss ymm9, dword ptr [rcx + 16 + 4 * \k]
-    vfmadd231ps \acc, ymm9, [rax + 288]
+    M8_SCALE_FMA \s, \acc, \j
+    vfmadd231ps \acc, ymm12, [rax + M8_WSS * \j + 288]
 .endm
 .macro M8_BLOCK_Q4_1
     M8_G_Q4_1 0, 1
@@ -220,6 +213,8 @@ kmm8_d32768:    # 32768 = 128 * 8 * 32 (int32)
     M8_G_Q4_1 5, 0
     M8_G_Q4_1 6, 0
     M8_G_Q4_1 7, 0
+    vbroadcastss ymm9, dword ptr [rcx]
+    vbroadcastss ymm12, dword ptr [rcx + 4]
     M8_FIN_Q4_1 ymm0, ymm4, 0
     M8_FIN_Q4_1 ymm1, ymm5, 1
     M8_FIN_Q4_1 ymm2, ymm6, 2
@@ -240,8 +235,10 @@ matmat_q4_0_avx2:
     test r14, r14
     jz .Ldone
     M8_TILE_BEGIN
-.Lchunk:                              # the tile's 8 rows' blocks c0.. c0+kc-1, unpacked
+.Lchunk:                              # the tile's blocks c0 .. c0 + kc - 1, unpacked
     M8_CHUNK_BEGIN 18
+.Lsub:
+    M8_SUB_BEGIN 18
     cmp qword ptr [rsp + M8_CNT], 0
     je .Lunpacked
 .Lunpack:
@@ -254,6 +251,9 @@ matmat_q4_0_avx2:
     dec qword ptr [rsp + M8_CNT]
     jnz .Lunpack
 .Lunpacked:
+    inc qword ptr [rsp + M8_SUB]
+    cmp qword ptr [rsp + M8_SUB], 4
+    jb .Lsub
     mov rax, qword ptr [rsp + M8_C0]
     imul rax, rax, 34
     add rax, qword ptr [rsp + M8_XQ]
@@ -261,11 +261,10 @@ matmat_q4_0_avx2:
     mov rax, qword ptr [rsp + M8_OT]
     mov qword ptr [rsp + M8_OG], rax
     mov qword ptr [rsp + M8_BL], r14
-.Lgroup:                              # every group of 4 inputs over the chunk
-    mov rax, qword ptr [rsp + M8_BL]
-    test rax, rax
-    jz .Lchunk_done
-    M8_GROUP_BEGIN
+.Linput:                              # every input over the chunk
+    cmp qword ptr [rsp + M8_BL], 0
+    je .Lchunk_done
+    mov rsi, qword ptr [rsp + M8_XG]
     mov rax, qword ptr [rsp + M8_XS]
     mov r11, qword ptr [rsp + M8_KC]
     vmovdqu ymm10, [rip + kmm8_b80]
@@ -284,13 +283,14 @@ matmat_q4_0_avx2:
     M8_ACC_ZERO
     jmp .Lacc_ok
 .Lacc_load:
-    cmp qword ptr [rsp + M8_V], 8
+    cmp qword ptr [rsp + M8_V], M8_ROWS
     jb .Lacc_load_m
     M8_ACC_LOAD 0
     jmp .Lacc_ok
 .Lacc_load_m:
     M8_ACC_LOAD 1
 .Lacc_ok:
+    mov rsi, qword ptr [rsp + M8_XG]
     mov rax, qword ptr [rsp + M8_WS]
     mov rcx, qword ptr [rsp + M8_XS]
     mov r11, qword ptr [rsp + M8_KC]
@@ -299,13 +299,14 @@ matmat_q4_0_avx2:
     jz .Lblocks_done
 .Lblock:
     M8_BLOCK_Q4_0
+    add rsi, 34
     add rax, M8_WSB
     add rcx, M8_XSB_Q4_0
     dec r11
     jnz .Lblock
 .Lblocks_done:
     mov rcx, qword ptr [rsp + M8_OG]
-    cmp qword ptr [rsp + M8_V], 8
+    cmp qword ptr [rsp + M8_V], M8_ROWS
     jb .Lstore_m
     M8_ACC_STORE 0
     jmp .Lstored
@@ -313,7 +314,7 @@ matmat_q4_0_avx2:
     M8_ACC_STORE 1
 .Lstored:
     M8_GROUP_END
-    jmp .Lgroup
+    jmp .Linput
 .Lchunk_done:
     mov rax, qword ptr [rsp + M8_C0]
     add rax, qword ptr [rsp + M8_KC]
@@ -339,8 +340,10 @@ matmat_q4_1_avx2:
     test r14, r14
     jz .Ldone
     M8_TILE_BEGIN
-.Lchunk:
+.Lchunk:                              # the tile's blocks c0 .. c0 + kc - 1, unpacked
     M8_CHUNK_BEGIN 20
+.Lsub:
+    M8_SUB_BEGIN 20
     cmp qword ptr [rsp + M8_CNT], 0
     je .Lunpacked
 .Lunpack:
@@ -353,6 +356,9 @@ matmat_q4_1_avx2:
     dec qword ptr [rsp + M8_CNT]
     jnz .Lunpack
 .Lunpacked:
+    inc qword ptr [rsp + M8_SUB]
+    cmp qword ptr [rsp + M8_SUB], 4
+    jb .Lsub
     mov rax, qword ptr [rsp + M8_C0]
     imul rax, rax, 36
     add rax, qword ptr [rsp + M8_XQ]
@@ -360,17 +366,17 @@ matmat_q4_1_avx2:
     mov rax, qword ptr [rsp + M8_OT]
     mov qword ptr [rsp + M8_OG], rax
     mov qword ptr [rsp + M8_BL], r14
-.Lgroup:
-    mov rax, qword ptr [rsp + M8_BL]
-    test rax, rax
-    jz .Lchunk_done
-    M8_GROUP_BEGIN
+.Linput:                              # every input over the chunk
+    cmp qword ptr [rsp + M8_BL], 0
+    je .Lchunk_done
+    mov rsi, qword ptr [rsp + M8_XG]
     mov rax, qword ptr [rsp + M8_XS]
     mov r11, qword ptr [rsp + M8_KC]
+    vmovdqu ymm10, [rip + kmm8_b80]
     test r11, r11
     jz .Lfilled
-.Lfill:                               # the group's activation scales for the chunk
-    MM_XSCALE1
+.Lfill:
+    M8_XFILL_Q4_1
     add rsi, 36
     add rax, M8_XSB_Q4_1
     dec r11
@@ -382,7 +388,7 @@ matmat_q4_1_avx2:
     M8_ACC_ZERO
     jmp .Lacc_ok
 .Lacc_load:
-    cmp qword ptr [rsp + M8_V], 8
+    cmp qword ptr [rsp + M8_V], M8_ROWS
     jb .Lacc_load_m
     M8_ACC_LOAD 0
     jmp .Lacc_ok
@@ -405,7 +411,7 @@ matmat_q4_1_avx2:
     jnz .Lblock
 .Lblocks_done:
     mov rcx, qword ptr [rsp + M8_OG]
-    cmp qword ptr [rsp + M8_V], 8
+    cmp qword ptr [rsp + M8_V], M8_ROWS
     jb .Lstore_m
     M8_ACC_STORE 0
     jmp .Lstored
@@ -413,7 +419,7 @@ matmat_q4_1_avx2:
     M8_ACC_STORE 1
 .Lstored:
     M8_GROUP_END
-    jmp .Lgroup
+    jmp .Linput
 .Lchunk_done:
     mov rax, qword ptr [rsp + M8_C0]
     add rax, qword ptr [rsp + M8_KC]
@@ -424,3 +430,4 @@ matmat_q4_1_avx2:
     jmp .Ltile
 .Ldone:
     M8_EPILOGUE M8_FRAME_Q4_1
+

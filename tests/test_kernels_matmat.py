@@ -27,10 +27,10 @@ the last input, or a write past the last output, faults. Judges:
 Types: F32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (tests/reference/quant.py), Q4_K, Q6_K
 (tests/reference/quant_k.py). Shapes: the benchmark models' (SmolLM2-135M Q4_1 with its
 Q8_0 classifier, TinyLlama-1.1B Q4_0, stories110M F32), odd d (the last row alone; for
-Q4_x a last tile of fewer than 8 rows), B from 1 to 9 and 32/64 (groups of 4, or 3 for
-F32, with the last group short), rows at and past the scale table's cap (the fallback
-loop; Q4_x: rows of several chunks of 24 blocks), n = 0, strides above the row size and
-0, unaligned pointers, extreme scales and quants.
+Q4_x a last tile of fewer than 32 rows, some of its sub-tiles of 8 empty), B from 1 to 9
+and 32/64 (groups of 4, or 3 for F32, with the last group short), rows at and past the
+scale table's cap (the fallback loop; Q4_x: rows of several chunks of 8 blocks), n = 0,
+strides above the row size and 0, unaligned pointers, extreme scales and quants.
 """
 from __future__ import annotations
 
@@ -231,9 +231,9 @@ def test_model_shapes(k, type_name, d, n, B):
 
 
 # MM_XS_CAP0 = 192 blocks (the _0 types), MM_XS_CAP1 = 96 (the _1 types): at the cap, and past it;
-# the 8-row bodies (Q4_x): chunks of M8_KC_MAX = 24 blocks, a row of one, two, several chunks
-@pytest.mark.parametrize("type_name,n", [("Q4_1", 24 * 32), ("Q4_1", 25 * 32), ("Q4_1", 48 * 32),
-                                         ("Q4_1", 4096 + 64), ("Q4_0", 24 * 32), ("Q4_0", 49 * 32),
+# the 8-row bodies (Q4_x): chunks of M8_KC_MAX = 8 blocks, a row of one, two, several chunks
+@pytest.mark.parametrize("type_name,n", [("Q4_1", 8 * 32), ("Q4_1", 9 * 32), ("Q4_1", 48 * 32),
+                                         ("Q4_1", 4096 + 64), ("Q4_0", 8 * 32), ("Q4_0", 17 * 32),
                                          ("Q4_0", 193 * 32), ("Q8_0", 8192 + 96),
                                          ("Q5_0", 193 * 32), ("Q5_1", 97 * 32)])
 def test_rows_longer_than_the_scale_table(k, type_name, n):
@@ -241,20 +241,20 @@ def test_rows_longer_than_the_scale_table(k, type_name, n):
     8-row bodies sum a row chunk by chunk into the outputs."""
     _run(k, type_name, 5, n, 6, seed=n)
     if type_name in SUM8_TYPES:
-        _run(k, type_name, 19, n, 9, seed=n + 1)
+        _run(k, type_name, 45, n, 9, seed=n + 1)
 
 
 @pytest.mark.parametrize("type_name", SUM8_TYPES)
 def test_sum8_rows_and_inputs_independent(k, type_name):
-    """The 8-row bodies: any range of rows (a core's chunk: any first row, tiles of 8 from
+    """The 8-row bodies: any range of rows (a core's chunk: any first row, tiles of 32 from
     there, a last tile of fewer) and any batch give each (row, input) the same bits."""
     rng = np.random.default_rng(31)
-    d, n, B = 29, 25 * 32, 7
+    d, n, B = 70, 17 * 32, 7
     W = _random_weights(type_name, d, n, rng)
     each, packed, stride = _inputs(type_name, n, B, rng)
     full = k.matmat_q(type_name, W, packed, n, d, B, stride, 4 * d).reshape(B, d)
     row_bytes = len(W) // d
-    for a, b in [(1, 29), (3, 20), (8, 29), (27, 29), (28, 29), (5, 6), (0, 13)]:
+    for a, b in [(1, 70), (3, 20), (8, 69), (33, 70), (30, 65), (64, 70), (69, 70), (5, 6), (0, 40)]:
         part = k.matmat_q(type_name, W[a * row_bytes:b * row_bytes], packed, n, b - a, B,
                           stride, 4 * (b - a)).reshape(B, b - a)
         _bits_equal(part.reshape(-1), full[:, a:b].reshape(-1), (a, b))
