@@ -14,13 +14,12 @@
 .include "kernels.inc"
 .include "kmacros.inc"
 .include "ggml_qmacros.inc"
-.include "ggml_mm.inc"
 .include "ggml_mm8.inc"
 
 .section .text
 .global matmat_q4_0_avx2, matmat_q4_1_avx2
 
-.global kmm_nib_shift
+.global kmm_nib_shift               # (ggml_mm.inc's MM_NIB, for ggml_mm_q5.s)
 .section .rdata
 .balign 32, 0
 kmm_nib_shift:  # vpsrlvd counts: the low 128 bits keep the low nibbles, the high get the high
