@@ -20,7 +20,10 @@ F32 for F32) and the names of its kernel bodies per CPU path:
                [rsp+48] dword B, [rsp+56] qword out_stride, [rsp+64] qword xq_stride)
                the batched product (prefill): out[b * out_stride/4 + i] = dot(row i of W,
                xq_b) for i < d, b < B, where xq_b = xq + b * xq_stride bytes is one input in
-               the vec_dot_type; each weight block is read once for all B inputs. Optional:
+               the vec_dot_type; each weight block is read once for all B inputs; the
+               outputs of different inputs must not overlap. Each output equals the
+               type's matvec body's bit for bit, except Q4_0/Q4_1 (another f32 rounding
+               of the same exact block sums: kernels_asm/ggml_mm8.inc). Optional:
                a type (or a path) without one runs its matvec once per input over tiles of
                rows that stay in cache (app_asm's batched forward pass does that).
 

@@ -1,16 +1,44 @@
 """The batched prefill (app_asm/forward_batch.s, issue 14): model_forward_batch against n calls
-of model_forward on the same model. The judge is the token-by-token forward pass itself: the
-batched pass runs the same kernels on the same numbers per row (its products are the types'
-matvec bodies over cache-sized tiles of rows, k_par_matmat in kernels_asm/parallel_matmat.s), so the
-last token's logits and the whole KV cache must be EQUAL, bit for bit, and greedy decoding on
-from there must give the same tokens. (The token-by-token pass is judged against the numpy
-references in test_app_model.py and test_app_gguf_model.py.)
+of model_forward on the same model. The judge is the token-by-token forward pass itself (which
+is judged against the numpy references in test_app_model.py and test_app_gguf_model.py).
+
+Most weight types: the batched pass runs the same kernels on the same numbers per row (its
+products are the types' matmat bodies, bit for bit their matvec bodies, or the matvec bodies
+over cache-sized tiles of rows, k_par_matmat in kernels_asm/parallel_matmat.s), so the last token's
+logits and the whole KV cache must be EQUAL, bit for bit, and greedy decoding on from there
+must give the same tokens.
+
+Q4_0 and Q4_1 (ROUNDED_TYPES): their matmat bodies (kernels_asm/ggml_mm8.inc) add each block's
+exact integer sum with one FMA per block, where the matvec sums 8 lanes and reduces them: the
+same exact terms, other f32 roundings (each product within (m + 1) u of the exact sum,
+tests/test_kernels_matmat.py). A rounding difference is invisible until an activation is
+quantized to Q8 again: there a value that sits at a rounding boundary can land on the
+neighbouring quant, one step (1/127 of its block's largest magnitude) away, and from then on
+the two passes carry different (equally valid) quantization errors. Judged so (assert_close):
+
+* the next token is the same (the issue's requirement), unless the token-by-token pass's two
+  best logits are closer than the tolerated difference below (a near-tie, where either is the
+  model's answer);
+* the last logits of each turn and the whole KV cache differ by at most TOL in relative RMS
+  (RMS of the difference over RMS of the token-by-token values), with TOL = sqrt(q) / 254
+  for q = 4 * layers + 1 quantizations of activations on the way to the logits (per layer:
+  the attention input, the attention output, the FFN input, the FFN's hidden; then the
+  classifier's input): each quantization may move quants by one step where the other pass's
+  by none, a relative RMS change of at most about half a step (1/254) of the block maxima
+  (Q8's own quantization error has that size), and independent changes add in quadrature.
+  Measured (2 seeds each, prompts of 2..37 tokens; SmolLM2 41): stories260K-Q4_0 (5 layers,
+  TOL 1.8e-2) logits up to 3.7e-3, KV 7.7e-4; tiny256-Q4_0/Q4_1 (2 layers, TOL 1.2e-2) 4.1e-3,
+  3.9e-4; SmolLM2 (30 layers, TOL 4.3e-2) logits 1.2e-2, KV 1.9e-2;
+* and the batch is consistent with itself bit for bit: the same prompt through the job board
+  with 1, 2 or 4 worker threads gives the bits the boot core alone gives (the 8-row bodies'
+  outputs do not depend on how the rows are split).
 
 Natively (AVX2 bodies where the host has them; workers are host threads) and under unicorn
 (SSE2 bodies, every buffer and worker stack between guard pages, the cores taking turns at
-the job board's pause/lock instructions)."""
+the job board's pause/lock instructions; the SSE2 path has no matmat bodies: bit for bit)."""
 from __future__ import annotations
 
+import math
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -175,11 +203,62 @@ def batched(model: Model, turns: list[list[int]], decode: int):
     return lasts, out, model.kv()
 
 
-def assert_same(model: Model, turns: list[list[int]], decode: int = 4) -> None:
+ROUNDED_TYPES = {"Q4_0", "Q4_1"}     # their AVX2 matmat bodies round otherwise than the matvec
+
+
+@lru_cache(maxsize=None)
+def rounded(path: Path) -> bool:
+    """Whether the batched pass of this model file may differ from token by token (a GGUF
+    with a Q4_0 or Q4_1 tensor, as gguf-py reads it) on this host (the AVX2 path)."""
+    from peasm.runners import native
+    if path.read_bytes()[:4] != b"GGUF" or not native.host_has_avx2_fma():
+        return False
+    from gguf import GGUFReader
+    return any(t.tensor_type.name in ROUNDED_TYPES for t in GGUFReader(str(path)).tensors)
+
+
+def tolerance(model: Model) -> float:
+    """The relative RMS difference allowed between the batched and the token-by-token pass
+    of a ROUNDED_TYPES model (module docstring)."""
+    return math.sqrt(4 * model.u32("MODEL_N_LAYERS") + 1) / 254
+
+
+def kv_values(model: Model, kv: bytes) -> np.ndarray:
+    f16 = model.u64("MODEL_KV_LAYER_BYTES") == model.ctx * model.u32("MODEL_KV_DIM") * 2
+    return np.frombuffer(kv, np.float16 if f16 else np.float32).astype(np.float64)
+
+
+def rel_rms(got: np.ndarray, want: np.ndarray) -> float:
+    scale = float(np.sqrt(np.mean(want ** 2)))
+    return float(np.sqrt(np.mean((got - want) ** 2))) / scale if scale else float(np.abs(got).max())
+
+
+def assert_close(model: Model, a, b) -> None:
+    """b (batched) against a (token by token), both (last logits per turn, tokens, KV): the
+    rule for ROUNDED_TYPES models (module docstring)."""
+    tol = tolerance(model)
+    for i, (x, y) in enumerate(zip(a[0], b[0])):
+        x, y = x.astype(np.float64), y.astype(np.float64)
+        assert rel_rms(y, x) <= tol, (i, rel_rms(y, x), tol)
+        top, got = int(np.argmax(x)), int(np.argmax(y))
+        if top != got:
+            # a near-tie: the two tokens' logits within what the tolerance allows each
+            assert x[top] - x[got] <= 2 * tol * float(np.sqrt(np.mean(x ** 2))), (i, top, got)
+    ka, kb = kv_values(model, a[2]), kv_values(model, b[2])
+    assert rel_rms(kb, ka) <= tol, (rel_rms(kb, ka), tol)
+
+
+def assert_same(model: Model, turns: list[list[int]], decode: int = 4, path: Path | None = None) -> None:
+    """The batched pass against the token-by-token one: equal bit for bit, the same greedy
+    tokens after (or, for a ROUNDED_TYPES model at `path`, assert_close on the logits and
+    the cache the prompt leaves)."""
+    if path is not None and rounded(path):      # the cache as the prompt leaves it
+        assert_close(model, one_by_one(model, turns, 0), batched(model, turns, 0))
+        return
     a_lasts, a_out, a_kv = one_by_one(model, turns, decode)
     b_lasts, b_out, b_kv = batched(model, turns, decode)
-    for i, (a, b) in enumerate(zip(a_lasts, b_lasts)):
-        assert a.tobytes() == b.tobytes(), (i, np.abs(a - b).max())
+    for i, (x, y) in enumerate(zip(a_lasts, b_lasts)):
+        assert x.tobytes() == y.tobytes(), (i, np.abs(x - y).max())
     assert a_kv == b_kv
     assert a_out == b_out
 
@@ -205,7 +284,11 @@ NATIVE_FILES = ["stories260K.bin", "stories260K.gguf", "quant/stories260K-Q4_0.g
 def test_native_batch_equals_token_by_token(native0, name):
     model = Model(native0, model_file(name))
     for n in SIZES:
-        assert_same(model, [prompt(model.vocab, n, seed=n)], decode=4 if n == 7 else 1)
+        assert_same(model, [prompt(model.vocab, n, seed=n)], decode=4 if n == 7 else 1,
+                    path=model_file(name))
+    if rounded(model_file(name)):            # other prompts: more chances of a quant moved
+        for n in (7, B + 5):
+            assert_same(model, [prompt(model.vocab, n, seed=n + 100)], path=model_file(name))
 
 
 @pytest.mark.parametrize("name,kv_type", [("stories260K.bin", "f16"), ("stories260K.gguf", "f32"),
@@ -217,28 +300,36 @@ def test_native_batch_equals_token_by_token_other_cache_type(native0, name, kv_t
     assert model.u64("MODEL_KV_LAYER_BYTES") == model.ctx * model.u32("MODEL_KV_DIM") * (
         2 if kv_type == "f16" else 4)
     for n in (3, B + 5):
-        assert_same(model, [prompt(model.vocab, n, seed=n)], decode=2)
+        assert_same(model, [prompt(model.vocab, n, seed=n)], decode=2, path=model_file(name))
 
 
-@pytest.mark.parametrize("name", ["stories260K.bin", "quant/tiny256-Q4_K_M.gguf"])
+@pytest.mark.parametrize("name", ["stories260K.bin", "quant/tiny256-Q4_K_M.gguf", "quant/tiny256-Q4_1.gguf"])
 def test_native_second_turn(native0, name):
     """pos0 > 0: a second turn attends over the first one's cache rows."""
     model = Model(native0, model_file(name))
-    assert_same(model, [prompt(model.vocab, 9, 1), prompt(model.vocab, B + 3, 2)], decode=6)
-    assert_same(model, [prompt(model.vocab, B, 3), prompt(model.vocab, 1, 4), prompt(model.vocab, 5, 5)])
+    path = model_file(name)
+    assert_same(model, [prompt(model.vocab, 9, 1), prompt(model.vocab, B + 3, 2)], decode=6, path=path)
+    assert_same(model, [prompt(model.vocab, B, 3), prompt(model.vocab, 1, 4), prompt(model.vocab, 5, 5)],
+                path=path)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
 @pytest.mark.parametrize("name", ["stories260K.bin", "quant/tiny256-Q4_0.gguf"])
-def test_native_workers(name, workers):
+def test_native_workers(native0, name, workers):
     """Host threads take chunks of the batched products (and of attention's heads): the same
-    bits as one core."""
+    bits as one core (and as token by token, or close to it: assert_same)."""
     m = Machine("native", workers)
+    turns = lambda model: [prompt(model.vocab, 11, 7), prompt(model.vocab, B + 2, 8)]
     try:
         model = Model(m, model_file(name))
-        assert_same(model, [prompt(model.vocab, 11, 7), prompt(model.vocab, B + 2, 8)])
+        assert_same(model, turns(model), path=model_file(name))
+        got = batched(model, turns(model), 2)
     finally:
         m.close()
+    alone = Model(native0, model_file(name))
+    want = batched(alone, turns(alone), 2)
+    assert [x.tobytes() for x in got[0]] == [x.tobytes() for x in want[0]]
+    assert got[1:] == want[1:]
 
 
 def test_native_smollm2():
@@ -246,8 +337,9 @@ def test_native_smollm2():
     classifier; a prompt longer than one batch."""
     m = Machine("native")
     try:
-        model = Model(m, model_file("SmolLM2-135M-Instruct.Q4_1.gguf"), ctx=B + 20)
-        assert_same(model, [prompt(model.vocab, B + 9, 11)], decode=3)
+        path = model_file("SmolLM2-135M-Instruct.Q4_1.gguf")
+        model = Model(m, path, ctx=B + 20)
+        assert_same(model, [prompt(model.vocab, B + 9, 11)], decode=3, path=path)
     finally:
         m.close()
 

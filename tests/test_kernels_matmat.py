@@ -4,21 +4,33 @@ Every body is reached as the program reaches it (kernels_init, then ggml_type_bo
 matmat)); each buffer ends at a guard page (Kernels.put / matmat_q), so a read past W or
 the last input, or a write past the last output, faults. Judges:
 
-* the same type's matvec body, called once per input on the same W: the matmat body's
-  contract is bit-for-bit equality with it (ggml_mm.inc), so outputs are compared as bits
-  (NaN results: NaN in the same places, payloads aside);
-* the numpy model of llama.cpp's quantized math (tests/reference/quant.py): within
+* F32, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K: the same type's matvec body, called once per input on
+  the same W: their matmat bodies' contract is bit-for-bit equality with it (ggml_mm.inc),
+  so outputs are compared as bits (NaN results: NaN in the same places, payloads aside);
+  and the numpy model of llama.cpp's quantized math (tests/reference/quant.py): within
   (terms/2 + 16) u of its exact sum, relative to the sum of the terms' magnitudes, as
   tests/test_kernels_ggml.py bounds matvec (u = 2^-24; terms: blocks, or elements for F32);
+* Q4_0, Q4_1 ("8 rows interleaved", ggml_mm8.inc): one f32 accumulator per row and input,
+  each block's exact integer sum times f32(d_w) * f32(d_x) (rounded once) added by one FMA,
+  in block order (Q4_1: then f32(m_w) * f32(s_x) by one more FMA). Against the float64 sum
+  of exactly those terms (SUM8_TYPES, _sum8_exact): m terms a row (blocks; Q4_1: 2 x blocks)
+  are m roundings of a running sum, each at most u times it, so the error is at most
+  gamma_m = m u / (1 - m u) times the sum of the terms' magnitudes; the tests allow (m + 1) u
+  (the float64 reference's own error is below m 2^-53). NaN and inf in the same places as
+  the float64 terms give them (no f32 step can overflow: |term| < 2^48). And the body is
+  consistent with itself, bit for bit: an input's outputs do not depend on the other inputs
+  of the batch or on where its rows start (a row range split across cores gives the same
+  bits as one call);
 * nothing is written outside out[b * out_stride/4 + i] (i < d, b < B): the gaps between
   strided outputs keep their NaN filling, B = 0 or d = 0 writes nothing.
 
 Types: F32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (tests/reference/quant.py), Q4_K, Q6_K
 (tests/reference/quant_k.py). Shapes: the benchmark models' (SmolLM2-135M Q4_1 with its
-Q8_0 classifier, TinyLlama-1.1B Q4_0, stories110M F32), odd d (the last row alone), B from
-1 to 9 and 32/64 (groups of 4, or 3 for F32, with the last group short), rows at and past
-the scale table's cap (the fallback loop), n = 0, strides above the row size and 0,
-unaligned pointers, extreme scales and quants.
+Q8_0 classifier, TinyLlama-1.1B Q4_0, stories110M F32), odd d (the last row alone; for
+Q4_x a last tile of fewer than 32 rows, some of its sub-tiles of 8 empty), B from 1 to 9
+and 32/64 (groups of 4, or 3 for F32, with the last group short), rows at and past the
+scale table's cap (the fallback loop; Q4_x: rows of several chunks of 8 blocks), n = 0,
+strides above the row size and 0, unaligned pointers, extreme scales and quants.
 """
 from __future__ import annotations
 
@@ -34,6 +46,7 @@ from tests.test_kernels_ggml import _random_blocks, _random_weights
 
 U = 2.0 ** -24
 TYPES = ["F32", "Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1"]
+SUM8_TYPES = ("Q4_0", "Q4_1")       # the 8-row bodies: not bit for bit the matvec
 _machines: dict = {}
 
 
@@ -70,10 +83,54 @@ def _bits_equal(got: np.ndarray, want: np.ndarray, what) -> None:
     assert bad.size == 0, (what, bad[:10], got[~nan][bad[:5]], want[~nan][bad[:5]])
 
 
+def _sum8_exact(type_name: str, W: bytes, xq: bytes, n: int, d: int):
+    """The 8-row bodies' terms, exactly (float64): per row, (their sum, the sum of their
+    magnitudes, how many). A block's term is f32(f32(d_w) * f32(d_x)) times its exact
+    integer sum (< 2^40 in magnitude: exact in float64); Q4_1's extra f32(m_w) * f32(s_x)
+    is exact too (two f16 values)."""
+    t = ggml.BY_NAME[type_name]
+    nb = n // 32
+    dw, mw, qw = Q._fields(type_name, W, nb * d)
+    dx, sx, qx = Q._fields(t.vec_dot_type, xq, nb)
+    isum = (qw.reshape(d, nb, 32).astype(np.int64) * qx.reshape(1, nb, 32)).sum(axis=2)
+    with np.errstate(all="ignore"):
+        scale = (dw.reshape(d, nb) * dx.reshape(1, nb)).astype(np.float32).astype(np.float64)
+        terms = scale * isum
+        if mw is not None:
+            terms = np.concatenate([terms, mw.reshape(d, nb).astype(np.float64)
+                                    * sx.reshape(1, nb).astype(np.float64)], axis=1)
+        return terms.sum(axis=1), np.abs(terms).sum(axis=1), terms.shape[1]
+
+
+def _sum8_check(type_name: str, W: bytes, xq: bytes, n: int, d: int, got: np.ndarray, what) -> None:
+    """got within (m + 1) u of the exact sum of the body's m terms (module docstring)."""
+    want, mag, m = _sum8_exact(type_name, W, xq, n, d)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan), (what, np.flatnonzero(np.isnan(got) != nan)[:10])
+    inf = np.isinf(want)
+    assert np.array_equal(got[inf], want[inf]), (what, "inf")
+    ok = ~nan & ~inf
+    err = np.abs(got[ok] - want[ok])
+    tol = (m + 1) * U * mag[ok]
+    if err.size:
+        worst = int(np.argmax(err - tol))
+        assert np.all(err <= tol), (what, worst, got[ok][worst], want[ok][worst], err[worst] / (U * mag[ok][worst]))
+
+
+def _alone(k: Kernels, type_name: str, W: bytes, x: bytes, n: int, d: int) -> np.ndarray:
+    """One input's outputs as the type's contract defines them alone: the matvec body, or
+    for the 8-row bodies the same body with B = 1."""
+    if type_name in SUM8_TYPES:
+        return k.matmat_q(type_name, W, x, n, d, 1, len(x), 4 * d)
+    return k.matvec_q(type_name, W, x, n, d)
+
+
 def _run(k: Kernels, type_name: str, d: int, n: int, B: int, seed: int, *, x_pad: int = 0,
          out_pad: int = 0, numpy_inputs: int = 2, W: bytes | None = None) -> None:
-    """matmat on d x n, B inputs: bit for bit the matvec per input, untouched gaps, and
-    (for `numpy_inputs` of the inputs, first and last) within the bound of the numpy model."""
+    """matmat on d x n, B inputs: bit for bit the matvec per input (the 8-row bodies: the
+    same body on that input alone, first and last input), untouched gaps, and (for
+    `numpy_inputs` of the inputs, first and last; every input for the 8-row bodies) within
+    the bound of the numpy model."""
     rng = np.random.default_rng(seed)
     t = ggml.BY_NAME[type_name]
     if W is None:
@@ -90,6 +147,11 @@ def _run(k: Kernels, type_name: str, d: int, n: int, B: int, seed: int, *, x_pad
     terms = n if t.block_size == 1 else 2 * n // 32
     for b in range(B):
         got = out[b * out_stride // 4:b * out_stride // 4 + d]
+        if type_name in SUM8_TYPES:
+            _sum8_check(type_name, W, each[b], n, d, got, (type_name, d, n, B, b))
+            if b in check:
+                _bits_equal(got, _alone(k, type_name, W, each[b], n, d), (type_name, d, n, B, b))
+            continue
         _bits_equal(got, k.matvec_q(type_name, W, each[b], n, d), (type_name, d, n, B, b))
         if b in check:
             want = Q.matvec_q(type_name, W, each[b], n, d)
@@ -129,7 +191,7 @@ def test_zero_stride_reads_one_input(k, type_name):
     W = _random_weights(type_name, d, n, rng)
     each, packed, _ = _inputs(type_name, n, 1, rng)
     out = k.matmat_q(type_name, W, packed, n, d, B, 0, 4 * d)
-    want = k.matvec_q(type_name, W, each[0], n, d)
+    want = _alone(k, type_name, W, each[0], n, d)
     for b in range(B):
         _bits_equal(out[b * d:(b + 1) * d], want, b)
 
@@ -168,13 +230,38 @@ def test_model_shapes(k, type_name, d, n, B):
     _run(k, type_name, d, n, B, seed=d + n + B)
 
 
-# MM_XS_CAP0 = 192 blocks (the _0 types), MM_XS_CAP1 = 96 (the _1 types): at the cap, and past it
-@pytest.mark.parametrize("type_name,n", [("Q4_1", 96 * 32), ("Q4_1", 97 * 32), ("Q4_1", 4096 + 64),
-                                         ("Q4_0", 192 * 32), ("Q4_0", 193 * 32), ("Q8_0", 8192 + 96),
+# MM_XS_CAP0 = 192 blocks (the _0 types), MM_XS_CAP1 = 96 (the _1 types): at the cap, and past it;
+# the 8-row bodies (Q4_x): chunks of M8_KC_MAX = 8 blocks, a row of one, two, several chunks
+@pytest.mark.parametrize("type_name,n", [("Q4_1", 8 * 32), ("Q4_1", 9 * 32), ("Q4_1", 48 * 32),
+                                         ("Q4_1", 4096 + 64), ("Q4_0", 8 * 32), ("Q4_0", 17 * 32),
+                                         ("Q4_0", 193 * 32), ("Q8_0", 8192 + 96),
                                          ("Q5_0", 193 * 32), ("Q5_1", 97 * 32)])
 def test_rows_longer_than_the_scale_table(k, type_name, n):
-    """Past MM_XS_CAP* blocks a row's activation scales are converted in the block loop."""
+    """Past MM_XS_CAP* blocks a row's activation scales are converted in the block loop; the
+    8-row bodies sum a row chunk by chunk into the outputs."""
     _run(k, type_name, 5, n, 6, seed=n)
+    if type_name in SUM8_TYPES:
+        _run(k, type_name, 45, n, 9, seed=n + 1)
+
+
+@pytest.mark.parametrize("type_name", SUM8_TYPES)
+def test_sum8_rows_and_inputs_independent(k, type_name):
+    """The 8-row bodies: any range of rows (a core's chunk: any first row, tiles of 32 from
+    there, a last tile of fewer) and any batch give each (row, input) the same bits."""
+    rng = np.random.default_rng(31)
+    d, n, B = 70, 17 * 32, 7
+    W = _random_weights(type_name, d, n, rng)
+    each, packed, stride = _inputs(type_name, n, B, rng)
+    full = k.matmat_q(type_name, W, packed, n, d, B, stride, 4 * d).reshape(B, d)
+    row_bytes = len(W) // d
+    for a, b in [(1, 70), (3, 20), (8, 69), (33, 70), (30, 65), (64, 70), (69, 70), (5, 6), (0, 40)]:
+        part = k.matmat_q(type_name, W[a * row_bytes:b * row_bytes], packed, n, b - a, B,
+                          stride, 4 * (b - a)).reshape(B, b - a)
+        _bits_equal(part.reshape(-1), full[:, a:b].reshape(-1), (a, b))
+    for i in range(B):
+        _bits_equal(_alone(k, type_name, W, each[i], n, d), full[i], i)
+    two = k.matmat_q(type_name, W, each[5] + each[2], n, d, 2, len(each[0]), 4 * d).reshape(2, d)
+    _bits_equal(two.reshape(-1), full[[5, 2]].reshape(-1), "5, 2")
 
 
 @pytest.mark.parametrize("misalign", [1, 3])
@@ -185,8 +272,8 @@ def test_unaligned_buffers(type_name, misalign):
 
 @pytest.mark.parametrize("type_name", ["Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1"])
 def test_extreme_scales_as_matvec(k, type_name):
-    """Blocks with any f16 scale bits (subnormal, inf, NaN): the matvec's results, NaN in the
-    same places, never a fault."""
+    """Blocks with any f16 scale bits (subnormal, inf, NaN): the matvec's results (the 8-row
+    bodies: the exact terms' sum, NaN and inf where it has them), never a fault."""
     rng = np.random.default_rng(9)
     d, n, B = 12, 96, 5
     W = _random_blocks(type_name, d * n // 32, rng)
@@ -195,6 +282,9 @@ def test_extreme_scales_as_matvec(k, type_name):
         each, packed, stride = _inputs(type_name, n, B, rng2)
         out = k.matmat_q(type_name, W, packed, n, d, B, stride, 4 * d)
     for b in range(B):
+        if type_name in SUM8_TYPES:
+            _sum8_check(type_name, W, each[b], n, d, out[b * d:(b + 1) * d], b)
+            continue
         _bits_equal(out[b * d:(b + 1) * d], k.matvec_q(type_name, W, each[b], n, d), b)
 
 
