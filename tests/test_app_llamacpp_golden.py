@@ -1,0 +1,46 @@
+"""The quantized stories260K files greedy, as llama.cpp prints them: the whole chat program,
+natively (AVX2), temperature 0, 200 tokens from BOS, the default f16 KV cache and an f32 one.
+
+The expected texts (tests/golden/stories260K-<type>.llamacpp.txt) were recorded from
+llama.cpp 0c1e570 (the source llama-cpp-python 0.3.36 vendors, built with GGML_NATIVE on this
+kind of x86-64 host: AVX2, FMA, F16C), greedy from BOS, one token per decode, its defaults
+(flash attention "auto", which is on for the CPU backend; f16 K and V caches). That llama.cpp
+prints the f32 file's text equal to llama2.c's (../shared/reference/stories260K_greedy.txt),
+but the quantized files' texts part from it (Q8_0 at character 295, token 114; Q4_0 at
+character 87, token 27): the quantization changes the model, and these are llama.cpp's own
+answers, not a mismatch of ours.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from peasm.runners.hosted import run
+from tests.app_helpers import generations, make_volume
+from tests.support import model_file
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _greedy_text(efi, tmp_path: Path, name: str, cfg: str = "") -> str:
+    vol = make_volume(tmp_path / "vol", files={"model.gguf": model_file(name)},
+                      cfg="temperature = 0\nmax_tokens = 200\n" + cfg, autorun=["", "/shutdown"])
+    r = run(efi, vol, cpu="native", mem_mib=1024, timeout_s=1200)
+    assert r.status == 0 and r.reason == "powered off", (r.reason, r.text[-2000:])
+    (gen,) = generations(r.text)
+    return gen
+
+
+FA_PENDING = pytest.mark.xfail(strict=True, reason=(
+    "llama.cpp's decode attention is flash attention (q rounded to f16, online softmax, the "
+    "V sum kept in f16); ours is llama2.c's: Q4_0 parts at token 78, a near-tie"))
+
+
+@pytest.mark.parametrize("quant, cfg", [("Q8_0", ""), ("Q8_0", "kv_type = f32\n"),
+                                        pytest.param("Q4_0", "", marks=FA_PENDING)])
+def test_quantized_stories260k_greedy_as_llamacpp(chat_efi, tmp_path, quant, cfg):
+    want = (GOLDEN / f"stories260K-{quant}.llamacpp.txt").read_text(encoding="utf-8").rstrip("\n")
+    gen = _greedy_text(chat_efi, tmp_path, f"quant/stories260K-{quant}.gguf", cfg)
+    n = next((i for i, (a, b) in enumerate(zip(gen, want)) if a != b), min(len(gen), len(want)))
+    assert gen.startswith(want), (n, gen[max(0, n - 40):n + 40], want[max(0, n - 40):n + 40])
