@@ -32,15 +32,25 @@ def _greedy_text(efi, tmp_path: Path, name: str, cfg: str = "") -> str:
     return gen
 
 
-FA_PENDING = pytest.mark.xfail(strict=True, reason=(
-    "llama.cpp's decode attention is flash attention (q rounded to f16, online softmax, the "
-    "V sum kept in f16); ours is llama2.c's: Q4_0 parts at token 78, a near-tie"))
+SWIGLU_PENDING = pytest.mark.xfail(strict=True, reason=(
+    "token 186 of 200 (character 458) differs: a remaining f32 rounding difference; the likely "
+    "one: ggml's swiglu takes exp from its own vector approximation (ggml_v_expf), ours from "
+    "kernels_asm/expf.inc (a numpy model with ggml_v_expf stays bit-exact with llama.cpp longer)"))
 
 
 @pytest.mark.parametrize("quant, cfg", [("Q8_0", ""), ("Q8_0", "kv_type = f32\n"),
-                                        pytest.param("Q4_0", "", marks=FA_PENDING)])
+                                        pytest.param("Q4_0", "", marks=SWIGLU_PENDING)])
 def test_quantized_stories260k_greedy_as_llamacpp(chat_efi, tmp_path, quant, cfg):
     want = (GOLDEN / f"stories260K-{quant}.llamacpp.txt").read_text(encoding="utf-8").rstrip("\n")
     gen = _greedy_text(chat_efi, tmp_path, f"quant/stories260K-{quant}.gguf", cfg)
     n = next((i for i, (a, b) in enumerate(zip(gen, want)) if a != b), min(len(gen), len(want)))
     assert gen.startswith(want), (n, gen[max(0, n - 40):n + 40], want[max(0, n - 40):n + 40])
+
+
+def test_q4_0_as_llamacpp_for_186_tokens(chat_efi, tmp_path):
+    """Q4_0 up to where a remaining rounding difference parts them: llama.cpp's first 186
+    tokens (458 characters). (With llama2.c's attention arithmetic instead of ggml's flash attention
+    this part came at token 78, character 186.)"""
+    want = (GOLDEN / "stories260K-Q4_0.llamacpp.txt").read_text(encoding="utf-8")[:458]
+    gen = _greedy_text(chat_efi, tmp_path, "quant/stories260K-Q4_0.gguf")
+    assert gen[:458] == want, next(i for i, (a, b) in enumerate(zip(gen, want)) if a != b)
