@@ -340,7 +340,7 @@ class Kernels:
             pq, pk, pv = self.put(q, "q"), self.put(kc, "key_cache"), self.put(vc, "value_cache")
             pa = self.m.alloc(4 * n_heads * seq_len, "att")
             self.m.write(pa, bytes(4 * n_heads * seq_len))
-            block = struct.pack("<5Q7I", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len,
+            block = struct.pack("<5Q7I4x", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len,
                                 kv_type, style)
             pp = self.put(np.frombuffer(block, np.uint8), "params")
             self.run("attention", pp)
