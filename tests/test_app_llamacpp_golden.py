@@ -3,8 +3,11 @@ natively (AVX2), temperature 0, 200 tokens from BOS, the default f16 KV cache an
 
 The expected texts (tests/golden/stories260K-<type>.llamacpp.txt) were recorded from
 llama.cpp 0c1e570 (the source llama-cpp-python 0.3.36 vendors, built with GGML_NATIVE on this
-kind of x86-64 host: AVX2, FMA, F16C), greedy from BOS, one token per decode, its defaults
-(flash attention "auto", which is on for the CPU backend; f16 K and V caches). That llama.cpp
+kind of x86-64 host: AVX2, FMA, F16C), greedy from BOS, one token per decode, one thread, its
+defaults otherwise (flash attention "auto", which is on for the CPU backend; f16 K and V
+caches; n_ctx 4096). With an f32 cache llama.cpp prints the same (its flash attention casts
+f32 K and V to f16 first, so its logits are bit for bit the f16 cache's; ours keeps the f32
+values and arithmetic there, and prints the same text for Q8_0). That llama.cpp
 prints the f32 file's text equal to llama2.c's (../shared/reference/stories260K_greedy.txt),
 but the quantized files' texts part from it (Q8_0 at character 295, token 114; Q4_0 at
 character 87, token 27): the quantization changes the model, and these are llama.cpp's own
