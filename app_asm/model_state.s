@@ -209,6 +209,10 @@ model_init_state:
     mov [rdi + ATT_HEAD_SIZE], eax
     mov eax, [rbx + MODEL_KV_TYPE]
     mov [rdi + ATT_KV_TYPE], eax
+    xor eax, eax                      # GGUF models: llama.cpp's attention arithmetic
+    cmp dword ptr [rbx + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    sete al
+    mov [rdi + ATT_STYLE], eax        # (ATT_STYLE_GGML = 1, ATT_STYLE_LLAMA2C = 0)
     or dword ptr [rbx + MODEL_FLAGS], MODEL_F_STATE
     xor eax, eax
     jmp .Lret

@@ -1,4 +1,5 @@
-# Attention for one query position, every head (the ATT_* block in kernels.inc):
+# Attention for one query position, every head (the ATT_* block in kernels.inc; this file is
+# ATT_STYLE_LLAMA2C, the entries hand ATT_STYLE_GGML blocks to attention_ggml.s):
 #   att[h][t] = dot(q_h, k[t][kvh]) / sqrt(hs), t = 0..pos;  softmax(att[h][0..pos]);
 #   out_h = sum_t att[h][t] * v[t][kvh],   kvh = h / (n_heads / n_kv_heads)
 # as llama2.c does it. One body for both paths: attention_sse2/_avx2 hand it the dot,
@@ -19,6 +20,7 @@
 .global attention_sse2, attention_avx2, attention_heads_sse2, attention_heads_avx2
 .global dot_f16_sse2, dot_f16_avx2, axpy_f16_sse2, axpy_f16_avx2
 .extern dot_sse2, softmax_sse2, axpy_sse2, dot_avx2, softmax_avx2, axpy_avx2
+.extern attention_ggml_heads_sse2, attention_ggml_heads_avx2
 
 # attention_sse2(rcx = params): every head
 attention_sse2:
@@ -27,6 +29,8 @@ attention_sse2:
 # attention_heads_sse2(rcx = params, edx = first head, r8d = heads): heads first .. first+heads-1
 # only (their out, att rows); how kernels_asm/parallel.s shares the heads across cores
 attention_heads_sse2:
+    cmp dword ptr [rcx + ATT_STYLE], ATT_STYLE_GGML
+    je attention_ggml_heads_sse2
     lea rax, [rip + dot_sse2]
     lea r10, [rip + softmax_sse2]
     lea r11, [rip + axpy_sse2]
@@ -42,6 +46,8 @@ attention_avx2:
     mov r8d, dword ptr [rcx + ATT_N_HEADS]
 # attention_heads_avx2(rcx = params, edx = first head, r8d = heads)
 attention_heads_avx2:
+    cmp dword ptr [rcx + ATT_STYLE], ATT_STYLE_GGML
+    je attention_ggml_heads_avx2
     lea rax, [rip + dot_avx2]
     lea r10, [rip + softmax_avx2]
     lea r11, [rip + axpy_avx2]

@@ -297,9 +297,9 @@ class KernelBench:
         n_heads, hs, seq, pos = 6, 48, 256, 255
         kv = n_heads * hs
         kc, vc = a + 1_000_000, a + 1_000_000 + 4 * seq * kv
-        params = self.scratch[3_000_000 // 4:3_000_000 // 4 + 16]
-        block = struct.pack("<5Q5I4x", a + 700_000, a, kc, vc, a + 800_000, pos, n_heads, n_heads, hs, seq)
-        params.view(np.uint8)[:64] = np.frombuffer(block, np.uint8)
+        params = self.scratch[3_000_000 // 4:3_000_000 // 4 + 18]      # ATT_SIZE: 72 bytes
+        block = struct.pack("<5Q5I12x", a + 700_000, a, kc, vc, a + 800_000, pos, n_heads, n_heads, hs, seq)
+        params.view(np.uint8)[:72] = np.frombuffer(block, np.uint8)
         emit("attention", f"{n_heads}x{hs}@{pos + 1}", 2 * f * (pos + 1) * kv, f"attention_{path}",
              (params.ctypes.data,))
         # the same and SmolLM2's shape (9 heads of 64 on 3 KV heads, pos 511) with f32 and f16
@@ -309,14 +309,16 @@ class KernelBench:
                   2: rng.standard_normal(cache.size // 2).astype(np.float16).view(np.uint8)}
         for n_heads, n_kv, hs, seq in ((6, 6, 48, 256), (9, 3, 64, 512)):
             pos, kv = seq - 1, n_kv * hs
-            for kv_type, el in ((0, 4), (1, 2)):
+            # ATT_STYLE 0: llama2.c's arithmetic; 1 (SmolLM2's shape, f16): ggml's flash attention
+            for kv_type, el, style in ((0, 4, 0), (1, 2, 0)) + (((1, 2, 1),) if n_kv == 3 else ()):
                 cache[:] = values[el]
                 kc, vc = a + 1_000_000, a + 1_000_000 + el * seq * kv
-                block = struct.pack("<5Q6I", a + 700_000, a, kc, vc, a + 800_000, pos, n_heads, n_kv, hs, seq,
-                                    kv_type)
-                params.view(np.uint8)[:64] = np.frombuffer(block, np.uint8)
-                emit("attention_" + ("f32" if kv_type == 0 else "f16"), f"{n_heads}/{n_kv}x{hs}@{pos + 1}",
-                     2 * el * (pos + 1) * kv, f"attention_{path}", (params.ctypes.data,))
+                block = struct.pack("<5Q7I4x", a + 700_000, a, kc, vc, a + 800_000, pos, n_heads, n_kv, hs, seq,
+                                    kv_type, style)
+                params.view(np.uint8)[:72] = np.frombuffer(block, np.uint8)
+                emit("attention_" + ("ggml_" if style else "") + ("f32" if kv_type == 0 else "f16"),
+                     f"{n_heads}/{n_kv}x{hs}@{pos + 1}", 2 * el * (pos + 1) * kv, f"attention_{path}",
+                     (params.ctypes.data,))
 
 
 def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = None,

@@ -178,7 +178,7 @@ MODEL = _s("MODEL",
            "XQ_SRC:ptr",           # the f32 vector S_XQ was made from (with XQ_FMT)
            "KV_LAYER_BYTES:u64",   # ctx_len * kv_dim * (4 or 2), one layer of one cache
            "STATE_TOTAL:u64",      # model_state_bytes of the current run state
-           ("ATT_BLOCK", "u8", 64))  # k_attention's parameter block (ATT_SIZE bytes)
+           ("ATT_BLOCK", "u8", 72))  # k_attention's parameter block (ATT_SIZE bytes)
 
 
 STRUCTS: dict[str, AppStruct] = {s.name: s for s in (TENSOR, LAYER, MODEL, GGUF, GGUF_VALUE)}

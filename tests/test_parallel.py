@@ -131,20 +131,21 @@ def test_attention_heads_split_equals_one_core(where, request):
     for pos, n_heads, n_kv_heads, hs, seq_len in [(0, 8, 4, 8, 16), (5, 6, 2, 12, 9), (17, 12, 12, 16, 20),
                                                   (3, 7, 1, 6, 8)]:
         q, kc, vc = _attention_inputs(rng, pos, n_heads, n_kv_heads, hs, seq_len)
-        want = k.attention(q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len)
-        for workers in (1, 2, 4):
-            m.call("k_par_set_workers", workers)
-            try:
-                got = _call_entry_attention(k, m, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len)
-            finally:
-                m.call("k_par_set_workers", 0)
-            assert got[0].tobytes() == want[0].tobytes(), (pos, n_heads, workers)
-            assert got[1][:, :pos + 1].tobytes() == want[1][:, :pos + 1].tobytes()
+        for style in (0, 1):                  # ATT_STYLE: llama2.c's arithmetic, ggml's
+            want = k.attention(q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len, style=style)
+            for workers in (1, 2, 4):
+                m.call("k_par_set_workers", workers)
+                try:
+                    got = _call_entry_attention(k, m, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len, style)
+                finally:
+                    m.call("k_par_set_workers", 0)
+                assert got[0].tobytes() == want[0].tobytes(), (pos, n_heads, workers, style)
+                assert got[1][:, :pos + 1].tobytes() == want[1][:, :pos + 1].tobytes()
     if where == "unicorn":
         assert _chunks_by_workers(m) > before
 
 
-def _call_entry_attention(k, m, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len):
+def _call_entry_attention(k, m, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len, style=0):
     """k.attention, but through the dispatch table's k_attention entry (par_attention now)."""
     entry = struct.unpack("<Q", m.read(m.address("k_attention"), 8))[0]
     assert entry == m.address("par_attention")
@@ -154,7 +155,8 @@ def _call_entry_attention(k, m, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq_len
         pq, pk, pv = k.put(q, "q"), k.put(kc, "key_cache"), k.put(vc, "value_cache")
         pa = m.alloc(4 * n_heads * seq_len, "att")
         m.write(pa, bytes(4 * n_heads * seq_len))
-        block = struct.pack("<5Q5I4x", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, hs, seq_len)
+        block = struct.pack("<5Q6I", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, hs, seq_len, 0) \
+            + struct.pack("<I4x", style)          # ATT_KV_TYPE f32, ATT_STYLE: 72 bytes
         pp = k.put(np.frombuffer(block, np.uint8), "params")
         m.call(entry, pp)
         return k.get(po, dim), k.get(pa, n_heads * seq_len).reshape(n_heads, seq_len)

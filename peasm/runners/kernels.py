@@ -30,7 +30,7 @@ TABLE = ("matvec", "rmsnorm", "softmax", "expf", "swiglu", "add", "scale", "axpy
          "argmax", "rope_table", "rope_apply", "attention", "stream_read")
 # efi_stubs/runtime.inc CPU_* bits
 CPU_SSE2, CPU_AVX, CPU_AVX2, CPU_FMA, CPU_F16C = 1, 2, 4, 8, 64
-ATT_SIZE = 64
+ATT_SIZE = 72
 
 
 def manifest_path() -> Path:
@@ -322,10 +322,12 @@ class Kernels:
             self._done()
 
     def attention(self, q, key_cache, value_cache, pos: int, n_heads: int, n_kv_heads: int,
-                  head_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+                  head_size: int, seq_len: int, style: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(out, att): out (n_heads*head_size), att (n_heads, seq_len) with rows' first
         pos+1 entries the softmaxed scores. Caches are (seq_len, kv_dim), both float16 (an f16
-        cache: ATT_KV_TYPE = GGML_TYPE_F16) or else taken as f32."""
+        cache: ATT_KV_TYPE = GGML_TYPE_F16) or else taken as f32. style: ATT_STYLE (0: llama2.c's
+        arithmetic; 1: ggml's flash attention, which leaves att alone and rounds q to f16 in
+        its copy here when the cache is f16)."""
         f16 = np.asarray(key_cache).dtype == np.float16 and np.asarray(value_cache).dtype == np.float16
         q = _f32(q)
         if f16:
@@ -338,8 +340,8 @@ class Kernels:
             pq, pk, pv = self.put(q, "q"), self.put(kc, "key_cache"), self.put(vc, "value_cache")
             pa = self.m.alloc(4 * n_heads * seq_len, "att")
             self.m.write(pa, bytes(4 * n_heads * seq_len))
-            block = struct.pack("<5Q6I", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len,
-                                kv_type)
+            block = struct.pack("<5Q7I4x", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len,
+                                kv_type, style)
             pp = self.put(np.frombuffer(block, np.uint8), "params")
             self.run("attention", pp)
             return self.get(po, dim), self.get(pa, n_heads * seq_len).reshape(n_heads, seq_len)

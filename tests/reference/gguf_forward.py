@@ -11,7 +11,8 @@ architectures:
     x = dequantize(token_embd[token])
     per layer: xb = rmsnorm(x) * attn_norm;  q, k, v = wq@xb (+bq), wk@xb (+bk), wv@xb (+bv)
                RoPE(q, k) (llama: pairs (2i, 2i+1), ggml "norm" mode; qwen2: (i, i+n/2), "neox")
-               attention over the cache (softmax(q.k / sqrt(hs)) . v, grouped-query heads)
+               attention over the cache (softmax(q.k / sqrt(hs)) . v, grouped-query heads),
+               as ggml's flash attention computes it (flash_attention_row)
                x += wo @ att;  xb = rmsnorm(x) * ffn_norm
                x += w_down @ (silu(w_gate @ xb) * (w_up @ xb))
     logits = output @ (rmsnorm(x) * output_norm)      (output tied to token_embd if absent)
@@ -31,7 +32,7 @@ from gguf.quants import dequantize
 from peasm import ggml
 
 from . import quant, quant_k
-from .forward import attention_head, silu
+from .forward import silu
 
 F32 = np.float32
 
@@ -121,6 +122,40 @@ def rope(vec: np.ndarray, hs: int, n_rot: int, c: np.ndarray, s: np.ndarray, neo
         heads[:, 1:n_rot:2] = a * s + b * c
 
 
+def _f16(x) -> np.ndarray:
+    return np.asarray(x, F32).astype(np.float16).astype(F32)
+
+
+def flash_attention_row(q: np.ndarray, keys: np.ndarray, values: np.ndarray, kv16: bool) -> np.ndarray:
+    """One head's attention for one query as llama.cpp's CPU backend computes it in decode:
+    ggml's flash-attention kernel (ops.cpp, the one-query-row loop; flash attention is
+    llama.cpp's default on the CPU). keys/values (pos+1, hs) hold the cache's values.
+    With an f16 cache q is rounded to f16 (ggml converts Q to K's type) and the running sum
+    of the values is kept in f16 (rounded after each scaling and each update); f32: in f32.
+    s = (q . k) * (1/sqrtf(hs)), the dot exact in float64 then rounded to f32 (its summation
+    order is the kernels' business: the products of f16 values are exact); online softmax:
+    a new maximum scales the sum by expf(M_old - M), else the row weighs expf(s - M);
+    out = sum * (1/S). Updates as FMA (one rounding), as ggml's AVX2 build."""
+    hs = q.shape[0]
+    scale = F32(1.0) / np.sqrt(F32(hs), dtype=F32)
+    rnd = _f16 if kv16 else (lambda a: np.asarray(a, F32))
+    qv = (rnd(q) if kv16 else np.asarray(q, F32)).astype(np.float64)
+    m, s_sum = -np.inf, F32(0.0)
+    acc = np.zeros(hs, F32)
+    for t in range(keys.shape[0]):
+        s = F32(F32(np.dot(keys[t].astype(np.float64), qv)) * scale)
+        ms, vs = F32(1.0), F32(1.0)
+        if s > m:
+            ms = F32(0.0) if m == -np.inf else F32(np.exp(np.float64(F32(m - s))))
+            m = s
+            acc = rnd((acc * ms).astype(F32))
+        else:
+            vs = F32(np.exp(np.float64(F32(s - m))))
+        acc = rnd((values[t].astype(np.float64) * np.float64(vs) + acc.astype(np.float64)).astype(F32))
+        s_sum = F32(np.float64(s_sum) * np.float64(ms) + np.float64(vs))
+    return (acc * (F32(1.0) / s_sum)).astype(F32)
+
+
 class GGUFTransformer:
     """A GGUF model and its KV cache; forward(token, pos) -> logits (vocab,) f32.
 
@@ -137,6 +172,7 @@ class GGUFTransformer:
         kv = np.float16 if kv_type == "f16" else F32
         self.key_cache = np.zeros(shape, kv)
         self.value_cache = np.zeros(shape, kv)
+        self.kv16 = kv_type == "f16"
         self._f32 = {}
         ff = model.t("rope_freqs.weight")
         self.factors = ff.dequantized().reshape(-1) if ff is not None else None
@@ -183,9 +219,9 @@ class GGUFTransformer:
             for h in range(m.n_heads):
                 kvh = h // kv_mul
                 sl = slice(kvh * hs, (kvh + 1) * hs)
-                o, _ = attention_head(q[h * hs:(h + 1) * hs], self.key_cache[l, :pos + 1, sl].astype(F32),
-                                      self.value_cache[l, :pos + 1, sl].astype(F32))
-                att[h * hs:(h + 1) * hs] = o
+                att[h * hs:(h + 1) * hs] = flash_attention_row(
+                    q[h * hs:(h + 1) * hs], self.key_cache[l, :pos + 1, sl].astype(F32),
+                    self.value_cache[l, :pos + 1, sl].astype(F32), self.kv16)
             x = (x + self.matvec(p + "attn_output.weight", att)).astype(F32)
             xb = rmsnorm(x, self._vec(p + "ffn_norm.weight"), m.eps)
             hb = (silu(self.matvec(p + "ffn_gate.weight", xb))

@@ -1,0 +1,59 @@
+"""The quantized stories260K files greedy, as llama.cpp prints them: the whole chat program,
+natively (AVX2), temperature 0, 200 tokens from BOS, the default f16 KV cache and an f32 one.
+
+The expected texts (tests/golden/stories260K-<type>.llamacpp.txt) were recorded from
+llama.cpp 0c1e570 (the source llama-cpp-python 0.3.36 vendors, built with GGML_NATIVE on this
+kind of x86-64 host: AVX2, FMA, F16C), greedy from BOS, one token per decode, one thread, its
+defaults otherwise (flash attention "auto", which is on for the CPU backend; f16 K and V
+caches; n_ctx 4096). With an f32 cache llama.cpp prints the same (its flash attention casts
+f32 K and V to f16 first, so its logits are bit for bit the f16 cache's; ours keeps the f32
+values and arithmetic there, and prints the same text for Q8_0). That llama.cpp
+prints the f32 file's text equal to llama2.c's (../shared/reference/stories260K_greedy.txt),
+but the quantized files' texts part from it (Q8_0 at character 295, token 114; Q4_0 at
+character 87, token 27): the quantization changes the model, and these are llama.cpp's own
+answers, not a mismatch of ours.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from peasm.runners.hosted import run
+from tests.app_helpers import generations, make_volume
+from tests.support import model_file
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _greedy_text(efi, tmp_path: Path, name: str, cfg: str = "") -> str:
+    vol = make_volume(tmp_path / "vol", files={"model.gguf": model_file(name)},
+                      cfg="temperature = 0\nmax_tokens = 200\n" + cfg, autorun=["", "/shutdown"])
+    r = run(efi, vol, cpu="native", mem_mib=1024, timeout_s=1200)
+    assert r.status == 0 and r.reason == "powered off", (r.reason, r.text[-2000:])
+    (gen,) = generations(r.text)
+    return gen
+
+
+SWIGLU_PENDING = pytest.mark.xfail(strict=True, reason=(
+    "token 186 of 200 (character 458) differs: a remaining f32 rounding difference; the likely "
+    "one: ggml's swiglu takes exp from its own vector approximation (ggml_v_expf), ours from "
+    "kernels_asm/expf.inc (a numpy model with ggml_v_expf stays bit-exact with llama.cpp longer)"))
+
+
+@pytest.mark.parametrize("quant, cfg", [("Q8_0", ""), ("Q8_0", "kv_type = f32\n"),
+                                        pytest.param("Q4_0", "", marks=SWIGLU_PENDING)])
+def test_quantized_stories260k_greedy_as_llamacpp(chat_efi, tmp_path, quant, cfg):
+    want = (GOLDEN / f"stories260K-{quant}.llamacpp.txt").read_text(encoding="utf-8").rstrip("\n")
+    gen = _greedy_text(chat_efi, tmp_path, f"quant/stories260K-{quant}.gguf", cfg)
+    n = next((i for i, (a, b) in enumerate(zip(gen, want)) if a != b), min(len(gen), len(want)))
+    assert gen.startswith(want), (n, gen[max(0, n - 40):n + 40], want[max(0, n - 40):n + 40])
+
+
+def test_q4_0_as_llamacpp_for_186_tokens(chat_efi, tmp_path):
+    """Q4_0 up to where a remaining rounding difference parts them: llama.cpp's first 186
+    tokens (458 characters). (With llama2.c's attention arithmetic instead of ggml's flash attention
+    this part came at token 78, character 186.)"""
+    want = (GOLDEN / "stories260K-Q4_0.llamacpp.txt").read_text(encoding="utf-8")[:458]
+    gen = _greedy_text(chat_efi, tmp_path, "quant/stories260K-Q4_0.gguf")
+    assert gen[:458] == want, next(i for i, (a, b) in enumerate(zip(gen, want)) if a != b)
