@@ -60,7 +60,7 @@ nv = llm.n_vocab()
 ids = [llm.token_bos()]
 if prompt > 1:
     ids += llm.tokenize(b" ".join([b"the"] * (prompt - 1)), add_bos=False, special=False)
-def last_logits():
+def last_logits():   # the last row's logits (llama-cpp-python keeps none itself without logits_all)
     return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(nv,))
 llm.reset()
 llm.eval(ids[:1])                    # warm the weights into memory and the threads up
@@ -154,8 +154,10 @@ def main() -> int:
                 for engine, r in (("ours", o), ("llama.cpp", l)):
                     print(f"model={name} threads={t} engine={engine} decode_tok_s={r['decode']:.2f} "
                           f"prefill_tok_s={r['prefill']:.2f} prompt_tokens={r['prompt']}", flush=True)
-                print(f"model={name} threads={t} decode_ours_over_llamacpp={o['decode'] / l['decode']:.2f} "
-                      f"prefill_ours_over_llamacpp={o['prefill'] / l['prefill']:.2f}", flush=True)
+                def ratio(key: str) -> str:
+                    return f"{o[key] / l[key]:.2f}" if l[key] else "n/a"
+                print(f"model={name} threads={t} decode_ours_over_llamacpp={ratio('decode')} "
+                      f"prefill_ours_over_llamacpp={ratio('prefill')}", flush=True)
     finally:
         if tmp_ctx:
             tmp_ctx.cleanup()
