@@ -214,23 +214,21 @@ k_par_rows_flush:
 # par_run_parts(ecx = chunk): the chunk's matvec (par_chunks' entry) on its rows:
 #   body(out + i0*4, W + i0*row_bytes, x, n, rows)
 par_run_parts:
-    sub rsp, 56
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
     imul eax, ecx, PC_SIZE
     lea r11, [rip + par_chunks]
     add r11, rax
-    mov r10d, [r11 + PC_I0]
-    mov eax, [r11 + PC_ROWS]
-    mov dword ptr [rsp + 32], eax
-    mov r11, [r11 + PC_PART]
-    mov rcx, [r11 + PP_OUT]
-    lea rcx, [rcx + r10 * 4]
-    mov rdx, [r11 + PP_ROW_BYTES]
-    imul rdx, r10
-    add rdx, [r11 + PP_W]
-    mov r8, [r11 + PP_X]
-    mov r9d, [r11 + PP_N]
-    call qword ptr [r11 + PP_BODY]
-    add rsp, 56
+    mov ebx, [r11 + PC_I0]
+    mov esi, [r11 + PC_ROWS]
+    mov rdi, [r11 + PC_PART]
+    call par_run_part_rows
+    add rsp, 32
+    pop rdi
+    pop rsi
+    pop rbx
     ret
 
 # k_par_rows_flush_glu(rcx = glu body, rdx = a f32[n], r8 = b f32[n], r9d = n)
