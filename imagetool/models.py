@@ -285,7 +285,7 @@ def read_gguf(chunks: Iterable[bytes], size: int, what: str, *, tensors: bool = 
         raise ModelFileError(f"{what}: general.alignment is {align!r}, not a power of two")
     data_start = -(-st.offset // align) * align
     for t in infos:
-        gt = ggml.BY_ID.get(t.type_id)
+        gt = ggml.FILE_BY_ID.get(t.type_id)
         if gt is None:
             continue
         n = 1
@@ -430,7 +430,7 @@ def check_gguf_file(path: str | os.PathLike) -> list[str]:
         warnings.append(f"{name}: pre-tokenizer {pre}; this program has {' '.join(sorted(PRE_NAMES))}")
     bad = []
     for t in tensors:
-        gt = ggml.BY_ID.get(t.type_id)
+        gt = ggml.FILE_BY_ID.get(t.type_id)
         if gt is None or not ggml.runnable(gt):
             bad.append((t.name, gt.name if gt else f"type {t.type_id}"))
     if bad:

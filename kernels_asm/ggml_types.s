@@ -11,12 +11,12 @@
 # ggml_type_body(ecx = ggml type id, edx = GGML_TT_TO_FLOAT | GGML_TT_FROM_FLOAT |
 #                GGML_TT_MATVEC | GGML_TT_MATMAT) -> rax = the body's address for the path in kernels_path
 #   (K_PATH_SSE2 or K_PATH_AVX2), or 0 when the type has no such body, the id is not below
-#   GGML_TYPE_COUNT, edx is not one of the kinds, or kernels_init has not run.
+#   GGML_TABLE_ROWS (internal types included), edx is not one of the kinds, or kernels_init has not run.
 #   Each body's contract: peasm/ggml.py and the ggml_*.s file that defines it.
 #   Changes rax, rcx, rdx, r8 only.
 ggml_type_body:
     xor eax, eax
-    cmp ecx, GGML_TYPE_COUNT
+    cmp ecx, GGML_TABLE_ROWS
     jae .Ldone
     cmp edx, GGML_TT_PATH_BYTES
     jae .Ldone

@@ -29,12 +29,28 @@ F32 for F32) and the names of its kernel bodies per CPU path:
 
 A body declared as "name@avx2" exists on that path only (the other path's slot is 0).
 
+Besides ggml's own types, the table has this program's INTERNAL types (ids from
+INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0
+and Q4_1, into which the loader repacks a weight in place when the running path has their
+matvec body (so far AVX2 only). Layout (R8_LAYOUT below, peasm/ggml_r8.py packs it for the
+tests): rows in groups of 8 (the weight's rows a multiple of 8); a group takes exactly the
+bytes of its 8 rows, group g at W + g * 8 * row_bytes. Within a group, for each block
+column b = 0 .. n/32-1 in order, one "group block" of 8 * block_bytes bytes:
+  - 8 f16 d, row r's at byte 2r (16 bytes);
+  - Q4_1 only: 8 f16 m, row r's at 16 + 2r (16 bytes);
+  - 4 vectors of 32 bytes: vector v's dword lane r (bytes 4r..4r+3) holds row r's block
+    bytes qs[4v .. 4v+3]; so a byte's low nibble is weight 4v+j of the block, its high
+    nibble weight 16+4v+j (ggml's block layout: qs[i] = w[i] | w[i+16] << 4).
+The R8 type has its base type's block size, block bytes and vec_dot_type (so row_bytes,
+sizes and the input's format are unchanged) and `group_rows` 8: a split of its rows between
+cores, or tiles of rows, must start at a multiple of 8.
+
 From this module peasm generates two includes:
 
 * `ggml.inc`: `.equ GGML_TYPE_<NAME>, id`, `GGML_TYPE_COUNT`, and the row layout of the
   table (`GGML_TT_*`);
 * `ggml_table.inc`: the table itself (.rdata), one row of `GGML_TT_SIZE` bytes per type id
-  0 .. GGML_TYPE_COUNT-1, for `kernels_asm/ggml_types.s` to include. A row of a type the
+  0 .. GGML_TABLE_ROWS-1 (the internal types included), for `kernels_asm/ggml_types.s` to include. A row of a type the
   program cannot run has zero body pointers and flags 0, but still its name and sizes, so
   an error can name it.
 """
@@ -53,6 +69,8 @@ class GgmlType:
     block_bytes: int         # bytes per block
     vec_dot_type: str | None = None      # the activation format, when this program runs it
     bodies: dict[str, str] = field(default_factory=dict)   # "to_float" etc -> base name
+    group_rows: int = 1      # rows stored interleaved together (R8 types: 8)
+    base: str | None = None  # an internal type: the file type it is repacked from
 
 
 def _bodies(stem: str, *, from_float: bool = False, to_float: bool = True,
@@ -112,17 +130,35 @@ TYPES: tuple[GgmlType, ...] = (
     GgmlType(40, "NVFP4", 64, 36),
     GgmlType(41, "Q1_0", 128, 18),
 )
+FILE_TYPES = TYPES
+# This program's internal types (ids INTERNAL_BASE + k; GGML_TYPE_COUNT, the bound of a
+# file's type ids and the "no type" value, stays below them).
+INTERNAL_BASE = 64
+R8_GROUP = 8
+INTERNAL_TYPES: tuple[GgmlType, ...] = (
+    # bodies: {"matvec": "matvec_q4_0_r8@avx2", "matmat": "matmat_q4_0_r8@avx2"} once
+    # they exist; a type without a matvec body on the running path is never repacked into
+    GgmlType(INTERNAL_BASE + 0, "Q4_0_R8", 32, 18, "Q8_0", {},
+             group_rows=R8_GROUP, base="Q4_0"),
+    GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {},
+             group_rows=R8_GROUP, base="Q4_1"),
+)
+TYPES = FILE_TYPES + INTERNAL_TYPES
 BY_ID = {t.id: t for t in TYPES}
+FILE_BY_ID = {t.id: t for t in FILE_TYPES}           # the ids a file may carry
 BY_NAME = {t.name: t for t in TYPES}
-TYPE_COUNT = max(BY_ID) + 1
+TYPE_COUNT = max(t.id for t in FILE_TYPES) + 1     # GGML_TYPE_COUNT: file ids are below it
+TABLE_ROWS = max(BY_ID) + 1                        # GGML_TABLE_ROWS: rows of the table
+R8_OF = {t.base: t.name for t in INTERNAL_TYPES}   # file type -> its R8 form
 PATHS = ("sse2", "avx2")          # K_PATH_SSE2 = 1 -> index 0, K_PATH_AVX2 = 2 -> index 1
 BODY_KINDS = ("to_float", "from_float", "matvec", "matmat")
 NAME_BYTES = 8                    # NUL-padded; the longest name (IQ2_XXS) is 7
 
 
 def runnable(t: GgmlType) -> bool:
-    """A weight of this type can be used by the program (it has a matvec and a to_float)."""
-    return "matvec" in t.bodies and "to_float" in t.bodies
+    """A weight of this type, read from a file, can be used by the program (it has a
+    matvec and a to_float). Internal types are never runnable from a file."""
+    return t.base is None and "matvec" in t.bodies and "to_float" in t.bodies
 
 
 def supported_names() -> list[str]:
@@ -136,6 +172,8 @@ ROW = Struct("GGML_TT", (
     Field("BLOCK_BYTES", "u32"),
     Field("VEC_DOT_TYPE", "u32"),      # a type id (GGML_TYPE_COUNT when none)
     Field("FLAGS", "u32"),
+    Field("GROUP_ROWS", "u32"),        # rows stored interleaved (1; R8 types 8)
+    Field("BASE_TYPE", "u32"),         # an internal type's file type, else its own id
     Field("BODIES", "ptr", len(PATHS) * len(BODY_KINDS)),   # [path][kind]
 ))
 GGML_TT_F_RUNNABLE = 1
@@ -154,6 +192,8 @@ def render_include() -> str:
     for t in TYPES:
         lines.append(f".equ GGML_TYPE_{t.name}, {t.id}")
     lines.append(f".equ GGML_TYPE_COUNT, {TYPE_COUNT}")
+    lines.append(f".equ GGML_TABLE_ROWS, {TABLE_ROWS}")
+    lines.append(f".equ GGML_R8_GROUP, {R8_GROUP}")
     lines.append("")
     offsets, size, _ = ROW.layout()
     for name, off in offsets.items():
@@ -175,7 +215,7 @@ def render_table() -> str:
              "ggml_type_table:"]
     externs = sorted({s for t in TYPES for kind in BODY_KINDS for p in PATHS
                       if (s := body_symbol(t, kind, p))})
-    for t_id in range(TYPE_COUNT):
+    for t_id in range(TABLE_ROWS):
         t = BY_ID.get(t_id)
         if t is None:
             lines.append(f"    .zero {ROW.size}                 # {t_id}: retired id")
@@ -184,7 +224,8 @@ def render_table() -> str:
         vdt = BY_NAME[t.vec_dot_type].id if t.vec_dot_type else TYPE_COUNT
         flags = GGML_TT_F_RUNNABLE if runnable(t) else 0
         lines.append(f"    .byte {', '.join(str(b) for b in name)}    # {t_id}: {t.name}")
-        lines.append(f"    .long {t.block_size}, {t.block_bytes}, {vdt}, {flags}")
+        base = BY_NAME[t.base].id if t.base else t.id
+        lines.append(f"    .long {t.block_size}, {t.block_bytes}, {vdt}, {flags}, {t.group_rows}, {base}")
         for p in PATHS:
             for kind in BODY_KINDS:
                 sym = body_symbol(t, kind, p)

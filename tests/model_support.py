@@ -98,10 +98,10 @@ def _stub_type_table() -> str:
     stand-in slots: F32 matvec = k_matvec, F32 to_float = k_stub_to_float."""
     from peasm import ggml
     rows = []
-    for t_id in range(ggml.TYPE_COUNT):
+    for t_id in range(ggml.TABLE_ROWS):
         if t_id == 0:
-            rows.append("    .byte 70, 51, 50, 0, 0, 0, 0, 0\n    .long 1, 4, 0, 1\n"
-                        f"    .zero {ggml.ROW.size - 24}\n")
+            rows.append("    .byte 70, 51, 50, 0, 0, 0, 0, 0\n    .long 1, 4, 0, 1, 1, 0\n"
+                        f"    .zero {ggml.ROW.size - 32}\n")
         else:
             rows.append(f"    .zero {ggml.ROW.size}\n")
     return (".section .rdata\n.balign 8\n.global ggml_type_table\nggml_type_table:\n"

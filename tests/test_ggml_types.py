@@ -5,7 +5,7 @@ from peasm import ggml
 
 
 def test_every_declared_type_matches_gguf_py():
-    for t in ggml.TYPES:
+    for t in ggml.FILE_TYPES:
         q = GGMLQuantizationType(t.id)
         assert q.name == t.name
         if t.name == "Q8_1":      # in-memory activation format only; gguf-py lists the
@@ -15,6 +15,17 @@ def test_every_declared_type_matches_gguf_py():
 
 def test_every_gguf_py_type_is_declared():
     assert {q.value for q in GGMLQuantizationType} <= set(ggml.BY_ID)
+
+
+def test_internal_types_are_their_base_in_another_layout():
+    assert ggml.INTERNAL_BASE >= ggml.TYPE_COUNT
+    for t in ggml.INTERNAL_TYPES:
+        base = ggml.BY_NAME[t.base]
+        assert t.id >= ggml.INTERNAL_BASE and t.id not in ggml.FILE_BY_ID
+        assert (t.block_size, t.block_bytes, t.vec_dot_type) == \
+            (base.block_size, base.block_bytes, base.vec_dot_type)
+        assert t.group_rows == ggml.R8_GROUP and not ggml.runnable(t)
+        assert ggml.R8_OF[t.base] == t.name
 
 
 def test_vec_dot_types_are_activation_formats():
@@ -27,5 +38,6 @@ def test_generated_includes_name_every_row():
     inc = ggml.render_include()
     for t in ggml.TYPES:
         assert f".equ GGML_TYPE_{t.name}, {t.id}\n" in inc
+    assert f".equ GGML_TABLE_ROWS, {ggml.TABLE_ROWS}\n" in inc
     table = ggml.render_table()
     assert table.count("    .long ") == len(ggml.TYPES)

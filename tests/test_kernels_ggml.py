@@ -75,7 +75,7 @@ def _bits_equal(got: np.ndarray, want: np.ndarray) -> None:
 
 def test_type_body_follows_the_declaration(k):
     k.ggml_body("F32", "to_float")              # kernels_init for this path
-    for t_id in range(ggml.TYPE_COUNT + 3):
+    for t_id in [*range(ggml.TYPE_COUNT + 3), *range(ggml.INTERNAL_BASE, ggml.TABLE_ROWS + 3)]:
         t = ggml.BY_ID.get(t_id)
         for kind_index, kind in enumerate(ggml.BODY_KINDS):
             got = k.m.call("ggml_type_body", t_id, kind_index * 8).rax

@@ -212,7 +212,7 @@ class _Walker:
                 self.trunc("TYPE_OFFSET", 12, pos)
             gt, off = self.u32(pos), self.u64(pos + 4)
             pos += 12
-            t = ggml.BY_ID.get(gt)
+            t = ggml.FILE_BY_ID.get(gt)
             if t is None:
                 self.fail("TENSOR_TYPE", type=gt, value=gt)
             v.type = gt
