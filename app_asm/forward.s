@@ -178,7 +178,7 @@ model_forward:
     FW_RMSNORM MODEL_S_XB, MODEL_S_X, rdi+LAYER_FFN_NORM
     FW_MATMUL [rbx+MODEL_S_HB], [rdi+LAYER_FFN_GATE], MODEL_S_XB
     FW_MATMUL [rbx+MODEL_S_HB2], [rdi+LAYER_FFN_UP], MODEL_S_XB
-    mov rcx, [rip + k_swiglu]         # gate, up: one job, each chunk's rows then
+    mov rcx, [rbx + MODEL_SWIGLU]     # gate, up: one job, each chunk's rows then
     mov rdx, [rbx + MODEL_S_HB]       #  hb = silu(hb) * hb2 on them
     mov r8, [rbx + MODEL_S_HB2]
     mov r9d, [rbx + MODEL_HIDDEN_DIM]

@@ -241,10 +241,10 @@ fb_embed:
     call fb_matmul
 .endm
 
-# kernel(dst row t, src row t, n) for every row: k_add (dst += src), k_swiglu (dst =
+# kernel(dst row t, src row t, n) for every row: k_add (dst += src), the model's SwiGLU (dst =
 # silu(dst) * src); a bias is a src of stride 0 (every row gets the same vector)
 .macro FB_ROWS_OP kernel, dst, src, n, dstride, sstride
-    mov rcx, [rip + \kernel]
+    mov rcx, [\kernel]
     mov rdx, [rbx + \dst]
     mov r8, \src
     mov r9d, [rbx + \n]
@@ -271,9 +271,9 @@ fb_layer:
     FB_MATMUL MODEL_S_BQ, LAYER_ATTN_Q, MODEL_S_BXB, [rbp+FB_RDIM]
     FB_MATMUL MODEL_S_BK, LAYER_ATTN_K, MODEL_S_BXB, [rbp+FB_KVROW]
     FB_MATMUL MODEL_S_BV, LAYER_ATTN_V, MODEL_S_BXB, [rbp+FB_KVROW]
-    FB_ROWS_OP k_add, MODEL_S_BQ, [rdi+LAYER_ATTN_Q_BIAS+TENSOR_DATA], MODEL_DIM, [rbp+FB_RDIM], 0
-    FB_ROWS_OP k_add, MODEL_S_BK, [rdi+LAYER_ATTN_K_BIAS+TENSOR_DATA], MODEL_KV_DIM, [rbp+FB_KVROW], 0
-    FB_ROWS_OP k_add, MODEL_S_BV, [rdi+LAYER_ATTN_V_BIAS+TENSOR_DATA], MODEL_KV_DIM, [rbp+FB_KVROW], 0
+    FB_ROWS_OP rip+k_add, MODEL_S_BQ, [rdi+LAYER_ATTN_Q_BIAS+TENSOR_DATA], MODEL_DIM, [rbp+FB_RDIM], 0
+    FB_ROWS_OP rip+k_add, MODEL_S_BK, [rdi+LAYER_ATTN_K_BIAS+TENSOR_DATA], MODEL_KV_DIM, [rbp+FB_KVROW], 0
+    FB_ROWS_OP rip+k_add, MODEL_S_BV, [rdi+LAYER_ATTN_V_BIAS+TENSOR_DATA], MODEL_KV_DIM, [rbp+FB_KVROW], 0
     call fb_rows_rope
 
     mov rcx, rbx                      # the caches' rows p..p+m-1 of this layer
@@ -289,7 +289,7 @@ fb_layer:
     FB_INPUT_CHANGED
 
     FB_MATMUL MODEL_S_BXB2, LAYER_ATTN_OUTPUT, MODEL_S_BXB, [rbp+FB_RDIM]
-    FB_ROWS_OP k_add, MODEL_S_BX, [rbx+MODEL_S_BXB2], MODEL_DIM, [rbp+FB_RDIM], [rbp+FB_RDIM]
+    FB_ROWS_OP rip+k_add, MODEL_S_BX, [rbx+MODEL_S_BXB2], MODEL_DIM, [rbp+FB_RDIM], [rbp+FB_RDIM]
     mov rcx, [rbx + MODEL_S_BXB]
     mov rdx, [rbx + MODEL_S_BX]
     mov r8, [rdi + LAYER_FFN_NORM + TENSOR_DATA]
@@ -297,11 +297,11 @@ fb_layer:
     FB_INPUT_CHANGED
     FB_MATMUL MODEL_S_BHB, LAYER_FFN_GATE, MODEL_S_BXB, [rbp+FB_RHID]
     FB_MATMUL MODEL_S_BHB2, LAYER_FFN_UP, MODEL_S_BXB, [rbp+FB_RHID]
-    FB_ROWS_OP k_swiglu, MODEL_S_BHB, [rbx+MODEL_S_BHB2], MODEL_HIDDEN_DIM, [rbp+FB_RHID], [rbp+FB_RHID]
+    FB_ROWS_OP rbx+MODEL_SWIGLU, MODEL_S_BHB, [rbx+MODEL_S_BHB2], MODEL_HIDDEN_DIM, [rbp+FB_RHID], [rbp+FB_RHID]
     FB_INPUT_CHANGED
     FB_MATMUL MODEL_S_BXB, LAYER_FFN_DOWN, MODEL_S_BHB, [rbp+FB_RDIM]
     FB_INPUT_CHANGED
-    FB_ROWS_OP k_add, MODEL_S_BX, [rbx+MODEL_S_BXB], MODEL_DIM, [rbp+FB_RDIM], [rbp+FB_RDIM]
+    FB_ROWS_OP rip+k_add, MODEL_S_BX, [rbx+MODEL_S_BXB], MODEL_DIM, [rbp+FB_RDIM], [rbp+FB_RDIM]
     add rsp, 56
     ret
 

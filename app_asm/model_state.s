@@ -213,6 +213,10 @@ model_init_state:
     cmp dword ptr [rbx + MODEL_FORMAT], MODEL_FORMAT_GGUF
     sete al
     mov [rdi + ATT_STYLE], eax        # (ATT_STYLE_GGML = 1, ATT_STYLE_LLAMA2C = 0)
+    mov rcx, [rip + k_swiglu]         # and its SwiGLU (run.c's for .bin models)
+    test eax, eax
+    cmovnz rcx, [rip + k_swiglu_ggml]
+    mov [rbx + MODEL_SWIGLU], rcx
     or dword ptr [rbx + MODEL_FLAGS], MODEL_F_STATE
     xor eax, eax
     jmp .Lret

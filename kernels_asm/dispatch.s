@@ -6,7 +6,7 @@
 .balign 8
 .global k_matvec, k_rmsnorm, k_softmax, k_expf, k_swiglu, k_add, k_scale, k_axpy, k_dot
 .global k_argmax, k_rope_table, k_rope_apply, k_attention, k_stream_read, kernels_path
-.global k_rope_table_ggml, k_rope_apply_neox
+.global k_rope_table_ggml, k_rope_apply_neox, k_swiglu_ggml
 k_matvec:      .quad 0
 k_rmsnorm:     .quad 0
 k_softmax:     .quad 0
@@ -23,6 +23,7 @@ k_attention:   .quad 0
 k_stream_read: .quad 0
 k_rope_table_ggml: .quad 0
 k_rope_apply_neox: .quad 0
+k_swiglu_ggml: .quad 0
 kernels_path:  .long 0                # K_PATH_* chosen by the last kernels_init (0: none yet)
 .balign 8, 0
 .global k_attention_heads
@@ -35,7 +36,7 @@ k_attention_heads: .quad 0            # attention_heads_<path>: some heads (para
 .extern matvec_avx2, rmsnorm_avx2, softmax_avx2, expf_avx2, swiglu_avx2, add_avx2, scale_avx2
 .extern axpy_avx2, dot_avx2, argmax_avx2, rope_apply_avx2, attention_avx2, stream_read_avx2
 .extern rope_table_x87, rope_table_ggml_x87, rope_apply_neox_sse2, par_select_entries
-.extern attention_heads_sse2, attention_heads_avx2
+.extern attention_heads_sse2, attention_heads_avx2, swiglu_ggml_sse2, swiglu_ggml_avx2
 
 # table entry `slot` = address of `body` (RIP-relative: the table needs no relocations)
 .macro KSET slot, body
@@ -55,6 +56,7 @@ kernels_init:
     KSET k_softmax, softmax_avx2
     KSET k_expf, expf_avx2
     KSET k_swiglu, swiglu_avx2
+    KSET k_swiglu_ggml, swiglu_ggml_avx2
     KSET k_add, add_avx2
     KSET k_scale, scale_avx2
     KSET k_axpy, axpy_avx2
@@ -75,6 +77,7 @@ kernels_init:
     KSET k_softmax, softmax_sse2
     KSET k_expf, expf_sse2
     KSET k_swiglu, swiglu_sse2
+    KSET k_swiglu_ggml, swiglu_ggml_sse2
     KSET k_add, add_sse2
     KSET k_scale, scale_sse2
     KSET k_axpy, axpy_sse2

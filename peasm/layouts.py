@@ -178,6 +178,8 @@ MODEL = _s("MODEL",
            "XQ_SRC:ptr",           # the f32 vector S_XQ was made from (with XQ_FMT)
            "KV_LAYER_BYTES:u64",   # ctx_len * kv_dim * (4 or 2), one layer of one cache
            "STATE_TOTAL:u64",      # model_state_bytes of the current run state
+           "SWIGLU:ptr",           # the FFN gate's kernel (k_swiglu's contract): k_swiglu_ggml
+                                   # for GGUF models (llama.cpp's arithmetic), k_swiglu for .bin
            ("ATT_BLOCK", "u8", 72))  # k_attention's parameter block (ATT_SIZE bytes)
 
 

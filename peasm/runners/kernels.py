@@ -248,6 +248,15 @@ class Kernels:
         finally:
             self._done()
 
+    def swiglu_ggml(self, a, b) -> np.ndarray:
+        a, b = _f32(a), _f32(b)
+        try:
+            pa, pb = self.put(a, "a"), self.put(b, "b")
+            self.run("swiglu_ggml", pa, pb, a.size)
+            return self.get(pa, a.size)
+        finally:
+            self._done()
+
     def add(self, dst, src) -> np.ndarray:
         dst, src = _f32(dst), _f32(src)
         try:

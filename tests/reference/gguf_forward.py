@@ -14,7 +14,8 @@ architectures:
                attention over the cache (softmax(q.k / sqrt(hs)) . v, grouped-query heads),
                as ggml's flash attention computes it (flash_attention_row)
                x += wo @ att;  xb = rmsnorm(x) * ffn_norm
-               x += w_down @ (silu(w_gate @ xb) * (w_up @ xb))
+               x += w_down @ (silu(w_gate @ xb) * (w_up @ xb))   (ggml's SwiGLU, AVX2
+                                                  build: tests/reference/ggml_swiglu.py)
     logits = output @ (rmsnorm(x) * output_norm)      (output tied to token_embd if absent)
 
 RoPE as ggml's rope cache computes it: theta_scale = f32(base^(-2/n_rot)) and
@@ -31,8 +32,7 @@ from gguf.quants import dequantize
 
 from peasm import ggml
 
-from . import quant, quant_k
-from .forward import silu
+from . import ggml_swiglu, quant, quant_k
 
 F32 = np.float32
 
@@ -224,8 +224,8 @@ class GGUFTransformer:
                     self.value_cache[l, :pos + 1, sl].astype(F32), self.kv16)
             x = (x + self.matvec(p + "attn_output.weight", att)).astype(F32)
             xb = rmsnorm(x, self._vec(p + "ffn_norm.weight"), m.eps)
-            hb = (silu(self.matvec(p + "ffn_gate.weight", xb))
-                  * self.matvec(p + "ffn_up.weight", xb)).astype(F32)
+            hb = ggml_swiglu.swiglu(self.matvec(p + "ffn_gate.weight", xb),
+                                    self.matvec(p + "ffn_up.weight", xb), fma=True)
             x = (x + self.matvec(p + "ffn_down.weight", hb)).astype(F32)
         x = rmsnorm(x, self._vec("output_norm.weight"), m.eps)
         return self.matvec("output.weight", x)
