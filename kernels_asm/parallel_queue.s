@@ -233,8 +233,9 @@ par_run_parts:
 
 # k_par_rows_flush_glu(rcx = glu body, rdx = a f32[n], r8 = b f32[n], r9d = n)
 #   k_par_rows_flush, then a = glu(a, b) over the n elements (rcx: k_swiglu's contract,
-#   body(rcx = a, rdx = b, r8d = n), elementwise: a sub-range gives the bits the whole call
-#   gives for it, as swiglu_<path> does). When the queued job is exactly two matvecs of n
+#   body(rcx = a, rdx = b, r8d = n), elementwise on whole 8-element vectors: a sub-range
+#   that starts at a multiple of 8 (PAR_GRAIN) and ends at a multiple of 8 or at n gives the
+#   bits the whole call gives for it, as swiglu_<path> and swiglu_ggml_<path> do). When the queued job is exactly two matvecs of n
 #   rows writing a and b (the FFN's gate and up, queued in that order), each chunk does rows
 #   i0..i0+rows-1 of both products, then glu on those elements (guided cut as
 #   k_par_rows_flush, over both matrices' bytes a row): nobody does glu alone after the job.

@@ -73,3 +73,17 @@ def test_reference_fma_rounds_once():
         best = min(cands, key=lambda v: (abs(Fraction(float(v)) - exact),
                                          int(np.array(v, F32).view(np.uint32)) & 1))
         assert got[i] == best, i
+
+
+def test_pieces_on_whole_vectors_give_the_whole_call(k):
+    """The FFN job (kernels_asm/parallel_queue.s, k_par_rows_flush_glu) applies the SwiGLU to
+    each chunk's rows; chunks start at multiples of PAR_GRAIN = 8, so pieces that start on a
+    whole vector and end on one, or at n, must give the whole call's bits."""
+    rng = np.random.default_rng(3)
+    n = 8 * 11 + 5
+    a = (rng.standard_normal(n) * 6).astype(F32)
+    b = rng.standard_normal(n).astype(F32)
+    whole = k.swiglu_ggml(a, b)
+    for cut in ([0, 16, 40, n], [0, 8, 88, n], [0, 88, n]):
+        got = np.concatenate([k.swiglu_ggml(a[s:e], b[s:e]) for s, e in zip(cut, cut[1:])])
+        _same(got, whole)

@@ -13,7 +13,9 @@ import pytest
 
 from peasm.runners import native
 from peasm.runners.kernels import Kernels, body, open_machine
-from tests.support import require
+from tests.support import REPO, inc_constants, require
+
+GRAIN = inc_constants(REPO / "kernels_asm" / "parallel.inc", {})["PAR_GRAIN"]
 
 # groups of (rows, n): a group is queued, then flushed. Same n within a group as in the
 # program (one input); the last groups have mixed n, more parts than one job holds (4: the
@@ -167,8 +169,9 @@ def _random_q4_1(rng, d, n) -> bytes:
 def _guided_cut(parts, cores):
     """The chunks k_par_rows_flush cuts, as its contract states them: (part, first row, rows)
     in queue order, each 1/(2 * cores) of the weight bytes not yet cut, at least 8 KiB and
-    1/256 of the job's bytes, in rows rounded up to whole 4-row blocks, at most the part's
-    rows left."""
+    1/256 of the job's bytes, in rows rounded up to whole PAR_GRAIN-row blocks, at most the
+    part's rows left."""
+    grain = GRAIN
     total = sum(d * rb for d, rb in parts)
     least = max(1 << 13, total >> 8)
     left, out = total, []
@@ -176,7 +179,7 @@ def _guided_cut(parts, cores):
         i0 = 0
         while i0 < d:
             want = max(left // (2 * cores), least)
-            rows = min((-(-want // rb) + 3) & ~3, d - i0)
+            rows = min(-(-want // rb) // -grain * -grain, d - i0)
             out.append((p, i0, rows))
             i0 += rows
             left -= rows * rb
