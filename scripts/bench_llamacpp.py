@@ -25,7 +25,8 @@ are the disturbed ones):
   llama.cpp tokenizes them), one llama_decode of the whole prompt (n_batch = n_ubatch = 512)
   timed, then --tokens greedy steps (argmax of the last logits, one llama_decode each) timed
   together; n_threads = n_threads_batch = the count; n_ctx 1024; f16 KV cache (its default,
-  and ours for GGUF). The Python around each llama_decode (llama-cpp-python's eval, the
+  and ours for GGUF); flash attention on (llama.cpp's own default on a CPU, "auto"; the
+  llama_cpp module's default is off, a slower path with other arithmetic). The Python around each llama_decode (llama-cpp-python's eval, the
   argmax over the logits) is inside the times, as our runner's work is inside ours.
   The prompt token counts may differ by one (each engine counts what it fed).
 
@@ -55,7 +56,7 @@ import numpy as np
 import llama_cpp
 path, threads, prompt, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 llm = llama_cpp.Llama(path, n_ctx=1024, n_batch=512, n_ubatch=512, n_threads=threads,
-                      n_threads_batch=threads, verbose=False)
+                      n_threads_batch=threads, flash_attn=True, verbose=False)
 nv = llm.n_vocab()
 ids = [llm.token_bos()]
 if prompt > 1:
