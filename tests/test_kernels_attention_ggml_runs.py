@@ -1,16 +1,18 @@
-"""The GGUF attention's AVX2 path by runs of keys (kernels_asm/attention_ggml_runs.s, the
-entry attention_ggml_heads_avx2) against the key-by-key loop it reschedules
-(attention_ggml.s: attention_ggml_heads_avx2_keywise), bit for bit: the same arithmetic on
-every value, so every output bit must agree (f16 and f32 caches, any head size, pos up to
-seq_len - 1). Natively, AVX2/FMA only (the SSE2 path is not rescheduled).
+"""The GGUF attention's AVX2 path by runs of keys and groups of heads
+(kernels_asm/attention_ggml_runs.s and attention_ggml_acc.s, the entry
+attention_ggml_heads_avx2) against the key-by-key loop it reschedules (attention_ggml.s:
+attention_ggml_heads_avx2_keywise), bit for bit: the same arithmetic on every value, so every
+output bit must agree (f16 and f32 caches, any head size, pos up to seq_len - 1). Natively,
+AVX2/FMA only (the SSE2 path is not rescheduled).
 
 What a scheduling bug would show up on: positions around the run length (AR_RUN = 64 keys:
-pos 0, 1, 62, 63, 64, 65, 127, 128, 129 and beyond), head sizes whose columns take each of
-the accumulator's block widths (64, 32, 16, 8 columns) and the one-by-one tail (8, 48, 64,
-67, 80, 128, 5), several query heads per KV head, scores whose maximum changes at run
-boundaries, at every key, or never after the first, and special scores: NaN and infinite
-scores before the first maximum (the first maximum then comes later: S = 0 until it), and
-exponentials that underflow to 0.
+pos 0, 1, 62, 63, 64, 65, 127, 128, 129 and beyond); head sizes that take the inline dots or
+the called ones (a multiple of 32 or not) and each of the accumulator's block widths (joint
+32 columns for 2-3 heads, then 64, 32, 16, 8 and one by one: 5, 8, 48, 64, 67, 80, 128);
+groups of 1, 2 and 3 query heads per KV head, and heads shared out in parts that split those
+groups; scores whose maximum changes at run boundaries, at every key, or never after the
+first; special scores: NaN and infinite scores before the first maximum (which then comes
+later: S = 0 until it), and exponentials that underflow to 0.
 """
 from __future__ import annotations
 
@@ -35,8 +37,12 @@ def k() -> Kernels:
     return Kernels(open_machine("native"), "avx2")
 
 
-def _both(k, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq):
-    out, att = k.attention(q, kc, vc, pos, n_heads, n_kv_heads, hs, seq, style=1)
+def _both(k, q, kc, vc, pos, n_heads, n_kv_heads, hs, seq, ranges=None):
+    if ranges is None:
+        out, att = k.attention(q, kc, vc, pos, n_heads, n_kv_heads, hs, seq, style=1)
+    else:                                         # heads shared out as parallel.s does
+        out, att = k.attention(q, kc, vc, pos, n_heads, n_kv_heads, hs, seq, style=1,
+                               entry="attention_heads_avx2", ranges=ranges)
     ref, _ = k.attention(q, kc, vc, pos, n_heads, n_kv_heads, hs, seq, style=1, entry=REF)
     assert not att.any()                          # att is not written
     return out, ref
@@ -77,6 +83,17 @@ def test_smollm2_shape_and_head_groups(k, kv, heads):
     for pos in (RUN - 1, RUN, 511):
         q, kc, vc, seq = _random(pos + n_heads, pos, n_heads, n_kv_heads, 64, kv)
         _same(*_both(k, q, kc, vc, pos, n_heads, n_kv_heads, 64, seq))
+
+
+@pytest.mark.parametrize("kv", ["f16", "f32"])
+@pytest.mark.parametrize("ranges", [[(0, 5), (5, 4)], [(0, 1), (1, 2), (3, 4), (7, 2)], [(0, 4), (4, 1), (5, 4)],
+                                    [(2, 7), (0, 2)]])
+def test_heads_in_parts(k, kv, ranges):
+    """Heads shared out in ranges that split the groups of 3 query heads per KV head (each
+    range's groups start where it does): every head's row as from one call."""
+    for pos in (RUN - 1, RUN + 2):
+        q, kc, vc, seq = _random(pos + len(ranges), pos, 9, 3, 64, kv)
+        _same(*_both(k, q, kc, vc, pos, 9, 3, 64, seq, ranges))
 
 
 def _staircase(levels, hs, n_heads, n_kv_heads, kv, seed):
