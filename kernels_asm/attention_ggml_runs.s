@@ -50,7 +50,8 @@
 .equ AR_I, 224                        # dword: a head of the group
 .equ AR_C0, 228                       # dword: columns the joint accumulator steps did
 .equ AR_MS, 232                       # (f32 M, f32 S)[AR_GROUP]: each head's largest score, sum
-.equ AR_H0, 256                       # the group's arrays (attention_ggml_runs.inc)
+.equ AR_Y, 256                        # f32[AR_GROUP][8][8]: eight keys' lane sums per head
+.equ AR_H0, AR_Y + 256 * AR_GROUP     # the group's arrays (attention_ggml_runs.inc)
 .equ AR_FRAME, AR_H0 + AR_ANY_E + 4 * AR_RUN + 8   # 8 pushes + the frame: rsp 16-aligned
 
 # AR_EXPF4: ymm0 = 4 arguments (doubles, each an f32's value) -> xmm0 = their ag_expf values
@@ -118,50 +119,39 @@
 
 # AR_DOTS g: A for g = 1, 2, 3 heads (f16 caches, head_size r14 a multiple of 32): keys
 # r9d .. [AR_N]-1 from the k row rdx on; q of the heads at rsi, r10, r11; each key's k block
-# of 32 converted once (ymm12-ymm15), head i's four lane sums in ymm(4i)..ymm(4i+3), folded
-# and scaled as ag_dot_avx2 and the key loop do, stored to head i's AR_E_E. Changes rax,
-# rdx, r9, ymm0-ymm15.
-.macro AR_FOLD a, b, c, d, xa, xb, i
-    vaddps \a, \a, \c                 # (s0 + s2) + (s1 + s3)
-    vaddps \b, \b, \d
-    vaddps \a, \a, \b
-    vextractf128 \xb, \a, 1
-    vaddps \xa, \xa, \xb
-    vhaddps \xa, \xa, \xa
-    vhaddps \xa, \xa, \xa
-    vcvtss2sd \xa, \xa, \xa           # through double, as there (no rest to add)
-    vcvtsd2ss \xa, \xa, \xa
-    vmulss \xa, \xa, dword ptr [rsp + AR_SC]
-    vmovss dword ptr [rsp + AR_H0 + \i * AR_HB + AR_E_E + r9 * 4], \xa
-.endm
+# of 32 converted once (ymm12-ymm15), head i's four lane sums in ymm(4i)..ymm(4i+3)
+# (AR_DSUMS: then added as (s0 + s2) + (s1 + s3) into ymm(4i)), folded and scaled as
+# ag_dot_avx2 and the key loop do, stored to head i's AR_E_E. Eight keys at a time, their
+# sums kept at AR_Y and folded together (AR_FOLD8: the same additions, lanes of eight keys
+# side by side), the last n % 8 one by one (AR_FOLD). Changes rax, rcx, rdx, r8, r9,
+# ymm0-ymm15.
 .macro AR_QFMA a, b, c, d, q
     vfmadd231ps \a, ymm12, [\q + rax * 4]
     vfmadd231ps \b, ymm13, [\q + rax * 4 + 32]
     vfmadd231ps \c, ymm14, [\q + rax * 4 + 64]
     vfmadd231ps \d, ymm15, [\q + rax * 4 + 96]
 .endm
-.macro AR_DOTS g
-ar_dkey\@:
-    vxorps xmm0, xmm0, xmm0
-    vxorps xmm1, xmm1, xmm1
-    vxorps xmm2, xmm2, xmm2
-    vxorps xmm3, xmm3, xmm3
+.macro AR_ZERO4 a, b, c, d
+    vxorps \a, \a, \a
+    vxorps \b, \b, \b
+    vxorps \c, \c, \c
+    vxorps \d, \d, \d
+.endm
+.macro AR_VSUM a, b, c, d
+    vaddps \a, \a, \c                 # (s0 + s2) + (s1 + s3)
+    vaddps \b, \b, \d
+    vaddps \a, \a, \b
+.endm
+.macro AR_DSUMS g
+    AR_ZERO4 xmm0, xmm1, xmm2, xmm3
 .if \g > 1
-    vxorps xmm4, xmm4, xmm4
-    vxorps xmm5, xmm5, xmm5
-    vxorps xmm6, xmm6, xmm6
-    vxorps xmm7, xmm7, xmm7
+    AR_ZERO4 xmm4, xmm5, xmm6, xmm7
 .endif
 .if \g > 2
-    vxorps xmm8, xmm8, xmm8
-    vxorps xmm9, xmm9, xmm9
-    vxorps xmm10, xmm10, xmm10
-    vxorps xmm11, xmm11, xmm11
+    AR_ZERO4 xmm8, xmm9, xmm10, xmm11
 .endif
     xor eax, eax
 ar_dblock\@:
-    cmp rax, r14
-    jae ar_dfold\@
     vcvtph2ps ymm12, xmmword ptr [rdx + rax * 2]
     vcvtph2ps ymm13, xmmword ptr [rdx + rax * 2 + 16]
     vcvtph2ps ymm14, xmmword ptr [rdx + rax * 2 + 32]
@@ -174,19 +164,94 @@ ar_dblock\@:
     AR_QFMA ymm8, ymm9, ymm10, ymm11, r11
 .endif
     add rax, 32
-    jmp ar_dblock\@
-ar_dfold\@:
-    AR_FOLD ymm0, ymm1, ymm2, ymm3, xmm0, xmm1, 0
+    cmp rax, r14
+    jb ar_dblock\@
+    AR_VSUM ymm0, ymm1, ymm2, ymm3
 .if \g > 1
-    AR_FOLD ymm4, ymm5, ymm6, ymm7, xmm4, xmm5, 1
+    AR_VSUM ymm4, ymm5, ymm6, ymm7
 .endif
 .if \g > 2
-    AR_FOLD ymm8, ymm9, ymm10, ymm11, xmm8, xmm9, 2
+    AR_VSUM ymm8, ymm9, ymm10, ymm11
+.endif
+.endm
+.macro AR_FOLD ya, xa, xb, i          # one key: its halves, then two horizontal adds
+    vextractf128 \xb, \ya, 1
+    vaddps \xa, \xa, \xb
+    vhaddps \xa, \xa, \xa
+    vhaddps \xa, \xa, \xa
+    vcvtss2sd \xa, \xa, \xa           # through double, as there (no rest to add)
+    vcvtsd2ss \xa, \xa, \xa
+    vmulss \xa, \xa, dword ptr [rsp + AR_SC]
+    vmovss dword ptr [rsp + AR_H0 + \i * AR_HB + AR_E_E + r9 * 4], \xa
+.endm
+.macro AR_Z8 z, t, i, j               # z = [key j's lo + hi | key j+4's lo + hi]
+    vmovups \z, [rsp + AR_Y + \i * 256 + 32 * \j]
+    vperm2f128 \t, \z, [rsp + AR_Y + \i * 256 + 32 * \j + 128], 0x20
+    vperm2f128 \z, \z, [rsp + AR_Y + \i * 256 + 32 * \j + 128], 0x31
+    vaddps \z, \t, \z
+.endm
+.macro AR_FOLD8 i                     # keys r9 .. r9+7 of head i from AR_Y
+    AR_Z8 ymm0, ymm4, \i, 0
+    AR_Z8 ymm1, ymm4, \i, 1
+    AR_Z8 ymm2, ymm4, \i, 2
+    AR_Z8 ymm3, ymm4, \i, 3
+    vhaddps ymm0, ymm0, ymm1          # keys 0, 1 | 4, 5: pairs added
+    vhaddps ymm2, ymm2, ymm3          # keys 2, 3 | 6, 7
+    vhaddps ymm0, ymm0, ymm2          # keys 0-3 | 4-7: the pairs' sums added
+    vcvtps2pd ymm1, xmm0              # through double, as there
+    vextractf128 xmm2, ymm0, 1
+    vcvtps2pd ymm2, xmm2
+    vcvtpd2ps xmm1, ymm1
+    vcvtpd2ps xmm2, ymm2
+    vinsertf128 ymm0, ymm1, xmm2, 1
+    vbroadcastss ymm1, dword ptr [rsp + AR_SC]
+    vmulps ymm0, ymm0, ymm1
+    vmovups [rsp + AR_H0 + \i * AR_HB + AR_E_E + r9 * 4], ymm0
+.endm
+.macro AR_DOTS g
+ar_d8\@:
+    mov eax, [rsp + AR_N]
+    sub eax, r9d
+    cmp eax, 8
+    jb ar_d1\@
+    xor r8d, r8d
+ar_d8key\@:
+    AR_DSUMS \g
+    vmovups [rsp + AR_Y + r8], ymm0
+.if \g > 1
+    vmovups [rsp + AR_Y + 256 + r8], ymm4
+.endif
+.if \g > 2
+    vmovups [rsp + AR_Y + 512 + r8], ymm8
+.endif
+    add rdx, r15
+    add r8d, 32
+    cmp r8d, 256
+    jb ar_d8key\@
+    AR_FOLD8 0
+.if \g > 1
+    AR_FOLD8 1
+.endif
+.if \g > 2
+    AR_FOLD8 2
+.endif
+    add r9d, 8
+    jmp ar_d8\@
+ar_d1\@:
+    cmp r9d, [rsp + AR_N]
+    jae ar_ddone\@
+    AR_DSUMS \g
+    AR_FOLD ymm0, xmm0, xmm1, 0
+.if \g > 1
+    AR_FOLD ymm4, xmm4, xmm5, 1
+.endif
+.if \g > 2
+    AR_FOLD ymm8, xmm8, xmm9, 2
 .endif
     add rdx, r15
     inc r9d
-    cmp r9d, [rsp + AR_N]
-    jb ar_dkey\@
+    jmp ar_d1\@
+ar_ddone\@:
 .endm
 
 # attention_ggml_heads_avx2(rcx = params, edx = first head, r8d = heads): heads
@@ -299,6 +364,8 @@ attention_ggml_heads_avx2:
     xor r9d, r9d                      # the key
     test r14d, 31
     jnz .Ldots_called
+    test r14d, r14d
+    jz .Ldots_called
     cmp dword ptr [rsp + AR_F16], 0
     je .Ldots_called
     lea r10, [rsi + r14 * 4]          # q of the group's second head
