@@ -20,7 +20,8 @@
 #   C. the exponentials, four at a time: ag_expf's double-precision steps on four lanes
 #      (the same constants, products and sums in the same order, no FMA, the same
 #      rounding to f32); arguments below -104 or NaN give +0 as there
-#   and S = FMA(S, ms, vs) in key order. Then
+#   and each key's vs, ms and acc scale (eight keys at a time, selected by kind). Then
+#   S = FMA(S, ms, vs) in key order, each head's (the group's heads' side by side), and
 #   D. the accumulators (attention_ggml_acc.s): a block of columns in registers across the
 #      run's keys; per key, scaled when kind = 2 (f16 caches: rounded to f16), then
 #      FMA(v, vs, acc) (f16: rounded to f16). Each column's operations are the key loop's.
@@ -254,6 +255,42 @@ ar_d1\@:
 ar_ddone\@:
 .endm
 
+# AR_SUMS g: S = FMA(S, ms, vs) over the run's keys (ecx of them) for heads 0..g-1 (their
+# ms in AR_E_E, vs in AR_VS_E), each head's in key order as the key loop, the heads' chains
+# interleaved. Changes rax, xmm0-xmm5.
+.macro AR_SUMS_HEAD s, t, i
+    vmovss \t, dword ptr [rsp + AR_H0 + \i * AR_HB + AR_E_E + rax * 4]
+    vfmadd213ss \s, \t, dword ptr [rsp + AR_H0 + \i * AR_HB + AR_VS_E + rax * 4]
+.endm
+.macro AR_SUMS g
+    vmovss xmm0, dword ptr [rsp + AR_MS + 4]
+.if \g > 1
+    vmovss xmm1, dword ptr [rsp + AR_MS + 12]
+.endif
+.if \g > 2
+    vmovss xmm2, dword ptr [rsp + AR_MS + 20]
+.endif
+    xor eax, eax
+ar_sums\@:
+    AR_SUMS_HEAD xmm0, xmm3, 0
+.if \g > 1
+    AR_SUMS_HEAD xmm1, xmm4, 1
+.endif
+.if \g > 2
+    AR_SUMS_HEAD xmm2, xmm5, 2
+.endif
+    inc eax
+    cmp eax, ecx
+    jb ar_sums\@
+    vmovss dword ptr [rsp + AR_MS + 4], xmm0
+.if \g > 1
+    vmovss dword ptr [rsp + AR_MS + 12], xmm1
+.endif
+.if \g > 2
+    vmovss dword ptr [rsp + AR_MS + 20], xmm2
+.endif
+.endm
+
 # attention_ggml_heads_avx2(rcx = params, edx = first head, r8d = heads): heads
 # first .. first+heads-1 (their out rows); the caller's contract: attention_heads_avx2.
 # Needs AVX2, FMA, F16C. Any head_size, 0 <= pos < seq_len.
@@ -426,17 +463,42 @@ attention_ggml_heads_avx2:
     mov r11, r10
     imul r11, r11, AR_HB
     lea r11, [rsp + r11 + AR_H0]
-# --- B: the running maximum; each key's kind and argument
+# --- B: the running maximum; each key's kind and argument. Eight keys at a time while none
+# of them is above M (then all are kind 0, arguments s - M); else, and for the last n % 8,
+# key by key.
     vmovss xmm1, dword ptr [rsp + AR_MS + r10 * 8]
     mov ecx, [rsp + AR_N]
     xor eax, eax
+.Lmax8:
+    mov r8d, ecx                      # key by key to the end
+    lea edx, [rax + 8]
+    cmp edx, ecx
+    ja .Lmax
+    vbroadcastss ymm3, xmm1
+    vmovups ymm0, [r11 + AR_E_E + rax * 4]
+    vcmpps ymm2, ymm0, ymm3, 0x1E     # s > M (ordered), as below
+    vmovmskps r8d, ymm2
+    test r8d, r8d
+    mov r8d, edx                      # or to these eight's end
+    jnz .Lmax
+    vsubps ymm0, ymm0, ymm3           # s - M
+    vmovups [r11 + AR_E_E + rax * 4], ymm0
+    vxorps xmm2, xmm2, xmm2
+    vmovups [r11 + AR_KIND_E + rax * 4], ymm2
+    mov eax, edx
+    jmp .Lmax_end
 .Lmax:
+    cmp eax, r8d
+    jae .Lmax_end
     vmovss xmm0, dword ptr [r11 + AR_E_E + rax * 4]
     vucomiss xmm0, xmm1
     ja .Lnew_max                      # s > M (ordered)
     vsubss xmm0, xmm0, xmm1           # s - M
     mov dword ptr [r11 + AR_KIND_E + rax * 4], 0
-    jmp .Lmax_next
+.Lmax_next:
+    vmovss dword ptr [r11 + AR_E_E + rax * 4], xmm0
+    inc eax
+    jmp .Lmax
 .Lnew_max:
     vmovd edx, xmm1
     cmp edx, 0xFF800000
@@ -450,11 +512,10 @@ attention_ggml_heads_avx2:
     mov dword ptr [r11 + AR_KIND_E + rax * 4], 1
     vmovaps xmm1, xmm0
     vxorps xmm0, xmm0, xmm0
-.Lmax_next:
-    vmovss dword ptr [r11 + AR_E_E + rax * 4], xmm0
-    inc eax
+    jmp .Lmax_next
+.Lmax_end:
     cmp eax, ecx
-    jb .Lmax
+    jb .Lmax8
     vmovss dword ptr [rsp + AR_MS + r10 * 8], xmm1
 .Lpad:                                # arguments 0 up to a multiple of 4
     test eax, 3
@@ -477,40 +538,55 @@ attention_ggml_heads_avx2:
     vmovups xmmword ptr [r11 + AR_E_E + rax * 4], xmm0
     add eax, 4
     jmp .Lexp
-# --- S in key order; each key's vs and acc scale
+# --- each key's vs, the sum's factor ms (in AR_E_E's place: kind 2's expf is its ms) and
+# the accumulator's scale, eight keys at a time (those past n: whatever, unread); kind 2
+# marks AR_ANY_E
 .Lsum_start:
-    vmovss xmm0, dword ptr [rsp + AR_MS + r10 * 8 + 4]
     mov edx, 0x3F800000
-    vmovd xmm4, edx                   # 1
-    vxorps xmm5, xmm5, xmm5           # 0
+    vmovd xmm4, edx
+    vbroadcastss ymm4, xmm4           # 1.0
+    vxorps xmm5, xmm5, xmm5           # 0.0
+    mov edx, 1
+    vmovd xmm6, edx
+    vpbroadcastd ymm6, xmm6           # kind 1
+    vpaddd ymm7, ymm6, ymm6           # kind 2
     mov ecx, [rsp + AR_N]
     xor eax, eax
-.Lsum:
-    mov edx, [r11 + AR_KIND_E + rax * 4]
-    vmovss xmm1, dword ptr [r11 + AR_E_E + rax * 4]
-    vmovaps xmm2, xmm1                # kind 0: vs = expf, ms = 1
-    vmovaps xmm3, xmm4
-    vmovaps xmm6, xmm4                # acc scale: 1 but for kind 2
-    test edx, edx
-    jz .Lsum_add
-    vmovaps xmm2, xmm4                # kinds 1, 2: vs = 1, ms = 0 / expf
-    vmovaps xmm3, xmm5
-    cmp edx, 1
-    je .Lsum_add
-    vmovaps xmm3, xmm1
-    vmovaps xmm6, xmm1
-    mov dword ptr [rsp + AR_H0 + AR_ANY_E + rax * 4], 1
-.Lsum_add:
-    vfmadd213ss xmm0, xmm3, xmm2      # S = S * ms + vs
-    vmovss dword ptr [r11 + AR_VS_E + rax * 4], xmm2
-    vmovss dword ptr [r11 + AR_AS_E + rax * 4], xmm6
-    inc eax
+.Lweights:
+    vmovups ymm0, [r11 + AR_E_E + rax * 4]
+    vmovdqu ymm1, [r11 + AR_KIND_E + rax * 4]
+    vpcmpeqd ymm2, ymm1, ymm6
+    vpcmpeqd ymm3, ymm1, ymm7
+    vpor ymm8, ymm2, ymm3
+    vblendvps ymm9, ymm0, ymm4, ymm8  # vs: expf for kind 0, else 1
+    vblendvps ymm10, ymm4, ymm5, ymm2 # ms: 1 for kind 0, 0 for kind 1,
+    vblendvps ymm10, ymm10, ymm0, ymm3    # expf for kind 2
+    vblendvps ymm11, ymm4, ymm0, ymm3 # acc scale: expf for kind 2, else 1
+    vmovups [r11 + AR_VS_E + rax * 4], ymm9
+    vmovups [r11 + AR_E_E + rax * 4], ymm10
+    vmovups [r11 + AR_AS_E + rax * 4], ymm11
+    vpor ymm3, ymm3, [rsp + AR_H0 + AR_ANY_E + rax * 4]
+    vmovdqu [rsp + AR_H0 + AR_ANY_E + rax * 4], ymm3
+    add eax, 8
     cmp eax, ecx
-    jb .Lsum
-    vmovss dword ptr [rsp + AR_MS + r10 * 8 + 4], xmm0
+    jb .Lweights
     inc r10d
     cmp r10d, [rsp + AR_G]
     jb .Lhead_bc
+# --- S = S * ms + vs in key order, the group's heads side by side
+    mov ecx, [rsp + AR_N]
+    mov eax, [rsp + AR_G]
+    cmp eax, 2
+    jb .Lsums1
+    je .Lsums2
+    AR_SUMS 3
+    jmp .Lsummed
+.Lsums2:
+    AR_SUMS 2
+    jmp .Lsummed
+.Lsums1:
+    AR_SUMS 1
+.Lsummed:
 # --- D: the accumulators (joint for 2 or 3 heads of an f16 cache, then head by head)
     mov rdx, r13
     imul rdx, r15
