@@ -27,6 +27,8 @@
 # value but for arguments within ~1e-15 of a rounding boundary (glibc's expf, which ggml
 # calls, is the same to within that).
 # att (ATT_SCRATCH) is not written. Any head_size (no alignment needed); pos < seq_len.
+# The AVX2 entry, attention_ggml_heads_avx2, is attention_ggml_runs.s's: this arithmetic
+# scheduled by runs of keys; the key loop's AVX2 form below stays as its reference.
 .include "kernels.inc"
 .include "ggml.inc"
 .include "ggml_cvt.inc"
