@@ -33,7 +33,7 @@
 .include "attention_ggml_dots.inc"
 
 .section .text
-.global attention_ggml_heads_avx2
+.global attention_ggml_heads_avx2, ar_expf_run
 .extern ag_round_q_avx2, ag_dot_avx2, ag_scale_avx2
 .extern ar_acc_f16, ar_acc_f32, ar_acc_joint2, ar_acc_joint3
 .extern ag_lo, ag_hi, ag_log2e, ag_ln2_hi, ag_ln2_lo, ag_c0, ag_c1, ag_c2, ag_c3, ag_c4, ag_c5
@@ -60,50 +60,46 @@
 # (f32), lane by lane ag_expf's steps: clamp to 88.7, n = round(x log2 e) (cvtpd2dq: the
 # rounding mode, as cvtsd2si), r = (x - n ln2_hi) - n ln2_lo, the Estrin polynomial, times
 # 2^n, rounded to f32; lanes with x < -104 or NaN: +0 (they are computed from -104 and then
-# masked). xmm15 = four dwords 1023. Changes ymm0-ymm8.
+# masked). ag_expf's constants four times each from rsp + AR_XC (ar_expf_run's frame);
+# xmm15 = four dwords 1023. Changes ymm0-ymm7.
+.macro AR_XC_FILL c, k
+    vbroadcastsd ymm0, qword ptr [rip + \c]
+    vmovupd [rsp + AR_XC + 32 * \k], ymm0
+.endm
+.equ AR_XC, 64                        # f64[16][4] in ar_expf_run's frame
+.equ AR_LO, AR_XC                     # the four-lane constants, from rsp
+.equ AR_HI, AR_XC + 32
+.equ AR_LOG2E, AR_XC + 64
+.equ AR_LN2_HI, AR_XC + 96
+.equ AR_LN2_LO, AR_XC + 128
+.equ AR_CK, AR_XC + 160               # c_k at AR_CK + 32 k
 .macro AR_EXPF4
-    vbroadcastsd ymm5, qword ptr [rip + ag_lo]
-    vcmppd ymm6, ymm0, ymm5, 0x1D     # x >= -104, ordered: the lanes kept
-    vmaxpd ymm0, ymm0, ymm5           # (NaN: -104)
-    vbroadcastsd ymm5, qword ptr [rip + ag_hi]
-    vminpd ymm0, ymm0, ymm5
-    vbroadcastsd ymm1, qword ptr [rip + ag_log2e]
-    vmulpd ymm1, ymm1, ymm0
+    vcmppd ymm6, ymm0, [rsp + AR_LO], 0x1D    # x >= -104, ordered: the lanes kept
+    vmaxpd ymm0, ymm0, [rsp + AR_LO]  # (NaN: -104)
+    vminpd ymm0, ymm0, [rsp + AR_HI]
+    vmulpd ymm1, ymm0, [rsp + AR_LOG2E]
     vcvtpd2dq xmm7, ymm1              # n
     vcvtdq2pd ymm1, xmm7
-    vbroadcastsd ymm2, qword ptr [rip + ag_ln2_hi]
-    vmulpd ymm2, ymm2, ymm1
+    vmulpd ymm2, ymm1, [rsp + AR_LN2_HI]
     vsubpd ymm0, ymm0, ymm2
-    vbroadcastsd ymm5, qword ptr [rip + ag_ln2_lo]
-    vmulpd ymm1, ymm1, ymm5
+    vmulpd ymm1, ymm1, [rsp + AR_LN2_LO]
     vsubpd ymm0, ymm0, ymm1           # r
     vmulpd ymm1, ymm0, ymm0           # r^2
-    vbroadcastsd ymm2, qword ptr [rip + ag_c1]    # a0 = 1 + r
-    vmulpd ymm2, ymm2, ymm0
-    vbroadcastsd ymm5, qword ptr [rip + ag_c0]
-    vaddpd ymm2, ymm2, ymm5
-    vbroadcastsd ymm3, qword ptr [rip + ag_c3]    # a1 = 1/2 + r/6
-    vmulpd ymm3, ymm3, ymm0
-    vbroadcastsd ymm5, qword ptr [rip + ag_c2]
-    vaddpd ymm3, ymm3, ymm5
-    vbroadcastsd ymm4, qword ptr [rip + ag_c5]    # a2 = 1/4! + r/5!
-    vmulpd ymm4, ymm4, ymm0
-    vbroadcastsd ymm5, qword ptr [rip + ag_c4]
-    vaddpd ymm4, ymm4, ymm5
-    vbroadcastsd ymm5, qword ptr [rip + ag_c7]    # a3 = 1/6! + r/7!
-    vmulpd ymm5, ymm5, ymm0
-    vbroadcastsd ymm8, qword ptr [rip + ag_c6]
-    vaddpd ymm5, ymm5, ymm8
-    vbroadcastsd ymm8, qword ptr [rip + ag_c9]    # a4 = 1/8! + r/9!
-    vmulpd ymm0, ymm0, ymm8
-    vbroadcastsd ymm8, qword ptr [rip + ag_c8]
-    vaddpd ymm0, ymm0, ymm8
+    vmulpd ymm2, ymm0, [rsp + AR_CK + 32]     # a0 = 1 + r
+    vaddpd ymm2, ymm2, [rsp + AR_CK]
+    vmulpd ymm3, ymm0, [rsp + AR_CK + 96]     # a1 = 1/2 + r/6
+    vaddpd ymm3, ymm3, [rsp + AR_CK + 64]
+    vmulpd ymm4, ymm0, [rsp + AR_CK + 160]    # a2 = 1/4! + r/5!
+    vaddpd ymm4, ymm4, [rsp + AR_CK + 128]
+    vmulpd ymm5, ymm0, [rsp + AR_CK + 224]    # a3 = 1/6! + r/7!
+    vaddpd ymm5, ymm5, [rsp + AR_CK + 192]
+    vmulpd ymm0, ymm0, [rsp + AR_CK + 288]    # a4 = 1/8! + r/9!
+    vaddpd ymm0, ymm0, [rsp + AR_CK + 256]
     vmulpd ymm3, ymm3, ymm1           # b0 = a0 + a1 r^2
     vaddpd ymm2, ymm2, ymm3
     vmulpd ymm5, ymm5, ymm1           # b1 = a2 + a3 r^2
     vaddpd ymm4, ymm4, ymm5
-    vbroadcastsd ymm3, qword ptr [rip + ag_c10]   # b2 = a4 + r^2 / 10!
-    vmulpd ymm3, ymm3, ymm1
+    vmulpd ymm3, ymm1, [rsp + AR_CK + 320]    # b2 = a4 + r^2 / 10!
     vaddpd ymm0, ymm0, ymm3
     vmulpd ymm1, ymm1, ymm1           # r^4
     vmulpd ymm4, ymm4, ymm1           # b0 + b1 r^4
@@ -390,19 +386,9 @@ attention_ggml_heads_avx2:
     jmp .Lpad
 # --- C: the exponentials, four at a time
 .Lexp_start:
-    mov ecx, eax
-    xor eax, eax
-    mov edx, 1023
-    vmovd xmm15, edx
-    vpbroadcastd xmm15, xmm15
-.Lexp:
-    cmp eax, ecx
-    jae .Lsum_start
-    vcvtps2pd ymm0, xmmword ptr [r11 + AR_E_E + rax * 4]
-    AR_EXPF4
-    vmovups xmmword ptr [r11 + AR_E_E + rax * 4], xmm0
-    add eax, 4
-    jmp .Lexp
+    lea rcx, [r11 + AR_E_E]
+    mov edx, eax
+    call ar_expf_run                  # (keeps r8-r11)
 # --- each key's vs, the sum's factor ms (in AR_E_E's place: kind 2's expf is its ms) and
 # the accumulator's scale, eight keys at a time (those past n: whatever, unread); kind 2
 # marks AR_ANY_E
@@ -547,4 +533,50 @@ attention_ggml_heads_avx2:
     pop rsi
     pop rbp
     pop rbx
+    ret
+
+# ar_expf_run(rcx = x f32*, edx = count, a multiple of 4): x[i] = ag_expf(x[i]) (attention_ggml.s),
+# bit for bit, four at a time (AR_EXPF4). Needs AVX2. Changes rax, rcx, rdx, ymm0-ymm5 only
+# (keeps r8-r11). Frame: xmm6, xmm7, xmm15 saved at [rsp], the constants at AR_XC.
+.equ AR_XF_FRAME, AR_XC + 16 * 32 + 8
+ar_expf_run:
+    sub rsp, AR_XF_FRAME
+    vmovups [rsp], xmm6
+    vmovups [rsp + 16], xmm7
+    vmovups [rsp + 32], xmm15
+    AR_XC_FILL ag_lo, 0
+    AR_XC_FILL ag_hi, 1
+    AR_XC_FILL ag_log2e, 2
+    AR_XC_FILL ag_ln2_hi, 3
+    AR_XC_FILL ag_ln2_lo, 4
+    AR_XC_FILL ag_c0, 5
+    AR_XC_FILL ag_c1, 6
+    AR_XC_FILL ag_c2, 7
+    AR_XC_FILL ag_c3, 8
+    AR_XC_FILL ag_c4, 9
+    AR_XC_FILL ag_c5, 10
+    AR_XC_FILL ag_c6, 11
+    AR_XC_FILL ag_c7, 12
+    AR_XC_FILL ag_c8, 13
+    AR_XC_FILL ag_c9, 14
+    AR_XC_FILL ag_c10, 15
+    mov eax, 1023
+    vmovd xmm15, eax
+    vpbroadcastd xmm15, xmm15
+    mov eax, edx
+    lea rdx, [rcx + rax * 4]          # the end
+.Lexp:
+    cmp rcx, rdx
+    jae .Lexp_done
+    vcvtps2pd ymm0, xmmword ptr [rcx]
+    AR_EXPF4
+    vmovups xmmword ptr [rcx], xmm0
+    add rcx, 16
+    jmp .Lexp
+.Lexp_done:
+    vmovups xmm6, [rsp]
+    vmovups xmm7, [rsp + 16]
+    vmovups xmm15, [rsp + 32]
+    vzeroupper
+    add rsp, AR_XF_FRAME
     ret

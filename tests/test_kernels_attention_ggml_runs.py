@@ -158,3 +158,79 @@ def test_last_position_of_the_cache(k):
     for kv in ("f16", "f32"):
         q, kc, vc, seq = _random(3, 3 * RUN + 10, 9, 3, 64, kv, extra=1)
         _same(*_both(k, q, kc, vc, seq - 1, 9, 3, 64, seq))
+
+
+# -- the exponentials, four at a time (ar_expf_run), against ag_expf and a model of it ----
+
+def _const(k, name: str) -> float:
+    """One of ag_expf's double constants (attention_ggml.s's .rdata), read from the image."""
+    return float(np.frombuffer(k.m.read(k.m.address(name), 8), np.float64)[0])
+
+
+def _ag_expf_model(k, x, double: bool = False) -> np.ndarray:
+    """ag_expf's steps in numpy float64 (IEEE products and sums, one at a time, in its order;
+    rint: cvtsd2si's nearest-even), rounded once to f32: bit for bit what ag_expf gives
+    (double: the float64 value before that rounding)."""
+    c = {n: _const(k, n) for n in ("ag_lo", "ag_hi", "ag_log2e", "ag_ln2_hi", "ag_ln2_lo",
+                                   *(f"ag_c{i}" for i in range(11)))}
+    xd = np.asarray(x, np.float32).astype(np.float64)
+    out = np.zeros(xd.shape, np.float64 if double else np.float32)
+    keep = xd >= c["ag_lo"]                       # NaN: not kept
+    v = np.minimum(xd[keep], c["ag_hi"])
+    n = np.rint(c["ag_log2e"] * v)
+    r = (v - c["ag_ln2_hi"] * n) - n * c["ag_ln2_lo"]
+    r2 = r * r
+    a0 = c["ag_c1"] * r + c["ag_c0"]
+    a1 = c["ag_c3"] * r + c["ag_c2"]
+    a2 = c["ag_c5"] * r + c["ag_c4"]
+    a3 = c["ag_c7"] * r + c["ag_c6"]
+    a4 = r * c["ag_c9"] + c["ag_c8"]
+    b0 = a0 + a1 * r2
+    b1 = a2 + a3 * r2
+    b2 = a4 + c["ag_c10"] * r2
+    r4 = r2 * r2
+    p = b0 + b1 * r4
+    p = p + b2 * (r4 * r4)
+    y = p * np.ldexp(1.0, n.astype(np.int64))
+    out[keep] = y if double else y.astype(np.float32)
+    return out
+
+
+def _near_ties(k, count: int) -> np.ndarray:
+    """Arguments whose exponential falls nearest to halfway between two f32 values (of 2M
+    random ones): there a change of the double steps by 1e-14 or so shows in the f32 result."""
+    x = np.random.default_rng(9).uniform(-87, 88, 2_000_000).astype(np.float32)
+    y = _ag_expf_model(k, x, double=True)
+    f = y.astype(np.float32)
+    off = np.abs(np.abs(y - f.astype(np.float64)) / np.spacing(f).astype(np.float64) - 0.5)
+    return x[np.argsort(off)[:count]]
+
+
+def _special_arguments() -> np.ndarray:
+    f = np.float32
+    lo, hi = f(-104.0), f(88.7)
+    vals = [-np.inf, np.inf, np.nan, -np.nan, 0.0, -0.0, lo, np.nextafter(lo, f(0)), np.nextafter(lo, f(-200)),
+            hi, np.nextafter(hi, f(0)), np.nextafter(hi, f(100)), 88.72, 89.0, 1e30, -1e30,
+            -87.3, -100.0, -103.97, 1e-30, -1e-30, 1.4e-45, 0.6931472, -0.6931472, 0.34657359]
+    return np.asarray(vals, np.float32)
+
+
+def test_expf_run_bit_for_bit(k):
+    r = np.random.default_rng(5)
+    x = np.concatenate([_special_arguments(), _near_ties(k, 4000), r.uniform(-110, 95, 200_000),
+                        r.standard_normal(40_000) * 3,
+                        -np.abs(r.standard_normal(40_000)) * 20]).astype(np.float32)
+    x = x[: x.size // 4 * 4]
+    want = _ag_expf_model(k, x)
+    try:
+        px = k.put(x, "x")
+        k.m.call("ar_expf_run", px, x.size)
+        got = k.get(px, x.size)
+    finally:
+        k._done()
+    bad = np.flatnonzero(got.view(np.uint32) != want.view(np.uint32))
+    assert bad.size == 0, (bad.size, x[bad[:5]], got[bad[:5]], want[bad[:5]])
+    # the model is ag_expf's: the scalar routine itself on the special values and a sample
+    for v in np.concatenate([_special_arguments(), x[::997]]):
+        one = k.m.call("ag_expf", np.float32(v)).f32   # x in xmm0 (the first slot)
+        assert np.float32(one).view(np.uint32) == _ag_expf_model(k, [v]).view(np.uint32)[0], v
