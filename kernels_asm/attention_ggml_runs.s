@@ -154,7 +154,8 @@ ar_sums\@:
 
 # attention_ggml_heads_avx2(rcx = params, edx = first head, r8d = heads): heads
 # first .. first+heads-1 (their out rows); the caller's contract: attention_heads_avx2.
-# Needs AVX2, FMA, F16C. Any head_size, 0 <= pos < seq_len.
+# Needs AVX2, FMA, F16C. Any head_size, 0 <= pos < seq_len. Stack: about 5 KiB (the frame,
+# AR_FRAME, and ar_expf_run's).
 attention_ggml_heads_avx2:
     push rbx
     push rbp
