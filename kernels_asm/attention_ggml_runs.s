@@ -50,7 +50,7 @@
 .equ AR_J, 216                        # dword: a key of the run (called dots)
 .equ AR_G, 220                        # dword: heads in this group
 .equ AR_I, 224                        # dword: a head of the group
-.equ AR_C0, 228                       # dword: columns the joint accumulator steps did
+.equ AR_COLS_DONE, 228                 # dword: columns the joint accumulator steps did
 .equ AR_MS, 232                       # (f32 M, f32 S)[AR_GROUP]: each head's largest score, sum
 .equ AR_Y, 256                        # f32[AR_GROUP][8][8]: eight keys' lane sums per head
 .equ AR_H0, AR_Y + 256 * AR_GROUP     # the group's arrays (attention_ggml_runs.inc)
@@ -465,14 +465,14 @@ attention_ggml_heads_avx2:
     mov r8, r14
     and r8, -32
 .Lacc_c0:
-    mov [rsp + AR_C0], r8d
+    mov [rsp + AR_COLS_DONE], r8d
     cmp r8, r14
     jae .Lrun_done
     mov dword ptr [rsp + AR_I], 0
 .Lacc_head:                           # head i: columns c0 .. hs-1
     mov eax, [rsp + AR_I]
     imul rax, r14
-    mov ecx, [rsp + AR_C0]
+    mov ecx, [rsp + AR_COLS_DONE]
     add rax, rcx
     lea r9, [rdi + rax * 4]
     mov rdx, r13
@@ -484,7 +484,7 @@ attention_ggml_heads_avx2:
     shl r8, cl
     add rdx, r8
     mov r8, r14
-    sub r8d, [rsp + AR_C0]
+    sub r8d, [rsp + AR_COLS_DONE]
     mov eax, [rsp + AR_I]
     imul eax, eax, AR_HB
     lea r11, [rsp + AR_H0]
