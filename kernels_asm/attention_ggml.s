@@ -27,12 +27,17 @@
 # value but for arguments within ~1e-15 of a rounding boundary (glibc's expf, which ggml
 # calls, is the same to within that).
 # att (ATT_SCRATCH) is not written. Any head_size (no alignment needed); pos < seq_len.
+# The AVX2 entry, attention_ggml_heads_avx2, is attention_ggml_runs.s's: this arithmetic
+# scheduled by runs of keys; the key loop's AVX2 form below stays as its reference.
 .include "kernels.inc"
 .include "ggml.inc"
 .include "ggml_cvt.inc"
 
 .section .text
-.global attention_ggml_heads_sse2, attention_ggml_heads_avx2, ag_expf
+.global attention_ggml_heads_sse2, attention_ggml_heads_avx2_keywise, ag_expf
+.global ag_round_q_avx2, ag_dot_avx2, ag_scale_avx2     # for attention_ggml_runs.s
+.global ag_lo, ag_hi, ag_log2e, ag_ln2_hi, ag_ln2_lo, ag_c0, ag_c1, ag_c2, ag_c3, ag_c4, ag_c5
+.global ag_c6, ag_c7, ag_c8, ag_c9, ag_c10                # ag_expf's, for its vector form there
 
 # attention_ggml_heads_<path>(rcx = params, edx = first head, r8d = heads): heads
 # first .. first+heads-1 (their out rows); the caller's contract: attention_heads_<path>
@@ -42,7 +47,10 @@ attention_ggml_heads_sse2:
     lea r11, [rip + ag_scale_sse2]
     xor r9d, r9d                      # no FMA
     jmp ag_common
-attention_ggml_heads_avx2:
+# attention_ggml_heads_avx2_keywise: the AVX2 path key by key, as written above (the entry is
+# attention_ggml_runs.s's attention_ggml_heads_avx2, the same arithmetic by runs of keys;
+# this one stays as its reference, which the tests compare it with bit for bit)
+attention_ggml_heads_avx2_keywise:
     lea rax, [rip + ag_dot_avx2]
     lea r10, [rip + ag_mad_avx2]
     lea r11, [rip + ag_scale_avx2]

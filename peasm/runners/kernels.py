@@ -331,12 +331,17 @@ class Kernels:
             self._done()
 
     def attention(self, q, key_cache, value_cache, pos: int, n_heads: int, n_kv_heads: int,
-                  head_size: int, seq_len: int, style: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  head_size: int, seq_len: int, style: int = 0,
+                  entry: str | None = None,
+                  ranges: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(out, att): out (n_heads*head_size), att (n_heads, seq_len) with rows' first
         pos+1 entries the softmaxed scores. Caches are (seq_len, kv_dim), both float16 (an f16
         cache: ATT_KV_TYPE = GGML_TYPE_F16) or else taken as f32. style: ATT_STYLE (0: llama2.c's
         arithmetic; 1: ggml's flash attention, which leaves att alone and rounds q to f16 in
-        its copy here when the cache is f16)."""
+        its copy here when the cache is f16). entry: a heads entry's symbol to call instead of
+        the path's body, as (params, first head, heads) for each (first, heads) of `ranges`
+        (default: all heads at once), e.g. attention_ggml_heads_avx2_keywise (the reference
+        the tests compare with), or attention_heads_avx2 as parallel.s shares heads out."""
         f16 = np.asarray(key_cache).dtype == np.float16 and np.asarray(value_cache).dtype == np.float16
         q = _f32(q)
         if f16:
@@ -352,7 +357,11 @@ class Kernels:
             block = struct.pack("<5Q7I4x", po, pq, pk, pv, pa, pos, n_heads, n_kv_heads, head_size, seq_len,
                                 kv_type, style)
             pp = self.put(np.frombuffer(block, np.uint8), "params")
-            self.run("attention", pp)
+            if entry is None:
+                self.run("attention", pp)
+            else:
+                for first, count in ranges or [(0, n_heads)]:
+                    self.m.call(entry, pp, first, count)
             return self.get(po, dim), self.get(pa, n_heads * seq_len).reshape(n_heads, seq_len)
         finally:
             self._done()
