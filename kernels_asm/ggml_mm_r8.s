@@ -1,4 +1,5 @@
-# The matmat bodies of the "8 rows interleaved" weight types Q4_0_R8 and Q4_1_R8 (AVX2;
+# The matmat bodies of the "8 rows interleaved" weight types Q4_0_R8, Q4_1_R8 and Q8_0_R8
+# (Q8_0_R8: its own block math below, each output bit for bit matvec_q8_0_r8_avx2's) (AVX2;
 # layout in peasm/ggml.py's module text): ggml_mm8.inc's skeleton (M8_BODY: tiles of 32
 # rows = 4 groups, chunks of 8 blocks unpacked once into a stack scratch, then every input
 # over the chunk) with ggml_mm_q4.s's block math (M8_XFILL_*, M8_BLOCK_*; peasm's macros
@@ -25,7 +26,7 @@
 .include "ggml_mm8.inc"
 
 .section .text
-.global matmat_q4_0_r8_avx2, matmat_q4_1_r8_avx2
+.global matmat_q4_0_r8_avx2, matmat_q4_1_r8_avx2, matmat_q8_0_r8_avx2
 
 # R8M_UNPACK_Q4_0: one group block (rdx: 8 f16 d, 4 quant vectors) into the sub-tile's
 # scratch at rax as M8_UNPACK_Q4_0 leaves it: vectors g the signed q - 8, +256 f32(d), +288
@@ -68,11 +69,76 @@
     vmovups [rax + 288], ymm0
 .endm
 
+# R8M_UNPACK_Q8_0: one Q8_0_R8 group block (rdx: 8 f16 d, 8 vectors of signed bytes, lane
+# r = row r's qs[4v..4v+3], i.e. elements 4v..4v+3 of its block) as the scratch's vectors
+# g = v, +256 f32(d); ymm0 clobbered
+.macro R8M_COPY v
+    vmovdqu ymm0, [rdx + 16 + 32 * \v]
+    vmovdqu [rax + 32 * \v], ymm0
+.endm
+.macro R8M_UNPACK_Q8_0
+    R8M_COPY 0
+    R8M_COPY 1
+    R8M_COPY 2
+    R8M_COPY 3
+    R8M_COPY 4
+    R8M_COPY 5
+    R8M_COPY 6
+    R8M_COPY 7
+    vcvtph2ps ymm0, xmmword ptr [rdx]
+    vmovups [rax + 256], ymm0
+.endm
+
+# Q8_0_R8's block math (M8_BODY's xfill and block; ggml_r8.s states the bounds): the input's
+# scratch per block is f32(d_x) (M8_XSB_Q4_1's 8 bytes, so Q4_1's frame); per g, the input's
+# bytes 4g..4g+3 broadcast (ymm9) and their magnitudes (ymm12) once for the 4 sub-tiles,
+# each sub-tile's vector g (ymm8) signed by x (vpsignb), vpmaddubsw'd with |x| and
+# vpmaddwd'd by 1 into the sub-tile's int32 sums ymm0-ymm3; then M8_SCALE_FMA
+.macro M8R_XFILL_Q8_0
+    vmovd xmm0, dword ptr [rsi]
+    vcvtph2ps xmm0, xmm0
+    vmovss dword ptr [rax], xmm0
+.endm
+.macro M8R_W8 first, s, j, g
+    vmovdqu ymm8, [rax + M8_WSS * \j + 32 * \g]
+    vpsignb ymm8, ymm8, ymm9
+    vpmaddubsw ymm8, ymm12, ymm8
+.if \first
+    vpmaddwd \s, ymm8, ymm11
+.else
+    vpmaddwd ymm8, ymm8, ymm11
+    vpaddd \s, \s, ymm8
+.endif
+.endm
+.macro M8R_G_Q8_0 g, first
+    vpbroadcastd ymm9, dword ptr [rsi + 2 + 4 * \g]
+    vpabsb ymm12, ymm9
+    M8R_W8 \first, ymm0, 0, \g
+    M8R_W8 \first, ymm1, 1, \g
+    M8R_W8 \first, ymm2, 2, \g
+    M8R_W8 \first, ymm3, 3, \g
+.endm
+.macro M8R_BLOCK_Q8_0
+    M8R_G_Q8_0 0, 1
+    M8R_G_Q8_0 1, 0
+    M8R_G_Q8_0 2, 0
+    M8R_G_Q8_0 3, 0
+    M8R_G_Q8_0 4, 0
+    M8R_G_Q8_0 5, 0
+    M8R_G_Q8_0 6, 0
+    M8R_G_Q8_0 7, 0
+    vbroadcastss ymm9, dword ptr [rcx]
+    M8_SCALE_FMA ymm0, ymm4, 0
+    M8_SCALE_FMA ymm1, ymm5, 1
+    M8_SCALE_FMA ymm2, ymm6, 2
+    M8_SCALE_FMA ymm3, ymm7, 3
+.endm
+
 # R8M_CHUNK gbb, unpack: the tile's chunk (M8_BODY's `chunk`, after M8_CHUNK_BEGIN gbb: r9
 # = how far ahead to prefetch), sub-tile by sub-tile: sub-tile j is the tile's group
 # min(j, v/8 - 1), its blocks c0 .. c0 + kc - 1 at W_tile + 8 rbx g + gbb c0 (gbb = 8 x
 # block bytes: a group block); each unpacked by `unpack` (rdx -> rax) after a prefetch of
-# the same group block r9 ahead (4 lines: it spans 3 or 4); rax, rcx, rdx, r10 clobbered
+# the same group block r9 ahead (every line it spans: 3 to 5); rax, rcx, rdx, r10 clobbered
 .macro R8M_CHUNK gbb, unpack
 r8m_sub\@:
     mov rax, qword ptr [rsp + M8_V]
@@ -97,6 +163,9 @@ r8m_unpack\@:
     prefetcht0 [rdx + r9]
     prefetcht0 [rdx + r9 + 64]
     prefetcht0 [rdx + r9 + 128]
+.if \gbb > 192
+    prefetcht0 [rdx + r9 + 192]
+.endif
     prefetcht0 [rdx + r9 + \gbb - 1]
     \unpack
     add rdx, \gbb
@@ -107,6 +176,9 @@ r8m_unpacked\@:
     inc qword ptr [rsp + M8_SUB]
     cmp qword ptr [rsp + M8_SUB], 4
     jb r8m_sub\@
+.endm
+.macro R8M_CHUNK_Q8_0
+    R8M_CHUNK 272, R8M_UNPACK_Q8_0
 .endm
 .macro R8M_CHUNK_Q4_0
     R8M_CHUNK 144, R8M_UNPACK_Q4_0
@@ -124,3 +196,8 @@ matmat_q4_0_r8_avx2:
 #                     [rsp+40] d, [rsp+48] B, [rsp+56] out_stride, [rsp+64] xq_stride)
 matmat_q4_1_r8_avx2:
     M8_BODY 20, 36, 160, 1, M8_FRAME_Q4_1, M8_XSB_Q4_1, R8M_CHUNK_Q4_1, M8_XFILL_Q4_1, M8_BLOCK_Q4_1
+
+# matmat_q8_0_r8_avx2(rcx = out, rdx = W (Q8_0_R8), r8 = xq (Q8_0 inputs), r9d = n,
+#                     [rsp+40] d, [rsp+48] B, [rsp+56] out_stride, [rsp+64] xq_stride)
+matmat_q8_0_r8_avx2:
+    M8_BODY 34, 34, 272, 1, M8_FRAME_Q4_1, M8_XSB_Q4_1, R8M_CHUNK_Q8_0, M8R_XFILL_Q8_0, M8R_BLOCK_Q8_0

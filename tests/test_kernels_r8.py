@@ -1,4 +1,4 @@
-"""The "8 rows interleaved" bodies (Q4_0_R8, Q4_1_R8; AVX2 only: matvec in
+"""The "8 rows interleaved" bodies (Q4_0_R8, Q4_1_R8, Q8_0_R8; AVX2 only: matvec in
 kernels_asm/ggml_r8.s, matmat in kernels_asm/ggml_mm_r8.s) natively, reached as the program reaches them (kernels_init, then ggml_type_body).
 
 Weights: gguf-py's quantizer (gguf.quants.quantize, an independent implementation of
@@ -7,14 +7,16 @@ value in a row of small ones, constant rows), packed into the R8 layout by
 peasm.ggml_r8.pack (the statement of the layout the loader's repack writes); inputs
 quantized by our own from_float bodies (Q8_0 / Q8_1), as the other kernel tests do. Judges:
 
-* the plain-layout matmat body of the base type (matmat_q4_<k>_avx2, ggml_mm8.inc) on the
-  unpacked rows: the R8 matvec's contract is its rounding, so the outputs must be equal bit
-  for bit (NaN: in the same places);
+* Q4_0, Q4_1: the plain-layout matmat body of the base type (matmat_q4_<k>_avx2,
+  ggml_mm8.inc) on the unpacked rows: the R8 matvec's contract is its rounding, so the
+  outputs must be equal bit for bit (NaN: in the same places). (Q8_0's plain bodies round
+  otherwise: the float64 bound alone judges Q8_0_R8's matvec, and its matmat is judged
+  against that matvec);
 * the float64 sum of exactly the terms that rounding adds (tests/test_kernels_matmat.py's
   _sum8_check): within (m + 1) u of it, relative to the sum of the terms' magnitudes (m =
   blocks, Q4_1 2 x blocks; u = 2^-24), as ggml_mm8.inc states;
 * an input block holding -128 (ggml's quantizer never writes it, a Q8 block may hold it:
-  the int16 bound of ggml_r8.s is stated with it);
+  the int16 bound of ggml_r8.s is stated with it), against rows of the largest quants;
 * matmat: each input's outputs bit for bit the R8 matvec's on that input (its contract),
   for B = 1, 2, 7, 32, 37, strides above the sizes and 0, tiles of 1 to 4 groups;
 * nothing written outside the d outputs (guard floats on both sides, and a d that is not
@@ -38,6 +40,16 @@ from tests.test_kernels_matmat import _bits_equal, _kernels, _sum8_check
 
 BASES = ("Q4_0", "Q4_1")
 R8 = {"Q4_0": "Q4_0_R8", "Q4_1": "Q4_1_R8"}
+PLAIN_SAME = ("Q4_0", "Q4_1")      # the plain matmat body rounds as the R8 bodies (ggml_mm8.inc)
+
+
+def _judge(k: Kernels, base: str, W: bytes, xq: bytes, n: int, d: int, got: np.ndarray, what) -> None:
+    """got = one input's d outputs of an R8 body on the rows W (plain layout): the plain
+    matmat body's bits where it rounds the same way, and always the float64 bound."""
+    if base in PLAIN_SAME:
+        _bits_equal(got, k.matmat_q(base, W, xq, n, d, 1, len(xq), 4 * d), what)
+    with np.errstate(all="ignore"):
+        _sum8_check(base, W, xq, n, d, got, what)
 
 
 @pytest.fixture
@@ -82,10 +94,7 @@ def _check(k: Kernels, base: str, d: int, n: int, seed: int, inputs: int = 2) ->
     P = ggml_r8.pack(W, base, d, n)
     for b, xq in enumerate(_inputs(k, base, n, inputs, rng)):
         got = k.matvec_q(R8[base], P, xq, n, d)
-        want = k.matmat_q(base, W, xq, n, d, 1, len(xq), 4 * d)
-        _bits_equal(got, want, (base, d, n, b))
-        with np.errstate(all="ignore"):
-            _sum8_check(base, W, xq, n, d, got, (base, d, n, b))
+        _judge(k, base, W, xq, n, d, got, (base, d, n, b))
 
 
 def test_the_table_has_the_r8_bodies(k):
@@ -132,10 +141,14 @@ def test_matvec_input_holding_minus_128(k, base):
     W = _weights(base, d, n, rng)
     # rows of all-15 and all-0 nibbles with ordinary scales: the largest int16 sums
     raw = np.frombuffer(W, np.uint8).reshape(d, n // 32, -1).copy()
-    sb = 2 if base == "Q4_0" else 4
-    raw[0, :, sb:] = 0xff
+    sb = ggml_r8.SCALE_BYTES[base]
+    raw[0, :, sb:] = 0xff                                   # Q4: all 15; Q8_0: all -1
     raw[1, :, sb:] = 0x00
     raw[2, :, sb:] = 0xf0
+    if base == "Q8_0":                                      # the largest magnitudes
+        raw[0, :, sb:] = 127
+        raw[2, :, sb:] = np.uint8(0x81)                     # -127
+        raw[3, :, sb::2], raw[3, :, sb + 1::2] = 127, np.uint8(0x81)
     W = raw.tobytes()
     xq = np.zeros((n // 32, vt.block_bytes), np.uint8)
     xoff = vt.block_bytes - 32
@@ -151,8 +164,7 @@ def test_matvec_input_holding_minus_128(k, base):
         xq[:, 2:4] = s.view(np.uint8).reshape(-1, 2)
     xq = xq.tobytes()
     got = k.matvec_q(R8[base], ggml_r8.pack(W, base, d, n), xq, n, d)
-    _bits_equal(got, k.matmat_q(base, W, xq, n, d, 1, len(xq), 4 * d), base)
-    _sum8_check(base, W, xq, n, d, got, base)
+    _judge(k, base, W, xq, n, d, got, base)
     # row 0 against the all -128 block: exact in f32 here (small integers times 2^-k)
     assert np.isfinite(got).all()
 
@@ -179,8 +191,7 @@ def test_matvec_writes_only_its_outputs(k, base):
         assert np.all(np.isnan(out[:guard])), (base, d_arg)
         assert np.all(np.isnan(out[guard + done:])), (base, d_arg)
         if done:
-            want = k.matmat_q(base, W[:done * len(W) // d_rows], xq, n, done, 1, len(xq), 4 * done)
-            _bits_equal(out[guard:guard + done], want, (base, d_arg))
+            _judge(k, base, W[:done * len(W) // d_rows], xq, n, done, out[guard:guard + done], (base, d_arg))
 
 
 @pytest.mark.parametrize("base", BASES)
@@ -263,7 +274,7 @@ def test_matmat_odd_strides_and_partial_groups(k, base):
         _check_matmat(k, base, d, n, B, seed=400 + i, x_pad=x_pad, out_pad=out_pad, d_arg=d_arg)
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", PLAIN_SAME)
 def test_matmat_equals_the_plain_layout_body(k, base):
     """The R8 matmat and the plain matmat (ggml_mm_q4.s) on the same rows and batch: the
     same bits (both ggml_mm8.inc's rounding)."""
