@@ -30,8 +30,8 @@ F32 for F32) and the names of its kernel bodies per CPU path:
 A body declared as "name@avx2" exists on that path only (the other path's slot is 0).
 
 Besides ggml's own types, the table has this program's INTERNAL types (ids from
-INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0,
-Q4_1 and Q8_0, into which the loader repacks a weight in place when the running path has their
+INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0
+and Q4_1, into which the loader repacks a weight in place when the running path has their
 matvec body (so far AVX2 only). Layout (R8_LAYOUT below, peasm/ggml_r8.py packs it for the
 tests): rows in groups of 8 (the weight's rows a multiple of 8); a group takes exactly the
 bytes of its 8 rows, group g at W + g * 8 * row_bytes. Within a group, for each block
@@ -40,8 +40,7 @@ column b = 0 .. n/32-1 in order, one "group block" of 8 * block_bytes bytes:
   - Q4_1 only: 8 f16 m, row r's at 16 + 2r (16 bytes);
   - 4 vectors of 32 bytes: vector v's dword lane r (bytes 4r..4r+3) holds row r's block
     bytes qs[4v .. 4v+3]; so a byte's low nibble is weight 4v+j of the block, its high
-    nibble weight 16+4v+j (ggml's block layout: qs[i] = w[i] | w[i+16] << 4). Q8_0: 8
-    such vectors of its 32 signed bytes (vector v, lane r: row r's weights 4v .. 4v+3).
+    nibble weight 16+4v+j (ggml's block layout: qs[i] = w[i] | w[i+16] << 4).
 The R8 type has its base type's block size, block bytes and vec_dot_type (so row_bytes,
 sizes and the input's format are unchanged) and `group_rows` 8: a split of its rows between
 cores, or tiles of rows, must start at a multiple of 8.
@@ -144,9 +143,6 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2",
                                                   "matmat": "matmat_q4_1_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_1"),
-    GgmlType(INTERNAL_BASE + 2, "Q8_0_R8", 32, 34, "Q8_0", {"matvec": "matvec_q8_0_r8@avx2",
-                                                  "matmat": "matmat_q8_0_r8@avx2"},
-             group_rows=R8_GROUP, base="Q8_0"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES
 BY_ID = {t.id: t for t in TYPES}

@@ -38,8 +38,8 @@ from peasm import ggml, ggml_r8
 from peasm.runners.kernels import Kernels
 from tests.test_kernels_matmat import _bits_equal, _kernels, _sum8_check
 
-BASES = ("Q4_0", "Q4_1", "Q8_0")
-R8 = {"Q4_0": "Q4_0_R8", "Q4_1": "Q4_1_R8", "Q8_0": "Q8_0_R8"}
+BASES = ("Q4_0", "Q4_1")
+R8 = {"Q4_0": "Q4_0_R8", "Q4_1": "Q4_1_R8"}
 PLAIN_SAME = ("Q4_0", "Q4_1")      # the plain matmat body rounds as the R8 bodies (ggml_mm8.inc)
 
 
