@@ -27,13 +27,18 @@ from __future__ import annotations
 import numpy as np
 
 # (type, d, n): SmolLM2-135M (Q4_1 layers, the Q8_0 tied classifier), TinyLlama-1.1B-shaped
-# Q4_0 (q/o, k/v, ffn up/gate, ffn down), stories110M-shaped F32
+# Q4_0 (q/o, k/v, ffn up/gate, ffn down), the same Q4_1 / Q4_0 / Q8_0 shapes in their R8
+# forms (the pool packed by peasm/ggml_r8.py; those peasm/ggml.py declares), stories110M-shaped
+# F32
 SHAPES = [("Q4_1", 576, 576), ("Q4_1", 1536, 576), ("Q4_1", 576, 1536),
-          ("Q8_0", 49152, 576),
+          ("Q4_1_R8", 576, 576), ("Q4_1_R8", 1536, 576), ("Q4_1_R8", 576, 1536),
+          ("Q8_0", 49152, 576), ("Q8_0_R8", 49152, 576),
           ("Q4_0", 2048, 2048), ("Q4_0", 256, 2048), ("Q4_0", 5632, 2048), ("Q4_0", 2048, 5632),
+          ("Q4_0_R8", 2048, 2048), ("Q4_0_R8", 256, 2048), ("Q4_0_R8", 5632, 2048),
+          ("Q4_0_R8", 2048, 5632),
           ("F32", 768, 768), ("F32", 2048, 768), ("F32", 768, 2048),
           ("Q4_K", 2048, 2048), ("Q6_K", 2048, 2048), ("Q5_0", 2048, 2048), ("Q5_1", 2048, 2048)]
-QUICK_SHAPES = [("Q4_1", 1536, 576), ("Q4_0", 2048, 2048), ("Q8_0", 2048, 576), ("F32", 768, 768)]
+QUICK_SHAPES = [("Q4_1", 1536, 576), ("Q4_0", 2048, 2048), ("Q4_0_R8", 2048, 2048), ("Q8_0", 2048, 576), ("F32", 768, 768)]
 BATCHES = (32, 64)
 QUICK_BATCHES = (32,)
 
@@ -93,6 +98,10 @@ def run(bench, paths: list[str], *, quick: bool = False, out=print) -> None:
     if "avx2" not in paths:
         out("# matmat: AVX2 bodies only (no --path avx2): skipped")
         return
+    from peasm import ggml
+
     for kind, d, n in (QUICK_SHAPES if quick else SHAPES):
+        if kind not in ggml.BY_NAME:
+            continue
         for line in measure(bench, kind, d, n, QUICK_BATCHES if quick else BATCHES):
             out(line)

@@ -8,8 +8,8 @@ import numpy as np
 
 from . import ggml
 
-SCALE_BYTES = {"Q4_0": 2, "Q4_1": 4}        # f16 d, or f16 d + f16 m, per row and block
-QS_BYTES = 16                               # the 32 nibbles of a Q4 block
+SCALE_BYTES = {"Q4_0": 2, "Q4_1": 4, "Q8_0": 2}   # f16 d, or f16 d + f16 m, per row and block
+QS_BYTES = 16                               # the 32 nibbles of a Q4 block (Q8_0: 32 bytes)
 
 
 def _shape(base: str, rows: int, n: int) -> tuple[int, int]:
@@ -29,14 +29,15 @@ def pack(raw: bytes | np.ndarray, base: str, rows: int, n: int) -> bytes:
     sb = SCALE_BYTES[base]
     a = np.frombuffer(bytes(raw), np.uint8).reshape(rows // 8, 8, k, bb)
     scales = a[..., :sb]                                   # [g, r, b, sb]
-    qs = a[..., sb:].reshape(rows // 8, 8, k, 4, 4)        # [g, r, b, v, j]
+    qb = bb - sb                                           # quant bytes: 4 per vector
+    qs = a[..., sb:].reshape(rows // 8, 8, k, qb // 4, 4)  # [g, r, b, v, j]
     out = np.empty((rows // 8, k, 8 * bb), np.uint8)
     # d of the 8 rows, then (Q4_1) m of the 8 rows
     for s in range(sb // 2):
         out[..., 16 * s:16 * s + 16] = scales[..., 2 * s:2 * s + 2].transpose(0, 2, 1, 3) \
             .reshape(rows // 8, k, 16)
     # vector v, dword lane r = row r's qs[4v..4v+3]
-    out[..., 8 * sb:] = qs.transpose(0, 2, 3, 1, 4).reshape(rows // 8, k, 8 * QS_BYTES)
+    out[..., 8 * sb:] = qs.transpose(0, 2, 3, 1, 4).reshape(rows // 8, k, 8 * qb)
     return out.tobytes()
 
 
@@ -49,6 +50,7 @@ def unpack(packed: bytes | np.ndarray, base: str, rows: int, n: int) -> bytes:
     for s in range(sb // 2):
         out[..., 2 * s:2 * s + 2] = p[..., 16 * s:16 * s + 16].reshape(rows // 8, k, 8, 2) \
             .transpose(0, 2, 1, 3)
-    out[..., sb:] = p[..., 8 * sb:].reshape(rows // 8, k, 4, 8, 4).transpose(0, 3, 1, 2, 4) \
-        .reshape(rows // 8, 8, k, QS_BYTES)
+    qb = bb - sb
+    out[..., sb:] = p[..., 8 * sb:].reshape(rows // 8, k, qb // 4, 8, 4).transpose(0, 3, 1, 2, 4) \
+        .reshape(rows // 8, 8, k, qb)
     return out.tobytes()
