@@ -1,20 +1,23 @@
-# The matmat bodies of the "8 rows interleaved" weight types Q4_0_R8, Q4_1_R8 and Q8_0_R8
-# (Q8_0_R8: its own block math below, each output bit for bit matvec_q8_0_r8_avx2's) (AVX2;
-# layout in peasm/ggml.py's module text): ggml_mm8.inc's skeleton (M8_BODY: tiles of 32
-# rows = 4 groups, chunks of 8 blocks unpacked once into a stack scratch, then every input
-# over the chunk) with ggml_mm_q4.s's block math (M8_XFILL_*, M8_BLOCK_*; peasm's macros
-# are program-wide) and an unpack of its own: the R8 storage already holds, per group and
+# The matmat bodies of the "8 rows interleaved" weight types Q4_0_R8 and Q8_0_R8 (Q8_0_R8:
+# its own block math below, each output bit for bit matvec_q8_0_r8_avx2's) (AVX2; layout in
+# peasm/ggml.py's module text): ggml_mm8.inc's skeleton (M8_BODY: tiles of 32 rows = 4
+# groups, chunks of 8 blocks unpacked once into a stack scratch, then every input over the
+# chunk) with ggml_mm_q4.s's block math (M8_XFILL_*, M8_BLOCK_*; peasm's macros are
+# program-wide) and an unpack of its own: the R8 storage already holds, per group and
 # block, the dword lanes the skeleton's scratch wants (vector v, lane r = row r's qs[4v..
 # 4v+3]), so the unpack only splits the nibbles (low: scratch vector v, high: 4 + v) and
-# converts the 8 d (and m) at once: no gather, no transpose.
+# converts the 8 d at once: no gather, no transpose. Q4_1_R8 has none: its matvec rounds as
+# ggml's vec_dot_q4_1_q8_1 (8 lane accumulators a row, ggml_r8.s), which ggml_mm8.inc's one
+# accumulator a row does not, so the prefill runs that matvec once per input over tiles of
+# rows kept in cache (kernels_asm/parallel_matmat.s), bit for bit the decode's.
 #
-#   matmat_q4_<k>_r8_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, [rsp+40] d, [rsp+48] B,
-#                         [rsp+56] out_stride, [rsp+64] xq_stride)
+#   matmat_q4_0_r8_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, [rsp+40] d, [rsp+48] B,
+#                       [rsp+56] out_stride, [rsp+64] xq_stride)
 #       peasm/ggml.py's matmat contract (ggml_mm.inc), with d rounded down to a multiple of
 #       8 (the last d mod 8 outputs are neither computed nor written; the caller's rows come
 #       in whole groups) and W at a group's start; outputs of different inputs must not
-#       overlap. Each output is bit for bit matvec_q4_<k>_r8_avx2's (ggml_r8.s) for the same
-#       row and input, and so the plain-layout matmat_q4_<k>_avx2's: the same exact integer
+#       overlap. Each output is bit for bit matvec_q4_0_r8_avx2's (ggml_r8.s) for the same
+#       row and input, and so the plain-layout matmat_q4_0_avx2's: the same exact integer
 #       block sums, the same rounding (ggml_mm8.inc's "Rounding"). Registers and stack as
 #       ggml_mm8.inc says.
 #
@@ -26,7 +29,7 @@
 .include "ggml_mm8.inc"
 
 .section .text
-.global matmat_q4_0_r8_avx2, matmat_q4_1_r8_avx2, matmat_q8_0_r8_avx2
+.global matmat_q4_0_r8_avx2, matmat_q8_0_r8_avx2
 
 # R8M_UNPACK_Q4_0: one group block (rdx: 8 f16 d, 4 quant vectors) into the sub-tile's
 # scratch at rax as M8_UNPACK_Q4_0 leaves it: vectors g the signed q - 8, +256 f32(d), +288
@@ -49,26 +52,6 @@
     vcvtph2ps ymm0, xmmword ptr [rdx]
     vmovups [rax + 256], ymm0
 .endm
-# R8M_UNPACK_Q4_1: one group block (rdx: 8 f16 d, 8 f16 m, 4 quant vectors) as
-# M8_UNPACK_Q4_1 leaves it: vectors g the nibbles q, +256 f32(d), +288 f32(m); ymm0, ymm2,
-# ymm3 clobbered
-.macro R8M_SPLIT1 off, v
-    vmovdqu ymm0, [rdx + \off]
-    M8_SPLIT ymm0, ymm2, ymm3
-    vmovdqu [rax + 32 * \v], ymm2
-    vmovdqu [rax + 128 + 32 * \v], ymm3
-.endm
-.macro R8M_UNPACK_Q4_1
-    R8M_SPLIT1 32, 0
-    R8M_SPLIT1 64, 1
-    R8M_SPLIT1 96, 2
-    R8M_SPLIT1 128, 3
-    vcvtph2ps ymm0, xmmword ptr [rdx]
-    vmovups [rax + 256], ymm0
-    vcvtph2ps ymm0, xmmword ptr [rdx + 16]
-    vmovups [rax + 288], ymm0
-.endm
-
 # R8M_UNPACK_Q8_0: one Q8_0_R8 group block (rdx: 8 f16 d, 8 vectors of signed bytes, lane
 # r = row r's qs[4v..4v+3], i.e. elements 4v..4v+3 of its block) as the scratch's vectors
 # g = v, +256 f32(d); ymm0 clobbered
@@ -183,19 +166,11 @@ r8m_unpacked\@:
 .macro R8M_CHUNK_Q4_0
     R8M_CHUNK 144, R8M_UNPACK_Q4_0
 .endm
-.macro R8M_CHUNK_Q4_1
-    R8M_CHUNK 160, R8M_UNPACK_Q4_1
-.endm
 
 # matmat_q4_0_r8_avx2(rcx = out, rdx = W (Q4_0_R8), r8 = xq (Q8_0 inputs), r9d = n,
 #                     [rsp+40] d, [rsp+48] B, [rsp+56] out_stride, [rsp+64] xq_stride)
 matmat_q4_0_r8_avx2:
     M8_BODY 18, 34, 144, 1, M8_FRAME_Q4_0, M8_XSB_Q4_0, R8M_CHUNK_Q4_0, M8_XFILL_Q4_0, M8_BLOCK_Q4_0
-
-# matmat_q4_1_r8_avx2(rcx = out, rdx = W (Q4_1_R8), r8 = xq (Q8_1 inputs), r9d = n,
-#                     [rsp+40] d, [rsp+48] B, [rsp+56] out_stride, [rsp+64] xq_stride)
-matmat_q4_1_r8_avx2:
-    M8_BODY 20, 36, 160, 1, M8_FRAME_Q4_1, M8_XSB_Q4_1, R8M_CHUNK_Q4_1, M8_XFILL_Q4_1, M8_BLOCK_Q4_1
 
 # matmat_q8_0_r8_avx2(rcx = out, rdx = W (Q8_0_R8), r8 = xq (Q8_0 inputs), r9d = n,
 #                     [rsp+40] d, [rsp+48] B, [rsp+56] out_stride, [rsp+64] xq_stride)

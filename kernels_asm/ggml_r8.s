@@ -1,9 +1,9 @@
 # The matvec bodies of the "8 rows interleaved" weight types Q4_0_R8, Q4_1_R8 and Q8_0_R8
 # (AVX2; layout in peasm/ggml.py's module text: per group of 8 rows and block column, 8 f16
 # d, Q4_1: 8 f16 m, then 4 vectors (Q8_0: 8) of 32 bytes whose dword lane r holds row r's
-# qs[4v..4v+3]). Q8_0_R8: the same loops with signed weights (R8V_Q8 below states its
-# bounds), acc = fma(f32(I_b), f32(d_w) * f32(d_x), acc) per block as the Q4 types (not
-# the plain Q8_0 bodies' rounding: its own matmat, ggml_mm_r8.s, is bit for bit this).
+# qs[4v..4v+3]). Q8_0_R8: the Q4_0 loops with signed weights (R8V_Q8 below states its
+# bounds), acc = fma(f32(I_b), f32(d_w) * f32(d_x), acc) per block as Q4_0 (not the plain
+# Q8_0 bodies' rounding: its own matmat, ggml_mm_r8.s, is bit for bit this).
 # The math per row and block is ggml's vec_dot_q4_0_q8_0 / vec_dot_q4_1_q8_1 /
 # vec_dot_q8_0_q8_0 (format docs: ggml-common.h):
 #   Q4_0: f32(d_w) * f32(d_x) * sum_j (q_j - 8) * x_j
@@ -16,19 +16,27 @@
 #       34 bytes; Q8_1: {f16 d, f16 s, i8 qs[32]}, 36 bytes). d a multiple of 8 (the
 #       caller's: the rest, d mod 8 rows, are neither read nor written), W at a group's
 #       start, n a multiple of 32 (the rest ignored); n = 0 writes d zeros. Unaligned
-#       pointers. Stack: 56 bytes of pushes and R8V_FRAME (4.3 KiB). Clobbers rax, rcx,
-#       rdx, r8-r11, ymm0-ymm5 and the upper halves of ymm6-ymm15; saves the rest;
-#       vzeroupper before returning.
+#       pointers. Clobbers rax, rcx, rdx, r8-r11, ymm0-ymm5 and the upper halves of
+#       ymm6-ymm15; saves the rest; vzeroupper before returning. Stack: Q4_0, Q8_0: 56
+#       bytes of pushes and R8V_FRAME (4.3 KiB); Q4_1: 168 bytes.
 #
-# Rounding (the same as ggml_mm8.inc's, so each output is bit for bit the plain-layout
-# matmat_q4_<k>_avx2's for the same row and input, and the R8 matmat's): per row a single
-# f32 accumulator, the blocks in order: acc = fma(f32(I_b), f32(d_w) * f32(d_x) (rounded
-# once), acc); Q4_1 then acc = fma(f32(m_w), f32(s_x), acc). I_b is the block's exact
-# integer sum: Q4_0 sum_j q_j x_j - 8 sum_j x_j (the second term per input block, computed
-# once per call: the chunk's scratch below), Q4_1 sum_j q_j x_j.
+# Rounding. Q4_0_R8 (and Q8_0_R8): llama.cpp's repacked Q4_0 gemv's (q4_0_8x8: one FMA a
+# block and row), the same as ggml_mm8.inc's, so each output is bit for bit the
+# plain-layout matmat_q4_0_avx2's for the same row and input, and the R8 matmat's: per row
+# a single f32 accumulator, the blocks in order: acc = fma(f32(I_b), f32(d_w) * f32(d_x)
+# (rounded once), acc). I_b is the block's exact integer sum sum_j q_j x_j - 8 sum_j x_j
+# (the second term per input block, computed once per call: the chunk's scratch below).
+# Q4_1_R8: ggml's vec_dot_q4_1_q8_1 (AVX2), which llama.cpp runs on x86 for Q4_1 (it does
+# not repack it), so each output is bit for bit the plain-layout matvec_q4_1_avx2's (whose
+# decode logits equal llama.cpp's): per row 8 f32 accumulators, one per ggml lane j (the
+# int32 sum of 4 consecutive products of the unpacked block: j < 4 weights 4j..4j+3, j >= 4
+# weights 16 + 4(j - 4)..), acc_j = fma(f32(lane_j), f32(d_w) * f32(d_x), acc_j) in block
+# order; summs += f32(m_w) * f32(s_x) (product, then sum); the result
+# ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7)) + summs
+# (hsum_float_8's order). No matmat body is bit for bit that (ggml_mm_r8.s has none for it).
 #
-# Per block and group of 8 rows, no horizontal sum: vector v's 32 bytes loaded once, its
-# nibbles split (low: weights 4v..4v+3 of each row's block, high: 16 + 4v..), each
+# Q4_0: per block and group of 8 rows, no horizontal sum: vector v's 32 bytes loaded once,
+# its nibbles split (low: weights 4v..4v+3 of each row's block, high: 16 + 4v..), each
 # vpmaddubsw'd (the unsigned nibbles q, 0..15) against vpbroadcastd of the input's 4 signed
 # bytes (x, -128..127: a Q8 block may hold -128 though ggml's quantizer writes -127..127);
 # a pair's sum |q x + q' x'| <= 2 * 15 * 128 = 3840 (no saturation), the 8 products of a
@@ -37,31 +45,38 @@
 # 128 + 8 * 32 * 128 < 2^24). Four groups (32 rows: 4 independent accumulators) at a time,
 # so each broadcast serves 4 groups; a last 1..3 groups one at a time.
 #
-# Prefetch: the 4 groups are 4 sequential streams the hardware prefetchers follow, except
-# when a group's bytes (8 rows) fit in a page (R8V_PF_GROUP_MAX: rows of at most 512 bytes,
-# e.g. SmolLM2's n = 576 in Q4_x): streams that short end before the prefetchers ramp up,
-# so while a pass runs over 4 groups it prefetches the next 4 groups' bytes linearly
+# Q4_1: the same vpmaddubsw, but each half vector vpmaddwd'd by 1 on its own: vector v's
+# low nibbles give the 8 rows' ggml lane v, its high nibbles lane 4 + v (|lane| <= 4 * 15 *
+# 128, exact), so a block is 8 int32 vectors, 8 conversions and 8 FMAs into the 8 lane
+# accumulators of the group's 8 rows, and the fold above is vertical (8 rows at once). Nine
+# accumulators a group: one group per pass, the groups in memory order (W read front to
+# back: one stream), the input read as it is (no scratch, no chunks: any n).
+#
+# Prefetch (Q4_0): the 4 groups are 4 sequential streams the hardware prefetchers follow,
+# except when a group's bytes (8 rows) fit in a page (R8V_PF_GROUP_MAX: rows of at most 512
+# bytes, e.g. SmolLM2's n = 576 in Q4_x): streams that short end before the prefetchers ramp
+# up, so while a pass runs over 4 groups it prefetches the next 4 groups' bytes linearly
 # (prefetcht2, 4 group blocks' worth per block: the whole next pass by the pass's end).
 # Measured (development host, Zen 3 shared by 2 vCPUs, streamed as `peasm bench kernels
-# --only ggml --cpu-time`, GB/s, stream_read 17-21, alternating runs): Q4_1_R8 576x576 and
-# 1536x576: 11.1-12.5 without, 14.7-17.3 with; Q4_0_R8 1536x576: 10.4-12.2 / 14.0-17.3;
-# at rows of 2048 (and for Q8_0_R8 at any n) the linear prefetch lost 5-30% (and one
-# prefetcht0 a group block 1024-2048 ahead lost more): none there. In cache the Q4 loop
-# runs at about 30-34 GB/s (4.2-5 ns a group block), the plain-layout matvec at 10.
+# --only ggml --cpu-time`, GB/s, stream_read 17-21, alternating runs): Q4_0_R8 1536x576:
+# 10.4-12.2 without, 14.0-17.3 with; at rows of 2048 (and for Q8_0_R8 at any n) the linear
+# prefetch lost 5-30% (and one prefetcht0 a group block 1024-2048 ahead lost more): none
+# there. In cache the Q4_0 loop runs at about 30-34 GB/s (4.2-5 ns a group block), the
+# plain-layout matvec at 10.
 #
-# Loop order: K = n / 32 blocks in chunks of at most R8V_KC_MAX blocks (one chunk for n <=
-# 16384); per chunk the input's blocks into a scratch on the stack (f32(d_x), then Q4_0:
-# 8 sum x as int32, Q4_1: f32(s_x)), then every group over the chunk: its accumulators start
-# at 0 (first chunk) or at the outputs (later chunks) and are stored back to the outputs.
+# Loop order (Q4_0, Q8_0): K = n / 32 blocks in chunks of at most R8V_KC_MAX blocks (one
+# chunk for n <= 16384); per chunk the input's blocks into a scratch on the stack (f32(d_x),
+# then Q4_0: 8 sum x as int32), then every group over the chunk: its accumulators start at 0
+# (first chunk) or at the outputs (later chunks) and are stored back to the outputs.
 #
-# Registers: rbx = bytes per row, then the prefetch pointer, r12 = bytes per group (8
-# rows), r13 = out, r14 = W, r15 = groups; the chunk: rdx = the current groups' block c0, rcx = their outputs, r10 =
-# groups left; the block loop: rsi = group 0's block (groups 1, 2: + r12, + 2 r12), rdi =
-# group 3's, r11 = the input's block, rax = its scratch, r9 = blocks left; ymm0-ymm3 the
-# groups' int16 sums (Q8_0: int32), ymm4, ymm5 the broadcast input bytes (Q8_0: x, |x|),
-# ymm6, ymm7 scratch, ymm8 = f32(d_x), ymm9 = 0x0f in every byte, ymm10 = 1 in every word,
-# ymm11 = Q4_0: 8 sum x, Q4_1: f32(s_x), ymm12-ymm15 the groups' f32 accumulators (8 rows
-# each).
+# Registers (Q4_0, Q8_0): rbx = bytes per row, then the prefetch pointer, r12 = bytes per
+# group (8 rows), r13 = out, r14 = W, r15 = groups; the chunk: rdx = the current groups'
+# block c0, rcx = their outputs, r10 = groups left; the block loop: rsi = group 0's block
+# (groups 1, 2: + r12, + 2 r12), rdi = group 3's, r11 = the input's block, rax = its
+# scratch, r9 = blocks left; ymm0-ymm3 the groups' int16 sums (Q8_0: int32), ymm4, ymm5 the
+# broadcast input bytes (Q8_0: x, |x|), ymm6, ymm7 scratch, ymm8 = f32(d_x), ymm9 = 0x0f in
+# every byte, ymm10 = 1 in every word, ymm11 = Q4_0: 8 sum x, ymm12-ymm15 the groups' f32
+# accumulators (8 rows each). Q4_1: its body's own comment.
 .include "kernels.inc"
 .include "kmacros.inc"
 
@@ -113,8 +128,7 @@ kr8v_b1:        # 1 in every byte (vpmaddubsw by it: pair sums of signed bytes)
 .endif
 .endm
 # R8V_FIN q, s, acc, base: a group's int16 sums s -> I_b (Q4_0: minus ymm11) -> f32,
-# acc = fma(that, f32(d_w) * f32(d_x), acc) (Q4_1: then acc = fma(f32(m_w), f32(s_x), acc));
-# the group's block at base; ymm6, ymm7 clobbered
+# acc = fma(that, f32(d_w) * f32(d_x), acc); the group's block at base; ymm6 clobbered
 .macro R8V_FIN q, s, acc, base
     vpmaddwd \s, \s, ymm10
 .if \q == 0
@@ -124,10 +138,6 @@ kr8v_b1:        # 1 in every byte (vpmaddubsw by it: pair sums of signed bytes)
     vcvtph2ps ymm6, xmmword ptr [\base]
     vmulps ymm6, ymm6, ymm8
     vfmadd231ps \acc, \s, ymm6
-.if \q == 1
-    vcvtph2ps ymm7, xmmword ptr [\base + 16]
-    vfmadd231ps \acc, ymm7, ymm11
-.endif
 .endm
 # Q8_0_R8 (q = 2): 8 vectors of signed bytes w. R8V_Q8 v, first: vector v of the g groups'
 # blocks times the input's bytes 4v.. broadcast (ymm4): |x| (ymm5, once for the g groups)
@@ -282,12 +292,6 @@ r8v_done\@:
     vpslld xmm0, xmm0, 3
     vmovd dword ptr [rax + 4], xmm0
 .endm
-# R8V_XFILL_Q4_1: f32(d_x), f32(s_x) from the Q8_1 block at r11
-.macro R8V_XFILL_Q4_1
-    vmovd xmm0, dword ptr [r11]
-    vcvtph2ps xmm0, xmm0
-    vmovq qword ptr [rax], xmm0
-.endm
 
 # R8V_XFILL_Q8_0: f32(d_x) from the Q8_0 block at r11
 .macro R8V_XFILL_Q8_0
@@ -296,7 +300,7 @@ r8v_done\@:
     vmovss dword ptr [rax], xmm0
 .endm
 
-# R8V_BODY q, bb, sb, xoff, xb: the whole body (q: 0 Q4_0, 1 Q4_1, 2 Q8_0; bb: bytes per weight block;
+# R8V_BODY q, bb, sb, xoff, xb: the whole body (q: 0 Q4_0, 2 Q8_0; bb: bytes per weight block;
 # sb: bytes of a group block's scales; xoff: the input quants' offset in its block; xb: an
 # input block's bytes)
 .macro R8V_BODY q, bb, sb, xoff, xb
@@ -338,8 +342,6 @@ r8v_chunk\@:
 r8v_fill\@:
 .if \q == 0
     R8V_XFILL_Q4_0
-.elseif \q == 1
-    R8V_XFILL_Q4_1
 .else
     R8V_XFILL_Q8_0
 .endif
@@ -398,9 +400,98 @@ r8v_chunk_done\@:
 matvec_q4_0_r8_avx2:
     R8V_BODY 0, 18, 16, 2, 34
 
+# --- Q4_1_R8: ggml's vec_dot_q4_1_q8_1 per row (the top's "Q4_1_R8") ----------------------
+# R8Q1_V v, lo, hi: vector v of the group block at rdx against the input block at r11: the
+# low nibbles (ggml's lane v of the 8 rows) times the input's bytes 4v.. -> int32 -> f32,
+# lo = fma(that, ymm1, lo); the high nibbles (lane 4 + v) times bytes 16 + 4v.. into hi;
+# ymm0, ymm2-ymm4 clobbered
+.macro R8Q1_V v, lo, hi
+    vmovdqu ymm2, [rdx + 32 + 32 * \v]
+    vpand ymm3, ymm2, ymm5
+    vpbroadcastd ymm0, dword ptr [r11 + 4 + 4 * \v]
+    vpmaddubsw ymm3, ymm3, ymm0
+    vpmaddwd ymm3, ymm3, ymm6
+    vcvtdq2ps ymm3, ymm3
+    vfmadd231ps \lo, ymm3, ymm1
+    vpsrlw ymm2, ymm2, 4
+    vpand ymm2, ymm2, ymm5
+    vpbroadcastd ymm4, dword ptr [r11 + 20 + 4 * \v]
+    vpmaddubsw ymm2, ymm2, ymm4
+    vpmaddwd ymm2, ymm2, ymm6
+    vcvtdq2ps ymm2, ymm2
+    vfmadd231ps \hi, ymm2, ymm1
+.endm
+# R8Q1_BLOCK: one group block (rdx) against one Q8_1 block (r11) into ymm7-ymm15
+.macro R8Q1_BLOCK
+    vpbroadcastd xmm0, dword ptr [r11]        # f16 d_x, s_x, 4 times
+    vcvtph2ps ymm0, xmm0                      # f32 d_x, s_x, d_x, s_x, ...
+    vmovshdup ymm1, ymm0                      # s_x in every lane
+    vcvtph2ps ymm2, xmmword ptr [rdx + 16]    # the 8 rows' m_w
+    vmulps ymm2, ymm2, ymm1
+    vaddps ymm7, ymm7, ymm2                   # summs += f32(m_w * s_x)
+    vmovsldup ymm0, ymm0                      # d_x in every lane
+    vcvtph2ps ymm1, xmmword ptr [rdx]         # the 8 rows' d_w
+    vmulps ymm1, ymm1, ymm0                   # f32(d_w * d_x)
+    R8Q1_V 0, ymm8, ymm12
+    R8Q1_V 1, ymm9, ymm13
+    R8Q1_V 2, ymm10, ymm14
+    R8Q1_V 3, ymm11, ymm15
+.endm
+
 # matvec_q4_1_r8_avx2(rcx = out, rdx = W (Q4_1_R8), r8 = xq (Q8_1), r9d = n, [rsp+40] d)
+#   Registers: rdx = the group block (groups follow each other: W front to back), r11 = the
+#   input block, rax = blocks left, r9 = blocks per row, r10 = groups left, rcx = the
+#   group's outputs; ymm5 = 0x0f in every byte, ymm6 = 1 in every word, ymm7 = the 8 rows'
+#   summs, ymm8-ymm15 their lane accumulators 0..7, ymm0-ymm4 scratch (ymm1: d_w d_x).
 matvec_q4_1_r8_avx2:
-    R8V_BODY 1, 20, 32, 4, 36
+    sub rsp, 168                      # xmm6-xmm15, 8 to align
+    KSAVE_XMM6_15_VEX 0
+    mov r10d, dword ptr [rsp + 168 + 40]
+    shr r10, 3                        # groups
+    mov r9d, r9d
+    shr r9, 5                         # blocks per row
+    vmovdqu ymm5, [rip + kg_nib]
+    vmovdqu ymm6, [rip + kg_one_i16]
+.Lgroup:
+    test r10, r10
+    jz .Ldone
+    vxorps xmm7, xmm7, xmm7
+    vxorps xmm8, xmm8, xmm8
+    vxorps xmm9, xmm9, xmm9
+    vxorps xmm10, xmm10, xmm10
+    vxorps xmm11, xmm11, xmm11
+    vxorps xmm12, xmm12, xmm12
+    vxorps xmm13, xmm13, xmm13
+    vxorps xmm14, xmm14, xmm14
+    vxorps xmm15, xmm15, xmm15
+    mov r11, r8
+    mov rax, r9
+    test rax, rax
+    jz .Lfold
+.Lblock:
+    R8Q1_BLOCK
+    add rdx, 160
+    add r11, 36
+    dec rax
+    jnz .Lblock
+.Lfold:                               # hsum_float_8's order, the 8 rows at once
+    vaddps ymm8, ymm8, ymm12          # lanes 0 + 4
+    vaddps ymm10, ymm10, ymm14        # 2 + 6
+    vaddps ymm8, ymm8, ymm10
+    vaddps ymm9, ymm9, ymm13          # 1 + 5
+    vaddps ymm11, ymm11, ymm15        # 3 + 7
+    vaddps ymm9, ymm9, ymm11
+    vaddps ymm8, ymm8, ymm9
+    vaddps ymm8, ymm8, ymm7           # + summs
+    vmovups [rcx], ymm8
+    add rcx, 32
+    dec r10
+    jmp .Lgroup
+.Ldone:
+    KLOAD_XMM6_15_VEX 0
+    add rsp, 168
+    vzeroupper
+    ret
 
 # matvec_q8_0_r8_avx2(rcx = out, rdx = W (Q8_0_R8), r8 = xq (Q8_0), r9d = n, [rsp+40] d)
 matvec_q8_0_r8_avx2:

@@ -1,7 +1,7 @@
 """The "8 rows interleaved" bodies (Q4_0_R8, Q4_1_R8, Q8_0_R8; AVX2 only: matvec in
-kernels_asm/ggml_r8.s, matmat in kernels_asm/ggml_mm_r8.s) natively, reached as the program
-reaches them (kernels_init, then ggml_type_body) when peasm/ggml.py declares the type, else
-by symbol (Q8_0_R8, until the loader's repack knows its layout).
+kernels_asm/ggml_r8.s, matmat in kernels_asm/ggml_mm_r8.s, none for Q4_1_R8) natively,
+reached as the program reaches them (kernels_init, then ggml_type_body) when peasm/ggml.py
+declares the type, else by symbol (Q8_0_R8, until the loader's repack knows its layout).
 
 Weights: gguf-py's quantizer (gguf.quants.quantize, an independent implementation of
 ggml's) on random rows, among them extreme ones (zeros, huge and tiny scales, one large
@@ -9,40 +9,52 @@ value in a row of small ones, constant rows), packed into the R8 layout by
 peasm.ggml_r8.pack (the statement of the layout the loader's repack writes); inputs
 quantized by our own from_float bodies (Q8_0 / Q8_1), as the other kernel tests do. Judges:
 
-* Q4_0, Q4_1: the plain-layout matmat body of the base type (matmat_q4_<k>_avx2,
-  ggml_mm8.inc) on the unpacked rows: the R8 matvec's contract is its rounding, so the
-  outputs must be equal bit for bit (NaN: in the same places). (Q8_0's plain bodies round
-  otherwise: the float64 bound alone judges Q8_0_R8's matvec, and its matmat is judged
-  against that matvec);
-* the float64 sum of exactly the terms that rounding adds (tests/test_kernels_matmat.py's
-  _sum8_check): within (m + 1) u of it, relative to the sum of the terms' magnitudes (m =
-  blocks, Q4_1 2 x blocks; u = 2^-24), as ggml_mm8.inc states;
+* Q4_0: the plain-layout matmat body (matmat_q4_0_avx2, ggml_mm8.inc) on the unpacked rows:
+  the R8 matvec rounds as it does (llama.cpp's repacked Q4_0 gemv), so the outputs must be
+  equal bit for bit (NaN: in the same places). Q4_1: the plain-layout matvec body
+  (matvec_q4_1_avx2, whose decode logits equal llama.cpp's: ggml's vec_dot_q4_1_q8_1,
+  8 lane accumulators a row folded in hsum_float_8's order, then + the m s sum), bit for
+  bit. (Q8_0's plain bodies round otherwise: the float64 bound alone judges Q8_0_R8's
+  matvec, and its matmat is judged against that matvec);
+* the float64 sum of exactly the terms that rounding adds: Q4_0, Q8_0 as
+  tests/test_kernels_matmat.py's _sum8_check (within (m + 1) u, m = blocks); Q4_1 per
+  ggml lane (_lanes_check: the terms f32(d_w d_x) times each lane's exact integer sum and
+  f32(m_w) f32(s_x), within (K + 5) u of their magnitudes' sum, K = blocks);
 * an input block holding -128 (ggml's quantizer never writes it, a Q8 block may hold it:
   the int16 bound of ggml_r8.s is stated with it), against rows of the largest quants;
-* matmat: each input's outputs bit for bit the R8 matvec's on that input (its contract),
-  for B = 1, 2, 7, 32, 37, strides above the sizes and 0, tiles of 1 to 4 groups;
+* matmat (Q4_0_R8, Q8_0_R8): each input's outputs bit for bit the R8 matvec's on that
+  input (its contract), for B = 1, 2, 7, 32, 37, strides above the sizes and 0, tiles of 1
+  to 4 groups; Q4_1_R8 (no matmat body): k_par_matmat, the prefill's product, running the
+  matvec per input over its tiles, bit for bit the matvec on each input alone (decode);
 * nothing written outside the d outputs (guard floats on both sides, and a d that is not
   a multiple of 8 leaves its last d mod 8 outputs alone: the contract reads and writes
   whole groups of 8 rows only).
 
 A wrong nibble order, a wrong Q4_0 correction or a wrong lane order changes the integer
-block sums of random rows, which both judges see (the float64 sum is built from the plain
-layout, independently of the packing).
+block sums (Q4_1: the lane sums) of random rows, which both judges see (the float64 sum is
+built from the plain layout, independently of the packing); Q4_1_R8's lane-to-accumulator
+map or fold order, changed, changes the roundings, which the bit-for-bit judge sees.
 """
 from __future__ import annotations
+
+import struct
 
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType
 from gguf.quants import quantize as gguf_quantize
 
+from pathlib import Path
+
 from peasm import ggml, ggml_r8
 from peasm.runners.kernels import Kernels
+from tests.reference import quant as Q
 from tests.test_kernels_matmat import _bits_equal, _kernels, _sum8_check
 
 BASES = ("Q4_0", "Q4_1", "Q8_0")
 R8 = {"Q4_0": "Q4_0_R8", "Q4_1": "Q4_1_R8", "Q8_0": "Q8_0_R8"}
-PLAIN_SAME = ("Q4_0", "Q4_1")      # the plain matmat body rounds as the R8 bodies (ggml_mm8.inc)
+MATMAT_BASES = ("Q4_0", "Q8_0")    # their R8 forms have a matmat body (Q4_1_R8: none)
+U = 2.0 ** -24
 
 
 def _body(k: Kernels, base: str, kind: str) -> int:
@@ -68,11 +80,45 @@ def _matvec(k: Kernels, base: str, P: bytes, xq: bytes, n: int, d: int) -> np.nd
 
 def _judge(k: Kernels, base: str, W: bytes, xq: bytes, n: int, d: int, got: np.ndarray, what) -> None:
     """got = one input's d outputs of an R8 body on the rows W (plain layout): the plain
-    matmat body's bits where it rounds the same way, and always the float64 bound."""
-    if base in PLAIN_SAME:
+    body's bits that rounds the same way (Q4_0: matmat, Q4_1: matvec), and always the
+    float64 bound."""
+    if base == "Q4_0":
         _bits_equal(got, k.matmat_q(base, W, xq, n, d, 1, len(xq), 4 * d), what)
+    elif base == "Q4_1":
+        _bits_equal(got, k.matvec_q(base, W, xq, n, d), what)
     with np.errstate(all="ignore"):
-        _sum8_check(base, W, xq, n, d, got, what)
+        if base == "Q4_1":
+            _lanes_check(W, xq, n, d, got, what)
+        else:
+            _sum8_check(base, W, xq, n, d, got, what)
+
+
+def _lanes_check(W: bytes, xq: bytes, n: int, d: int, got: np.ndarray, what) -> None:
+    """Q4_1 as ggml's vec_dot_q4_1_q8_1 sums it: per row, for each block, the 8 lanes' exact
+    integer sums (weights 4j..4j+3 of the block times the input's) each times f32(d_w) *
+    f32(d_x) (rounded once) and f32(m_w) * f32(s_x); the float64 sum of those terms. A
+    lane's accumulator adds its K terms by K roundings, 3 more fold it, 1 adds the m s sum
+    (itself a product rounding and K additions): each term passes at most K + 4 roundings,
+    so |error| <= gamma_(K+4) sum |terms| < (K + 5) u sum |terms|."""
+    nb = n // 32
+    dw, mw, qw = Q._fields("Q4_1", W, nb * d)
+    dx, sx, qx = Q._fields("Q8_1", xq, nb)
+    lanes = (qw.reshape(d, nb, 8, 4).astype(np.int64) * qx.reshape(1, nb, 8, 4)).sum(axis=3)
+    scale = (dw.reshape(d, nb) * dx.reshape(1, nb)).astype(np.float32).astype(np.float64)
+    terms = np.concatenate([(scale[:, :, None] * lanes).reshape(d, -1),
+                            mw.reshape(d, nb).astype(np.float64) * sx.reshape(1, nb).astype(np.float64)],
+                           axis=1)
+    want, mag = terms.sum(axis=1), np.abs(terms).sum(axis=1)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan), (what, np.flatnonzero(np.isnan(got) != nan)[:10])
+    inf = np.isinf(want)
+    assert np.array_equal(got[inf], want[inf]), (what, "inf")
+    ok = ~nan & ~inf
+    err = np.abs(got[ok] - want[ok])
+    tol = (nb + 5) * U * mag[ok]
+    if err.size:
+        worst = int(np.argmax(err - tol))
+        assert np.all(err <= tol), (what, worst, got[ok][worst], want[ok][worst], err[worst] / (U * mag[ok][worst]))
 
 
 @pytest.fixture
@@ -125,8 +171,14 @@ def test_the_table_has_the_r8_bodies(k):
     assert {"Q4_0", "Q4_1"} <= set(declared)
     for base in declared:
         name = R8[base]
-        for kind in ("matvec", "matmat"):
-            assert k.ggml_body(name, kind) == k.m.address(f"{kind}_{name.lower()}_avx2")
+        assert k.ggml_body(name, "matvec") == k.m.address(f"matvec_{name.lower()}_avx2")
+        if base in MATMAT_BASES:
+            assert k.ggml_body(name, "matmat") == k.m.address(f"matmat_{name.lower()}_avx2")
+        else:                      # the prefill takes the matvec over tiles (bit for bit decode)
+            with pytest.raises(ValueError, match="no matmat body"):
+                k.ggml_body(name, "matmat")
+            with pytest.raises(KeyError):
+                k.m.address(f"matmat_{name.lower()}_avx2")
         t = ggml.BY_NAME[name]
         assert (t.base, t.group_rows, t.vec_dot_type) == (base, 8, ggml.BY_NAME[base].vec_dot_type)
 
@@ -149,6 +201,16 @@ def test_matvec_small_shapes(k, base):
 def test_matvec_model_shapes(k, base):
     for i, (d, n) in enumerate([(520, 2048), (40, 5632), (256, 2048), (2048, 64)]):
         _check(k, base, d, n, seed=100 + i, inputs=1)
+
+
+def test_q4_1_matvec_random_shapes(k):
+    """Q4_1_R8 at SmolLM2-135M's shapes and random ones (d 8..520, n 32..5632): bit for bit
+    the plain matvec (ggml's vec_dot_q4_1_q8_1), three inputs each."""
+    rng = np.random.default_rng(41)
+    shapes = [(576, 576), (1536, 576), (576, 1536), (8, 5632), (520, 32)]
+    shapes += [(8 * int(rng.integers(1, 66)), 32 * int(rng.integers(1, 177))) for _ in range(12)]
+    for i, (d, n) in enumerate(shapes):
+        _check(k, "Q4_1", d, n, seed=500 + i, inputs=3)
 
 
 @pytest.mark.parametrize("base", BASES)
@@ -278,20 +340,20 @@ def _check_matmat(k: Kernels, base: str, d: int, n: int, B: int, seed: int, *, x
     assert np.all(np.isnan(out[~written])), (base, d, n, B, "wrote outside the outputs")
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", MATMAT_BASES)
 def test_matmat_every_batch_size_small(k, base):
     for i, (d, n) in enumerate([(8, 32), (16, 64), (24, 96), (40, 64), (32, 288)]):
         for B in (1, 2, 7, 32, 37):
             _check_matmat(k, base, d, n, B, seed=10 * i + B)
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", MATMAT_BASES)
 def test_matmat_model_shapes(k, base):
     for i, (d, n, B) in enumerate([(520, 2048, 7), (40, 5632, 37), (256, 2048, 32), (72, 2048, 2)]):
         _check_matmat(k, base, d, n, B, seed=300 + i)
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", MATMAT_BASES)
 def test_matmat_odd_strides_and_partial_groups(k, base):
     for i, (d, n, B, x_pad, out_pad, d_arg) in enumerate([
             (16, 64, 5, 3, 4, None), (40, 96, 9, 1, 12, None), (24, 32, 7, 130, 4000, None),
@@ -299,10 +361,10 @@ def test_matmat_odd_strides_and_partial_groups(k, base):
         _check_matmat(k, base, d, n, B, seed=400 + i, x_pad=x_pad, out_pad=out_pad, d_arg=d_arg)
 
 
-@pytest.mark.parametrize("base", PLAIN_SAME)
+@pytest.mark.parametrize("base", ("Q4_0",))
 def test_matmat_equals_the_plain_layout_body(k, base):
-    """The R8 matmat and the plain matmat (ggml_mm_q4.s) on the same rows and batch: the
-    same bits (both ggml_mm8.inc's rounding)."""
+    """The Q4_0_R8 matmat and the plain matmat (ggml_mm_q4.s) on the same rows and batch:
+    the same bits (both ggml_mm8.inc's rounding)."""
     rng = np.random.default_rng(17)
     d, n, B = 104, 2048, 37
     W = _weights(base, d, n, rng)
@@ -312,7 +374,7 @@ def test_matmat_equals_the_plain_layout_body(k, base):
     _bits_equal(got[g:], k.matmat_q(base, W, xq, n, d, B, stride, 4 * d), base)
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", MATMAT_BASES)
 def test_matmat_zero_stride_zero_rows_zero_inputs(k, base):
     rng = np.random.default_rng(8)
     d, n = 24, 96
@@ -326,3 +388,66 @@ def test_matmat_zero_stride_zero_rows_zero_inputs(k, base):
     for d_arg, B in ((0, 3), (24, 0), (7, 3)):
         out, g = _guarded_matmat(k, base, P, x, n, d_arg, B, 0, 4 * max(d_arg, 1))
         assert np.all(np.isnan(out)), (d_arg, B)
+
+
+# ----------------------------------------------------------------------------------------
+# Q4_1_R8's batched product: no matmat body, k_par_matmat's tiles of the matvec
+
+MM = {}
+for _line in (Path(__file__).resolve().parents[1] / "kernels_asm" / "kernels.inc").read_text().splitlines():
+    if _line.startswith(".equ MATMAT_"):
+        _k, _v = _line[5:].split(",", 1)
+        MM[_k.strip()] = int(_v.split("#")[0].strip(), 0)
+
+
+def _par_matmat(k: Kernels, name: str, P: bytes, xq: bytes, n: int, d: int, B: int,
+                x_stride: int, out_stride: int, guard: int = 16) -> tuple[np.ndarray, int]:
+    """k_par_matmat (alone: no workers) on a MATMAT block as app_asm/forward_batch.s fills it
+    for the type (its matmat slot, 0 here, and its matvec); (the out buffer, first output)."""
+    t = ggml.BY_NAME[name]
+    size = (B - 1) * out_stride // 4 + d
+    try:
+        pw = k.put(np.frombuffer(P, np.uint8), "W")
+        px = k.put(np.frombuffer(xq, np.uint8), "xq")
+        po = k.put(np.full(size + guard, np.nan, np.float32), "out")
+        blk = bytearray(MM["MATMAT_SIZE"])
+        for key, v in (("OUT", po + 4 * guard), ("W", pw), ("XQ", px), ("OUT_STRIDE", out_stride),
+                       ("XQ_STRIDE", x_stride), ("ROW_BYTES", n // 32 * t.block_bytes), ("BODY", 0),
+                       ("MATVEC", k.ggml_body(name, "matvec"))):
+            struct.pack_into("<Q", blk, MM[f"MATMAT_{key}"], v)
+        for key, v in (("N", n), ("D", d), ("B", B)):
+            struct.pack_into("<I", blk, MM[f"MATMAT_{key}"], v)
+        pb = k.put(np.frombuffer(bytes(blk), np.uint8), "block")
+        k.m.call("k_par_matmat", pb)
+        return k.get(po, size + guard), guard
+    finally:
+        k._done()
+
+
+def test_q4_1_prefill_product_is_the_decode_matvec(k):
+    """The prefill's product of a Q4_1_R8 weight (k_par_matmat without a matmat body: the
+    rows in cache-sized tiles of whole groups, the matvec per input per tile) gives every
+    input's outputs bit for bit as the matvec alone on all rows (decode), which is the plain
+    Q4_1 matvec's; nothing written between the strided outputs. Shapes of one tile, of many
+    (SmolLM2's 576 x 576: tiles of 40 rows, the last 16) and rows longer than a tile (one
+    group a tile)."""
+    for i, (d, n, B, x_pad, out_pad) in enumerate([(8, 32, 1, 0, 0), (576, 576, 5, 4, 12),
+                                                   (64, 5632, 3, 0, 4), (1536, 576, 2, 36, 0),
+                                                   (40, 96, 37, 1, 8)]):
+        rng = np.random.default_rng(600 + i)
+        W = _weights("Q4_1", d, n, rng)
+        P = ggml_r8.pack(W, "Q4_1", d, n)
+        each = _inputs(k, "Q4_1", n, B, rng)
+        x_stride = len(each[0]) + x_pad
+        packed = b"".join(e + bytes(x_pad) for e in each)[:x_stride * (B - 1) + len(each[0])]
+        out_stride = 4 * d + out_pad
+        out, g = _par_matmat(k, "Q4_1_R8", P, packed, n, d, B, x_stride, out_stride)
+        written = np.zeros(out.size, bool)
+        for b in range(B):
+            o = g + b * out_stride // 4
+            written[o:o + d] = True
+            want = _matvec(k, "Q4_1", P, each[b], n, d)
+            _bits_equal(out[o:o + d], want, (d, n, B, b))
+            if b < 2:
+                _bits_equal(want, k.matvec_q("Q4_1", W, each[b], n, d), (d, n, B, b, "plain"))
+        assert np.all(np.isnan(out[~written])), (d, n, B, "wrote outside the outputs")
