@@ -8,7 +8,10 @@ inputs), each as ns per 32 weights per input (a Q4_0/Q4_1/Q8_0 block, 1/8 of a K
 
 * `matmat`: one call of the matmat body, weights streamed (rotating through the pool as
   the streamed matvec does, so every weight comes from DRAM once per call, as in a
-  prefill); the B inputs (quantized once) and the outputs stay in cache;
+  prefill); the B inputs (quantized once) and the outputs stay in cache. A type without a
+  matmat body (Q4_1_R8): one call of k_par_matmat alone (kernels_asm/parallel_matmat.s,
+  no workers), the prefill's own fallback: the matvec once per input over tiles of rows
+  kept in cache;
 * `hot`: the matvec body called B times on one matrix reused (in cache as far as it fits:
   what B matvec calls over cache-sized tiles would cost at best);
 * `streamed`: the matvec body once per call with the weights streamed (decode's speed: one
@@ -23,6 +26,8 @@ One line per type, shape and B:
 issue's prefill goal (a 64-token prompt >= 5x the decode tok/s) needs about 6 here.
 """
 from __future__ import annotations
+
+import struct
 
 import numpy as np
 
@@ -86,12 +91,38 @@ def measure(bench, kind: str, d: int, n: int, batches) -> list[str]:
     streamed = bench.timed(mv, lambda i: (oa, mats[i % len(mats)], xa, n, d), mat)
     hot = bench.timed(mv, lambda i: (oa, mats[0], xa + (i % B_max) * xq_stride, n, d), mat)
     lines = []
+    body = ggml.body_symbol(t, "matmat", "avx2")
     for B in batches:
-        sec = bench.timed(ggml.body_symbol(t, "matmat", "avx2"),
-                          lambda i: (oa, mats[i % len(mats)], xa, n, d, B, 4 * d, xq_stride), mat)
+        if body:
+            sec = bench.timed(body, lambda i: (oa, mats[i % len(mats)], xa, n, d, B, 4 * d, xq_stride), mat)
+        else:
+            blocks_mm = _matmat_blocks(bench, mats, oa, xa, 4 * d, xq_stride, row, n, d, B,
+                                       bench.addr(mv))
+            bench._mm_keep += (blocks_mm,)
+            sec = bench.timed("k_par_matmat", lambda i: (blocks_mm.ctypes.data + 80 * (i % len(mats)),), mat)
         lines.append(_line(kind, d, n, B, sec / (blocks * B) * 1e9, hot / blocks * 1e9,
                            streamed / blocks * 1e9))
     return lines
+
+
+def _matmat_blocks(bench, mats, out, xq, out_stride, xq_stride, row_bytes, n, d, B, matvec) -> np.ndarray:
+    """One MATMAT block (kernels_asm/kernels.inc) per matrix of the pool, 80 bytes apart,
+    as app_asm/forward_batch.s fills it for a type without a matmat body."""
+    from pathlib import Path
+
+    off = {}
+    for line in (Path(__file__).resolve().parents[1] / "kernels_asm" / "kernels.inc").read_text().splitlines():
+        if line.startswith(".equ MATMAT_"):
+            k, v = line[5:].split(",", 1)
+            off[k.strip()] = int(v.split("#")[0].strip(), 0)
+    assert off["MATMAT_SIZE"] == 80
+    blocks = np.zeros((len(mats), 80), np.uint8)
+    for i, w in enumerate(mats):
+        for k, v, fmt in (("OUT", out, "<Q"), ("W", w, "<Q"), ("XQ", xq, "<Q"), ("OUT_STRIDE", out_stride, "<Q"),
+                          ("XQ_STRIDE", xq_stride, "<Q"), ("ROW_BYTES", row_bytes, "<Q"), ("BODY", 0, "<Q"),
+                          ("MATVEC", matvec, "<Q"), ("N", n, "<I"), ("D", d, "<I"), ("B", B, "<I")):
+            struct.pack_into(fmt, blocks[i], off[f"MATMAT_{k}"], v)
+    return blocks
 
 
 def run(bench, paths: list[str], *, quick: bool = False, out=print) -> None:
