@@ -401,9 +401,10 @@ for _line in (Path(__file__).resolve().parents[1] / "kernels_asm" / "kernels.inc
 
 
 def _par_matmat(k: Kernels, name: str, P: bytes, xq: bytes, n: int, d: int, B: int,
-                x_stride: int, out_stride: int, guard: int = 16) -> tuple[np.ndarray, int]:
-    """k_par_matmat (alone: no workers) on a MATMAT block as app_asm/forward_batch.s fills it
-    for the type (its matmat slot, 0 here, and its matvec); (the out buffer, first output)."""
+                x_stride: int, out_stride: int, workers: int, guard: int = 16) -> tuple[np.ndarray, int]:
+    """k_par_matmat with `workers` of the machine's started workers on a MATMAT block as
+    app_asm/forward_batch.s fills it for the type (its matmat slot, 0 here, and its matvec);
+    (the out buffer, the first output's index)."""
     t = ggml.BY_NAME[name]
     size = (B - 1) * out_stride // 4 + d
     try:
@@ -418,19 +419,40 @@ def _par_matmat(k: Kernels, name: str, P: bytes, xq: bytes, n: int, d: int, B: i
         for key, v in (("N", n), ("D", d), ("B", B)):
             struct.pack_into("<I", blk, MM[f"MATMAT_{key}"], v)
         pb = k.put(np.frombuffer(bytes(blk), np.uint8), "block")
+        k.m.call("k_par_set_workers", workers)
         k.m.call("k_par_matmat", pb)
         return k.get(po, size + guard), guard
     finally:
+        k.m.call("k_par_set_workers", 0)
         k._done()
 
 
-def test_q4_1_prefill_product_is_the_decode_matvec(k):
+def _worker_chunks(k: Kernels) -> int:
+    return struct.unpack("<Q", k.m.read(k.m.address("k_par_worker_chunks"), 8))[0]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_q4_1_prefill_product_is_the_decode_matvec(k, workers):
     """The prefill's product of a Q4_1_R8 weight (k_par_matmat without a matmat body: the
     rows in cache-sized tiles of whole groups, the matvec per input per tile) gives every
     input's outputs bit for bit as the matvec alone on all rows (decode), which is the plain
     Q4_1 matvec's; nothing written between the strided outputs. Shapes of one tile, of many
     (SmolLM2's 576 x 576: tiles of 40 rows, the last 16) and rows longer than a tile (one
-    group a tile)."""
+    group a tile); alone and with 2 worker threads taking chunks of whole groups."""
+    if workers:
+        k.m.start_workers(workers)
+    try:
+        before = _worker_chunks(k)
+        for _ in range(4 if workers else 1):     # (threads of a busy host may wake late)
+            _prefill_cases(k, workers)
+            if _worker_chunks(k) > before:
+                break
+        assert (_worker_chunks(k) > before) == (workers > 0)
+    finally:
+        k.m.stop_workers()
+
+
+def _prefill_cases(k: Kernels, workers: int) -> None:
     for i, (d, n, B, x_pad, out_pad) in enumerate([(8, 32, 1, 0, 0), (576, 576, 5, 4, 12),
                                                    (64, 5632, 3, 0, 4), (1536, 576, 2, 36, 0),
                                                    (40, 96, 37, 1, 8)]):
@@ -441,7 +463,7 @@ def test_q4_1_prefill_product_is_the_decode_matvec(k):
         x_stride = len(each[0]) + x_pad
         packed = b"".join(e + bytes(x_pad) for e in each)[:x_stride * (B - 1) + len(each[0])]
         out_stride = 4 * d + out_pad
-        out, g = _par_matmat(k, "Q4_1_R8", P, packed, n, d, B, x_stride, out_stride)
+        out, g = _par_matmat(k, "Q4_1_R8", P, packed, n, d, B, x_stride, out_stride, workers)
         written = np.zeros(out.size, bool)
         for b in range(B):
             o = g + b * out_stride // 4
