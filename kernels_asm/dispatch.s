@@ -35,7 +35,7 @@ k_attention_heads: .quad 0            # attention_heads_<path>: some heads (para
 .extern axpy_sse2, dot_sse2, argmax_sse2, rope_apply_sse2, attention_sse2, stream_read_sse2
 .extern matvec_avx2, rmsnorm_avx2, softmax_avx2, expf_avx2, swiglu_avx2, add_avx2, scale_avx2
 .extern axpy_avx2, dot_avx2, argmax_avx2, rope_apply_avx2, attention_avx2, stream_read_avx2
-.extern rope_table_x87, rope_table_ggml_x87, rope_apply_neox_sse2, par_select_entries
+.extern rope_table_x87, rope_table_ggml_sse2, rope_table_ggml_avx2, rope_apply_neox_sse2, par_select_entries
 .extern attention_heads_sse2, attention_heads_avx2, swiglu_ggml_sse2, swiglu_ggml_avx2
 
 # table entry `slot` = address of `body` (RIP-relative: the table needs no relocations)
@@ -67,7 +67,7 @@ kernels_init:
     KSET k_attention, attention_avx2
     KSET k_attention_heads, attention_heads_avx2
     KSET k_stream_read, stream_read_avx2
-    KSET k_rope_table_ggml, rope_table_ggml_x87
+    KSET k_rope_table_ggml, rope_table_ggml_avx2
     KSET k_rope_apply_neox, rope_apply_neox_sse2
     mov eax, K_PATH_AVX2
     jmp .Lchosen
@@ -88,7 +88,7 @@ kernels_init:
     KSET k_attention, attention_sse2
     KSET k_attention_heads, attention_heads_sse2
     KSET k_stream_read, stream_read_sse2
-    KSET k_rope_table_ggml, rope_table_ggml_x87
+    KSET k_rope_table_ggml, rope_table_ggml_sse2
     KSET k_rope_apply_neox, rope_apply_neox_sse2
     mov eax, K_PATH_SSE2
 .Lchosen:

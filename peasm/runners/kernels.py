@@ -308,6 +308,18 @@ class Kernels:
         finally:
             self._done()
 
+    def rope_table_ggml(self, pos: int, head_size: int, n_rot: int, theta_scale: float,
+                        freq_factors=None, style: int = 0) -> np.ndarray:
+        """ggml's RoPE table for one position (rope_ggml.s): 2*head_size floats, C then S."""
+        try:
+            pt = self.m.alloc(8 * head_size, "table")
+            pf = 0 if freq_factors is None else self.put(_f32(freq_factors), "factors")
+            self.run("rope_table_ggml", pt, pos, head_size, n_rot,
+                     f32_bits(np.float32(theta_scale)), pf, style)
+            return self.get(pt, 2 * head_size)
+        finally:
+            self._done()
+
     def rope_apply(self, v, table, head_size: int) -> np.ndarray:
         v, table = _f32(v), _f32(table)
         try:
