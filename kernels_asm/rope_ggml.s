@@ -13,11 +13,14 @@
 # elements n_rot..hs alone; its table has rope_apply's layout (kernels.inc): C[hs] then
 # S[hs] with C[2i] = C[2i+1] = c_i, S[2i] = -s_i, S[2i+1] = +s_i, and C = 1, S = 0 past
 # n_rot, so k_rope_apply does the rotation. "neox" mode (qwen2) rotates (i, i + n_rot/2);
-# its table is C[i] = c_i, S[i] = s_i for i < n_rot/2, applied by rope_apply_neox_sse2.
+# its table is C[i] = c_i, S[i] = s_i for i < n_rot/2, applied by rope_apply_neox_<path>.
+# The rotations take ggml's arithmetic too (k_rope_apply_ggml, k_rope_apply_neox): its
+# AVX2+FMA build fuses one product of each output, its SSE2 build rounds both.
 .include "kernels.inc"
 
 .section .text
-.global rope_table_ggml_sse2, rope_table_ggml_avx2, rope_apply_neox_sse2
+.global rope_table_ggml_sse2, rope_table_ggml_avx2, rope_apply_neox_sse2, rope_apply_neox_avx2
+.global rope_apply_ggml_avx2
 .extern sincosf_glibc_sse2, sincosf_glibc_fma
 
 # rope_table_ggml_<path>(rcx = table (2*hs floats), edx = pos, r8d = hs, r9d = n_rot (even,
@@ -148,4 +151,100 @@ rope_apply_neox_sse2:
     sub [rsp + 8], r9d
     jmp .Lhead
 .Ldone:
+    ret
+
+# rope_apply_neox_avx2: rope_apply_neox_sse2's contract, with the arithmetic of ggml's
+#   AVX2+FMA build, where GCC fuses the first product of each output into its sum:
+#   (a, b) -> (fma(a, c, -(b s)), fma(a, s, b c)), the other product rounded first.
+rope_apply_neox_avx2:
+    mov [rsp + 8], r8d                # floats left
+    mov r9d, r9d
+    mov r10d, [rsp + 40]
+    shr r10, 1                        # h
+    test r9, r9
+    jz .Ldone
+    lea r11, [rdx + r9 * 4]           # S
+.Lhead:
+    mov r8d, [rsp + 8]
+    cmp r8, r9
+    jb .Ldone
+    xor eax, eax
+.Li:
+    cmp rax, r10
+    jae .Lnext
+    vmovss xmm0, dword ptr [rcx + rax * 4]      # a
+    lea r8, [rax + r10]
+    vmovss xmm1, dword ptr [rcx + r8 * 4]       # b
+    vmovss xmm2, dword ptr [rdx + rax * 4]      # c
+    vmovss xmm3, dword ptr [r11 + rax * 4]      # s
+    vmulss xmm5, xmm1, xmm3           # b s
+    vfmsub231ss xmm5, xmm0, xmm2      # a c - (b s), one rounding
+    vmulss xmm4, xmm1, xmm2           # b c
+    vfmadd231ss xmm4, xmm0, xmm3      # a s + (b c), one rounding
+    vmovss dword ptr [rcx + rax * 4], xmm5
+    vmovss dword ptr [rcx + r8 * 4], xmm4
+    inc rax
+    jmp .Li
+.Lnext:
+    lea rcx, [rcx + r9 * 4]
+    sub [rsp + 8], r9d
+    jmp .Lhead
+.Ldone:
+    ret
+
+# rope_apply_ggml_avx2(rcx = v, rdx = table, r8d = n, r9d = hs): k_rope_apply's contract and
+#   table ("norm" pairs: C[2i] = C[2i+1] = c, S[2i] = -s, S[2i+1] = s) with the arithmetic
+#   of ggml's AVX2+FMA build: (x0, x1) -> (fma(x0, c, -(x1 s)), fma(x0, s, x1 c)), the
+#   other product rounded first. (ggml's SSE2 build rounds both products, as rope_apply_sse2
+#   does: the sse2 path uses that body.) Changes rax, r8-r11, ymm0-ymm5.
+rope_apply_ggml_avx2:
+    mov r8d, r8d
+    mov r9d, r9d
+    test r9, r9
+    jz .Ldone
+    shl r8, 2                         # bytes left
+    lea r10, [r9 * 4]                 # bytes per head
+    lea r9, [rdx + r10]               # S
+    mov r11, r10
+    and r11, -32
+.Lhead:
+    cmp r8, r10
+    jb .Ldone
+    xor eax, eax
+.Lvec:                                # 4 pairs
+    cmp rax, r11
+    jae .Lpair
+    vmovups ymm0, [rcx + rax]         # v = (x0, x1, ...)
+    vpermilps ymm1, ymm0, 0xB1        # (x1, x0, ...)
+    vmovups ymm2, [rdx + rax]         # C
+    vmovups ymm3, [r9 + rax]          # S
+    vmulps ymm4, ymm1, ymm3           # x1 S[2i] = -(x1 s)  (odd lanes: x0 s)
+    vmulps ymm5, ymm0, ymm2           # x0 c                (odd lanes: x1 c)
+    vfmadd231ps ymm4, ymm0, ymm2      # even lanes: x0 c + (-(x1 s))
+    vfmadd231ps ymm5, ymm1, ymm3      # odd lanes:  x0 s + (x1 c)
+    vblendps ymm0, ymm4, ymm5, 0xAA
+    vmovups [rcx + rax], ymm0
+    add rax, 32
+    jmp .Lvec
+.Lpair:
+    cmp rax, r10
+    jae .Lnext
+    vmovsd xmm0, qword ptr [rcx + rax]
+    vpermilps xmm1, xmm0, 0xB1
+    vmovsd xmm2, qword ptr [rdx + rax]
+    vmovsd xmm3, qword ptr [r9 + rax]
+    vmulps xmm4, xmm1, xmm3
+    vmulps xmm5, xmm0, xmm2
+    vfmadd231ps xmm4, xmm0, xmm2
+    vfmadd231ps xmm5, xmm1, xmm3
+    vblendps xmm0, xmm4, xmm5, 0x2
+    vmovsd qword ptr [rcx + rax], xmm0
+    add rax, 8
+    jmp .Lpair
+.Lnext:
+    add rcx, r10
+    sub r8, r10
+    jmp .Lhead
+.Ldone:
+    vzeroupper
     ret
