@@ -61,7 +61,11 @@ def body(name: str, path: str) -> str:
     """The symbol of a kernel's body on a path (rope_table is x87, shared by both)."""
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r} (use one of {PATHS})")
-    return "rope_table_x87" if name == "rope_table" else f"{name}_{path}"
+    if name == "rope_table":
+        return "rope_table_x87"
+    if name == "rope_apply_ggml" and path == "sse2":
+        return "rope_apply_sse2"          # ggml's SSE2 build rounds as llama2.c's rotation does
+    return f"{name}_{path}"
 
 
 def f32_bits(value: float) -> int:
@@ -317,6 +321,26 @@ class Kernels:
             self.run("rope_table_ggml", pt, pos, head_size, n_rot,
                      f32_bits(np.float32(theta_scale)), pf, style)
             return self.get(pt, 2 * head_size)
+        finally:
+            self._done()
+
+    def rope_apply_ggml(self, v, table, head_size: int) -> np.ndarray:
+        """k_rope_apply_ggml: GGUF "norm" pairs rotated with ggml's arithmetic."""
+        v, table = _f32(v), _f32(table)
+        try:
+            pv, pt = self.put(v, "v"), self.put(table, "table")
+            self.run("rope_apply_ggml", pv, pt, v.size, head_size)
+            return self.get(pv, v.size)
+        finally:
+            self._done()
+
+    def rope_apply_neox(self, v, table, head_size: int, n_rot: int) -> np.ndarray:
+        """k_rope_apply_neox: (i, i + n_rot/2) rotated per head with ggml's arithmetic."""
+        v, table = _f32(v), _f32(table)
+        try:
+            pv, pt = self.put(v, "v"), self.put(table, "table")
+            self.run("rope_apply_neox", pv, pt, v.size, head_size, n_rot)
+            return self.get(pv, v.size)
         finally:
             self._done()
 
