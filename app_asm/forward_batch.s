@@ -24,7 +24,7 @@
 .section .text
 .global model_forward_batch, model_forward_rows
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
-.extern k_rope_apply_ggml
+.extern k_rope_apply_ggml, k_rmsnorm_ggml
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_matmat
 .extern fw_kv_store
 
@@ -147,7 +147,11 @@ fb_run:
     mov r9d, [rbx + MODEL_DIM]
     mov eax, [rbx + MODEL_RMS_EPS]
     mov [rsp + 32], rax
-    call qword ptr [rip + k_rmsnorm]
+    lea rax, [rip + k_rmsnorm]        # GGUF models: llama.cpp's arithmetic (rmsnorm_ggml.s)
+    lea r10, [rip + k_rmsnorm_ggml]
+    cmp dword ptr [rbx + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    cmove rax, r10
+    call qword ptr [rax]
     mov dword ptr [rbp + FB_XQ_FMT], GGML_TYPE_COUNT
     mov rcx, [rbx + MODEL_S_LOGITS]
     lea rdx, [rbx + MODEL_OUTPUT]
@@ -326,7 +330,11 @@ fb_rows_rmsnorm:
     mov r9d, [rbx + MODEL_DIM]
     mov eax, [rbx + MODEL_RMS_EPS]
     mov [rsp + 32], rax
-    call qword ptr [rip + k_rmsnorm]
+    lea rax, [rip + k_rmsnorm]        # GGUF models: llama.cpp's arithmetic (rmsnorm_ggml.s)
+    lea r10, [rip + k_rmsnorm_ggml]
+    cmp dword ptr [rbx + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    cmove rax, r10
+    call qword ptr [rax]
     add rsi, [rbp + FB_RDIM]
     add rdi, [rbp + FB_RDIM]
     dec dword ptr [rsp + 40]

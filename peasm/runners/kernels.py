@@ -63,6 +63,8 @@ def body(name: str, path: str) -> str:
         raise ValueError(f"unknown path {path!r} (use one of {PATHS})")
     if name == "rope_table":
         return "rope_table_x87"
+    if name == "rmsnorm_ggml":
+        return "rmsnorm_ggml_sse2"        # one body: ggml's two builds round alike here
     if name == "rope_apply_ggml" and path == "sse2":
         return "rope_apply_sse2"          # ggml's SSE2 build rounds as llama2.c's rotation does
     return f"{name}_{path}"
@@ -221,6 +223,17 @@ class Kernels:
             po = px if inplace else self.m.alloc(4 * n, "out")
             self.run("rmsnorm", po, px, pw, n, f32_bits(eps))
             return self.get(po, n)
+        finally:
+            self._done()
+
+    def rmsnorm_ggml(self, x, weight, eps: float = 1e-5) -> np.ndarray:
+        """k_rmsnorm_ggml: llama.cpp's RMSNorm (rmsnorm_ggml.s)."""
+        x, weight = _f32(x), _f32(weight)
+        try:
+            px, pw = self.put(x, "x"), self.put(weight, "weight")
+            po = self.m.alloc(4 * x.size, "out")
+            self.run("rmsnorm_ggml", po, px, pw, x.size, f32_bits(eps))
+            return self.get(po, x.size)
         finally:
             self._done()
 
