@@ -452,7 +452,9 @@ def board_image():
 def test_unicorn_k_par_matmat(workers):
     """The job kind alone, f32 rows under guard pages: the matvec fallback over tiles (odd
     shapes, a weight of many tiles) and a matmat body, each split across 0 or 3 emulated
-    workers, equal one matvec over all rows per input, bit for bit; outputs strided."""
+    workers, equal one matvec over all rows per input, bit for bit; outputs strided. Rows
+    stored in groups of 8 (MATMAT_GROUP_ROWS 8, the R8 types) are cut at multiples of 8 only:
+    the same results."""
     emu = Emu(board_image())
     assert emu.call("kernels_init", 1, 0) == 1
     for i in range(workers):
@@ -469,7 +471,8 @@ def test_unicorn_k_par_matmat(workers):
             o = emu.alloc(4 * d)
             emu.call("matvec_sse2", o, w, x + i * 4 * (n + 3), n, d)
             want.append(emu.read(o, 4 * d))
-        for body in (0, emu.address("test_matmat_f32")):
+        for body, group in ((0, 0), (emu.address("test_matmat_f32"), 0), (0, 8),
+                            (emu.address("test_matmat_f32"), 8)):
             stride = 4 * d + 8
             out = emu.alloc(stride * b)
             blk = bytearray(MM["MATMAT_SIZE"])
@@ -477,10 +480,14 @@ def test_unicorn_k_par_matmat(workers):
                          ("XQ_STRIDE", 4 * (n + 3)), ("ROW_BYTES", 4 * n), ("BODY", body),
                          ("MATVEC", emu.address("matvec_sse2"))):
                 struct.pack_into("<Q", blk, MM[f"MATMAT_{k}"], v)
-            for k, v in (("N", n), ("D", d), ("B", b)):
+            for k, v in (("N", n), ("D", d), ("B", b), ("GROUP_ROWS", group)):
                 struct.pack_into("<I", blk, MM[f"MATMAT_{k}"], v)
             p = emu.alloc(len(blk), bytes(blk), align=8)
+            emu.write(emu.address("par_job_chunk"), bytes(4))
             emu.call("k_par_matmat", p)
+            if workers and group:                   # the chunk size a posted job was cut with
+                chunk = struct.unpack("<I", emu.read(emu.address("par_job_chunk"), 4))[0]
+                assert chunk % group == 0 and (chunk or d < 2 * group), (d, n, chunk)
             for i in range(b):
                 assert emu.read(out + i * stride, 4 * d) == want[i], (d, n, b, i, body)
     if workers:
