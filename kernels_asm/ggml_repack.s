@@ -15,7 +15,7 @@
 .include "ggml.inc"
 
 .section .text
-.global ggml_repack_r8, ggml_unpack_r8
+.global ggml_repack_r8, ggml_unpack_r8, ggml_r8_of
 .extern ggml_type_table
 
 # ggml_repack_r8(rcx = W, edx = file type id, r8d = rows, r9 = row bytes,
@@ -28,33 +28,45 @@
 #   in the R8 layout (above). W and the scratch must not overlap. Changes rax, rcx, rdx,
 #   r8-r11 only (the ABI's volatile registers; no xmm).
 ggml_repack_r8:
-    xor eax, eax
-    cmp edx, GGML_TYPE_COUNT
-    jae .Lrefuse_fast
-    push rbx
-    lea r11, [rip + ggml_type_table]
-    mov eax, GGML_TYPE_COUNT          # the internal types: which one is edx's R8 form
-.Lfind:
-    cmp eax, GGML_TABLE_ROWS
-    jae .Lnone
-    imul ebx, eax, GGML_TT_SIZE
-    cmp dword ptr [r11 + rbx + GGML_TT_GROUP_ROWS], 1
-    jbe .Lnext
-    cmp [r11 + rbx + GGML_TT_BASE_TYPE], edx
-    je .Lfound
-.Lnext:
-    inc eax
-    jmp .Lfind
-.Lnone:
-    xor eax, eax
-    pop rbx
-.Lrefuse_fast:
-    ret
-.Lfound:
-    add r11, rbx                      # r11 = the R8 type's row
-    pop rbx
+    push rcx
+    mov ecx, edx
+    call ggml_r8_of
+    pop rcx
+    test eax, eax
+    jz .Lnone
+    imul r11d, eax, GGML_TT_SIZE
+    lea rdx, [rip + ggml_type_table]
+    add r11, rdx                      # r11 = the R8 type's row
     xor edx, edx                      # direction: 0 pack
     jmp r8_move
+.Lnone:
+    ret
+
+# ggml_r8_of(ecx = type id) -> eax = the id of its R8 form: the first internal type of the
+#   table (ids GGML_TYPE_COUNT .. GGML_TABLE_ROWS-1) with GROUP_ROWS > 1 whose BASE_TYPE is
+#   ecx; 0 when there is none or ecx is not a file type id (below GGML_TYPE_COUNT). Changes
+#   rax, rdx, r11 only.
+ggml_r8_of:
+    xor eax, eax
+    cmp ecx, GGML_TYPE_COUNT
+    jae .Lof_done
+    lea r11, [rip + ggml_type_table]
+    mov eax, GGML_TYPE_COUNT
+.Lof_find:
+    cmp eax, GGML_TABLE_ROWS
+    jae .Lof_none
+    imul edx, eax, GGML_TT_SIZE
+    cmp dword ptr [r11 + rdx + GGML_TT_GROUP_ROWS], 1
+    jbe .Lof_next
+    cmp [r11 + rdx + GGML_TT_BASE_TYPE], ecx
+    je .Lof_done
+.Lof_next:
+    inc eax
+    jmp .Lof_find
+.Lof_none:
+    xor eax, eax
+.Lof_done:
+    ret
 
 # ggml_unpack_r8(rcx = W, edx = R8 type id, r8d = rows, r9 = row bytes,
 #                qword [rsp+40] = scratch of at least G * row bytes)
