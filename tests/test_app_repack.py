@@ -258,3 +258,45 @@ def test_repack_on_and_off_same_greedy_tokens(native1, files, name):
         logits_off = off.forward(t_off, pos).astype(np.float64)
         logits_on = on.forward(t_on, pos).astype(np.float64)
         pos += 1
+
+
+# ------------------------------------------------------------------ the whole program, hosted
+
+def _chat(efi, vol):
+    from peasm.runners.hosted import run
+    r = run(efi, vol, cpu="native", mem_mib=512, timeout_s=600)
+    assert r.status == 0 and r.reason == "powered off", (r.reason, r.text[-2000:])
+    return r.text
+
+
+@pytest.mark.parametrize("cfg, count", [("", 14), ("repack = on\n", 14), ("repack = off\n", 0),
+                                        ("repack = maybe\n", 14)])
+def test_program_repack_setting(chat_efi, tmp_path, cfg, count):
+    """tiny256-Q4_0 (2 layers of Q4_0 matrices, a Q6_K classifier): the load says how many
+    weights were repacked (none with repack off), /cfg says the setting and the loaded
+    model's count, /attn sse2 puts them back and /attn auto repacks them again (repack on);
+    a bad value is the settings' one line and the default stays."""
+    _need_avx2()
+    from tests.app_helpers import make_volume
+    vol = make_volume(tmp_path / "vol", files={"tiny256-Q4_0.gguf": model_file("quant/tiny256-Q4_0.gguf")},
+                      cfg="temperature = 0\nmax_tokens = 8\n" + cfg,
+                      autorun=["/cfg", "/attn sse2", "/attn auto", "/shutdown"])
+    text = _chat(chat_efi, vol)
+    lines = text.splitlines()
+    load = [ln for ln in lines if ln.startswith("weights: ")]
+    if count:
+        assert load == [f"weights: {count} repacked to 8-row groups (avx2 kernels)",
+                        "weights: back in the file's layout (the sse2 kernels have no 8-row form)",
+                        f"weights: {count} repacked to 8-row groups (avx2 kernels)"], load
+    else:
+        assert load == [], load
+    setting = {"": "on  (default)", "repack = on\n": "on  (repl.cfg)", "repack = off\n": "off  (repl.cfg)",
+               "repack = maybe\n": "on  (default)"}[cfg]
+    assert f"repack = {setting}" in lines
+    assert (f"weights of the loaded model: {count} in 8-row groups (repack applies at the next model load)"
+            in lines)
+    bad = [ln for ln in lines if ln.startswith("repl.cfg:")]
+    if "maybe" in cfg:
+        assert bad == ["repl.cfg:3: bad value 'maybe' for repack: expected on or off (line ignored)"], bad
+    else:
+        assert bad == [], bad
