@@ -8,9 +8,11 @@ over cache-sized tiles of rows, k_par_matmat in kernels_asm/parallel_matmat.s), 
 logits and the whole KV cache must be EQUAL, bit for bit, and greedy decoding on from there
 must give the same tokens.
 
-Q4_0 and Q4_1 (ROUNDED_TYPES): their matmat bodies (kernels_asm/ggml_mm8.inc) add each block's
-exact integer sum with one FMA per block, where the matvec sums 8 lanes and reduces them: the
-same exact terms, other f32 roundings (each product within (m + 1) u of the exact sum,
+Q4_0 and Q4_1 (ROUNDED_TYPES) in the file's layout: their matmat bodies (kernels_asm/ggml_mm8.inc)
+add each block's exact integer sum with one FMA per block, where the matvec sums 8 lanes and
+reduces them: the same exact terms, other f32 roundings (repacked into 8-row groups, Q4_0_R8 and
+Q4_1_R8, their matvec rounds as the batched bodies do: a model whose every Q4 product weight is
+repacked is bit for bit again, plain_rounded_products; tests/test_app_repack.py) (each product within (m + 1) u of the exact sum,
 tests/test_kernels_matmat.py). A rounding difference is invisible until an activation is
 quantized to Q8 again: there a value that sits at a rounding boundary can land on the
 neighbouring quant, one step (1/127 of its block's largest magnitude) away, and from then on

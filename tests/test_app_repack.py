@@ -197,6 +197,15 @@ def test_not_ready_and_sse2_path_never_repack(files):
         m.close()
 
 
+def test_unicorn_sse2_never_repacks(files):
+    """Under unicorn (SSE2 bodies only: the R8 types have no body there) nothing moves."""
+    m = Machine("unicorn")
+    model = Model(m, files["quant/tiny256-Q4_1.gguf"])
+    before = _tensors(model)
+    assert m.mc.call("model_repack", model.m, 1) == 0
+    assert _tensors(model) == before
+
+
 @pytest.mark.parametrize("name", ["q4_1_own", "quant/tiny256-Q4_0.gguf"])
 def test_decode_workers_bit_identical(native1, files, name):
     turns = lambda model: [prompt(model.vocab, 5, 1)]
