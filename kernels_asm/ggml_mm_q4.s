@@ -91,6 +91,16 @@ kmm8_d32768:    # 32768 = 128 * 8 * 32 (int32)
     vmovdqu [rax + 32 * \j], \lo
     vmovdqu [rax + 128 + 32 * \j], \hi
 .endm
+# M8_Q4_0_CORR: the correction from the raw nibbles' byte sums in ymm8 (M8_Q4_0_STORE) to
+# [rax + 288]; ymm0 clobbered (also ggml_mm_r8.s's)
+.macro M8_Q4_0_CORR
+    vmovdqu ymm0, [rip + kmm8_b1]
+    vpmaddubsw ymm8, ymm8, ymm0
+    vpmaddwd ymm8, ymm8, [rip + kg_one_i16]
+    vpslld ymm8, ymm8, 7
+    vpsubd ymm8, ymm8, [rip + kmm8_d32768]
+    vmovdqu [rax + 288], ymm8
+.endm
 .macro M8_UNPACK_Q4_0
     M8_ROWS4 2
     M8_TRANSPOSE
@@ -103,12 +113,7 @@ kmm8_d32768:    # 32768 = 128 * 8 * 32 (int32)
     M8_Q4_0_STORE ymm2, ymm3, 2
     M8_SPLIT ymm0, ymm2, ymm3
     M8_Q4_0_STORE ymm2, ymm3, 3
-    vmovdqu ymm0, [rip + kmm8_b1]
-    vpmaddubsw ymm8, ymm8, ymm0
-    vpmaddwd ymm8, ymm8, [rip + kg_one_i16]
-    vpslld ymm8, ymm8, 7
-    vpsubd ymm8, ymm8, [rip + kmm8_d32768]
-    vmovdqu [rax + 288], ymm8
+    M8_Q4_0_CORR
     vmovd xmm0, dword ptr [rdx]
     vpinsrw xmm0, xmm0, word ptr [rdx + rcx], 1
     vpinsrw xmm0, xmm0, word ptr [rdx + r8], 2
@@ -220,213 +225,40 @@ kmm8_d32768:    # 32768 = 128 * 8 * 32 (int32)
     M8_FIN_Q4_1 ymm3, ymm7, 3
 .endm
 
-# matmat_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0 inputs), r9d = n, [rsp+40] d, [rsp+48] B,
-#                  [rsp+56] out_stride, [rsp+64] xq_stride)
-matmat_q4_0_avx2:
-    M8_PROLOGUE M8_FRAME_Q4_0, M8_XSB_Q4_0
-    mov r9d, r9d
-    shr r9, 5                         # blocks per row
-    mov qword ptr [rsp + M8_K], r9
-    imul rbx, r9, 18                  # bytes per row
-.Ltile:
-    test r15, r15
-    jz .Ldone
-    test r14, r14
-    jz .Ldone
-    M8_TILE_BEGIN
-.Lchunk:                              # the tile's blocks c0 .. c0 + kc - 1, unpacked
-    M8_CHUNK_BEGIN 18
-.Lsub:
-    M8_SUB_BEGIN 18
+# M8_CHUNK_Q4_0 / M8_CHUNK_Q4_1: the unpack of a tile's chunk (M8_BODY's `chunk`): each
+# sub-tile's 8 rows gathered, transposed and split, block by block, prefetching r9 ahead
+.macro M8_CHUNK_ROWS bb, unpack
+m8_sub\@:
+    M8_SUB_BEGIN \bb
     cmp qword ptr [rsp + M8_CNT], 0
-    je .Lunpacked
-.Lunpack:
+    je m8_unpacked\@
+m8_unpack\@:
     push rax
     M8_PF
     pop rax
-    M8_UNPACK_Q4_0
-    add rdx, 18
+    \unpack
+    add rdx, \bb
     add rax, M8_WSB
     dec qword ptr [rsp + M8_CNT]
-    jnz .Lunpack
-.Lunpacked:
+    jnz m8_unpack\@
+m8_unpacked\@:
     inc qword ptr [rsp + M8_SUB]
     cmp qword ptr [rsp + M8_SUB], 4
-    jb .Lsub
-    mov rax, qword ptr [rsp + M8_C0]
-    imul rax, rax, 34
-    add rax, qword ptr [rsp + M8_XQ]
-    mov qword ptr [rsp + M8_XG], rax
-    mov rax, qword ptr [rsp + M8_OT]
-    mov qword ptr [rsp + M8_OG], rax
-    mov qword ptr [rsp + M8_BL], r14
-.Linput:                              # every input over the chunk
-    cmp qword ptr [rsp + M8_BL], 0
-    je .Lchunk_done
-    mov rsi, qword ptr [rsp + M8_XG]
-    mov rax, qword ptr [rsp + M8_XS]
-    mov r11, qword ptr [rsp + M8_KC]
-    vmovdqu ymm10, [rip + kmm8_b80]
-    test r11, r11
-    jz .Lfilled
-.Lfill:
-    M8_XFILL_Q4_0
-    add rsi, 34
-    add rax, M8_XSB_Q4_0
-    dec r11
-    jnz .Lfill
-.Lfilled:
-    mov rcx, qword ptr [rsp + M8_OG]
-    cmp qword ptr [rsp + M8_C0], 0
-    jne .Lacc_load
-    M8_ACC_ZERO
-    jmp .Lacc_ok
-.Lacc_load:
-    cmp qword ptr [rsp + M8_V], M8_ROWS
-    jb .Lacc_load_m
-    M8_ACC_LOAD 0
-    jmp .Lacc_ok
-.Lacc_load_m:
-    M8_ACC_LOAD 1
-.Lacc_ok:
-    mov rsi, qword ptr [rsp + M8_XG]
-    mov rax, qword ptr [rsp + M8_WS]
-    mov rcx, qword ptr [rsp + M8_XS]
-    mov r11, qword ptr [rsp + M8_KC]
-    vmovdqu ymm11, [rip + kg_one_i16]
-    test r11, r11
-    jz .Lblocks_done
-.Lblock:
-    M8_BLOCK_Q4_0
-    add rsi, 34
-    add rax, M8_WSB
-    add rcx, M8_XSB_Q4_0
-    dec r11
-    jnz .Lblock
-.Lblocks_done:
-    mov rcx, qword ptr [rsp + M8_OG]
-    cmp qword ptr [rsp + M8_V], M8_ROWS
-    jb .Lstore_m
-    M8_ACC_STORE 0
-    jmp .Lstored
-.Lstore_m:
-    M8_ACC_STORE 1
-.Lstored:
-    M8_GROUP_END
-    jmp .Linput
-.Lchunk_done:
-    mov rax, qword ptr [rsp + M8_C0]
-    add rax, qword ptr [rsp + M8_KC]
-    mov qword ptr [rsp + M8_C0], rax
-    cmp rax, qword ptr [rsp + M8_K]
-    jb .Lchunk
-    M8_TILE_END
-    jmp .Ltile
-.Ldone:
-    M8_EPILOGUE M8_FRAME_Q4_0
+    jb m8_sub\@
+.endm
+.macro M8_CHUNK_Q4_0
+    M8_CHUNK_ROWS 18, M8_UNPACK_Q4_0
+.endm
+.macro M8_CHUNK_Q4_1
+    M8_CHUNK_ROWS 20, M8_UNPACK_Q4_1
+.endm
+
+# matmat_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0 inputs), r9d = n, [rsp+40] d, [rsp+48] B,
+#                  [rsp+56] out_stride, [rsp+64] xq_stride)
+matmat_q4_0_avx2:
+    M8_BODY 18, 34, 18, 0, M8_FRAME_Q4_0, M8_XSB_Q4_0, M8_CHUNK_Q4_0, M8_XFILL_Q4_0, M8_BLOCK_Q4_0
 
 # matmat_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1 inputs), r9d = n, [rsp+40] d, [rsp+48] B,
 #                  [rsp+56] out_stride, [rsp+64] xq_stride)
 matmat_q4_1_avx2:
-    M8_PROLOGUE M8_FRAME_Q4_1, M8_XSB_Q4_1
-    mov r9d, r9d
-    shr r9, 5                         # blocks per row
-    mov qword ptr [rsp + M8_K], r9
-    imul rbx, r9, 20                  # bytes per row
-.Ltile:
-    test r15, r15
-    jz .Ldone
-    test r14, r14
-    jz .Ldone
-    M8_TILE_BEGIN
-.Lchunk:                              # the tile's blocks c0 .. c0 + kc - 1, unpacked
-    M8_CHUNK_BEGIN 20
-.Lsub:
-    M8_SUB_BEGIN 20
-    cmp qword ptr [rsp + M8_CNT], 0
-    je .Lunpacked
-.Lunpack:
-    push rax
-    M8_PF
-    pop rax
-    M8_UNPACK_Q4_1
-    add rdx, 20
-    add rax, M8_WSB
-    dec qword ptr [rsp + M8_CNT]
-    jnz .Lunpack
-.Lunpacked:
-    inc qword ptr [rsp + M8_SUB]
-    cmp qword ptr [rsp + M8_SUB], 4
-    jb .Lsub
-    mov rax, qword ptr [rsp + M8_C0]
-    imul rax, rax, 36
-    add rax, qword ptr [rsp + M8_XQ]
-    mov qword ptr [rsp + M8_XG], rax
-    mov rax, qword ptr [rsp + M8_OT]
-    mov qword ptr [rsp + M8_OG], rax
-    mov qword ptr [rsp + M8_BL], r14
-.Linput:                              # every input over the chunk
-    cmp qword ptr [rsp + M8_BL], 0
-    je .Lchunk_done
-    mov rsi, qword ptr [rsp + M8_XG]
-    mov rax, qword ptr [rsp + M8_XS]
-    mov r11, qword ptr [rsp + M8_KC]
-    vmovdqu ymm10, [rip + kmm8_b80]
-    test r11, r11
-    jz .Lfilled
-.Lfill:
-    M8_XFILL_Q4_1
-    add rsi, 36
-    add rax, M8_XSB_Q4_1
-    dec r11
-    jnz .Lfill
-.Lfilled:
-    mov rcx, qword ptr [rsp + M8_OG]
-    cmp qword ptr [rsp + M8_C0], 0
-    jne .Lacc_load
-    M8_ACC_ZERO
-    jmp .Lacc_ok
-.Lacc_load:
-    cmp qword ptr [rsp + M8_V], M8_ROWS
-    jb .Lacc_load_m
-    M8_ACC_LOAD 0
-    jmp .Lacc_ok
-.Lacc_load_m:
-    M8_ACC_LOAD 1
-.Lacc_ok:
-    mov rsi, qword ptr [rsp + M8_XG]
-    mov rax, qword ptr [rsp + M8_WS]
-    mov rcx, qword ptr [rsp + M8_XS]
-    mov r11, qword ptr [rsp + M8_KC]
-    vmovdqu ymm11, [rip + kg_one_i16]
-    test r11, r11
-    jz .Lblocks_done
-.Lblock:
-    M8_BLOCK_Q4_1
-    add rsi, 36
-    add rax, M8_WSB
-    add rcx, M8_XSB_Q4_1
-    dec r11
-    jnz .Lblock
-.Lblocks_done:
-    mov rcx, qword ptr [rsp + M8_OG]
-    cmp qword ptr [rsp + M8_V], M8_ROWS
-    jb .Lstore_m
-    M8_ACC_STORE 0
-    jmp .Lstored
-.Lstore_m:
-    M8_ACC_STORE 1
-.Lstored:
-    M8_GROUP_END
-    jmp .Linput
-.Lchunk_done:
-    mov rax, qword ptr [rsp + M8_C0]
-    add rax, qword ptr [rsp + M8_KC]
-    mov qword ptr [rsp + M8_C0], rax
-    cmp rax, qword ptr [rsp + M8_K]
-    jb .Lchunk
-    M8_TILE_END
-    jmp .Ltile
-.Ldone:
-    M8_EPILOGUE M8_FRAME_Q4_1
-
+    M8_BODY 20, 36, 20, 0, M8_FRAME_Q4_1, M8_XSB_Q4_1, M8_CHUNK_Q4_1, M8_XFILL_Q4_1, M8_BLOCK_Q4_1

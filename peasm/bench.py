@@ -16,7 +16,8 @@ is set against a bandwidth measured in the same run, by the same kind of code:
    pool refilled with valid blocks of the type (random quants, f16 scales of ordinary size),
    the vector quantized once to the type's activation format; `gbs` = weight bytes / time
    (a Q4_0 row reads 18 bytes per 32 weights), `bw_ratio` = gbs / bandwidth. Shapes
-   GGML_SHAPES (d x n), every runnable type.
+   GGML_SHAPES (d x n), every runnable type, and next to Q4_0 / Q4_1 their "8 rows
+   interleaved" forms (Q4_0_R8, Q4_1_R8: the same blocks packed by peasm/ggml_r8.py).
 4. matvec `mode=hot` (one matrix, reused: cache-resident) and the other kernels at model
    shapes, always in cache: `gbs` = bytes the kernel reads and writes / time. Their
    bw_ratio can exceed 1; they are not bandwidth-bound, they say how far from it they are.
@@ -221,15 +222,22 @@ class KernelBench:
                        (w.view(np.uint32) >> 16).astype(np.uint16).view(np.uint8)
                        if type_name == "BF16" else w.view(np.uint8))
         else:
-            blocks = rng.integers(0, 256, ((1 << 20) // t.block_bytes, t.block_bytes), dtype=np.uint8)
+            base = t.base or type_name           # an R8 type: its base type's blocks, packed
+            blocks = rng.integers(0, 256, ((1 << 20) // t.block_bytes // 8 * 8, t.block_bytes),
+                                  dtype=np.uint8)
             scales = (rng.uniform(0.001, 0.02, (blocks.shape[0], 2)) *
                       rng.choice([-1, 1], (blocks.shape[0], 2))).astype(np.float16)
             scales[:, 0] = np.abs(scales[:, 0])
-            blocks[:, 0:4 if type_name in ("Q4_1", "Q5_1") else 2] = \
-                scales.view(np.uint8)[:, 0:4 if type_name in ("Q4_1", "Q5_1") else 2]
-            if type_name == "Q8_0":
+            blocks[:, 0:4 if base in ("Q4_1", "Q5_1") else 2] = \
+                scales.view(np.uint8)[:, 0:4 if base in ("Q4_1", "Q5_1") else 2]
+            if base == "Q8_0":
                 blocks[:, 2:] = np.clip(blocks[:, 2:].view(np.int8), -127, 127).view(np.uint8)
             pattern = blocks.reshape(-1)
+            if t.base:                           # rows of one block: groups of 8 blocks,
+                from peasm import ggml_r8        # valid R8 bytes for any row length
+
+                pattern = np.frombuffer(ggml_r8.pack(pattern, base, blocks.shape[0], t.block_size),
+                                        np.uint8)
         pool = self.pool.view(np.uint8)[self.base - self.pool.ctypes.data:]
         pool = pool[:self.pool_bytes]
         for i in range(0, pool.size, pattern.size):
@@ -373,6 +381,11 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
             for path in paths:
                 for d, n in ggml_shapes:
                     bench.emit(bench.matvec_ggml(path, t.name, d, n))
+            for r8 in ggml.INTERNAL_TYPES:     # its R8 form next to it (peasm/ggml_r8.py)
+                for path in paths:
+                    if r8.base == t.name and ggml.body_symbol(r8, "matvec", path):
+                        for d, n in ggml_shapes:
+                            bench.emit(bench.matvec_ggml(path, r8.name, d, n))
     if "kquant" in want:
         from peasm import bench_kquant
 

@@ -1,5 +1,5 @@
-"""The "8 rows interleaved" bodies (Q4_0_R8, Q4_1_R8: kernels_asm/ggml_r8.s; AVX2 only)
-natively, reached as the program reaches them (kernels_init, then ggml_type_body).
+"""The "8 rows interleaved" bodies (Q4_0_R8, Q4_1_R8; AVX2 only: matvec in
+kernels_asm/ggml_r8.s, matmat in kernels_asm/ggml_mm_r8.s) natively, reached as the program reaches them (kernels_init, then ggml_type_body).
 
 Weights: gguf-py's quantizer (gguf.quants.quantize, an independent implementation of
 ggml's) on random rows, among them extreme ones (zeros, huge and tiny scales, one large
@@ -15,6 +15,8 @@ quantized by our own from_float bodies (Q8_0 / Q8_1), as the other kernel tests 
   blocks, Q4_1 2 x blocks; u = 2^-24), as ggml_mm8.inc states;
 * an input block holding -128 (ggml's quantizer never writes it, a Q8 block may hold it:
   the int16 bound of ggml_r8.s is stated with it);
+* matmat: each input's outputs bit for bit the R8 matvec's on that input (its contract),
+  for B = 1, 2, 7, 32, 37, strides above the sizes and 0, tiles of 1 to 4 groups;
 * nothing written outside the d outputs (guard floats on both sides, and a d that is not
   a multiple of 8 leaves its last d mod 8 outputs alone: the contract reads and writes
   whole groups of 8 rows only).
@@ -89,7 +91,8 @@ def _check(k: Kernels, base: str, d: int, n: int, seed: int, inputs: int = 2) ->
 def test_the_table_has_the_r8_bodies(k):
     for base in BASES:
         name = R8[base]
-        assert k.ggml_body(name, "matvec") == k.m.address(f"matvec_{name.lower()}_avx2")
+        for kind in ("matvec", "matmat"):
+            assert k.ggml_body(name, kind) == k.m.address(f"{kind}_{name.lower()}_avx2")
         t = ggml.BY_NAME[name]
         assert (t.base, t.group_rows, t.vec_dot_type) == (base, 8, ggml.BY_NAME[base].vec_dot_type)
 
@@ -193,3 +196,97 @@ def test_matvec_no_columns_gives_zeros(k, base):
     finally:
         k._done()
     assert np.array_equal(out, np.zeros(16, np.float32))
+
+
+# ----------------------------------------------------------------------------------------
+# matmat
+
+
+def _guarded_matmat(k: Kernels, name: str, P: bytes, xq: bytes, n: int, d: int, B: int,
+                    x_stride: int, out_stride: int, guard: int = 16) -> tuple[np.ndarray, int]:
+    """The matmat body on out buffers with `guard` NaN floats before the first output and
+    NaN in every gap; (the whole buffer, the first output's index)."""
+    body = k.ggml_body(name, "matmat")
+    size = (B - 1) * out_stride // 4 + d if B and d else 0
+    try:
+        pw = k.put(np.frombuffer(P, np.uint8), "W")
+        px = k.put(np.frombuffer(xq, np.uint8), "xq")
+        po = k.put(np.full(size + guard, np.nan, np.float32), "out")
+        k.m.call(body, po + 4 * guard, pw, px, n, d, B, out_stride, x_stride)
+        return k.get(po, size + guard), guard
+    finally:
+        k._done()
+
+
+def _check_matmat(k: Kernels, base: str, d: int, n: int, B: int, seed: int, *, x_pad: int = 0,
+                  out_pad: int = 0, d_arg: int | None = None) -> None:
+    """matmat on d rows (called with d_arg, default d) and B inputs: every input's outputs
+    the R8 matvec's bit for bit; nothing else written."""
+    rng = np.random.default_rng(seed)
+    d_arg = d if d_arg is None else d_arg
+    W = _weights(base, d, n, rng)
+    P = ggml_r8.pack(W, base, d, n)
+    each = _inputs(k, base, n, B, rng)
+    size = len(each[0])
+    x_stride = size + x_pad
+    packed = b"".join(e + bytes(x_pad) for e in each)[:x_stride * (B - 1) + size]
+    out_stride = 4 * d_arg + out_pad
+    out, g = _guarded_matmat(k, R8[base], P, packed, n, d_arg, B, x_stride, out_stride)
+    done = d_arg // 8 * 8
+    written = np.zeros(out.size, bool)
+    for b in range(B):
+        o = g + b * out_stride // 4
+        written[o:o + done] = True
+        want = k.matvec_q(R8[base], P[:done * len(P) // d], each[b], n, done)
+        _bits_equal(out[o:o + done], want, (base, d, n, B, b))
+    assert np.all(np.isnan(out[~written])), (base, d, n, B, "wrote outside the outputs")
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_matmat_every_batch_size_small(k, base):
+    for i, (d, n) in enumerate([(8, 32), (16, 64), (24, 96), (40, 64), (32, 288)]):
+        for B in (1, 2, 7, 32, 37):
+            _check_matmat(k, base, d, n, B, seed=10 * i + B)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_matmat_model_shapes(k, base):
+    for i, (d, n, B) in enumerate([(520, 2048, 7), (40, 5632, 37), (256, 2048, 32), (72, 2048, 2)]):
+        _check_matmat(k, base, d, n, B, seed=300 + i)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_matmat_odd_strides_and_partial_groups(k, base):
+    for i, (d, n, B, x_pad, out_pad, d_arg) in enumerate([
+            (16, 64, 5, 3, 4, None), (40, 96, 9, 1, 12, None), (24, 32, 7, 130, 4000, None),
+            (48, 64, 3, 0, 8, 45), (8, 32, 4, 5, 0, 7), (520, 64, 2, 7, 36, 519)]):
+        _check_matmat(k, base, d, n, B, seed=400 + i, x_pad=x_pad, out_pad=out_pad, d_arg=d_arg)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_matmat_equals_the_plain_layout_body(k, base):
+    """The R8 matmat and the plain matmat (ggml_mm_q4.s) on the same rows and batch: the
+    same bits (both ggml_mm8.inc's rounding)."""
+    rng = np.random.default_rng(17)
+    d, n, B = 104, 2048, 37
+    W = _weights(base, d, n, rng)
+    xq = b"".join(_inputs(k, base, n, B, rng))
+    stride = len(xq) // B
+    got = k.matmat_q(R8[base], ggml_r8.pack(W, base, d, n), xq, n, d, B, stride, 4 * d)
+    _bits_equal(got, k.matmat_q(base, W, xq, n, d, B, stride, 4 * d), base)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_matmat_zero_stride_zero_rows_zero_inputs(k, base):
+    rng = np.random.default_rng(8)
+    d, n = 24, 96
+    W = _weights(base, d, n, rng)
+    P = ggml_r8.pack(W, base, d, n)
+    x = _inputs(k, base, n, 1, rng)[0]
+    out, g = _guarded_matmat(k, R8[base], P, x, n, d, 5, 0, 4 * d)
+    want = k.matvec_q(R8[base], P, x, n, d)
+    for b in range(5):
+        _bits_equal(out[g + b * d:g + (b + 1) * d], want, b)
+    for d_arg, B in ((0, 3), (24, 0), (7, 3)):
+        out, g = _guarded_matmat(k, R8[base], P, x, n, d_arg, B, 0, 4 * max(d_arg, 1))
+        assert np.all(np.isnan(out)), (d_arg, B)
