@@ -207,20 +207,24 @@ def test_unicorn_sse2_never_repacks(files):
 
 
 @pytest.mark.parametrize("name", ["q4_1_own", "quant/tiny256-Q4_0.gguf"])
-def test_decode_workers_bit_identical(native1, files, name):
+def test_decode_and_prefill_workers_bit_identical(native1, files, name):
+    """Decode (the queued jobs, cut at whole 8-row groups) and the batched prefill
+    (k_par_matmat, the same) with 1, 2, 4 worker threads: one core's bits."""
     turns = lambda model: [prompt(model.vocab, 5, 1)]
+    long = lambda model: [prompt(model.vocab, B + 5, 2)]
     alone = Model(native1, files[name], repack=True)
-    want = one_by_one(alone, turns(alone), 6)
+    want, want_b = one_by_one(alone, turns(alone), 6), batched(alone, long(alone), 2)
     for workers in (1, 2, 4):
         m = Machine("native", workers)
         try:
             model = Model(m, files[name], repack=True)
             assert model.repacked > 0
-            got = one_by_one(model, turns(model), 6)
+            got, got_b = one_by_one(model, turns(model), 6), batched(model, long(model), 2)
         finally:
             m.close()
-        assert [x.tobytes() for x in got[0]] == [x.tobytes() for x in want[0]], workers
-        assert got[1:] == want[1:], workers
+        for g, w in ((got, want), (got_b, want_b)):
+            assert [x.tobytes() for x in g[0]] == [x.tobytes() for x in w[0]], workers
+            assert g[1:] == w[1:], workers
 
 
 @pytest.mark.parametrize("name", ["q4_0_tied", "q4_1_own", "quant/tiny256-Q4_0.gguf",
