@@ -323,16 +323,21 @@ fw_matmul:
     mov ecx, [r13 + TENSOR_TYPE]
     mov edx, GGML_TT_MATVEC
     call ggml_type_body
-    mov rcx, rax                      # k_par_rows_queue(body, out, W, x, n, rows, row bytes):
-    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel_queue.s)
-    mov r8, [r13 + TENSOR_DATA]
-    mov r9, rsi
+    mov rcx, rax                      # k_par_rows_queue(body, out, W, x, n, rows, row bytes,
+    mov rdx, r12                      #   group rows): the rows shared by the cores
+    mov r8, [r13 + TENSOR_DATA]       #   (kernels_asm/parallel_queue.s), cut at whole groups
+    mov r9, rsi                       #   of a rows-interleaved type (GROUP_ROWS)
     mov eax, [r13 + TENSOR_N]
     mov [rsp + 32], rax
     mov eax, [r13 + TENSOR_ROWS]
     mov [rsp + 40], rax
     mov rax, [r13 + TENSOR_ROW_BYTES]
     mov [rsp + 48], rax
+    mov eax, [r13 + TENSOR_TYPE]
+    imul eax, eax, GGML_TT_SIZE
+    lea r10, [rip + ggml_type_table]
+    mov eax, [r10 + rax + GGML_TT_GROUP_ROWS]
+    mov [rsp + 56], rax
     call k_par_rows_queue
     add rsp, 64
     pop r14

@@ -528,6 +528,11 @@ fb_matmul:
     mov eax, [r13 + TENSOR_ROWS]
     mov [rdi + MATMAT_D], eax
     mov [rdi + MATMAT_B], r14d
+    mov eax, [r13 + TENSOR_TYPE]      # rows cut only at whole groups (rows-interleaved types)
+    imul eax, eax, GGML_TT_SIZE
+    lea rcx, [rip + ggml_type_table]
+    mov eax, [rcx + rax + GGML_TT_GROUP_ROWS]
+    mov [rdi + MATMAT_GROUP_ROWS], eax
     mov ecx, [r13 + TENSOR_TYPE]
     mov edx, GGML_TT_MATVEC
     call ggml_type_body

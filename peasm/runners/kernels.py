@@ -423,7 +423,7 @@ class Kernels:
         try:
             pw, px, po = self.put(W, "W"), self.put(x, "x"), self.m.alloc(4 * d, "out")
             self.m.call("k_par_set_workers", workers)
-            self.m.call("k_par_rows", self.m.address(body("matvec", self.path)), po, pw, px, n, d, 4 * n)
+            self.m.call("k_par_rows", self.m.address(body("matvec", self.path)), po, pw, px, n, d, 4 * n, 1)
             return self.get(po, d)
         finally:
             self.m.call("k_par_set_workers", 0)
