@@ -28,7 +28,7 @@ s_nl:          .asciz "\n"
 .extern settings_find, settings_set, settings_print_setting, settings_print_usage
 .extern settings_print_all, settings_reset, set_seed, set_attn, set_threads, threads_print
 .extern sess_model, sess_pos, session_clear, session_apply_settings, session_reseed
-.extern session_print_memory, trim, str_len, sess_loaded, session_kv_type_name
+.extern session_print_memory, trim, str_len, sess_loaded, session_kv_type_name, session_repack_cfg
 
 # cmd_set: a setter command bound to a settings key. No value: show it.
 cmd_set:
@@ -157,6 +157,7 @@ cmd_cfg:
     mov rdx, rax
     lea rcx, [rip + s_kv_in_use]
     call rt_printf
+    call session_repack_cfg           # how many weights are in 8-row groups
 .Lout:
     add rsp, 40
     ret

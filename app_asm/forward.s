@@ -33,6 +33,7 @@
 .section .text
 .global model_forward, fw_kv_store
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
+.extern k_rope_apply_ggml, k_rmsnorm_ggml
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table
 .extern k_par_rows_queue, k_par_rows_flush, k_par_rows_flush_glu
 
@@ -53,7 +54,11 @@
     mov r9d, [rbx + MODEL_DIM]
     mov eax, [rbx + MODEL_RMS_EPS]
     mov [rsp + FW_ARG5], rax
-    call qword ptr [rip + k_rmsnorm]
+    lea rax, [rip + k_rmsnorm]        # GGUF models: llama.cpp's arithmetic (rmsnorm_ggml.s)
+    lea r10, [rip + k_rmsnorm_ggml]
+    cmp dword ptr [rbx + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    cmove rax, r10
+    call qword ptr [rax]
     mov dword ptr [rbx + MODEL_XQ_FMT], GGML_TYPE_COUNT   # the input changed
 .endm
 
@@ -238,15 +243,22 @@ fw_rope:
     mov r15, rdx
     cmp dword ptr [rbx + MODEL_ROPE_STYLE], MODEL_ROPE_NEOX
     je .Lneox
+    lea rax, [rip + k_rope_apply]     # pairs: llama2.c's rotation, or ggml's arithmetic
+    lea rdx, [rip + k_rope_apply_ggml]
+    cmp dword ptr [rbx + MODEL_ROPE_FORMULA], MODEL_ROPE_GGML
+    cmove rax, rdx
+    mov [rsp + 32], rax               # the slot (the callee's shadow space ends below)
     mov rdx, [rbx + MODEL_S_ROPE]
     mov r8d, [rbx + MODEL_DIM]
     mov r9d, [rbx + MODEL_HEAD_SIZE]
-    call qword ptr [rip + k_rope_apply]
+    mov rax, [rsp + 32]
+    call qword ptr [rax]
     mov rcx, r15
     mov rdx, [rbx + MODEL_S_ROPE]
     mov r8d, [rbx + MODEL_KV_DIM]
     mov r9d, [rbx + MODEL_HEAD_SIZE]
-    call qword ptr [rip + k_rope_apply]
+    mov rax, [rsp + 32]
+    call qword ptr [rax]
     jmp .Lout
 .Lneox:
     mov rdx, [rbx + MODEL_S_ROPE]
@@ -311,16 +323,21 @@ fw_matmul:
     mov ecx, [r13 + TENSOR_TYPE]
     mov edx, GGML_TT_MATVEC
     call ggml_type_body
-    mov rcx, rax                      # k_par_rows_queue(body, out, W, x, n, rows, row bytes):
-    mov rdx, r12                      # the rows shared by the cores (kernels_asm/parallel_queue.s)
-    mov r8, [r13 + TENSOR_DATA]
-    mov r9, rsi
+    mov rcx, rax                      # k_par_rows_queue(body, out, W, x, n, rows, row bytes,
+    mov rdx, r12                      #   group rows): the rows shared by the cores
+    mov r8, [r13 + TENSOR_DATA]       #   (kernels_asm/parallel_queue.s), cut at whole groups
+    mov r9, rsi                       #   of a rows-interleaved type (GROUP_ROWS)
     mov eax, [r13 + TENSOR_N]
     mov [rsp + 32], rax
     mov eax, [r13 + TENSOR_ROWS]
     mov [rsp + 40], rax
     mov rax, [r13 + TENSOR_ROW_BYTES]
     mov [rsp + 48], rax
+    mov eax, [r13 + TENSOR_TYPE]
+    imul eax, eax, GGML_TT_SIZE
+    lea r10, [rip + ggml_type_table]
+    mov eax, [r10 + rax + GGML_TT_GROUP_ROWS]
+    mov [rsp + 56], rax
     call k_par_rows_queue
     add rsp, 64
     pop r14

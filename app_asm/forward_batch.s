@@ -24,6 +24,7 @@
 .section .text
 .global model_forward_batch, model_forward_rows
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
+.extern k_rope_apply_ggml, k_rmsnorm_ggml
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_matmat
 .extern fw_kv_store
 
@@ -146,7 +147,11 @@ fb_run:
     mov r9d, [rbx + MODEL_DIM]
     mov eax, [rbx + MODEL_RMS_EPS]
     mov [rsp + 32], rax
-    call qword ptr [rip + k_rmsnorm]
+    lea rax, [rip + k_rmsnorm]        # GGUF models: llama.cpp's arithmetic (rmsnorm_ggml.s)
+    lea r10, [rip + k_rmsnorm_ggml]
+    cmp dword ptr [rbx + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    cmove rax, r10
+    call qword ptr [rax]
     mov dword ptr [rbp + FB_XQ_FMT], GGML_TYPE_COUNT
     mov rcx, [rbx + MODEL_S_LOGITS]
     lea rdx, [rbx + MODEL_OUTPUT]
@@ -325,7 +330,11 @@ fb_rows_rmsnorm:
     mov r9d, [rbx + MODEL_DIM]
     mov eax, [rbx + MODEL_RMS_EPS]
     mov [rsp + 32], rax
-    call qword ptr [rip + k_rmsnorm]
+    lea rax, [rip + k_rmsnorm]        # GGUF models: llama.cpp's arithmetic (rmsnorm_ggml.s)
+    lea r10, [rip + k_rmsnorm_ggml]
+    cmp dword ptr [rbx + MODEL_FORMAT], MODEL_FORMAT_GGUF
+    cmove rax, r10
+    call qword ptr [rax]
     add rsi, [rbp + FB_RDIM]
     add rdi, [rbp + FB_RDIM]
     dec dword ptr [rsp + 40]
@@ -391,6 +400,11 @@ fb_rows_rope:
     mov rdi, [rbx + MODEL_S_BK]
     mov r12, [rbx + MODEL_S_BROPE]
     mov r13d, [rbp + FB_ROWS]
+    lea rax, [rip + k_rope_apply]     # pairs: llama2.c's rotation, or ggml's arithmetic
+    lea rdx, [rip + k_rope_apply_ggml]
+    cmp dword ptr [rbx + MODEL_ROPE_FORMULA], MODEL_ROPE_GGML
+    cmove rax, rdx
+    mov [rsp + 32], rax               # the slot (kept above the callees' shadow space)
 .Lrow:
     mov rcx, rsi
     mov rdx, r12
@@ -398,12 +412,14 @@ fb_rows_rope:
     mov r9d, [rbx + MODEL_HEAD_SIZE]
     cmp dword ptr [rbx + MODEL_ROPE_STYLE], MODEL_ROPE_NEOX
     je .Lneox
-    call qword ptr [rip + k_rope_apply]
+    mov rax, [rsp + 32]
+    call qword ptr [rax]
     mov rcx, rdi
     mov rdx, r12
     mov r8d, [rbx + MODEL_KV_DIM]
     mov r9d, [rbx + MODEL_HEAD_SIZE]
-    call qword ptr [rip + k_rope_apply]
+    mov rax, [rsp + 32]
+    call qword ptr [rax]
     jmp .Lnext
 .Lneox:
     mov eax, [rbx + MODEL_ROPE_DIMS]
@@ -512,6 +528,11 @@ fb_matmul:
     mov eax, [r13 + TENSOR_ROWS]
     mov [rdi + MATMAT_D], eax
     mov [rdi + MATMAT_B], r14d
+    mov eax, [r13 + TENSOR_TYPE]      # rows cut only at whole groups (rows-interleaved types)
+    imul eax, eax, GGML_TT_SIZE
+    lea rcx, [rip + ggml_type_table]
+    mov eax, [rcx + rax + GGML_TT_GROUP_ROWS]
+    mov [rdi + MATMAT_GROUP_ROWS], eax
     mov ecx, [r13 + TENSOR_TYPE]
     mov edx, GGML_TT_MATVEC
     call ggml_type_body

@@ -75,7 +75,7 @@ s_shrunk3:        .asciz ")\n"
 .extern print_shape, cpu_features, kernels_init, set_attn, sampler_seed
 .extern gguf_open, gguf_format_error, model_gguf_config, model_gguf_bind
 .extern sess_vocab_free, sess_tok_load, fit_context, kv_type_apply, session_print_no_memory
-.extern chat_clear, chat_model_loaded, threads_apply
+.extern chat_clear, chat_model_loaded, threads_apply, session_repack_load, session_repack_sync
 
 # session_clear(): an empty conversation (the KV cache and the chat history)
 session_clear:
@@ -313,6 +313,7 @@ session_load_model:
     test eax, eax
     jz .Lfail
     call session_apply_settings
+    call session_repack_load          # the weights in 8-row groups for the path (repack)
     mov dword ptr [rip + sess_loaded], 1
     call chat_model_loaded            # its chat template's format and default system text
     lea rcx, [rip + s_ev_loaded]
@@ -427,7 +428,8 @@ session_reseed:
     ret
 
 # session_apply_settings(): the settings take effect: sampling knobs into the sampler, the
-# kernel path (attn) into the dispatch table. Cheap and idempotent: called after any change.
+# kernel path (attn) into the dispatch table and a loaded model's weight layout (repacked
+# only when the path changes: session_repack.s). Cheap and idempotent: called after any change.
 session_apply_settings:
     sub rsp, 40
     mov eax, [rip + set_temperature]
@@ -445,6 +447,7 @@ session_apply_settings:
     mov ecx, [rip + cpu_features]
     mov edx, [rip + set_attn]
     call kernels_init
+    call session_repack_sync          # a loaded model's weights follow the path
     call threads_apply                # how many cores share the rows (threads)
     add rsp, 40
     ret

@@ -12,7 +12,7 @@ settings_values:                      # the values, contiguous: /reset copies th
 .global set_no_repeat_ngram, set_max_tokens, set_seed, set_stats, set_stop_you, set_stop_nl
 .global set_parse_special
 .global set_attn, set_ctx_len, set_chat_format, set_model, set_tokenizer, set_autorun, set_budget
-.global set_system_prompt, set_threads, set_kv_type
+.global set_system_prompt, set_threads, set_kv_type, set_repack
 set_seed:            .quad 0          # 0: from the clock at boot
 set_temperature:     .float 1.0       # llama2.c's defaults
 set_top_p:           .float 0.9
@@ -29,6 +29,7 @@ set_attn:            .long ATTN_AUTO
 set_threads:         .long 0          # cores sharing the work; 0: all
 set_ctx_len:         .long 0          # 0: the model's seq_len (shrunk if memory is short)
 set_kv_type:         .long KV_AUTO    # the KV cache's element type, at the next model load
+set_repack:          .long 1          # weights repacked to 8-row groups (AVX2), at the next model load
 set_chat_format:     .long CHAT_AUTO      # the model's own format (raw without one)
 set_budget:          .long 0          # ms per generation; 0: no limit
 set_model:           .skip SET_STR_MAX
@@ -87,6 +88,9 @@ settings_table:
     .quad k_kv_type, set_kv_type
     .long SET_T_ENUM, 0, 0, KV_F32
     .quad kv_type_names
+    .quad k_repack, set_repack
+    .long SET_T_BOOL, 0, 0, 1
+    .quad 0
     .quad k_chat_format, set_chat_format
     .long SET_T_ENUM, 0, 0, CHAT_AUTO
     .quad chat_format_names
@@ -130,6 +134,7 @@ k_attn:            .asciz "attn"
 k_threads:         .asciz "threads"
 k_ctx_len:         .asciz "ctx_len"
 k_kv_type:         .asciz "kv_type"
+k_repack:          .asciz "repack"
 k_chat_format:     .asciz "chat_format"
 k_budget:          .asciz "budget"
 k_model:           .asciz "model"

@@ -8,6 +8,10 @@ are followed here for the two keys `imagetool boot --mem auto` needs:
 
 * `ctx_len`: a decimal number 0..1048576 (an optional '+'); 0 means the model's own context;
 * `kv_type`: auto, f16 or f32 (peasm.layouts.KV_TYPE_SETTINGS), the KV cache's element type.
+
+Every other key is the program's alone and leaves the memory as it is: the sampling knobs,
+and `repack = on|off` (Q4 weights repacked in place into 8-row groups at load, the scratch
+inside the run state: app_asm/model_repack.s), so they are accepted and change nothing here.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
 .balign 8
 .global k_matvec, k_rmsnorm, k_softmax, k_expf, k_swiglu, k_add, k_scale, k_axpy, k_dot
 .global k_argmax, k_rope_table, k_rope_apply, k_attention, k_stream_read, kernels_path
-.global k_rope_table_ggml, k_rope_apply_neox, k_swiglu_ggml
+.global k_rope_table_ggml, k_rope_apply_neox, k_swiglu_ggml, k_rope_apply_ggml, k_rmsnorm_ggml
 k_matvec:      .quad 0
 k_rmsnorm:     .quad 0
 k_softmax:     .quad 0
@@ -24,6 +24,8 @@ k_stream_read: .quad 0
 k_rope_table_ggml: .quad 0
 k_rope_apply_neox: .quad 0
 k_swiglu_ggml: .quad 0
+k_rope_apply_ggml: .quad 0
+k_rmsnorm_ggml: .quad 0
 kernels_path:  .long 0                # K_PATH_* chosen by the last kernels_init (0: none yet)
 .balign 8, 0
 .global k_attention_heads
@@ -35,7 +37,8 @@ k_attention_heads: .quad 0            # attention_heads_<path>: some heads (para
 .extern axpy_sse2, dot_sse2, argmax_sse2, rope_apply_sse2, attention_sse2, stream_read_sse2
 .extern matvec_avx2, rmsnorm_avx2, softmax_avx2, expf_avx2, swiglu_avx2, add_avx2, scale_avx2
 .extern axpy_avx2, dot_avx2, argmax_avx2, rope_apply_avx2, attention_avx2, stream_read_avx2
-.extern rope_table_x87, rope_table_ggml_x87, rope_apply_neox_sse2, par_select_entries
+.extern rope_table_x87, rope_table_ggml_sse2, rope_table_ggml_avx2, rope_apply_neox_sse2, par_select_entries
+.extern rope_apply_neox_avx2, rope_apply_ggml_avx2, rmsnorm_ggml_sse2
 .extern attention_heads_sse2, attention_heads_avx2, swiglu_ggml_sse2, swiglu_ggml_avx2
 
 # table entry `slot` = address of `body` (RIP-relative: the table needs no relocations)
@@ -67,8 +70,10 @@ kernels_init:
     KSET k_attention, attention_avx2
     KSET k_attention_heads, attention_heads_avx2
     KSET k_stream_read, stream_read_avx2
-    KSET k_rope_table_ggml, rope_table_ggml_x87
-    KSET k_rope_apply_neox, rope_apply_neox_sse2
+    KSET k_rope_table_ggml, rope_table_ggml_avx2
+    KSET k_rope_apply_neox, rope_apply_neox_avx2
+    KSET k_rope_apply_ggml, rope_apply_ggml_avx2
+    KSET k_rmsnorm_ggml, rmsnorm_ggml_sse2
     mov eax, K_PATH_AVX2
     jmp .Lchosen
 .Lsse2:
@@ -88,8 +93,10 @@ kernels_init:
     KSET k_attention, attention_sse2
     KSET k_attention_heads, attention_heads_sse2
     KSET k_stream_read, stream_read_sse2
-    KSET k_rope_table_ggml, rope_table_ggml_x87
+    KSET k_rope_table_ggml, rope_table_ggml_sse2
     KSET k_rope_apply_neox, rope_apply_neox_sse2
+    KSET k_rope_apply_ggml, rope_apply_sse2
+    KSET k_rmsnorm_ggml, rmsnorm_ggml_sse2
     mov eax, K_PATH_SSE2
 .Lchosen:
     mov [rip + kernels_path], eax

@@ -5,8 +5,8 @@
 #
 # One job at a time, posted by one caller (the boot core): the items of a call (the rows
 # 0..d-1 of a matvec, cut into chunks of whole 4-row blocks since the bodies reduce 4 rows at
-# a time; the rows of several matvecs queued by k_par_rows_queue and posted together by
-# k_par_rows_flush, e.g. wq, wk, wv of one input, so a decode step posts fewer, larger jobs;
+# a time, and of whole groups of a weight stored in groups of rows; the rows of several
+# matvecs queued by k_par_rows_queue and posted together by k_par_rows_flush, e.g. wq, wk, wv of one input, so a decode step posts fewer, larger jobs;
 # the rows of a weight applied to a batch of inputs, k_par_matmat; or the heads of
 # attention) are cut into chunks; every core, the caller included,
 # takes the next chunk from a shared counter until none is left, and the caller returns once
@@ -54,6 +54,7 @@ par_job_row_bytes: .quad 0
 par_job_n:       .long 0
 par_job_d:       .long 0              # items (rows, heads)
 par_job_chunk:   .long 0              # items per chunk (the last one may have fewer)
+par_split_grain: .long 0              # k_par_rows: the grain PAR_SPLIT rounds to
 .balign 8
 par_matvec_body: .quad 0              # the single-core matvec body behind k_matvec
 par_attention_body: .quad 0           # the single-core attention body behind k_attention
@@ -66,20 +67,25 @@ par_attention_body: .quad 0           # the single-core attention body behind k_
 .extern k_matvec, k_attention, k_attention_heads
 
 # k_par_rows(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n, dword [rsp+48] = d,
-#            qword [rsp+56] = row_bytes)
+#            qword [rsp+56] = row_bytes, dword [rsp+64] = group rows)
 #   Runs body over rows 0..d-1 of W, split across the workers and this core; returns when all
 #   are done. body follows the matvec contract (kernels.inc, peasm/ggml.py):
 #   body(rcx = out, rdx = W, r8 = x, r9d = n, dword [rsp+40] = rows), out f32[rows], W rows of
-#   row_bytes bytes each; each chunk is body(out + i0*4, W + i0*row_bytes, x, n, rows). With no
-#   workers, or fewer than 2 chunks' worth of rows, it is one call body(out, W, x, n, d).
-#   Clobbers what the body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
+#   row_bytes bytes each; each chunk is body(out + i0*4, W + i0*row_bytes, x, n, rows), i0 a
+#   multiple of PAR_GRAIN and of the group rows (the weight type's GROUP_ROWS: 1, or 8 for
+#   rows stored interleaved in groups of 8, whose group g is at W + g*8*row_bytes; 0 reads
+#   as 1; a power of two). With no workers, or fewer than 2 chunks' worth of rows, it is one
+#   call body(out, W, x, n, d). Clobbers what the body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
 k_par_rows:
     cmp dword ptr [rip + k_par_workers], 0
     je .Lserial
     mov r10d, dword ptr [rsp + 48]    # d
     test r10d, r10d
     jz .Lserial
-    PAR_SPLIT PAR_GRAIN
+    mov r11d, dword ptr [rsp + 64]
+    PAR_GRAIN_OF r11d, eax
+    mov [rip + par_split_grain], r11d # (only this core posts: nobody else reads it)
+    PAR_SPLIT [rip+par_split_grain]
     cmp r11d, 2
     jb .Lserial                       # one chunk: nothing to share
     mov [rip + par_job_chunk], eax
@@ -352,6 +358,7 @@ par_matvec:
     mov dword ptr [rsp + 32], r9d     # n (the callee's [rsp+40])
     lea rax, [r9 * 4]
     mov [rsp + 48], rax               # row bytes (the callee's [rsp+56])
+    mov dword ptr [rsp + 56], 1       # f32 rows: groups of 1 (the callee's [rsp+64])
     mov r9, r8                        # x
     mov r8, rdx                       # W
     mov rdx, rcx                      # out

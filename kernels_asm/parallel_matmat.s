@@ -1,12 +1,17 @@
 # Batched products on the job board (kernels_asm/parallel.s): one weight applied to a batch
 # of inputs (the prefill, app_asm/forward_batch.s), its rows split across the cores in
-# chunks of whole 4-row blocks, each chunk done for every input of the batch.
+# chunks of whole 4-row blocks (and whole groups of rows of a weight stored in groups,
+# MATMAT_GROUP_ROWS), each chunk done for every input of the batch.
 .include "kernels.inc"
 .include "parallel.inc"
 
 .equ PAR_TILE_BYTES, 16384            # k_par_matmat without a matmat body: weight bytes a
                                       #  tile of rows may take (stays in L1 while every
                                       #  input of the batch passes over it)
+
+.section .data
+.balign 4
+par_mm_grain:    .long 0              # k_par_matmat: the grain PAR_SPLIT rounds to
 
 .section .text
 .global k_par_matmat
@@ -15,7 +20,8 @@
 
 # k_par_matmat(rcx = params: a MATMAT_* block, kernels.inc)
 #   The batched product of one weight: its rows 0..d-1 split across the workers and this
-#   core in chunks of whole PAR_GRAIN-row blocks (as k_par_rows), each chunk done by
+#   core in chunks that start at multiples of PAR_GRAIN and of MATMAT_GROUP_ROWS (as
+#   k_par_rows), each chunk done by
 #   par_matmat_rows for all B inputs; returns when all are done. Alone (no workers, or under 2
 #   chunks' worth of rows): one par_matmat_rows over every row. The block is read, never
 #   written, and must stay untouched until the call returns. Each output is the type's matvec
@@ -28,7 +34,10 @@ k_par_matmat:
     mov r10d, [rcx + MATMAT_D]
     test r10d, r10d
     jz .Lmm_alone
-    PAR_SPLIT PAR_GRAIN
+    mov r11d, [rcx + MATMAT_GROUP_ROWS]
+    PAR_GRAIN_OF r11d, eax
+    mov [rip + par_mm_grain], r11d    # (only this core posts: nobody else reads it)
+    PAR_SPLIT [rip+par_mm_grain]
     cmp r11d, 2
     jb .Lmm_alone
     mov [rip + par_job_chunk], eax
@@ -47,11 +56,11 @@ k_par_matmat:
 
 # par_matmat_rows(rcx = MATMAT block, edx = first row, r8d = rows): rows first..first+rows-1
 #   of the product for every input. With a matmat body: one call of it on those rows. Without:
-#   the rows in tiles of PAR_TILE_BYTES of weights (whole PAR_GRAIN-row blocks, at least one
-#   block), and per tile the matvec body once per input, so a tile comes from memory once and
-#   from cache for the other inputs. first is a multiple of PAR_GRAIN (row 0 or a chunk's
-#   start), so every tile starts on a block as the single-input calls' chunks do. Clobbers
-#   what a body may.
+#   the rows in tiles of PAR_TILE_BYTES of weights (a multiple of the grain, PAR_GRAIN_OF
+#   MATMAT_GROUP_ROWS: whole blocks and whole groups, at least one grain), and per tile the
+#   matvec body once per input, so a tile comes from memory once and from cache for the other
+#   inputs. first is a multiple of the grain (row 0 or a chunk's start), so every tile starts
+#   on a block and a group as the single-input calls' chunks do. Clobbers what a body may.
 par_matmat_rows:
     push rbx
     push rsi
@@ -86,11 +95,14 @@ par_matmat_rows:
     call rax
     jmp .Lout
 .Ltiles:
-    mov eax, PAR_TILE_BYTES           # rows a tile: PAR_TILE_BYTES / row_bytes, whole blocks
+    mov ecx, [rbx + MATMAT_GROUP_ROWS]
+    PAR_GRAIN_OF ecx, eax
+    mov eax, PAR_TILE_BYTES           # rows a tile: PAR_TILE_BYTES / row_bytes, whole grains
     xor edx, edx
     div qword ptr [rbx + MATMAT_ROW_BYTES]
-    and eax, -PAR_GRAIN
-    mov ecx, PAR_GRAIN
+    mov edx, ecx
+    neg edx
+    and eax, edx
     cmp eax, ecx
     cmovb eax, ecx
     mov r12d, eax

@@ -1,8 +1,8 @@
 # Queued row jobs on the job board (kernels_asm/parallel.s): the products that share an
 # input (wq, wk, wv of one activation; w_gate, w_up of another) queued one by one by
 # k_par_rows_queue and posted together by k_par_rows_flush, so a decode step posts fewer,
-# larger jobs. Each chunk is one matvec body call on whole 4-row blocks of one of them: the
-# same instructions on the same data as on one core, so the results are bit for bit its.
+# larger jobs. Each chunk is one matvec body call on whole 4-row blocks (and whole groups of
+# rows, for a weight stored in groups: its grain) of one of them: the same instructions on the same data as on one core, so the results are bit for bit its.
 # k_par_rows_flush_glu posts the FFN's gate and up products with their elementwise tail
 # (SwiGLU) done per chunk, so no core does it alone after the job.
 .include "kernels.inc"
@@ -26,6 +26,7 @@
 .equ PP_ROW_BYTES, 32
 .equ PP_N, 40                         # dword
 .equ PP_D, 44                         # dword: rows
+.equ PP_GRAIN, 48                     # dword: a chunk's rows start at a multiple of it
 .equ PP_SIZE, 64
 # a chunk of the posted job (par_chunks): rows i0 .. i0+rows-1 of one queued matvec
 .equ PC_PART, 0                       # its PP_* record
@@ -50,9 +51,10 @@ par_glu_n:       .long 0
 .extern k_par_workers, par_post, par_rows_alone, par_job_run
 
 # k_par_rows_queue(rcx = body, rdx = out, r8 = W, r9 = x, dword [rsp+40] = n,
-#                  dword [rsp+48] = d, qword [rsp+56] = row_bytes)
-#   k_par_rows's arguments and result, but deferred: the matvec joins the queued job, which
-#   k_par_rows_flush posts (every queued matvec's rows, one job) and waits for. Until that
+#                  dword [rsp+48] = d, qword [rsp+56] = row_bytes, dword [rsp+64] = group rows)
+#   k_par_rows's arguments (group rows: the weight type's GROUP_ROWS, a power of two, 0 read
+#   as 1; every chunk starts at a multiple of it and of PAR_GRAIN) and result, but deferred:
+#   the matvec joins the queued job, which k_par_rows_flush posts (every queued matvec's rows, one job) and waits for. Until that
 #   returns, out must not be read and W, x must not change. With no workers (or d = 0) it
 #   runs now, as k_par_rows does. A fifth matvec flushes the four queued first. Same bodies
 #   on the same sub-ranges as one core: bit for bit its results. Clobbers what a body may.
@@ -91,6 +93,9 @@ k_par_rows_queue:
     mov [r11 + PP_D], eax
     mov rax, [rsp + 56]
     mov [r11 + PP_ROW_BYTES], rax
+    mov eax, dword ptr [rsp + 64]
+    PAR_GRAIN_OF eax, r10d
+    mov [r11 + PP_GRAIN], eax
     ret
 
 # PAR_CUT_START: rbx = the job's weight bytes -> r12 = the smallest chunk's bytes (at least
@@ -108,9 +113,9 @@ k_par_rows_queue:
 .endm
 
 # PAR_CUT_ROWS: the next chunk's rows -> eax: rbx = bytes not yet cut, rcx = bytes a row
-#   (> 0), r15d = rows left of the matrix (> 0), r12, r13 from PAR_CUT_START; what is left /
-#   (share * cores), at least r12 bytes, in rows rounded up to whole PAR_GRAIN-row blocks,
-#   at most r15d. Changes only rax, rdx.
+#   (> 0), r15d = rows left of the matrix (> 0), r10 = the grain (a power of two, from
+#   PP_GRAIN), r12, r13 from PAR_CUT_START; what is left / (share * cores), at least r12
+#   bytes, in rows rounded up to a multiple of the grain, at most r15d. Changes only rax, rdx.
 .macro PAR_CUT_ROWS
     mov rax, rbx
     xor edx, edx
@@ -121,15 +126,18 @@ k_par_rows_queue:
     dec rax
     xor edx, edx
     div rcx
-    add rax, PAR_GRAIN - 1
-    and rax, -PAR_GRAIN
+    lea rax, [rax + r10 - 1]
+    mov rdx, r10
+    neg rdx
+    and rax, rdx
     cmp rax, r15
     cmova eax, r15d
 .endm
 
 # k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
-#   when every row of every one is written; nothing queued: returns at once. Chunks: whole
-#   PAR_GRAIN-row blocks of one matvec each (a matvec's last chunk may have fewer rows), cut
+#   when every row of every one is written; nothing queued: returns at once. Chunks: rows of
+#   one matvec each, starting at multiples of its grain (PAR_GRAIN-row blocks, whole groups
+#   of a grouped weight; a matvec's last chunk may have fewer rows), cut
 #   in queue order into the table par_chunks, guided: each 1/(PAR_GUIDED_SHARE * cores
 #   taking part) of the weight bytes left, at least 2^PAR_MIN_CHUNK_SHIFT bytes and
 #   2^-PAR_TABLE_SHIFT of the job's (at most PAR_MAX_CHUNKS chunks). One chunk in all: one
@@ -166,6 +174,7 @@ k_par_rows_flush:
     mov r15d, [r11 + PP_D]            # r15d = its rows left (> 0: the queue runs d = 0 alone)
 .Lcut:
     mov rcx, [r11 + PP_ROW_BYTES]
+    mov r10d, [r11 + PP_GRAIN]
     mov eax, r15d
     test rcx, rcx
     jz .Lrows                         # (rows of no bytes: all in one chunk)
@@ -238,7 +247,8 @@ par_run_parts:
 #   bits the whole call gives for it, as swiglu_<path> and swiglu_ggml_<path> do). When the queued job is exactly two matvecs of n
 #   rows writing a and b (the FFN's gate and up, queued in that order), each chunk does rows
 #   i0..i0+rows-1 of both products, then glu on those elements (guided cut as
-#   k_par_rows_flush, over both matrices' bytes a row): nobody does glu alone after the job.
+#   k_par_rows_flush, over both matrices' bytes a row, at multiples of the larger of their
+#   grains, both powers of two): nobody does glu alone after the job.
 #   Else (no workers: the products already ran; another queue; one chunk) the flush, then
 #   one glu(a, b, n) call here. Clobbers what a body may.
 k_par_rows_flush_glu:
@@ -268,6 +278,9 @@ k_par_rows_flush_glu:
     mov rcx, [r11 + PP_ROW_BYTES]     # rcx = bytes a row of both
     lea rax, [rip + par_parts]
     add rcx, [rax + PP_ROW_BYTES]
+    mov r10d, [r11 + PP_GRAIN]        # r10 = the larger grain
+    cmp r10d, [rax + PP_GRAIN]
+    cmovb r10d, [rax + PP_GRAIN]
     mov r15d, r9d                     # r15d = rows left
     mov ebx, r9d
     imul rbx, rcx                     # rbx = bytes not yet cut

@@ -274,7 +274,7 @@ def board_bench(trials: int, workers: int) -> int:
                     out = np.zeros(d, np.float32)
                     keep += [blocks, out]
                     parts.append((body, out.ctypes.data, blocks.ctypes.data, xq.ctypes.data, n, d,
-                                  blocks.shape[1] * blocks.shape[2]))
+                                  blocks.shape[1] * blocks.shape[2], t.group_rows))
                 alone = [native.Batch(rows_q, [p]) for p in parts]
                 m.call("k_par_set_workers", 0)
                 one += sum(fastest(b.run) for b in alone)

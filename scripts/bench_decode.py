@@ -170,6 +170,10 @@ def run(args, native) -> int:
             table = addr("ggml_type_table")
             return u32(table + ttype * C["GGML_TT_SIZE"] + C["GGML_TT_VEC_DOT_TYPE"])
 
+        def group_rows(ttype):
+            table = addr("ggml_type_table")
+            return u32(table + ttype * C["GGML_TT_SIZE"] + C["GGML_TT_GROUP_ROWS"])
+
         scratch_x = mc.alloc(4 * max(hidden, dim, vocab), align=64)
         mc.write(scratch_x, rng.standard_normal(max(hidden, dim)).astype(np.float32).tobytes())
         xq = mc.alloc(4 * max(hidden, dim) + 4096, align=64)
@@ -187,7 +191,7 @@ def run(args, native) -> int:
             recs, off = [], 0
             for t in prods:
                 recs.append((body(t["type"], "GGML_TT_MATVEC"), outs + 4 * off, t["data"], xin, t["n"],
-                             t["rows"], t["row_bytes"]))
+                             t["rows"], t["row_bytes"], group_rows(t["type"])))
                 off += t["rows"]
 
             post = [(flush, ())]

@@ -18,10 +18,16 @@ model cut to L+1 layers, then comparing after the final RMS norm both get) names
 layer that differs; from there, the kernels can be fed llama.cpp's inputs one at a time.
 
 What it found (SmolLM2-135M-Instruct Q4_1, the chat prompt of the README's example): every
-logit identical for six positions; then RoPE: llama.cpp takes cos and sin from glibc's
-cosf/sinf, which are not correctly rounded (about 2% of the values for positions < 512
-differ by one ulp from the correctly rounded ones our x87 table gives), and at position 6 one
-such ulp changes a query's f16 rounding in layer 22.
+logit identical for six positions; then RoPE, twice over: llama.cpp takes cos and sin from
+glibc's cosf/sinf, which are not correctly rounded (about 2% of the values for positions
+< 512 differ by one ulp from the correctly rounded ones an x87 table gives), and its AVX2
+build fuses one product of each rotated output into an FMA; one such ulp changed a query's
+f16 rounding in layer 22 at position 6. With both as llama.cpp has them
+(kernels_asm/sincosf_glibc.s, rope_apply_ggml_avx2) 13 positions were identical; at
+position 13 layer 0 parted: RMSNorm, whose sum of squares ggml takes in double, in order
+(ours was llama2.c's f32 partial sums; the ulps it left were mostly absorbed by the Q8
+rounding of the matmul inputs). With kernels_asm/rmsnorm_ggml.s all 37 positions of that
+prompt are identical.
 """
 from __future__ import annotations
 

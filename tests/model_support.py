@@ -55,7 +55,8 @@ TENSORS = ("TOKEN_EMBEDDING", "RMS_ATT", "WQ", "WK", "WV", "WO", "RMS_FFN", "W1"
            "RMS_FINAL", "WCLS")
 TABLE = ("k_matvec", "k_rmsnorm", "k_softmax", "k_expf", "k_swiglu", "k_add", "k_scale", "k_axpy",
          "k_dot", "k_argmax", "k_rope_table", "k_rope_apply", "k_attention", "k_stream_read",
-         "k_rope_table_ggml", "k_rope_apply_neox", "k_swiglu_ggml", "k_stub_to_float")
+         "k_rope_table_ggml", "k_rope_apply_neox", "k_swiglu_ggml", "k_rope_apply_ggml",
+         "k_rmsnorm_ggml", "k_stub_to_float")
 U32 = 0xFFFF_FFFF
 
 

@@ -8,9 +8,11 @@ over cache-sized tiles of rows, k_par_matmat in kernels_asm/parallel_matmat.s), 
 logits and the whole KV cache must be EQUAL, bit for bit, and greedy decoding on from there
 must give the same tokens.
 
-Q4_0 and Q4_1 (ROUNDED_TYPES): their matmat bodies (kernels_asm/ggml_mm8.inc) add each block's
-exact integer sum with one FMA per block, where the matvec sums 8 lanes and reduces them: the
-same exact terms, other f32 roundings (each product within (m + 1) u of the exact sum,
+Q4_0 and Q4_1 (ROUNDED_TYPES) in the file's layout: their matmat bodies (kernels_asm/ggml_mm8.inc)
+add each block's exact integer sum with one FMA per block, where the matvec sums 8 lanes and
+reduces them: the same exact terms, other f32 roundings (repacked into 8-row groups, Q4_0_R8 and
+Q4_1_R8, their matvec rounds as the batched bodies do: a model whose every Q4 product weight is
+repacked is bit for bit again, plain_rounded_products; tests/test_app_repack.py) (each product within (m + 1) u of the exact sum,
 tests/test_kernels_matmat.py). A rounding difference is invisible until an activation is
 quantized to Q8 again: there a value that sits at a rounding boundary can land on the
 neighbouring quant, one step (1/127 of its block's largest magnitude) away, and from then on
@@ -66,7 +68,8 @@ U32 = 0xFFFF_FFFF
 def image():
     sources = [APP / s for s in ("model.s", "model_state.s", "model_msg.s", "model_gguf.s",
                                   "model_gguf_keys.s", "model_gguf_msg.s", "forward.s",
-                                  "forward_batch.s", "gguf.s", "gguf_get.s", "gguf_msg.s")]
+                                  "forward_batch.s", "model_repack.s", "gguf.s", "gguf_get.s",
+                                  "gguf_msg.s")]
     sources += [Path(p) for p in load_manifest(KERNELS / "kernels.toml").sources]
     return link(sources, "model_forward_batch", include_dirs=[KERNELS])
 
@@ -107,9 +110,12 @@ class Machine:
 class Model:
     """A model file loaded through the asm (llama2.c .bin or GGUF) into one Model struct.
     kv_type: the caches' element type; None as the program's `kv_type=auto` (f16 for GGUF,
-    f32 for llama2.c files)."""
+    f32 for llama2.c files). repack: the weights repacked after the load as the program does
+    with `repack = on` (app_asm/model_repack.s: Q4_0/Q4_1 matrices into 8-row groups where
+    the path has their bodies); off by default here (tests/test_app_repack.py turns it on)."""
 
-    def __init__(self, m: Machine, path: Path, ctx: int = 96, kv_type: str | None = None):
+    def __init__(self, m: Machine, path: Path, ctx: int = 96, kv_type: str | None = None,
+                 repack: bool = False):
         mc = self.mc = m.mc
         data = path.read_bytes()
         self.file = mc.alloc(len(data), data, align=64)
@@ -130,6 +136,7 @@ class Model:
         self.need = mc.call("model_state_bytes", self.m, self.ctx)
         self.state = mc.alloc(self.need, align=64)
         self.reset()
+        self.repacked = mc.call("model_repack", self.m, 1) if repack else 0
         self.vocab = self.u32("MODEL_VOCAB_SIZE")
         self.toks = mc.alloc(4 * 1024, align=4)
 
@@ -204,6 +211,25 @@ def batched(model: Model, turns: list[list[int]], decode: int):
 
 
 ROUNDED_TYPES = {"Q4_0", "Q4_1"}     # their AVX2 matmat bodies round otherwise than the matvec
+PRODUCT_FIELDS = ("ATTN_Q", "ATTN_K", "ATTN_V", "ATTN_OUTPUT", "FFN_GATE", "FFN_UP", "FFN_DOWN")
+
+
+def product_types(model: "Model") -> list[int]:
+    """The ggml type ids of the weights the products read (each layer's matrices and the
+    classifier, the token embedding's descriptor when tied), as the model holds them now."""
+    mc, layers = model.mc, model.u64("MODEL_LAYERS")
+    at = [layers + l * C["LAYER_SIZE"] + C[f"LAYER_{f}"] for l in range(model.u32("MODEL_N_LAYERS"))
+          for f in PRODUCT_FIELDS] + [model.m + C["MODEL_OUTPUT"]]
+    return [struct.unpack("<I", mc.read(a + C["TENSOR_TYPE"], 4))[0] for a in at]
+
+
+def plain_rounded_products(model: "Model") -> bool:
+    """Whether a product still reads a ROUNDED_TYPES weight in its file form: a Q4_0/Q4_1
+    weight repacked into its 8-row form (Q4_0_R8, Q4_1_R8) has matvec and batched bodies
+    that round alike (the R8 matvec rounds as ggml_mm8.inc's matmat), so a model whose
+    every Q4 product weight is repacked gives bit for bit the token-by-token numbers."""
+    ids = {C[f"GGML_TYPE_{t}"] for t in ROUNDED_TYPES}
+    return any(t in ids for t in product_types(model))
 
 
 @lru_cache(maxsize=None)
@@ -252,7 +278,7 @@ def assert_same(model: Model, turns: list[list[int]], decode: int = 4, path: Pat
     """The batched pass against the token-by-token one: equal bit for bit, the same greedy
     tokens after (or, for a ROUNDED_TYPES model at `path`, assert_close on the logits and
     the cache the prompt leaves)."""
-    if path is not None and rounded(path):      # the cache as the prompt leaves it
+    if path is not None and rounded(path) and plain_rounded_products(model):   # the cache as the prompt leaves it
         assert_close(model, one_by_one(model, turns, 0), batched(model, turns, 0))
         return
     a_lasts, a_out, a_kv = one_by_one(model, turns, decode)
@@ -452,7 +478,9 @@ def board_image():
 def test_unicorn_k_par_matmat(workers):
     """The job kind alone, f32 rows under guard pages: the matvec fallback over tiles (odd
     shapes, a weight of many tiles) and a matmat body, each split across 0 or 3 emulated
-    workers, equal one matvec over all rows per input, bit for bit; outputs strided."""
+    workers, equal one matvec over all rows per input, bit for bit; outputs strided. Rows
+    stored in groups of 8 (MATMAT_GROUP_ROWS 8, the R8 types) are cut at multiples of 8 only:
+    the same results."""
     emu = Emu(board_image())
     assert emu.call("kernels_init", 1, 0) == 1
     for i in range(workers):
@@ -469,7 +497,8 @@ def test_unicorn_k_par_matmat(workers):
             o = emu.alloc(4 * d)
             emu.call("matvec_sse2", o, w, x + i * 4 * (n + 3), n, d)
             want.append(emu.read(o, 4 * d))
-        for body in (0, emu.address("test_matmat_f32")):
+        for body, group in ((0, 0), (emu.address("test_matmat_f32"), 0), (0, 8),
+                            (emu.address("test_matmat_f32"), 8)):
             stride = 4 * d + 8
             out = emu.alloc(stride * b)
             blk = bytearray(MM["MATMAT_SIZE"])
@@ -477,10 +506,14 @@ def test_unicorn_k_par_matmat(workers):
                          ("XQ_STRIDE", 4 * (n + 3)), ("ROW_BYTES", 4 * n), ("BODY", body),
                          ("MATVEC", emu.address("matvec_sse2"))):
                 struct.pack_into("<Q", blk, MM[f"MATMAT_{k}"], v)
-            for k, v in (("N", n), ("D", d), ("B", b)):
+            for k, v in (("N", n), ("D", d), ("B", b), ("GROUP_ROWS", group)):
                 struct.pack_into("<I", blk, MM[f"MATMAT_{k}"], v)
             p = emu.alloc(len(blk), bytes(blk), align=8)
+            emu.write(emu.address("par_job_chunk"), bytes(4))
             emu.call("k_par_matmat", p)
+            if workers and group:                   # the chunk size a posted job was cut with
+                chunk = struct.unpack("<I", emu.read(emu.address("par_job_chunk"), 4))[0]
+                assert chunk % group == 0 and (chunk or d < 2 * group), (d, n, chunk)
             for i in range(b):
                 assert emu.read(out + i * stride, 4 * d) == want[i], (d, n, b, i, body)
     if workers:

@@ -22,6 +22,7 @@ from tests.test_imagetool_support import fake_efi
     (b"ctx_len = 128\nctx_len = 1048577\nctx_len = -5\nctx_len = 1e3\n", ReplCfg(128, "auto")),
     (b"ctx_len = 1048576\nkv_type = f16\nkv_type = f32\n", ReplCfg(1048576, "f32")),  # the last good wins
     (b"KV_TYPE = f16\nctx_len 512\n kv_type = f16 f32\n", ReplCfg(None, "auto")),  # keys are exact
+    (b"repack = off\nctx_len = 64\nrepack = maybe\n", ReplCfg(64, "auto")),        # no memory change
 ])
 def test_parse_cfg_follows_the_program(text, want):
     assert parse_cfg(text) == want

@@ -35,8 +35,9 @@ def _chunks_by_workers(m) -> int:
     return struct.unpack("<Q", m.read(m.address("k_par_worker_chunks"), 8))[0]
 
 
-def _run_group(k, m, group, rng, workers):
-    """Queue every part (f32 matvec body of k's path), flush; returns (outputs, expected)."""
+def _run_group(k, m, group, rng, workers, grain=1):
+    """Queue every part (f32 matvec body of k's path, the weight's rows in groups of `grain`
+    for the cut), flush; returns (outputs, expected)."""
     parts = []
     for d, n in group:
         W = rng.standard_normal((d, n)).astype(np.float32)
@@ -51,7 +52,7 @@ def _run_group(k, m, group, rng, workers):
             d, n = W.shape
             pw, px, po = k.put(W, "W"), k.put(x, "x"), m.alloc(4 * d, "out")
             m.write(po, b"\xff" * (4 * d))               # NaN bits: a row left unwritten shows
-            m.call("k_par_rows_queue", f, po, pw, px, n, d, 4 * n)
+            m.call("k_par_rows_queue", f, po, pw, px, n, d, 4 * n, grain)
             outs.append((po, d))
         m.call("k_par_rows_flush")
         m.call("k_par_rows_flush")                       # nothing queued: returns at once
@@ -95,7 +96,7 @@ def test_unicorn_without_workers_queue_runs_at_once(unicorn_board):
     try:
         m.call("k_par_set_workers", 0)
         pw, px, po = k.put(W, "W"), k.put(x, "x"), m.alloc(4 * 40, "out")
-        m.call("k_par_rows_queue", m.address("matvec_sse2"), po, pw, px, 24, 40, 96)
+        m.call("k_par_rows_queue", m.address("matvec_sse2"), po, pw, px, 24, 40, 96, 1)
         assert k.get(po, 40).tobytes() == want.tobytes()
     finally:
         k._done()
@@ -147,7 +148,7 @@ def test_native_threads_queued_quantized_decode_shapes(native_board):
                 outs = []
                 for W, d in zip(mats, group):
                     pw, po = k.put(np.frombuffer(W, np.uint8), "W"), m.alloc(4 * d, "out")
-                    m.call("k_par_rows_queue", f, po, pw, px, n, d, row_bytes)
+                    m.call("k_par_rows_queue", f, po, pw, px, n, d, row_bytes, 1)
                     outs.append((po, d))
                 m.call("k_par_rows_flush")
                 for (po, d), w in zip(outs, want):
@@ -166,12 +167,12 @@ def _random_q4_1(rng, d, n) -> bytes:
     return blocks.tobytes()
 
 
-def _guided_cut(parts, cores):
+def _guided_cut(parts, cores, grain=1):
     """The chunks k_par_rows_flush cuts, as its contract states them: (part, first row, rows)
     in queue order, each 1/(2 * cores) of the weight bytes not yet cut, at least 8 KiB and
-    1/256 of the job's bytes, in rows rounded up to whole PAR_GRAIN-row blocks, at most the
-    part's rows left."""
-    grain = GRAIN
+    1/256 of the job's bytes, in rows rounded up to whole PAR_GRAIN-row blocks and whole
+    groups of `grain` rows, at most the part's rows left."""
+    g = max(GRAIN, grain)
     total = sum(d * rb for d, rb in parts)
     least = max(1 << 13, total >> 8)
     left, out = total, []
@@ -179,29 +180,31 @@ def _guided_cut(parts, cores):
         i0 = 0
         while i0 < d:
             want = max(left // (2 * cores), least)
-            rows = min(-(-want // rb) // -grain * -grain, d - i0)
+            rows = min((-(-want // rb) + g - 1) & -g, d - i0)
             out.append((p, i0, rows))
             i0 += rows
             left -= rows * rb
     return out
 
 
-@pytest.mark.parametrize("workers", [1, 3, 255])
-def test_unicorn_queued_chunks_shrink_as_the_contract_says(unicorn_board, workers):
+@pytest.mark.parametrize("workers, grain", [(1, 1), (3, 1), (255, 1), (1, 8), (3, 8), (255, 8), (3, 0)])
+def test_unicorn_queued_chunks_shrink_as_the_contract_says(unicorn_board, workers, grain):
     """The posted job's chunk table (par_chunks) and count (the claim word's high half) are
     the guided cut: big chunks first, small ones last, never more than the table holds (255
     workers allowed while 4 run: the cores there take every chunk), and the products are
-    still bit for bit one core's."""
+    still bit for bit one core's. A weight stored in groups of 8 rows (grain 8: the R8 types)
+    is cut only at multiples of 8; grain 0 reads as 1."""
     m = unicorn_board
     k = Kernels(m, "sse2")
     rng = np.random.default_rng(300 + workers)
     table, word = m.address("parallel_queue.s:par_chunks"), m.address("parallel.s:par_word")
     parts_base = m.address("parallel_queue.s:par_parts")
     for group in [[(2048, 256), (256, 256), (256, 256)], [(1536, 64), (1536, 64)], [(513, 40), (9, 40)]]:
-        got, want = _run_group(k, m, group, rng, workers)
+        got, want = _run_group(k, m, group, rng, workers, grain)
         for g, w in zip(got, want):
             assert g.tobytes() == w.tobytes(), (group, workers)
-        cut = _guided_cut([(d, 4 * n) for d, n in group], workers + 1)
+        cut = _guided_cut([(d, 4 * n) for d, n in group], workers + 1, grain)
+        assert all(i0 % max(4, grain) == 0 for _, i0, _ in cut)
         assert len(cut) <= 256 + 4
         raw = m.read(table, 16 * len(cut))
         entries = [struct.unpack_from("<QII", raw, 16 * i) for i in range(len(cut))]
@@ -210,7 +213,7 @@ def test_unicorn_queued_chunks_shrink_as_the_contract_says(unicorn_board, worker
             assert struct.unpack("<Q", m.read(word, 8))[0] >> 32 == len(cut)
 
 
-def _run_glu(k, m, shapes, rng, workers):
+def _run_glu(k, m, shapes, rng, workers, grain=1):
     """Queue matvecs of `shapes` (the first two write a and b), then k_par_rows_flush_glu
     with the path's swiglu body over a, b and b's length n; returns (a after it, the other
     outputs, one core's a = swiglu(W0 x0, W1 x1) over n and its other outputs)."""
@@ -227,7 +230,7 @@ def _run_glu(k, m, shapes, rng, workers):
             d, n = W.shape
             pw, px, po = k.put(W, "W"), k.put(x, "x"), m.alloc(4 * d, "out")
             m.write(po, b"\xff" * (4 * d))
-            m.call("k_par_rows_queue", f, po, pw, px, n, d, 4 * n)
+            m.call("k_par_rows_queue", f, po, pw, px, n, d, 4 * n, grain)
             outs.append((po, d))
         m.call("k_par_rows_flush_glu", m.address(body("swiglu", k.path)), outs[0][0], outs[1][0], n_glu)
         got = [k.get(po, d) for po, d in outs]
@@ -242,8 +245,8 @@ GLU_SHAPES = [[(1536, 64), (1536, 64)], [(172, 40), (172, 40)], [(37, 13), (37, 
               [(64, 16), (60, 16)]]               # a longer than n: not a pair, glu over b's 60 here
 
 
-@pytest.mark.parametrize("workers", [0, 1, 3])
-def test_unicorn_glu_job_equals_one_core(unicorn_board, workers):
+@pytest.mark.parametrize("workers, grain", [(0, 1), (1, 1), (3, 1), (3, 8)])
+def test_unicorn_glu_job_equals_one_core(unicorn_board, workers, grain):
     """The gate/up job with SwiGLU done per chunk (k_par_rows_flush_glu): a bit for bit the
     matvecs then swiglu on one core, b untouched by it; every buffer ends at a guard page
     (a chunk's glu past n would fault). Not a pair (three queued, other lengths): the same
@@ -252,7 +255,7 @@ def test_unicorn_glu_job_equals_one_core(unicorn_board, workers):
     k = Kernels(m, "sse2")
     rng = np.random.default_rng(400 + workers)
     for shapes in GLU_SHAPES:
-        a, rest, want_a, want_rest = _run_glu(k, m, shapes, rng, workers)
+        a, rest, want_a, want_rest = _run_glu(k, m, shapes, rng, workers, grain)
         assert a.tobytes() == want_a.tobytes(), (shapes, workers)
         for g, w in zip(rest, want_rest):
             assert g.tobytes() == w.tobytes(), (shapes, workers)

@@ -61,7 +61,13 @@ def body(name: str, path: str) -> str:
     """The symbol of a kernel's body on a path (rope_table is x87, shared by both)."""
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r} (use one of {PATHS})")
-    return "rope_table_x87" if name == "rope_table" else f"{name}_{path}"
+    if name == "rope_table":
+        return "rope_table_x87"
+    if name == "rmsnorm_ggml":
+        return "rmsnorm_ggml_sse2"        # one body: ggml's two builds round alike here
+    if name == "rope_apply_ggml" and path == "sse2":
+        return "rope_apply_sse2"          # ggml's SSE2 build rounds as llama2.c's rotation does
+    return f"{name}_{path}"
 
 
 def f32_bits(value: float) -> int:
@@ -220,6 +226,17 @@ class Kernels:
         finally:
             self._done()
 
+    def rmsnorm_ggml(self, x, weight, eps: float = 1e-5) -> np.ndarray:
+        """k_rmsnorm_ggml: llama.cpp's RMSNorm (rmsnorm_ggml.s)."""
+        x, weight = _f32(x), _f32(weight)
+        try:
+            px, pw = self.put(x, "x"), self.put(weight, "weight")
+            po = self.m.alloc(4 * x.size, "out")
+            self.run("rmsnorm_ggml", po, px, pw, x.size, f32_bits(eps))
+            return self.get(po, x.size)
+        finally:
+            self._done()
+
     def softmax(self, x) -> np.ndarray:
         x = _f32(x)
         try:
@@ -308,6 +325,38 @@ class Kernels:
         finally:
             self._done()
 
+    def rope_table_ggml(self, pos: int, head_size: int, n_rot: int, theta_scale: float,
+                        freq_factors=None, style: int = 0) -> np.ndarray:
+        """ggml's RoPE table for one position (rope_ggml.s): 2*head_size floats, C then S."""
+        try:
+            pt = self.m.alloc(8 * head_size, "table")
+            pf = 0 if freq_factors is None else self.put(_f32(freq_factors), "factors")
+            self.run("rope_table_ggml", pt, pos, head_size, n_rot,
+                     f32_bits(np.float32(theta_scale)), pf, style)
+            return self.get(pt, 2 * head_size)
+        finally:
+            self._done()
+
+    def rope_apply_ggml(self, v, table, head_size: int) -> np.ndarray:
+        """k_rope_apply_ggml: GGUF "norm" pairs rotated with ggml's arithmetic."""
+        v, table = _f32(v), _f32(table)
+        try:
+            pv, pt = self.put(v, "v"), self.put(table, "table")
+            self.run("rope_apply_ggml", pv, pt, v.size, head_size)
+            return self.get(pv, v.size)
+        finally:
+            self._done()
+
+    def rope_apply_neox(self, v, table, head_size: int, n_rot: int) -> np.ndarray:
+        """k_rope_apply_neox: (i, i + n_rot/2) rotated per head with ggml's arithmetic."""
+        v, table = _f32(v), _f32(table)
+        try:
+            pv, pt = self.put(v, "v"), self.put(table, "table")
+            self.run("rope_apply_neox", pv, pt, v.size, head_size, n_rot)
+            return self.get(pv, v.size)
+        finally:
+            self._done()
+
     def rope_apply(self, v, table, head_size: int) -> np.ndarray:
         v, table = _f32(v), _f32(table)
         try:
@@ -374,7 +423,7 @@ class Kernels:
         try:
             pw, px, po = self.put(W, "W"), self.put(x, "x"), self.m.alloc(4 * d, "out")
             self.m.call("k_par_set_workers", workers)
-            self.m.call("k_par_rows", self.m.address(body("matvec", self.path)), po, pw, px, n, d, 4 * n)
+            self.m.call("k_par_rows", self.m.address(body("matvec", self.path)), po, pw, px, n, d, 4 * n, 1)
             return self.get(po, d)
         finally:
             self.m.call("k_par_set_workers", 0)
