@@ -25,7 +25,8 @@
 # scalar expression v / (1.0f + expf(-v)) * b with expf = ag_expf (attention_ggml.s: exp in
 # double rounded once to f32, glibc's expf but for arguments within ~1e-15 of a rounding
 # boundary); -v above 0x1.62e42ep6 gives inf, as expf overflows (ag_expf clamps at 88.7, so
-# -v in (88.7, 88.7228] takes exp(88.7): silu there is -5e-37 instead of -4.9e-37).
+# -v in (88.7, 88.7228] takes exp(88.7): silu there, about -2.7e-37, is up to 2.3% too large
+# in magnitude; only the elements past the last whole vector can meet this).
 # tests/reference/ggml_swiglu.py is the numpy statement of the same; it matched llama.cpp
 # 0c1e570's own swiglu outputs bit for bit on SmolLM2's FFN (15360 values, 10 layers).
 #
