@@ -32,7 +32,7 @@ A body declared as "name@avx2" exists on that path only (the other path's slot i
 Besides ggml's own types, the table has this program's INTERNAL types (ids from
 INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0
 and Q4_1, into which the loader repacks a weight in place when the running path has their
-matvec body (so far AVX2 only). Layout (R8_LAYOUT below, peasm/ggml_r8.py packs it for the
+matvec body (so far AVX2 only). Layout (peasm/ggml_r8.py packs it in numpy for the
 tests): rows in groups of 8 (the weight's rows a multiple of 8); a group takes exactly the
 bytes of its 8 rows, group g at W + g * 8 * row_bytes. Within a group, for each block
 column b = 0 .. n/32-1 in order, one "group block" of 8 * block_bytes bytes:
