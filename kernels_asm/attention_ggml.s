@@ -32,6 +32,7 @@
 .include "kernels.inc"
 .include "ggml.inc"
 .include "ggml_cvt.inc"
+.include "attention_ggml.inc"
 
 .section .text
 .global attention_ggml_heads_sse2, attention_ggml_heads_avx2_keywise, ag_expf
@@ -98,22 +99,7 @@ ag_common:
     movd xmm1, eax
     divss xmm1, xmm0
     movss dword ptr [rsp + AG_SC], xmm1
-    mov eax, dword ptr [rbx + ATT_N_HEADS]
-    xor edx, edx
-    div dword ptr [rbx + ATT_N_KV_HEADS]
-    mov dword ptr [rsp + AG_KV_MUL], eax
-    xor eax, eax
-    mov ecx, 2                        # f32 elements: 4 bytes
-    cmp dword ptr [rbx + ATT_KV_TYPE], GGML_TYPE_F16
-    jne .Lelement
-    mov eax, 1
-    mov ecx, 1                        # f16: 2
-.Lelement:
-    mov [rsp + AG_F16], eax
-    mov [rsp + AG_SHIFT], ecx
-    mov r15d, dword ptr [rbx + ATT_N_KV_HEADS]
-    imul r15, r14
-    shl r15, cl                       # bytes per cache row (kv_dim elements)
+    AG_CACHE_SETUP AG_KV_MUL, AG_F16, AG_SHIFT
 .Lhead:
     cmp r12d, dword ptr [rsp + AG_HEAD_END]
     jae .Ldone

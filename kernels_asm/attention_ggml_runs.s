@@ -29,6 +29,7 @@
 .include "kernels.inc"
 .include "ggml.inc"
 .include "kmacros.inc"
+.include "attention_ggml.inc"
 .include "attention_ggml_runs.inc"
 .include "attention_ggml_dots.inc"
 
@@ -178,22 +179,7 @@ attention_ggml_heads_avx2:
     vmovd xmm1, eax
     vdivss xmm1, xmm1, xmm0
     vmovss dword ptr [rsp + AR_SC], xmm1
-    mov eax, dword ptr [rbx + ATT_N_HEADS]
-    xor edx, edx
-    div dword ptr [rbx + ATT_N_KV_HEADS]
-    mov dword ptr [rsp + AR_KV_MUL], eax
-    xor eax, eax
-    mov ecx, 2                        # f32 elements: 4 bytes
-    cmp dword ptr [rbx + ATT_KV_TYPE], GGML_TYPE_F16
-    jne .Lelement
-    mov eax, 1
-    mov ecx, 1                        # f16: 2
-.Lelement:
-    mov [rsp + AR_F16], eax
-    mov [rsp + AR_SHIFT], ecx
-    mov r15d, dword ptr [rbx + ATT_N_KV_HEADS]
-    imul r15, r14
-    shl r15, cl                       # bytes per cache row (kv_dim elements)
+    AG_CACHE_SETUP AR_KV_MUL, AR_F16, AR_SHIFT
 .Lgroup:
     cmp r12d, dword ptr [rsp + AR_HEAD_END]
     jae .Ldone

@@ -134,6 +134,21 @@ k_par_rows_queue:
     cmova eax, r15d
 .endm
 
+# PAR_CUT_TAKE: records the chunk of eax rows from row r14d at [rdi] (PC_I0, PC_ROWS; the
+#   caller stores PC_PART), then advances: rdi to the next record, esi (chunks) + 1, r14d
+#   (the next row) and r15d (rows left) by eax, rbx (bytes not yet cut) by eax * rcx.
+#   Changes rax.
+.macro PAR_CUT_TAKE
+    mov [rdi + PC_I0], r14d
+    mov [rdi + PC_ROWS], eax
+    add rdi, PC_SIZE
+    inc esi
+    add r14d, eax
+    sub r15d, eax
+    imul rax, rcx
+    sub rbx, rax
+.endm
+
 # k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
 #   when every row of every one is written; nothing queued: returns at once. Chunks: rows of
 #   one matvec each, starting at multiples of its grain (PAR_GRAIN-row blocks, whole groups
@@ -181,14 +196,7 @@ k_par_rows_flush:
     PAR_CUT_ROWS
 .Lrows:
     mov [rdi + PC_PART], r11
-    mov [rdi + PC_I0], r14d
-    mov [rdi + PC_ROWS], eax
-    add rdi, PC_SIZE
-    inc esi
-    add r14d, eax
-    sub r15d, eax
-    imul rax, rcx
-    sub rbx, rax
+    PAR_CUT_TAKE
     test r15d, r15d
     jnz .Lcut
     add r11, PP_SIZE
@@ -292,14 +300,7 @@ k_par_rows_flush_glu:
     jz .Lpair_done                    # (rows of no bytes: one chunk, done here)
 .Lpair:
     PAR_CUT_ROWS
-    mov [rdi + PC_I0], r14d
-    mov [rdi + PC_ROWS], eax
-    add rdi, PC_SIZE
-    inc esi
-    add r14d, eax
-    sub r15d, eax
-    imul rax, rcx
-    sub rbx, rax
+    PAR_CUT_TAKE
     test r15d, r15d
     jnz .Lpair
 .Lpair_done:
