@@ -173,6 +173,34 @@ class KernelBench:
                              self.bw or self.pool_bytes / sec))
         return found
 
+    def bandwidth_cores(self, path: str, cores: int, *, calls: int = 4) -> float:
+        """Bytes/s that `cores` host threads read together: the pool cut into `cores` equal
+        parts, thread k running stream_read over part k `calls` times (ctypes lets go of the
+        GIL during the calls, so the threads read at once); total bytes / the slowest
+        thread's wall time, best of `repeats` runs. With cores=1 the same as bandwidth().
+        This is the ceiling of a memory-bound decode on that many cores: on a host whose
+        cores share one memory controller it is well under `cores` x one core's rate."""
+        import threading
+
+        if cores < 1:
+            raise ValueError("cores: 1 or more")
+        part = self.pool_bytes // cores // 64 * 64
+        address = self.addr(f"stream_read_{path}")
+        batches = [self.native.Batch(address, [(self.base + k * part, part)] * calls)
+                   for k in range(cores)]
+        for b in batches:
+            b.run()                   # warm-up: pages and TLB
+        best = float("inf")
+        for _ in range(self.repeats):
+            threads = [threading.Thread(target=b.run) for b in batches]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            best = min(best, time.perf_counter() - t0)
+        return part * cores * calls / best
+
     def matvec(self, path: str, d: int, n: int, mode: str) -> Result:
         mat = 4 * d * n
         x = self.scratch[:n]

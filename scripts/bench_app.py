@@ -21,10 +21,14 @@ One line per model and thread count (--threads: the processors the hosted firmwa
 services report, APs being host threads; the program's default threads=0 uses them all):
 
     model=stories15M threads=1 decode_tok_s=.. limit_tok_s=.. ratio=.. weights_mb=.. bandwidth_gbs=.. gen_tokens=.. wall_tok_s=.. p50_tok_s=..
-    model=stories15M threads=2 decode_tok_s=.. ... speedup=.. speedup_p50=..
+    model=stories15M threads=2 decode_tok_s=.. ... ratio_2core=.. speedup=.. speedup_p50=..
 
 speedup = decode_tok_s / decode_tok_s with one thread, in the same run (the ratio to the
 single-core limit can pass 1 with several cores: each core has its own path to memory).
+For each thread count T above 1 the run also measures stream_read on T threads at once
+(peasm.bench's bandwidth_cores: the pool cut in T parts, read together) and prints it as a
+multiple of one core's: the largest speedup a decode bound by memory can reach with T
+threads on this host. ratio_Tcore = decode_tok_s / (that T-core bandwidth / weights bytes).
 p50_tok_s = 1 / the median time between two generated pieces as they reached the runner's
 output (one write each), and speedup_p50 its ratio to one thread's: on a shared host a
 worker thread descheduled while it holds a chunk stalls that step for a time slice (ms),
@@ -376,10 +380,14 @@ def main() -> int:
         bench.bw = bw_start
         bw_end = bench.bandwidth([path], "end")
         bw = max(bw_start, bw_end)
+        bw_cores = {t: bench.bandwidth_cores(path, t) for t in thread_counts if t > 1}
 
         print(f"# host: cpus={os.cpu_count()} llc={llc_bytes() >> 20} MiB; kernels path {path}; "
               f"stream_read over {bench.pool_bytes >> 20} MiB, one core: {bw_start / 1e9:.2f} GB/s before the runs, "
               f"{bw_end / 1e9:.2f} GB/s after (the larger is used); load average {os.getloadavg()[0]:.2f}")
+        for t, b in bw_cores.items():
+            print(f"# stream_read on {t} threads at once (each its own part of the pool): {b / 1e9:.2f} GB/s, "
+                  f"{b / bw:.2f}x one core: the most a memory-bound decode can gain from {t} threads")
         base = {}
         for vol_name, cfg, t, r in results:
             wbytes = cfg.step_bytes if isinstance(cfg, GgufBench) else weight_bytes_per_token(cfg)
@@ -387,8 +395,10 @@ def main() -> int:
             wall = f"{r['wall']:.2f}" if r["wall"] else "n/a"
             base.setdefault(vol_name, (r["decode"], r["p50"]) if t == 1 else None)
             speedup = ""
+            if t > 1:
+                speedup = f" ratio_{t}core={r['decode'] / (bw_cores[t] / wbytes):.3f}"
             if t > 1 and base[vol_name]:
-                speedup = f" speedup={r['decode'] / base[vol_name][0]:.2f}"
+                speedup += f" speedup={r['decode'] / base[vol_name][0]:.2f}"
                 if r["p50"] and base[vol_name][1]:
                     speedup += f" speedup_p50={r['p50'] / base[vol_name][1]:.2f}"
             p50 = f"{r['p50']:.2f}" if r["p50"] else "n/a"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from peasm.runners import native
 from tests.peasm_helpers import peasm
 from tests.support import require
@@ -47,3 +49,16 @@ def test_bench_cli_help():
     r = peasm("bench", "kernels", "--help")
     assert r.returncode == 0, r.stderr
     assert "bw_ratio" in r.stdout and "--quick" in r.stdout
+
+
+def test_bandwidth_cores_reads_the_pool_on_several_threads():
+    ok, why = native.supported()
+    require(ok, why)
+    from peasm.bench import KernelBench
+
+    bench = KernelBench(pool_mib=24, repeats=1, out=lambda line: None)
+    path = "avx2" if native.host_has_avx2_fma() else "sse2"
+    for cores in (1, 2, 3):
+        assert bench.bandwidth_cores(path, cores, calls=1) > 0
+    with pytest.raises(ValueError):
+        bench.bandwidth_cores(path, 0)
