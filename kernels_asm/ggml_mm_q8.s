@@ -6,8 +6,9 @@
 # L1), move onto the activation (vpsignb) and vpmaddubsw multiplies |w| by it (as
 # GDOTS_AVX2: exact for any weight quant, -128 included, while no activation quant is
 # -128, which quantize_row_q8_0 never writes), vpmaddwd by 1, convert, one FMA by the
-# scale. Integer sums exact: every output equals the matvec body's bit for bit. The last
-# row alone: as matvec_q8_0_avx2's one-row loop.
+# scale. Integer sums exact: every output equals the matvec body's bit for bit (ggml's
+# rounding: per row and input one accumulator, the blocks in order, hsum_float_8's fold).
+# The last row alone: the same, one accumulator per input.
 .include "kernels.inc"
 .include "kmacros.inc"
 .include "ggml_qmacros.inc"
@@ -129,23 +130,18 @@ matmat_q8_0_avx2:
     add rdx, rbx                      # past the pair's second row
     sub r8, 2
     jmp .Lpair
-.Lrow:                                # an odd last row: even blocks into ymm8-11, odd into ymm12-15
-    test r8, r8
-    jz .Lgroup_done
-    MM_ZERO_ACC
+.Lrow:                                # an odd last row: every block into ymm8-11 in order
+    test r8, r8                       # (ymm12-15 stay +0: MM_ROW_STORE's add of them is
+    jz .Lgroup_done                   # exact, an accumulator that starts at +0 never
+    MM_ZERO_ACC                       # holds -0 under round to nearest)
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
-.Lrblock2:
-    cmp r11, 2
-    jb .Lrblock1
-    MM_Q8_0_ROW ymm8, ymm9, ymm10, ymm11
-    MM_Q8_0_ROW ymm12, ymm13, ymm14, ymm15
-    sub r11, 2
-    jmp .Lrblock2
-.Lrblock1:
+.Lrblock:
     test r11, r11
     jz .Lrow_done
     MM_Q8_0_ROW ymm8, ymm9, ymm10, ymm11
+    dec r11
+    jmp .Lrblock
 .Lrow_done:
     MM_ROW_STORE
 .Lgroup_done:

@@ -16,8 +16,9 @@ is set against a bandwidth measured in the same run, by the same kind of code:
    pool refilled with valid blocks of the type (random quants, f16 scales of ordinary size),
    the vector quantized once to the type's activation format; `gbs` = weight bytes / time
    (a Q4_0 row reads 18 bytes per 32 weights), `bw_ratio` = gbs / bandwidth. Shapes
-   GGML_SHAPES (d x n), every runnable type, and next to Q4_0 / Q4_1 their "8 rows
-   interleaved" forms (Q4_0_R8, Q4_1_R8: the same blocks packed by peasm/ggml_r8.py).
+   GGML_SHAPES (d x n) and a type's own GGML_TYPE_SHAPES, every runnable type, and next to
+   Q4_0 / Q4_1 their "8 rows interleaved" forms (Q4_0_R8, Q4_1_R8: the same blocks packed
+   by peasm/ggml_r8.py).
 4. matvec `mode=hot` (one matrix, reused: cache-resident) and the other kernels at model
    shapes, always in cache: `gbs` = bytes the kernel reads and writes / time. Their
    bw_ratio can exceed 1; they are not bandwidth-bound, they say how far from it they are.
@@ -51,6 +52,8 @@ TARGETS = {"avx2": 0.90, "sse2": 0.60}
 HOT_SHAPES = [(288, 288), (768, 768)]
 QUICK_SHAPES = [(288, 288), (768, 768), (2048, 768), (768, 2048), (5632, 768)]
 GGML_SHAPES = [(2048, 2048), (5632, 2048)]
+# and per type, model shapes of its own: SmolLM2-135M's tied Q8_0 classifier (49152 x 576)
+GGML_TYPE_SHAPES = {"Q8_0": [(49152, 576)]}
 QUICK_GGML_SHAPES = [(2048, 2048)]
 
 
@@ -406,8 +409,10 @@ def run_kernels_bench(paths: list[str] | None = None, *, pool_mib: int | None = 
         for t in ggml.TYPES:
             if not ggml.runnable(t) or t.block_size == 256:   # K-quants: the kquant part
                 continue
+            own = [] if quick else [s for s in GGML_TYPE_SHAPES.get(t.name, [])
+                                    if s[0] * s[1] // t.block_size * t.block_bytes <= bench.pool_bytes]
             for path in paths:
-                for d, n in ggml_shapes:
+                for d, n in ggml_shapes + own:
                     bench.emit(bench.matvec_ggml(path, t.name, d, n))
             for r8 in ggml.INTERNAL_TYPES:     # its R8 form next to it (peasm/ggml_r8.py)
                 for path in paths:
