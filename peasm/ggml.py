@@ -145,8 +145,8 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     GgmlType(INTERNAL_BASE + 0, "Q4_0_R8", 32, 18, "Q8_0", {"matvec": "matvec_q4_0_r8@avx2",
                                                   "matmat": "matmat_q4_0_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_0"),
-    # no matmat: prefill runs the matvec per input over cached tiles (bit for bit decode)
-    GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2"},
+    GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2",
+                                                  "matmat": "matmat_q4_1_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_1"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES
