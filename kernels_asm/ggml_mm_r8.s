@@ -189,22 +189,36 @@ matmat_q8_0_r8_avx2:
 #       accumulators and its m*s sum, the same conversions, products and FMAs in block
 #       order, the same fold. Clobbers rax, rcx, rdx, r8-r11, ymm0-ymm5 and the upper
 #       halves of ymm6-ymm15; saves the rest; vzeroupper before returning. Stack: 64 bytes
-#       of pushes and Q1M_FRAME (10.6 KiB).
+#       of pushes and Q1M_FRAME (17.5 KiB; the workers' stacks are 64 KiB, efi_stubs/mp.s).
 #
 # What it saves over the matvec once per input: the nibble split (per group block 4 loads,
 # 4 shifts, 8 masks) and the 2 f16 conversions of d_w, m_w, done once per group block for
 # a batch of inputs into a scratch (Q1M_WS: per block the 8 lane vectors, lane j's 8 rows
 # as unsigned bytes 0..15, then f32 d_w, f32 m_w: 320 bytes), which each input of the batch
 # reads back as memory operands. The 9 accumulators of a (group, input) need 9 registers,
-# so the inputs go one at a time over the unpacked chunk.
+# so the inputs go one at a time over the unpacked chunk. What it cannot save: per lane a
+# vpmaddubsw, a vpmaddwd and an FMA. On the development host (Zen 3, loops of independent
+# operations) 16 vpmaddwd alone take 8 cycles, 16 FMAs alone 8, both together 15.7: they
+# share two pipes, while conversions, masks and broadcasts run beside them; so about 26
+# operations a group block and input (with the 2 scale products) on 2 pipes bound this
+# body and the matvec alike, and the nibble split saved is worth about 1.2 (the two bodies'
+# block loops alone, in cache: 4.9 against 5.8 ns a group block and input). Measured (same
+# host, CPU time, alternating in one process, B = 32, weights streamed, ns a group block
+# and input): against k_par_matmat's matvec tiles 1.12-1.15 times faster at 576x576,
+# 1536x576 and 576x1536 (5.7-6.0 ns against 6.3-6.7), 0.90 at 2048x5632 (several chunks:
+# each unpacked again for every batch of 8 inputs). Tried and slower: tiles of 2 groups
+# with each input's bytes broadcast once into a scratch (20 loads of 256 bits a group
+# block, and the scratch's stores), and the vpmaddwd replaced by a shift, an add and a mask
+# (off the multiply pipes, but more operations in all).
 #
 # Loop order: per group of 8 rows (W read once from memory, front to back), the inputs in
 # batches, per batch the group's blocks in chunks of at most Q1M_KC_MAX, each chunk
 # unpacked once (prefetching the next group's same blocks), then each input of the batch
 # over it: its accumulators from 0 (first chunk) or from the accumulator scratch (Q1M_AS,
 # 288 bytes an input), back there, or after the last chunk folded into its 8 outputs. Rows
-# of at most Q1M_KC_MAX blocks (n <= 768) are one chunk: one batch of all B inputs, no
-# scratch for the accumulators; longer rows: batches of Q1M_IB_MAX inputs.
+# of at most Q1M_KC_MAX blocks (n <= 1536: SmolLM2-135M's rows, 576 and 1536) are one
+# chunk: one batch of all B inputs, unpacked once, no scratch for the accumulators; longer
+# rows: batches of Q1M_IB_MAX inputs.
 #
 # Registers: rbx = bytes per row, r12 = out_stride, r13 = xq_stride, r14 = B, r15 = groups
 # left; the input loop: rdi = the input at the chunk's first block, rbp = its outputs (the
@@ -227,11 +241,11 @@ matmat_q8_0_r8_avx2:
 .equ Q1M_AS, 248         # the accumulator scratch (32-aligned address)
 .equ Q1M_XQ, 256         # xq (input 0)
 .equ Q1M_AREA, 264       # the scratches (plus 32 bytes to align them)
-.equ Q1M_KC_MAX, 24      # blocks per chunk
+.equ Q1M_KC_MAX, 48      # blocks per chunk
 .equ Q1M_IB_MAX, 8       # inputs per batch when a row is more than one chunk
 .equ Q1M_WSB, 320        # weight scratch bytes per block: 8 lane vectors, f32 d_w, f32 m_w
 .equ Q1M_ASB, 288        # accumulator scratch bytes per input: summs, lanes 0..7
-.equ Q1M_FRAME, 10280    # Q1M_AREA + 32 + 24 x 320 + 8 x 288 (= 8 mod 16: 8 pushes)
+.equ Q1M_FRAME, 17960    # Q1M_AREA + 32 + 48 x 320 + 8 x 288 (= 8 mod 16: 8 pushes)
 
 # Q1M_UNPACK_V v: vector v of the group block at rdx -> lane vectors v (low nibbles) and
 # 4 + v (high) of the scratch block at rax; ymm0, ymm1 clobbered
