@@ -1,15 +1,17 @@
-# The matmat bodies of the "8 rows interleaved" weight types Q4_0_R8 and Q8_0_R8 (Q8_0_R8:
-# its own block math below, each output bit for bit matvec_q8_0_r8_avx2's) (AVX2; layout in
+# The matmat bodies of the "8 rows interleaved" weight types Q4_0_R8, Q8_0_R8 (Q8_0_R8: its
+# own block math below, each output bit for bit matvec_q8_0_r8_avx2's) and Q4_1_R8 (its own
+# body at the end) (AVX2; layout in
 # peasm/ggml.py's module text): ggml_mm8.inc's skeleton (M8_BODY: tiles of 32 rows = 4
 # groups, chunks of 8 blocks unpacked once into a stack scratch, then every input over the
 # chunk) with ggml_mm_q4.s's block math (M8_XFILL_*, M8_BLOCK_*; peasm's macros are
 # program-wide) and an unpack of its own: the R8 storage already holds, per group and
 # block, the dword lanes the skeleton's scratch wants (vector v, lane r = row r's qs[4v..
 # 4v+3]), so the unpack only splits the nibbles (low: scratch vector v, high: 4 + v) and
-# converts the 8 d at once: no gather, no transpose. Q4_1_R8 has none: its matvec rounds as
-# ggml's vec_dot_q4_1_q8_1 (8 lane accumulators a row, ggml_r8.s), which ggml_mm8.inc's one
-# accumulator a row does not, so the prefill runs that matvec once per input over tiles of
-# rows kept in cache (kernels_asm/parallel_matmat.s), bit for bit the decode's.
+# converts the 8 d at once: no gather, no transpose. Q4_1_R8's matvec rounds as ggml's
+# vec_dot_q4_1_q8_1 (8 lane accumulators a row, ggml_r8.s), which ggml_mm8.inc's one
+# accumulator a row does not: its matmat (matmat_q4_1_r8_avx2, below) keeps the matvec's 9
+# accumulators for one group and input at a time over group blocks unpacked once for all
+# inputs, bit for bit the matvec (so the prefill is the decode's numbers).
 #
 #   matmat_q4_0_r8_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, [rsp+40] d, [rsp+48] B,
 #                       [rsp+56] out_stride, [rsp+64] xq_stride)
