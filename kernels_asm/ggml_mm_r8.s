@@ -198,7 +198,11 @@ matmat_q8_0_r8_avx2:
 # a batch of inputs into a scratch (Q1M_WS: per block the 8 lane vectors, lane j's 8 rows
 # as unsigned bytes 0..15, then f32 d_w, f32 m_w: 320 bytes), which each input of the batch
 # reads back as memory operands. The 9 accumulators of a (group, input) need 9 registers,
-# so the inputs go one at a time over the unpacked chunk. What it cannot save: per lane a
+# so the inputs go one at a time over the unpacked chunk. When the row is one chunk and
+# the table fits in the scratch the chunk leaves free (8 B K <= (Q1M_KC_MAX - K) 320 bytes:
+# SmolLM2's n = 576 up to B = 66), the inputs' f32 d_x, s_x are converted once per call
+# into a table (Q1M_XT) too, which the block loop broadcasts from memory (Q1M_BLOCK_T);
+# else converted per block (Q1M_BLOCK). What it cannot save: per lane a
 # vpmaddubsw, a vpmaddwd and an FMA. On the development host (Zen 3, loops of independent
 # operations) 16 vpmaddwd alone take 8 cycles, 16 FMAs alone 8, both together 15.7: they
 # share two pipes, while conversions, masks and broadcasts run beside them; so about 26
@@ -206,12 +210,13 @@ matmat_q8_0_r8_avx2:
 # body and the matvec alike, and the nibble split saved is worth about 1.2 (the two bodies'
 # block loops alone, in cache: 4.9 against 5.8 ns a group block and input). Measured (same
 # host, CPU time, alternating in one process, B = 32, weights streamed, ns a group block
-# and input): against k_par_matmat's matvec tiles 1.12-1.15 times faster at 576x576,
-# 1536x576 and 576x1536 (5.7-6.0 ns against 6.3-6.7), 0.90 at 2048x5632 (several chunks:
-# each unpacked again for every batch of 8 inputs). Tried and slower: tiles of 2 groups
-# with each input's bytes broadcast once into a scratch (20 loads of 256 bits a group
-# block, and the scratch's stores), and the vpmaddwd replaced by a shift, an add and a mask
-# (off the multiply pipes, but more operations in all).
+# and input, best of 3): against k_par_matmat's matvec tiles 1.21-1.22 times faster at
+# 576x576 and 1536x576 (5.3-5.4 ns against 6.5; the scale table: before it 1.13-1.15),
+# 1.04-1.12 at 576x1536 (no table: 8 x 32 x 48 bytes do not fit), 0.90-0.98 at 2048x5632
+# (several chunks: each unpacked again for every batch of 8 inputs). Tried and slower:
+# tiles of 2 groups with each input's bytes broadcast once into a scratch (20 loads of 256
+# bits a group block, and the scratch's stores), and the vpmaddwd replaced by a shift, an
+# add and a mask (off the multiply pipes, but more operations in all).
 #
 # Loop order: per group of 8 rows (W read once from memory, front to back), the inputs in
 # batches, per batch the group's blocks in chunks of at most Q1M_KC_MAX, each chunk
@@ -227,7 +232,8 @@ matmat_q8_0_r8_avx2:
 # group's), r9 = its accumulator scratch, r8 = the batch's inputs left; the block loop: rsi
 # = the input's block, rax = the scratch block, r11 = blocks left; ymm6 = 1 in every word,
 # ymm7 = the 8 rows' summs, ymm8-ymm15 their lane accumulators 0..7 (as the matvec's),
-# ymm0-ymm5 scratch (ymm1: f32(d_w) * f32(d_x)).
+# ymm0-ymm5 scratch (ymm1: f32(d_w) * f32(d_x)); with the scale table r10 = the input's
+# row of it (0 without), rcx its entry for the block.
 .equ Q1M_XMM, 0          # xmm6-xmm15 (160 bytes)
 .equ Q1M_K, 160          # blocks per row
 .equ Q1M_C0, 168         # the chunk's first block
@@ -242,12 +248,14 @@ matmat_q8_0_r8_avx2:
 .equ Q1M_WS, 240         # the weight scratch (32-aligned address)
 .equ Q1M_AS, 248         # the accumulator scratch (32-aligned address)
 .equ Q1M_XQ, 256         # xq (input 0)
-.equ Q1M_AREA, 264       # the scratches (plus 32 bytes to align them)
+.equ Q1M_XT, 264         # the inputs' scale table (0: none, scales converted per block)
+.equ Q1M_XTS, 272        # its bytes per input (8 K; 0 without a table)
+.equ Q1M_AREA, 280       # the scratches (plus 32 bytes to align them)
 .equ Q1M_KC_MAX, 48      # blocks per chunk
 .equ Q1M_IB_MAX, 8       # inputs per batch when a row is more than one chunk
 .equ Q1M_WSB, 320        # weight scratch bytes per block: 8 lane vectors, f32 d_w, f32 m_w
 .equ Q1M_ASB, 288        # accumulator scratch bytes per input: summs, lanes 0..7
-.equ Q1M_FRAME, 17960    # Q1M_AREA + 32 + 48 x 320 + 8 x 288 (= 8 mod 16: 8 pushes)
+.equ Q1M_FRAME, 17976    # Q1M_AREA + 32 + 48 x 320 + 8 x 288 (= 8 mod 16: 8 pushes)
 
 # Q1M_UNPACK_V v: vector v of the group block at rdx -> lane vectors v (low nibbles) and
 # 4 + v (high) of the scratch block at rax; ymm0, ymm1 clobbered
@@ -281,6 +289,23 @@ matmat_q8_0_r8_avx2:
     vaddps ymm7, ymm7, ymm1
     vmovsldup ymm0, ymm0                      # d_x in every lane
     vmulps ymm1, ymm0, [rax + 256]
+    Q1M_LANE 0, ymm8, ymm2, ymm3
+    Q1M_LANE 1, ymm9, ymm4, ymm5
+    Q1M_LANE 2, ymm10, ymm2, ymm3
+    Q1M_LANE 3, ymm11, ymm4, ymm5
+    Q1M_LANE 4, ymm12, ymm2, ymm3
+    Q1M_LANE 5, ymm13, ymm4, ymm5
+    Q1M_LANE 6, ymm14, ymm2, ymm3
+    Q1M_LANE 7, ymm15, ymm4, ymm5
+.endm
+# Q1M_BLOCK_T: the same with the input block's f32 d_x, s_x from the scale table (rcx): the
+# same values (vcvtph2ps of the same f16), broadcast from memory
+.macro Q1M_BLOCK_T
+    vbroadcastss ymm1, dword ptr [rcx + 4]    # s_x in every lane
+    vmulps ymm1, ymm1, [rax + 288]
+    vaddps ymm7, ymm7, ymm1
+    vbroadcastss ymm1, dword ptr [rcx]        # d_x
+    vmulps ymm1, ymm1, [rax + 256]
     Q1M_LANE 0, ymm8, ymm2, ymm3
     Q1M_LANE 1, ymm9, ymm4, ymm5
     Q1M_LANE 2, ymm10, ymm2, ymm3
@@ -338,6 +363,45 @@ matmat_q4_1_r8_avx2:
     cmp r9, Q1M_KC_MAX
     cmova rax, rcx
     mov qword ptr [rsp + Q1M_IB], rax
+    xor eax, eax                      # a scale table in the chunk's unused scratch?
+    mov qword ptr [rsp + Q1M_XT], rax
+    mov qword ptr [rsp + Q1M_XTS], rax
+    cmp r9, Q1M_KC_MAX
+    ja .Lno_table
+    mov eax, Q1M_KC_MAX
+    sub rax, r9
+    imul rax, rax, Q1M_WSB            # bytes the one chunk leaves free
+    lea rcx, [8 * r9]
+    mov qword ptr [rsp + Q1M_XTS], rcx
+    imul rcx, r14                     # the table's bytes: 8 B K
+    cmp rcx, rax
+    jbe .Ltable
+    mov qword ptr [rsp + Q1M_XTS], 0
+    jmp .Lno_table
+.Ltable:
+    imul rax, r9, Q1M_WSB
+    add rax, qword ptr [rsp + Q1M_WS]
+    mov qword ptr [rsp + Q1M_XT], rax
+    mov rdi, r8                       # input 0
+    mov r10, r14
+.Ltable_input:
+    mov rsi, rdi
+    mov r11, r9
+    test r11, r11
+    jz .Ltable_next
+.Ltable_block:
+    vmovd xmm0, dword ptr [rsi]       # f16 d_x, s_x -> f32 (as Q1M_BLOCK converts them)
+    vcvtph2ps xmm0, xmm0
+    vmovq qword ptr [rax], xmm0
+    add rsi, 36
+    add rax, 8
+    dec r11
+    jnz .Ltable_block
+.Ltable_next:
+    add rdi, r13
+    dec r10
+    jnz .Ltable_input
+.Lno_table:
     vmovdqu ymm6, [rip + kg_one_i16]
 .Lgroup:
     mov rax, qword ptr [rsp + Q1M_XQ]   # the first batch: input 0
@@ -390,6 +454,7 @@ matmat_q4_1_r8_avx2:
     mov rbp, qword ptr [rsp + Q1M_OB]
     mov r9, qword ptr [rsp + Q1M_AS]
     mov r8, qword ptr [rsp + Q1M_NB]
+    mov r10, qword ptr [rsp + Q1M_XT]   # (a table: one chunk, one batch from input 0)
 .Linput:                              # each input of the batch over the chunk
     cmp qword ptr [rsp + Q1M_C0], 0
     jne .Lacc_load
@@ -419,6 +484,17 @@ matmat_q4_1_r8_avx2:
     mov r11, qword ptr [rsp + Q1M_KC]
     test r11, r11
     jz .Lblocks_done
+    mov rcx, r10
+    test rcx, rcx
+    jz .Lblock
+.Lblock_t:
+    Q1M_BLOCK_T
+    add rsi, 36
+    add rax, Q1M_WSB
+    add rcx, 8
+    dec r11
+    jnz .Lblock_t
+    jmp .Lblocks_done
 .Lblock:
     Q1M_BLOCK
     add rsi, 36
@@ -446,6 +522,7 @@ matmat_q4_1_r8_avx2:
     add rdi, r13
     add rbp, r12
     add r9, Q1M_ASB
+    add r10, qword ptr [rsp + Q1M_XTS]  # (0 without a table)
     dec r8
     jnz .Linput
     mov rax, qword ptr [rsp + Q1M_C0]   # the next chunk

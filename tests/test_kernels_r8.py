@@ -347,13 +347,15 @@ def test_matmat_every_batch_size_small(k, base):
 
 def test_q4_1_matmat_every_small_batch(k):
     """Q4_1_R8's matmat (one unpack of a group's blocks for a batch of inputs, ggml_mm_r8.s)
-    at every B from 1 to 9 and 17, rows of 1 to 8 groups, n from 32 to 736 (one chunk of
-    blocks: all inputs one batch) and above (n > 768: chunks of 24 blocks, the accumulators
-    carried between them, batches of 8 inputs: B = 9 and 17 leave a batch of 1): each
-    input's outputs bit for bit the matvec's, nothing else written."""
+    at every B from 1 to 9 and 17, rows of 1 to 8 groups, n from 32 to 1536 (one chunk of
+    blocks: all inputs one batch; the inputs' scales from a table when 8 B K bytes fit
+    beside the chunk, (48 - K) 320: at n = 1280 up to B = 8, converted per block from B =
+    9) and above (n > 1536: chunks of 48 blocks, the accumulators carried between them,
+    batches of 8 inputs: B = 9 and 17 leave a batch of 1): each input's outputs bit for bit
+    the matvec's, nothing else written."""
     rng = np.random.default_rng(77)
-    shapes = [(8, 32), (16, 64), (24, 96), (64, 736), (8, 768), (16, 800), (24, 1536),
-              (40, 2080)]
+    shapes = [(8, 32), (16, 64), (24, 96), (64, 736), (8, 768), (16, 800), (16, 1280),
+              (24, 1536), (40, 2080), (8, 3104)]
     shapes += [(8 * int(rng.integers(1, 9)), 32 * int(rng.integers(1, 30))) for _ in range(4)]
     for i, (d, n) in enumerate(shapes):
         for B in (1, 2, 3, 4, 5, 6, 7, 8, 9, 17):
