@@ -212,15 +212,17 @@ matmat_q8_0_r8_avx2:
 # host, CPU time, alternating in one process, B = 32, weights streamed, ns a group block
 # and input, best of 3): against k_par_matmat's matvec tiles 1.21-1.22 times faster at
 # 576x576 and 1536x576 (5.3-5.4 ns against 6.5; the scale table: before it 1.13-1.15),
-# 1.04-1.12 at 576x1536 (no table: 8 x 32 x 48 bytes do not fit), 0.90-0.98 at 2048x5632
-# (several chunks: each unpacked again for every batch of 8 inputs). Tried and slower:
-# tiles of 2 groups with each input's bytes broadcast once into a scratch (20 loads of 256
-# bits a group block, and the scratch's stores), and the vpmaddwd replaced by a shift, an
-# add and a mask (off the multiply pipes, but more operations in all).
+# 1.04-1.12 at 576x1536 (no table: 8 x 32 x 48 bytes do not fit), 1.01-1.09 at 2048x5632
+# (several chunks, each unpacked again for every batch of 8 inputs; chunks of 48 blocks
+# there: 0.90-0.98, batches of 16 inputs: 1.08-1.14 for 2.3 KiB more stack, left out).
+# Tried and slower: tiles of 2 groups with each input's bytes broadcast once into a scratch
+# (20 loads of 256 bits a group block, and the scratch's stores), and the vpmaddwd
+# replaced by a shift, an add and a mask (off the multiply pipes, but more operations).
 #
 # Loop order: per group of 8 rows (W read once from memory, front to back), the inputs in
-# batches, per batch the group's blocks in chunks of at most Q1M_KC_MAX, each chunk
-# unpacked once (prefetching the next group's same blocks), then each input of the batch
+# batches, per batch the group's blocks in chunks (Q1M_KC_MAX blocks, or Q1M_KC_MULTI for
+# rows longer than that), each chunk unpacked once (prefetching the next group's same
+# blocks), then each input of the batch
 # over it: its accumulators from 0 (first chunk) or from the accumulator scratch (Q1M_AS,
 # 288 bytes an input), back there, or after the last chunk folded into its 8 outputs. Rows
 # of at most Q1M_KC_MAX blocks (n <= 1536: SmolLM2-135M's rows, 576 and 1536) are one
@@ -252,6 +254,7 @@ matmat_q8_0_r8_avx2:
 .equ Q1M_XTS, 272        # its bytes per input (8 K; 0 without a table)
 .equ Q1M_AREA, 280       # the scratches (plus 32 bytes to align them)
 .equ Q1M_KC_MAX, 48      # blocks per chunk
+.equ Q1M_KC_MULTI, 24    # blocks per chunk of rows longer than Q1M_KC_MAX
 .equ Q1M_IB_MAX, 8       # inputs per batch when a row is more than one chunk
 .equ Q1M_WSB, 320        # weight scratch bytes per block: 8 lane vectors, f32 d_w, f32 m_w
 .equ Q1M_ASB, 288        # accumulator scratch bytes per input: summs, lanes 0..7
@@ -419,7 +422,11 @@ matmat_q4_1_r8_avx2:
 .Lchunk:                              # blocks c0 .. c0 + kc - 1 of the group, unpacked
     mov rax, qword ptr [rsp + Q1M_K]
     sub rax, qword ptr [rsp + Q1M_C0]
+    mov ecx, Q1M_KC_MULTI
+    cmp qword ptr [rsp + Q1M_K], Q1M_KC_MAX
+    ja 1f
     mov ecx, Q1M_KC_MAX
+1:
     cmp rax, rcx
     cmova rax, rcx
     mov qword ptr [rsp + Q1M_KC], rax

@@ -350,7 +350,7 @@ def test_q4_1_matmat_every_small_batch(k):
     at every B from 1 to 9 and 17, rows of 1 to 8 groups, n from 32 to 1536 (one chunk of
     blocks: all inputs one batch; the inputs' scales from a table when 8 B K bytes fit
     beside the chunk, (48 - K) 320: at n = 1280 up to B = 8, converted per block from B =
-    9) and above (n > 1536: chunks of 48 blocks, the accumulators carried between them,
+    9) and above (n > 1536: chunks of 24 blocks, the accumulators carried between them,
     batches of 8 inputs: B = 9 and 17 leave a batch of 1): each input's outputs bit for bit
     the matvec's, nothing else written."""
     rng = np.random.default_rng(77)
