@@ -466,7 +466,7 @@ def test_q4_1_prefill_product_is_the_decode_matvec(k, workers, body):
         _prefill_cases(k, workers, CASES, body)
         deadline = time.monotonic() + 10          # a busy host's threads may wake late:
         while workers and _worker_chunks(k) == before and time.monotonic() < deadline:
-            _prefill_cases(k, workers, CASES[3:4], body)  # the largest case again until they take one
+            _prefill_cases(k, workers, CASES[3:4], body)  # the largest again until they take one
         assert (_worker_chunks(k) > before) == (workers > 0)
     finally:
         k.m.stop_workers()
