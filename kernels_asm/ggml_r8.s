@@ -33,7 +33,7 @@
 # weights 16 + 4(j - 4)..), acc_j = fma(f32(lane_j), f32(d_w) * f32(d_x), acc_j) in block
 # order; summs += f32(m_w) * f32(s_x) (product, then sum); the result
 # ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7)) + summs
-# (hsum_float_8's order). No matmat body is bit for bit that (ggml_mm_r8.s has none for it).
+# (hsum_float_8's order); ggml_mm_r8.s's matmat_q4_1_r8_avx2 rounds the same.
 #
 # Q4_0: per block and group of 8 rows, no horizontal sum: vector v's 32 bytes loaded once,
 # its nibbles split (low: weights 4v..4v+3 of each row's block, high: 16 + 4v..), each

@@ -47,8 +47,8 @@ cores, or tiles of rows, must start at a multiple of 8. Rounding (kernels_asm/gg
 Q4_0_R8 as llama.cpp's repacked Q4_0 gemv (per row one f32 accumulator, one FMA a block:
 ggml_mm8.inc's, the plain Q4_0 matmat's bits), its matmat the same; Q4_1_R8 as ggml's
 vec_dot_q4_1_q8_1, which llama.cpp runs for Q4_1 on x86 (per row 8 lane accumulators folded
-in hsum_float_8's order, then + the m*s sum: the plain Q4_1 matvec body's bits). Q4_1_R8
-has no matmat: the prefill runs its matvec over cached tiles, bit for bit the decode.
+in hsum_float_8's order, then + the m*s sum: the plain Q4_1 matvec body's bits), its matmat
+the same (kernels_asm/ggml_mm_r8.s): the prefill is bit for bit the decode.
 
 From this module peasm generates two includes:
 
@@ -145,8 +145,8 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     GgmlType(INTERNAL_BASE + 0, "Q4_0_R8", 32, 18, "Q8_0", {"matvec": "matvec_q4_0_r8@avx2",
                                                   "matmat": "matmat_q4_0_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_0"),
-    # no matmat: prefill runs the matvec per input over cached tiles (bit for bit decode)
-    GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2"},
+    GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2",
+                                                  "matmat": "matmat_q4_1_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_1"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES

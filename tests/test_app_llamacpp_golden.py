@@ -99,7 +99,7 @@ def test_smollm2_chat_reply_as_llamacpp(chat_efi, tmp_path):
     """The whole chat program (native, its defaults: the model's chat template and default
     system prompt, the prompt through the batched prefill) answers the question with
     llama.cpp's reply text, all 64 tokens of it. The prefill's Q4_1 products (Q4_1_R8 after
-    the load-time repack: its matvec over cached tiles, no matmat body) round as ggml's
+    the load-time repack: its matmat body, bit for bit its matvec) round as ggml's
     vec_dot_q4_1_q8_1, as llama.cpp's and the decode's do, so the prompt's KV cache is
     llama.cpp's bit for bit."""
     vol = make_volume(tmp_path / "vol", files={"model.gguf": model_file("SmolLM2-135M-Instruct.Q4_1.gguf")},

@@ -226,7 +226,8 @@ def product_types(model: "Model") -> list[int]:
 def plain_rounded_products(model: "Model") -> bool:
     """Whether a product still reads a ROUNDED_TYPES weight in its file form: a Q4_0/Q4_1
     weight repacked into its 8-row form (Q4_0_R8, Q4_1_R8) has matvec and batched bodies
-    that round alike (the R8 matvec rounds as ggml_mm8.inc's matmat), so a model whose
+    that round alike (Q4_0_R8's matvec as ggml_mm8.inc's matmat, Q4_1_R8's matmat as its
+    matvec, ggml's vec_dot_q4_1_q8_1), so a model whose
     every Q4 product weight is repacked gives bit for bit the token-by-token numbers."""
     ids = {C[f"GGML_TYPE_{t}"] for t in ROUNDED_TYPES}
     return any(t in ids for t in product_types(model))

@@ -1,5 +1,5 @@
 """The "8 rows interleaved" bodies (Q4_0_R8, Q4_1_R8, Q8_0_R8; AVX2 only: matvec in
-kernels_asm/ggml_r8.s, matmat in kernels_asm/ggml_mm_r8.s, none for Q4_1_R8) natively,
+kernels_asm/ggml_r8.s, matmat in kernels_asm/ggml_mm_r8.s) natively,
 reached as the program reaches them (kernels_init, then ggml_type_body) when peasm/ggml.py
 declares the type, else by symbol (Q8_0_R8, until the loader's repack knows its layout).
 
@@ -22,10 +22,13 @@ quantized by our own from_float bodies (Q8_0 / Q8_1), as the other kernel tests 
   f32(m_w) f32(s_x), within (K + 5) u of their magnitudes' sum, K = blocks);
 * an input block holding -128 (ggml's quantizer never writes it, a Q8 block may hold it:
   the int16 bound of ggml_r8.s is stated with it), against rows of the largest quants;
-* matmat (Q4_0_R8, Q8_0_R8): each input's outputs bit for bit the R8 matvec's on that
-  input (its contract), for B = 1, 2, 7, 32, 37, strides above the sizes and 0, tiles of 1
-  to 4 groups; Q4_1_R8 (no matmat body): k_par_matmat, the prefill's product, running the
-  matvec per input over its tiles, bit for bit the matvec on each input alone (decode);
+* matmat (Q4_0_R8, Q4_1_R8, Q8_0_R8): each input's outputs bit for bit the R8 matvec's on
+  that input (its contract), for B = 1, 2, 7, 32, 37, strides above the sizes and 0, tiles
+  of 1 to 4 groups; Q4_1_R8 besides at every B from 1 to 9 and 17 against 8 to 64 rows and
+  n from 32 to 5632 (its batches of inputs and chunks of blocks: one chunk up to n = 768,
+  batches of 8 inputs beyond); k_par_matmat, the prefill's product, with the matmat body
+  and without it (the matvec per input over tiles of rows), alone and with workers, bit for
+  bit the matvec on each input alone (decode);
 * nothing written outside the d outputs (guard floats on both sides, and a d that is not
   a multiple of 8 leaves its last d mod 8 outputs alone: the contract reads and writes
   whole groups of 8 rows only).
@@ -54,7 +57,7 @@ from tests.test_kernels_matmat import _bits_equal, _kernels, _sum8_check
 
 BASES = ("Q4_0", "Q4_1", "Q8_0")
 R8 = {"Q4_0": "Q4_0_R8", "Q4_1": "Q4_1_R8", "Q8_0": "Q8_0_R8"}
-MATMAT_BASES = ("Q4_0", "Q8_0")    # their R8 forms have a matmat body (Q4_1_R8: none)
+MATMAT_BASES = BASES               # their R8 forms have a matmat body
 U = 2.0 ** -24
 
 
@@ -173,13 +176,7 @@ def test_the_table_has_the_r8_bodies(k):
     for base in declared:
         name = R8[base]
         assert k.ggml_body(name, "matvec") == k.m.address(f"matvec_{name.lower()}_avx2")
-        if base in MATMAT_BASES:
-            assert k.ggml_body(name, "matmat") == k.m.address(f"matmat_{name.lower()}_avx2")
-        else:                      # the prefill takes the matvec over tiles (bit for bit decode)
-            with pytest.raises(ValueError, match="no matmat body"):
-                k.ggml_body(name, "matmat")
-            with pytest.raises(KeyError):
-                k.m.address(f"matmat_{name.lower()}_avx2")
+        assert k.ggml_body(name, "matmat") == k.m.address(f"matmat_{name.lower()}_avx2")
         t = ggml.BY_NAME[name]
         assert (t.base, t.group_rows, t.vec_dot_type) == (base, 8, ggml.BY_NAME[base].vec_dot_type)
 
@@ -348,6 +345,23 @@ def test_matmat_every_batch_size_small(k, base):
             _check_matmat(k, base, d, n, B, seed=10 * i + B)
 
 
+def test_q4_1_matmat_every_small_batch(k):
+    """Q4_1_R8's matmat (one unpack of a group's blocks for a batch of inputs, ggml_mm_r8.s)
+    at every B from 1 to 9 and 17, rows of 1 to 8 groups, n from 32 to 1536 (one chunk of
+    blocks: all inputs one batch; the inputs' scales from a table when 8 B K bytes fit
+    beside the chunk, (48 - K) 320: at n = 1280 up to B = 8, converted per block from B =
+    9) and above (n > 1536: chunks of 24 blocks, the accumulators carried between them,
+    batches of 8 inputs: B = 9 and 17 leave a batch of 1): each input's outputs bit for bit
+    the matvec's, nothing else written."""
+    rng = np.random.default_rng(77)
+    shapes = [(8, 32), (16, 64), (24, 96), (64, 736), (8, 768), (16, 800), (16, 1280),
+              (24, 1536), (40, 2080), (8, 3104)]
+    shapes += [(8 * int(rng.integers(1, 9)), 32 * int(rng.integers(1, 30))) for _ in range(4)]
+    for i, (d, n) in enumerate(shapes):
+        for B in (1, 2, 3, 4, 5, 6, 7, 8, 9, 17):
+            _check_matmat(k, "Q4_1", d, n, B, seed=700 + 20 * i + B)
+
+
 @pytest.mark.parametrize("base", MATMAT_BASES)
 def test_matmat_model_shapes(k, base):
     for i, (d, n, B) in enumerate([(520, 2048, 7), (40, 5632, 37), (256, 2048, 32), (72, 2048, 2)]):
@@ -392,7 +406,8 @@ def test_matmat_zero_stride_zero_rows_zero_inputs(k, base):
 
 
 # ----------------------------------------------------------------------------------------
-# Q4_1_R8's batched product: no matmat body, k_par_matmat's tiles of the matvec
+# Q4_1_R8's batched product: k_par_matmat with its matmat body, and without (tiles of the
+# matvec: what a type without one runs)
 
 MM = {}
 for _line in (Path(__file__).resolve().parents[1] / "kernels_asm" / "kernels.inc").read_text().splitlines():
@@ -402,10 +417,11 @@ for _line in (Path(__file__).resolve().parents[1] / "kernels_asm" / "kernels.inc
 
 
 def _par_matmat(k: Kernels, name: str, P: bytes, xq: bytes, n: int, d: int, B: int,
-                x_stride: int, out_stride: int, workers: int, guard: int = 16) -> tuple[np.ndarray, int]:
+                x_stride: int, out_stride: int, workers: int, guard: int = 16,
+                body: bool = True) -> tuple[np.ndarray, int]:
     """k_par_matmat with `workers` of the machine's started workers on a MATMAT block as
-    app_asm/forward_batch.s fills it for the type (its matmat slot, 0 here, and its matvec);
-    (the out buffer, the first output's index)."""
+    app_asm/forward_batch.s fills it for the type (its matmat slot, or 0 when not `body`,
+    its matvec, its group rows); (the out buffer, the first output's index)."""
     t = ggml.BY_NAME[name]
     size = (B - 1) * out_stride // 4 + d
     try:
@@ -414,10 +430,11 @@ def _par_matmat(k: Kernels, name: str, P: bytes, xq: bytes, n: int, d: int, B: i
         po = k.put(np.full(size + guard, np.nan, np.float32), "out")
         blk = bytearray(MM["MATMAT_SIZE"])
         for key, v in (("OUT", po + 4 * guard), ("W", pw), ("XQ", px), ("OUT_STRIDE", out_stride),
-                       ("XQ_STRIDE", x_stride), ("ROW_BYTES", n // 32 * t.block_bytes), ("BODY", 0),
+                       ("XQ_STRIDE", x_stride), ("ROW_BYTES", n // 32 * t.block_bytes),
+                       ("BODY", k.ggml_body(name, "matmat") if body else 0),
                        ("MATVEC", k.ggml_body(name, "matvec"))):
             struct.pack_into("<Q", blk, MM[f"MATMAT_{key}"], v)
-        for key, v in (("N", n), ("D", d), ("B", B)):
+        for key, v in (("N", n), ("D", d), ("B", B), ("GROUP_ROWS", t.group_rows)):
             struct.pack_into("<I", blk, MM[f"MATMAT_{key}"], v)
         pb = k.put(np.frombuffer(bytes(blk), np.uint8), "block")
         k.m.call("k_par_set_workers", workers)
@@ -432,22 +449,24 @@ def _worker_chunks(k: Kernels) -> int:
     return struct.unpack("<Q", k.m.read(k.m.address("k_par_worker_chunks"), 8))[0]
 
 
+@pytest.mark.parametrize("body", [True, False], ids=["matmat", "matvec_tiles"])
 @pytest.mark.parametrize("workers", [0, 2])
-def test_q4_1_prefill_product_is_the_decode_matvec(k, workers):
-    """The prefill's product of a Q4_1_R8 weight (k_par_matmat without a matmat body: the
-    rows in cache-sized tiles of whole groups, the matvec per input per tile) gives every
-    input's outputs bit for bit as the matvec alone on all rows (decode), which is the plain
-    Q4_1 matvec's; nothing written between the strided outputs. Shapes of one tile, of many
-    (SmolLM2's 576 x 576: tiles of 40 rows, the last 16) and rows longer than a tile (one
-    group a tile); alone and with 2 worker threads taking chunks of whole groups."""
+def test_q4_1_prefill_product_is_the_decode_matvec(k, workers, body):
+    """The prefill's product of a Q4_1_R8 weight (k_par_matmat with its matmat body, and
+    without one: the rows in cache-sized tiles of whole groups, the matvec per input per
+    tile) gives every input's outputs bit for bit as the matvec alone on all rows (decode),
+    which is the plain Q4_1 matvec's; nothing written between the strided outputs. Shapes of
+    one tile, of many (SmolLM2's 576 x 576: tiles of 40 rows, the last 16) and rows longer
+    than a tile (one group a tile); alone and with 2 worker threads taking chunks of whole
+    groups."""
     if workers:
         k.m.start_workers(workers)
     try:
         before = _worker_chunks(k)
-        _prefill_cases(k, workers, CASES)
+        _prefill_cases(k, workers, CASES, body)
         deadline = time.monotonic() + 10          # a busy host's threads may wake late:
         while workers and _worker_chunks(k) == before and time.monotonic() < deadline:
-            _prefill_cases(k, workers, CASES[3:4])  # the largest case again until they take one
+            _prefill_cases(k, workers, CASES[3:4], body)  # the largest again until they take one
         assert (_worker_chunks(k) > before) == (workers > 0)
     finally:
         k.m.stop_workers()
@@ -457,7 +476,7 @@ CASES = [(8, 32, 1, 0, 0), (576, 576, 5, 4, 12), (64, 5632, 3, 0, 4), (1536, 576
          (40, 96, 37, 1, 8)]      # d, n, B, input and output padding
 
 
-def _prefill_cases(k: Kernels, workers: int, cases) -> None:
+def _prefill_cases(k: Kernels, workers: int, cases, body: bool) -> None:
     for d, n, B, x_pad, out_pad in cases:
         rng = np.random.default_rng(600 + d + n + B)
         W = _weights("Q4_1", d, n, rng)
@@ -466,7 +485,8 @@ def _prefill_cases(k: Kernels, workers: int, cases) -> None:
         x_stride = len(each[0]) + x_pad
         packed = b"".join(e + bytes(x_pad) for e in each)[:x_stride * (B - 1) + len(each[0])]
         out_stride = 4 * d + out_pad
-        out, g = _par_matmat(k, "Q4_1_R8", P, packed, n, d, B, x_stride, out_stride, workers)
+        out, g = _par_matmat(k, "Q4_1_R8", P, packed, n, d, B, x_stride, out_stride, workers,
+                             body=body)
         written = np.zeros(out.size, bool)
         for b in range(B):
             o = g + b * out_stride // 4
