@@ -113,7 +113,7 @@ matvec_q3_k_avx2:
     vmovdqa ymm4, [rip + kg_b04]
     mov rsi, qword ptr [rip + kg_nib]
     mov rdi, qword ptr [rip + kg_b03]
-    KMV_LOOPS_AVX2 2, 110, KQ3_BLOCK_AVX2
+    KMV_LOOPS_AVX2 2, 110, KQ3_BLOCK_AVX2, KMV_NOP, KMV_END8
 
 # ----------------------------------------------------------------------------------------
 # matvec_q3_k_sse2: the same contract and sums with SSE2 only: 16 quants at a time from one
