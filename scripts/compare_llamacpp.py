@@ -103,13 +103,13 @@ def llama(py: str, model: Path, ctx: int, text: str, ids: list[int], layer_pos: 
     return np.load(out)
 
 
-def ours(model: Path, ctx: int):
+def ours(model: Path, ctx: int, repack: bool = True):
     from peasm.runners import native
     ok, why = native.supported()
     if not ok:
         sys.exit(f"compare_llamacpp: the native runner cannot run here: {why}")
     from tests.test_app_gguf_model import GgufAsmModel, machine
-    am = GgufAsmModel(machine("native"), model.read_bytes(), ctx=ctx)
+    am = GgufAsmModel(machine("native"), model.read_bytes(), ctx=ctx, repack=repack)
     if am.status:
         sys.exit(f"compare_llamacpp: {am.message(am.status)}")
     return am
@@ -124,6 +124,10 @@ def main() -> int:
     g.add_argument("--ids", help="token ids, comma-separated")
     ap.add_argument("--ctx", type=int, default=256, help="context of both (default 256)")
     ap.add_argument("--layers", action="store_true", help="at the first differing position, find the layer")
+    ap.add_argument("--repack", choices=("on", "off"), default="on",
+                    help="the program's `repack` setting (default on, as its default): on repacks the "
+                         "Q4_0/Q4_1/Q4_K product weights into 8-row groups, as llama.cpp's AVX2 CPU "
+                         "backend repacks Q4_0 and Q4_K")
     args = ap.parse_args()
     if not args.model.is_file():
         ap.error(f"{args.model}: no such file")
@@ -138,7 +142,7 @@ def main() -> int:
         ids = [int(t) for t in theirs["ids"]]
         if len(ids) > args.ctx:
             ap.error(f"{len(ids)} tokens do not fit --ctx {args.ctx}")
-        am = ours(args.model, args.ctx)
+        am = ours(args.model, args.ctx, args.repack == "on")
         first = None
         for pos, tok in enumerate(ids):
             a, b = am.logits(tok, pos), theirs["logits"][pos]
@@ -166,7 +170,7 @@ def main() -> int:
             key = f"l_out-{layer}"
             if key not in lay.files:
                 continue
-            fresh = ours(args.model, args.ctx)
+            fresh = ours(args.model, args.ctx, args.repack == "on")
             for pos in range(first):
                 fresh.logits(ids[pos], pos)
             fresh.mc.write(fresh.m + C["MODEL_N_LAYERS"], struct.pack("<I", layer + 1))
