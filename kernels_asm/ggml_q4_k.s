@@ -65,6 +65,7 @@ matvec_q4_k_avx2:
     KMV_ENTER_AVX2
     lea r11, [rip + kg_k_sctab]
     vmovdqa ymm5, [rip + kg_nib]
+    vmovdqa xmm4, [r11 + 32]        # words of 1 (scale table entry 1)
     KMV_LOOPS_AVX2 3, 144, KQ4_BLOCK_AVX2, KQ_K4_ROW_START, KQ4_ROW_END
 
 # ----------------------------------------------------------------------------------------

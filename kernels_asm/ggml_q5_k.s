@@ -70,6 +70,7 @@ matvec_q5_k_avx2:
     KMV_ENTER_AVX2
     lea r11, [rip + kg_k_sctab]
     vmovdqa ymm5, [rip + kg_nib]
+    vmovdqa xmm4, [r11 + 32]        # words of 1 (scale table entry 1)
     vmovdqa ymm11, [rip + kg_b16]
     KMV_LOOPS_AVX2 4, 176, KQ5_BLOCK_AVX2, KQ_K4_ROW_START, KQ5_ROW_END
 
