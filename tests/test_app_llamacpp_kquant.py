@@ -1,12 +1,13 @@
 """K-quant models answer as llama.cpp does, token for token: tiny256-Q4_K_M (llama.cpp's
-Q4_K_M mix: Q4_K and Q6_K tensors), tiny256-Q5_K_M (Q5_K, Q6_K) and tiny256-Q6_K, natively
+Q4_K_M mix: Q4_K and Q6_K tensors), tiny256-Q5_K_M (Q5_K, Q6_K), tiny256-Q6_K,
+tiny256-Q3_K_M (Q3_K, Q4_K, Q5_K, Q6_K) and tiny256-Q2_K (Q2_K, Q3_K, Q6_K), natively
 (AVX2 kernels), the program's defaults (`repack = on`: Q4_K product weights in 8-row groups,
 Q4_K_R8, as llama.cpp repacks them for its AVX2 CPU backend; the f16 KV cache).
 
 The expected tokens (tests/golden/tiny256-<mix>.llamacpp.json) were recorded once from
 llama.cpp 0c1e570 by scripts/record_llamacpp_greedy.py (each record says how): the prompt
 ids one per decode, then 64 greedy steps. Every K product rounds as llama.cpp's AVX2 build
-(Q8_K with iscale -127/max; vec_dot Q5_K / Q6_K; the repacked Q4_K gemv), so the logits are
+(Q8_K with iscale -127/max; vec_dot Q2_K / Q3_K / Q5_K / Q6_K; the repacked Q4_K gemv), so the logits are
 llama.cpp's bit for bit (scripts/compare_llamacpp.py shows it position by position) and a
 near-tie cannot go the other way.
 
@@ -28,7 +29,7 @@ import pytest
 from tests.support import model_file
 
 GOLDEN = Path(__file__).parent / "golden"
-MIXES = ["Q4_K_M", "Q5_K_M", "Q6_K"]
+MIXES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K"]
 
 
 def _golden(mix: str) -> dict:

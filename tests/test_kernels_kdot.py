@@ -1,14 +1,14 @@
 """The AVX2 K-quant products bit for bit as llama.cpp's x86 AVX2 CPU build computes them
 (natively; the bodies are found as the program finds them, ggml_type_body):
 
-* matvec Q4_K, Q5_K, Q6_K (the file's layout) against tests/reference/ggml_kdot.py's
-  `vec_dot` (ggml_vec_dot_q{4,5,6}_K_q8_K's AVX2 roundings, restated in numpy);
+* matvec Q2_K .. Q6_K (the file's layout) against tests/reference/ggml_kdot.py's
+  `vec_dot` (ggml_vec_dot_q{2..6}_K_q8_K's AVX2 roundings, restated in numpy);
 * matvec Q4_K_R8 (Q4_K repacked into 8-row groups by peasm/ggml_r8.py's packing, the bytes
   the loader's repack writes) against `gemv_q4_k_8x8` (llama.cpp's repacked Q4_K gemv);
 * the batched bodies the prefill runs (matmat Q4_K, Q6_K; Q4_K_R8 has none, so
   k_par_matmat's tiles of its matvec) give the same bits per input;
 on random super-blocks of several shapes (odd rows, 1 to 22 super-blocks a row) and on the
-K tensors of the llama.cpp-quantized tiny256-Q4_K_M / Q5_K_M / Q6_K files, the inputs
+K tensors of the llama.cpp-quantized tiny256 Q2_K / Q3_K_M / Q4_K_M / Q5_K_M / Q6_K files, the inputs
 quantized by the kernels' own Q8_K (byte for byte ggml's quantize_row_q8_K:
 test_kernels_kquant.py). The numpy model is itself held to the exact sums
 (quant_k.matvec within matvec_bound), so it cannot drift from the mathematics.
@@ -50,7 +50,7 @@ def _same(got: np.ndarray, want: np.ndarray, what) -> None:
     assert bad.size == 0, (what, bad[:5], got[bad[:3]], want[bad[:3]])
 
 
-@pytest.mark.parametrize("kind", ["Q4_K", "Q5_K", "Q6_K"])
+@pytest.mark.parametrize("kind", ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"])
 @pytest.mark.parametrize("d,n", SHAPES)
 def test_matvec_as_ggml_vec_dot(k, kind, d, n):
     rng = np.random.default_rng(d * 7 + n)
@@ -77,12 +77,13 @@ def test_q4_k_r8_matvec_as_ggml_repacked_gemv(k, d, n):
     assert not np.array_equal(gk.gemv_q4_k_8x8(W, xq), gk.vec_dot("Q4_K", W, xq)) or d < 16
 
 
-@pytest.mark.parametrize("name", ["tiny256-Q4_K_M.gguf", "tiny256-Q5_K_M.gguf", "tiny256-Q6_K.gguf"])
+@pytest.mark.parametrize("name", ["tiny256-Q2_K.gguf", "tiny256-Q3_K_M.gguf", "tiny256-Q4_K_M.gguf",
+                                  "tiny256-Q5_K_M.gguf", "tiny256-Q6_K.gguf"])
 def test_real_k_tensors(k, name):
     rng = np.random.default_rng(5)
     for t in GGUFReader(model_file(f"quant/{name}")).tensors:
         kind = t.tensor_type.name
-        if kind not in ("Q4_K", "Q5_K", "Q6_K"):
+        if kind not in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"):
             continue
         n, d = (int(v) for v in t.shape[:2])
         W = np.asarray(t.data).tobytes()

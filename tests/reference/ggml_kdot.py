@@ -2,7 +2,7 @@
 judge of the AVX2 K matvecs bit for bit (tests/test_kernels_kdot.py).
 
 Facts read from llama.cpp 0c1e570 (ggml/src/ggml-cpu/arch/x86/quants.c, the __AVX2__
-branches of ggml_vec_dot_q{4,5,6}_K_q8_K, and arch/x86/repack.cpp's gemv for block_q4_Kx8;
+branches of ggml_vec_dot_q{2,3,4,5,6}_K_q8_K, and arch/x86/repack.cpp's gemv for block_q4_Kx8;
 repack.cpp picks that gemv for a Q4_K weight whose rows are a multiple of 8 on an AVX2
 host): the integer sums are exact, held in 8 i32 lanes (Q6_K also subtracts 32 * sc * bsums
 in lanes of its own), and the floats are
@@ -14,6 +14,11 @@ in lanes of its own), and the floats are
     compiled build fuses `summs += dmin * msum`, seen in its disassembly); out =
     hsum_float_8(acc) + summs;
   * vec_dot Q6_K: acc = fma(yd * d, f32(isum lane - 32 * offset lane), acc); out =
+    hsum_float_8(acc);
+  * vec_dot Q3_K: acc = fma(yd * d, f32(isum lane), acc), its isum of (u - 4) * q8 (no
+    offset lanes); out = hsum_float_8(acc);
+  * vec_dot Q2_K: acc = fma(-(yd * dmin), f32(min lane), acc) then acc = fma(yd * d,
+    f32(isum lane), acc), min lane l = mn[2l] bsums[2l] + mn[2l+1] bsums[2l+1]; out =
     hsum_float_8(acc);
   * gemv q4_K_8x8 (repacked Q4_K): per row acc_row = fma(f32(isum), d * yd, acc_row) and
     acc_min = fma(f32(msum), dmin * yd, acc_min) over the super-blocks; out = acc_row -
@@ -62,7 +67,8 @@ def _parts(kind: str, W, xq: np.ndarray, rows: int):
     mn = p["mn"].reshape(rows, nb, 16).astype(np.int64)
     q8 = xq["qs"].astype(np.int64)                       # [nb, 256]
     bs = xq["bsums"].astype(np.int64)                     # [nb, 16]
-    terms = np.repeat(sc, 16, axis=2) * u * q8[None]      # [rows, nb, 256]
+    q = u - 4 if kind == "Q3_K" else u                    # Q3_K: ggml takes u - 4 per word
+    terms = np.repeat(sc, 16, axis=2) * q * q8[None]      # [rows, nb, 256]
     lanes = terms.reshape(rows, nb, 8, 8, 4).sum(axis=(2, 4))   # e = 32a + 4l + t
     d = p["d"].reshape(rows, nb).astype(F32)
     dmin = p["dmin"].reshape(rows, nb).astype(F32)
@@ -71,7 +77,7 @@ def _parts(kind: str, W, xq: np.ndarray, rows: int):
 
 
 def vec_dot(kind: str, W, xq: np.ndarray) -> np.ndarray:
-    """Each row of W (Q4_K, Q5_K or Q6_K) dotted with the Q8_K vector xq as ggml's AVX2
+    """Each row of W (Q2_K .. Q6_K) dotted with the Q8_K vector xq as ggml's AVX2
     vec_dot rounds it: f32 per row."""
     nb = xq.shape[0]
     rows = len(bytes(W)) // (nb * qk.BLOCK_BYTES[kind]) if nb else 0
@@ -85,6 +91,16 @@ def vec_dot(kind: str, W, xq: np.ndarray) -> np.ndarray:
         off = 32 * (sc * bs[None]).reshape(rows, nb, 8, 2).sum(-1)
         for b in range(nb):
             acc = fma32(dd[:, b, None], (lanes[:, b] - off[:, b]).astype(F32), acc)
+        return hsum_float_8(acc)
+    if kind == "Q3_K":
+        for b in range(nb):
+            acc = fma32(dd[:, b, None], lanes[:, b].astype(F32), acc)
+        return hsum_float_8(acc)
+    if kind == "Q2_K":
+        prod16 = (mn * bs[None]).reshape(rows, nb, 8, 2).sum(-1)   # lane l: mins 2l, 2l+1
+        for b in range(nb):
+            acc = fma32(dm[:, b, None], prod16[:, b].astype(F32), acc)
+            acc = fma32(dd[:, b, None], lanes[:, b].astype(F32), acc)
         return hsum_float_8(acc)
     s = bs.reshape(nb, 8, 2).sum(-1)                       # [nb, 8]
     m8 = mn[:, :, ::2]                                     # the 8 mins (sc/mn come per 16)
