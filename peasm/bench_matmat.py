@@ -9,7 +9,7 @@ inputs), each as ns per 32 weights per input (a Q4_0/Q4_1/Q8_0 block, 1/8 of a K
 * `matmat`: one call of the matmat body, weights streamed (rotating through the pool as
   the streamed matvec does, so every weight comes from DRAM once per call, as in a
   prefill); the B inputs (quantized once) and the outputs stay in cache. A type without a
-  matmat body (Q4_1_R8): one call of k_par_matmat alone (kernels_asm/parallel_matmat.s,
+  matmat body (Q4_1_R8, Q4_K_R8): one call of k_par_matmat alone (kernels_asm/parallel_matmat.s,
   no workers), the prefill's own fallback: the matvec once per input over tiles of rows
   kept in cache;
 * `hot`: the matvec body called B times on one matrix reused (in cache as far as it fits:
@@ -42,7 +42,8 @@ SHAPES = [("Q4_1", 576, 576), ("Q4_1", 1536, 576), ("Q4_1", 576, 1536),
           ("Q4_0_R8", 2048, 2048), ("Q4_0_R8", 256, 2048), ("Q4_0_R8", 5632, 2048),
           ("Q4_0_R8", 2048, 5632),
           ("F32", 768, 768), ("F32", 2048, 768), ("F32", 768, 2048),
-          ("Q4_K", 2048, 2048), ("Q6_K", 2048, 2048), ("Q5_0", 2048, 2048), ("Q5_1", 2048, 2048)]
+          ("Q4_K", 2048, 2048), ("Q4_K_R8", 2048, 2048), ("Q6_K", 2048, 2048), ("Q5_0", 2048, 2048),
+          ("Q5_1", 2048, 2048)]
 QUICK_SHAPES = [("Q4_1", 1536, 576), ("Q4_0", 2048, 2048), ("Q4_0_R8", 2048, 2048), ("Q8_0", 2048, 576), ("F32", 768, 768)]
 BATCHES = (32, 64)
 QUICK_BATCHES = (32,)
