@@ -28,6 +28,16 @@ position 13 layer 0 parted: RMSNorm, whose sum of squares ggml takes in double, 
 (ours was llama2.c's f32 partial sums; the ulps it left were mostly absorbed by the Q8
 rounding of the matmul inputs). With kernels_asm/rmsnorm_ggml.s all 37 positions of that
 prompt are identical.
+
+The K-quants (tiny256-Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K): every logit differed from
+position 0, layer 0. First Q8_K: llama.cpp 0c1e570 quantizes with iscale = -127/max (ggml
+had -128); with that alone Q6_K was identical. Then the order of the min terms: ggml's AVX2
+vec_dot keeps them apart from the 8 scale lanes (Q4_K: 4 lanes of FMAs folded 0+2, 1+3;
+Q5_K: one fused scalar), added after hsum_float_8: Q5_K_M identical. Q4_K_M still parted:
+llama.cpp repacks its Q4_K weights (rows a multiple of 8, AVX2) and runs the q4_K_8x8 gemv,
+one FMA chain per row for the scales and one for the mins, then their difference: with the
+Q4_K_R8 form (--repack on, the program's default) identical. Q3_K took its -4 per word pair
+as ggml's lanes do (not from the bsums): Q3_K_M and Q2_K identical. 60 positions of each.
 """
 from __future__ import annotations
 
