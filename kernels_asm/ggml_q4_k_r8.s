@@ -28,12 +28,13 @@
 # word pair (vpmaddwd) into i32. Scales and mins of the 8 rows are unpacked together in
 # vector registers (dword r = row r's 4 bytes). The mins: words of m against the pairs of s.
 #
-# Prefill: the type has no matmat body; k_par_matmat runs this matvec once per input over
-# tiles of whole groups, so the batch's numbers are the decode's bit for bit.
+# Prefill: matmat_q4_k_r8_avx2 (ggml_mm_q4_k_r8.s), the same arithmetic two inputs at a
+# time, so the batch's numbers are the decode's bit for bit.
 .include "kquant.inc"
 .include "kmacros.inc"
 
 .section .rdata
+.global k4r8_scb, k4r8_sperm      # (also read by ggml_mm_q4_k_r8.s)
 .balign 32, 0
 # vpshufb masks: byte b (0..3) of each dword into both of its words (the row's scale twice,
 # for vpmaddwd's pairs), 32 bytes each

@@ -54,7 +54,7 @@ layout with Q4_K's block (256 weights, 144 bytes: its 16 bytes of d, dmin and th
 bytes are the "scale fields", 8 words a row, then 32 vectors of nibbles) and rounds as
 llama.cpp's q4_K_8x8 gemv (per row two f32 accumulators, one FMA each a super-block: the
 scales' and the mins' exact integer sums, then their difference: kernels_asm/ggml_q4_k_r8.s);
-no matmat either.
+its matmat (ggml_mm_q4_k_r8.s) gives the matvec's bits.
 
 From this module peasm generates two includes:
 
@@ -154,8 +154,9 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     # no matmat: prefill runs the matvec per input over cached tiles (bit for bit decode)
     GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_1"),
-    # llama.cpp's repacked Q4_K (q4_K_8x8 gemv); no matmat: prefill = the matvec over tiles
-    GgmlType(INTERNAL_BASE + 2, "Q4_K_R8", 256, 144, "Q8_K", {"matvec": "matvec_q4_k_r8@avx2"},
+    # llama.cpp's repacked Q4_K (q4_K_8x8 gemv); its matmat the same roundings
+    GgmlType(INTERNAL_BASE + 2, "Q4_K_R8", 256, 144, "Q8_K", {"matvec": "matvec_q4_k_r8@avx2",
+                                                    "matmat": "matmat_q4_k_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_K"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES

@@ -5,8 +5,8 @@
   `vec_dot` (ggml_vec_dot_q{2..6}_K_q8_K's AVX2 roundings, restated in numpy);
 * matvec Q4_K_R8 (Q4_K repacked into 8-row groups by peasm/ggml_r8.py's packing, the bytes
   the loader's repack writes) against `gemv_q4_k_8x8` (llama.cpp's repacked Q4_K gemv);
-* the batched bodies the prefill runs (matmat Q4_K, Q6_K; Q4_K_R8 has none, so
-  k_par_matmat's tiles of its matvec) give the same bits per input;
+* the batched bodies the prefill runs (matmat Q4_K, Q6_K, Q4_K_R8) give the same bits per
+  input;
 on random super-blocks of several shapes (odd rows, 1 to 22 super-blocks a row) and on the
 K tensors of the llama.cpp-quantized tiny256 Q2_K / Q3_K_M / Q4_K_M / Q5_K_M / Q6_K files, the inputs
 quantized by the kernels' own Q8_K (byte for byte ggml's quantize_row_q8_K:
@@ -105,6 +105,26 @@ def test_matmat_bodies_as_ggml_vec_dot(k, kind):
     out = k.matmat_q(kind, W, b"".join(x.tobytes() for x in xs), n, d, B, size, 4 * d)
     for b, x in enumerate(xs):
         _same(out[b * d:(b + 1) * d], gk.vec_dot(kind, W, x), (kind, b))
+
+
+@pytest.mark.parametrize("d,n,B", [(8, 256, 1), (16, 512, 3), (24, 768, 4), (40, 2048, 7),
+                                   (8, 5632, 2), (64, 1024, 32)])
+def test_q4_k_r8_matmat_as_ggml_repacked_gemv(k, d, n, B):
+    """Q4_K_R8's matmat (two inputs at a time; an odd last one alone): every input's outputs
+    the repacked gemv's bits; strided inputs and outputs, nothing written into the gaps."""
+    rng = np.random.default_rng(d * n + B)
+    W = qk.random_blocks("Q4_K", d, n, rng).tobytes()
+    P = ggml_r8.pack(W, "Q4_K", d, n)
+    xs = [_xq(rng, n) for _ in range(B)]
+    x_stride, out_stride = xs[0].nbytes + 20, 4 * d + 12
+    packed = b"".join(x.tobytes() + bytes(20) for x in xs)[:x_stride * (B - 1) + xs[0].nbytes]
+    out = k.matmat_q("Q4_K_R8", P, packed, n, d, B, x_stride, out_stride)
+    written = np.zeros(out.size, bool)
+    for b, x in enumerate(xs):
+        at = b * out_stride // 4
+        written[at:at + d] = True
+        _same(out[at:at + d], gk.gemv_q4_k_8x8(W, x), (d, n, B, b))
+    assert np.all(np.isnan(out[~written]))
 
 
 def test_fma_model_is_one_rounding():
