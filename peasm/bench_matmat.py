@@ -9,7 +9,7 @@ inputs), each as ns per 32 weights per input (a Q4_0/Q4_1/Q8_0 block, 1/8 of a K
 * `matmat`: one call of the matmat body, weights streamed (rotating through the pool as
   the streamed matvec does, so every weight comes from DRAM once per call, as in a
   prefill); the B inputs (quantized once) and the outputs stay in cache. A type without a
-  matmat body (Q4_1_R8, Q4_K_R8): one call of k_par_matmat alone (kernels_asm/parallel_matmat.s,
+  matmat body (Q4_1_R8): one call of k_par_matmat alone (kernels_asm/parallel_matmat.s,
   no workers), the prefill's own fallback: the matvec once per input over tiles of rows
   kept in cache;
 * `hot`: the matvec body called B times on one matrix reused (in cache as far as it fits:
