@@ -14,8 +14,9 @@ near-tie cannot go the other way.
 * decode: the model's asm (model_forward), one token at a time, as llama.cpp was run: its
   tokens, and the logits of every step bit for bit (the record's SHA-256 digests);
 * prefill: the prompt through the batched product (model_forward_batch, one call), then the
-  greedy decode: the same tokens, since every K type's batched body (or, for Q4_K_R8, its
-  matvec over tiles) gives the decode's bits.
+  greedy decode: the same tokens and logits bits (the prompt's last step and every decode
+  step), since every K type's batched body (Q4_K, Q4_K_R8, Q6_K; the others' matvec over
+  tiles) gives the decode's bits.
 """
 from __future__ import annotations
 
@@ -95,12 +96,16 @@ def test_prefill_then_decode_as_llamacpp(mix):
         model = Model(m, model_file(f"quant/tiny256-{mix}.gguf"), ctx=128, repack=True)
         logits = model.batch(rec["prompt_ids"], 0)
         pos = len(rec["prompt_ids"])
+        digests = [hashlib.sha256(logits.astype("<f4").tobytes()).hexdigest()]
         got = []
         for _ in rec["greedy_ids"]:
             tok = int(np.argmax(logits))
             got.append(tok)
             logits = model.forward(tok, pos)
+            digests.append(hashlib.sha256(logits.astype("<f4").tobytes()).hexdigest())
             pos += 1
     finally:
         m.close()
     assert got == rec["greedy_ids"], _first_diff(got, rec["greedy_ids"])
+    want = rec["logits_sha256"][len(rec["prompt_ids"]) - 1:]
+    assert digests == want, _first_diff(digests, want)
