@@ -2,14 +2,14 @@
 # order, groups and tiles in ggml_mm.inc). Per super-block the math of matvec_q4_k_avx2
 # (ggml_q4_k.s, which states the layout and ggml_vec_dot_q4_K_q8_K's sums):
 #   isum = sum_j sc[j] * dot(nibbles of sub-block j, q8 of j)   (exact, 8 i32 lanes)
-#   msum = sum_j m[j] * (bsums[2j] + bsums[2j+1])                 (exact, 8 i32 lanes)
-#   acc -= f32(msum) * (yd * dmin), then acc += f32(isum) * (yd * d)   (8 f32 lanes, FMAs)
-# and the 8 lanes added at the end of the row as there: every output is the matvec body's
-# bit for bit. Register blocking: one row times a group of 4 inputs: the row's scales and
+#   prod = m[2i] * s[2i] + m[2i+1] * s[2i+1], s[j] = bsums[2j] + bsums[2j+1]   (4 lanes)
+#   acc_m -= f32(prod) * (yd * dmin) (4 f32 lanes, in the frame), acc += f32(isum) * (yd * d)
+# and the lanes added at the end of the row as there (ggml_vec_dot_q4_K_q8_K's AVX2 build):
+# every output is the matvec body's bit for bit. Register blocking: one row times a group of 4 inputs: the row's scales and
 # mins are decoded once per super-block (general-purpose code, as the matvec), its 4 chunks
 # of 64 nibbles unpacked once (ymm6, ymm7) and each dotted with the 4 inputs' q8 (from
 # memory) into their isum (ymm12 + k); acc of input k in ymm8 + k, ymm4 = (d, dmin) x 4,
-# ymm5 = the mins as dwords. Rows one at a time (the matvec has no pairs).
+# xmm5 = the mins as words. Rows one at a time (the matvec has no pairs).
 #
 # Registers in the super-block loop: rdx = W (the row's super-block), rsi = the group's
 # input 0 at this super-block, rdi / r10 / rbp = inputs 1..3's offsets from it, rcx = out,
@@ -50,24 +50,35 @@
     MMK_DOT rsi + rbp + \y, ymm15
     shr rax, 16
 .endm
-# MMK_SCALE xa, acc, isum: input k's super-block done (its Q8_K at xa): the min term and
-# the isum term into acc, in the matvec's order and roundings; ymm0-ymm3 clobbered
-.macro MMK_SCALE xa, acc, isum
-    vmovdqu ymm0, [\xa + Q8K_BSUMS]
-    vpmaddwd ymm0, ymm0, [r12 + 32]   # bsums[2j] + bsums[2j+1] (entry 1: words of 1)
-    vpmulld ymm0, ymm0, ymm5
-    vcvtdq2ps ymm0, ymm0
+# MMK_SCALE xa, acc, isum, k: input k's super-block done (its Q8_K at xa): the min term into
+# its 4-lane accumulator at [rsp + MMK_ACCM + 16k] and the isum term into acc, in the
+# matvec's order and roundings (KQ_K4_HEAD_AVX2 0: prod = m words x s words); ymm0-ymm3
+# clobbered
+.macro MMK_SCALE xa, acc, isum, k
+    vmovdqu xmm0, [\xa + Q8K_BSUMS]
+    vphaddw xmm0, xmm0, [\xa + Q8K_BSUMS + 16]    # s_j = bsums[2j] + bsums[2j+1]
+    vpmaddwd xmm0, xmm0, xmm5                      # prod, 4 dwords
+    vcvtdq2ps xmm0, xmm0
     vbroadcastss ymm1, dword ptr [\xa + Q8K_D]
     vmulps ymm1, ymm4, ymm1           # (yd * d, yd * dmin) x 4
     vmovshdup ymm2, ymm1
-    vfnmadd231ps \acc, ymm0, ymm2
+    vmovups xmm3, [rsp + MMK_ACCM + 16 * \k]
+    vfnmadd231ps xmm3, xmm0, xmm2
+    vmovups [rsp + MMK_ACCM + 16 * \k], xmm3
     vmovsldup ymm2, ymm1
     vcvtdq2ps ymm3, \isum
     vfmadd231ps \acc, ymm3, ymm2
 .endm
-# MMK_OUT acc, xacc, k: the row's result for input k (lanes added as matvec_q4_k_avx2)
+# MMK_OUT acc, xacc, k: the row's result for input k (as matvec_q4_k_avx2's row end:
+# hsum_float_8 of the lanes, plus the min lanes folded 0+2, 1+3, then added)
 .macro MMK_OUT acc, xacc, k
     KHSUM_AVX \acc, \xacc, xmm0
+    vmovups xmm1, [rsp + MMK_ACCM + 16 * \k]
+    vmovhlps xmm2, xmm2, xmm1
+    vaddps xmm1, xmm1, xmm2
+    vmovshdup xmm2, xmm1
+    vaddss xmm1, xmm1, xmm2
+    vaddss \xacc, \xacc, xmm1
     mov rax, qword ptr [rsp + MM_O + 8 * \k]
     vmovss dword ptr [rcx + rax], \xacc
 .endm
@@ -101,6 +112,8 @@ matmat_q4_k_avx2:
     test r8, r8
     jz .Lgroup_done
     MM_ZERO_ACC
+    vmovups [rsp + MMK_ACCM], ymm8    # (ymm8 = 0) the min accumulators
+    vmovups [rsp + MMK_ACCM + 32], ymm8
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
     test r11, r11
@@ -134,7 +147,7 @@ matmat_q4_k_avx2:
     shl r13, 32
     or r14, r13                       # m 0..7
     vmovq xmm5, r14
-    vpmovzxbd ymm5, xmm5
+    vpmovzxbw xmm5, xmm5              # m 0..7 as words
     vpxor xmm12, xmm12, xmm12
     vpxor xmm13, xmm13, xmm13
     vpxor xmm14, xmm14, xmm14
@@ -143,10 +156,10 @@ matmat_q4_k_avx2:
     MMK_CHUNK 48, 68
     MMK_CHUNK 80, 132
     MMK_CHUNK 112, 196
-    MMK_SCALE rsi, ymm8, ymm12
-    MMK_SCALE rsi + rdi, ymm9, ymm13
-    MMK_SCALE rsi + r10, ymm10, ymm14
-    MMK_SCALE rsi + rbp, ymm11, ymm15
+    MMK_SCALE rsi, ymm8, ymm12, 0
+    MMK_SCALE rsi + rdi, ymm9, ymm13, 1
+    MMK_SCALE rsi + r10, ymm10, ymm14, 2
+    MMK_SCALE rsi + rbp, ymm11, ymm15, 3
     add rdx, 144
     add rsi, Q8K_BYTES
     dec r11

@@ -71,7 +71,7 @@ matvec_q2_k_avx2:
     lea r11, [rip + kg_k_bcast]
     vmovdqa ymm5, [rip + kg_b03]
     vmovdqa xmm4, [rip + kg_nib]
-    KMV_LOOPS_AVX2 2, 84, KQ2_BLOCK_AVX2
+    KMV_LOOPS_AVX2 2, 84, KQ2_BLOCK_AVX2, KMV_NOP, KMV_END8
 
 # ----------------------------------------------------------------------------------------
 # matvec_q2_k_sse2: the same contract and sums with SSE2 only: 16 quants at a time from one

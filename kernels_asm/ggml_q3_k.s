@@ -7,12 +7,15 @@
 # one per 16 weights: low 4 bits from byte i (i < 8) or the high nibble of byte i-8, high 2
 # bits = bits 2(i/4).. of byte 8 + i%4 (decoded 8 at a time in general-purpose registers, as
 # kq_unpack_q3_k does). Per super-block, as ggml_vec_dot_q3_K_q8_K:
-#   isum = sum_s sc[s] * (sum_{e in s} u[e] * q8[e] - 4 * bsums[s])    (exact, i32 lanes)
+#   isum = sum_s sc[s] * sum_{e in s} (u[e] - 4) * q8[e]              (exact, i32 lanes)
 #   acc += f32(isum lanes) * (yd * d)                                  (8 f32 lanes, FMA)
+# with ggml's AVX2 lanes (lane l: the weights at bytes 4l..4l+3 of each 32-byte load; the -4
+# taken per word pair, u * q8 - 4 * q8 by two vpmaddubsw, not from the bsums), so out =
+# hsum_float_8(acc) is llama.cpp's AVX2 build's bit for bit.
 # 32 weights a step: low bits by a 16-bit shift and AND 3 of one qs load, the third bit by a
 # 16-bit shift and AND 4 of one hmask load (what a shift carries across bytes is masked
-# off), vpmaddubsw with q8 (pair sums <= 2 * 7 * 128), vpmaddwd by the two sub-blocks'
-# scales (vpshufb of the scale words, as ggml_q6_k.s). Model: tests/reference/quant_k.py.
+# off), vpmaddubsw with q8 (pair sums <= 2 * 7 * 127) less that of 4, vpmaddwd by the two
+# sub-blocks' scales (vpshufb of the scale words, as ggml_q6_k.s). Model: tests/reference/quant_k.py.
 # The frame, the loops and the shared pieces: kquant.inc's K matvec macros (this file is
 # the Q3_K block math).
 .include "kquant.inc"
@@ -25,8 +28,13 @@
 # the wanted bit is at bit 2 (masked here); q8 at Q8_K offset \y; scale mask \m on \sv.
 .macro KQ3_DOT32 y, m, sv
     vpand ymm7, ymm7, ymm4
-    vpor ymm6, ymm6, ymm7
-    KQ_DOT32_AVX2 \y, \m, \sv
+    vpor ymm6, ymm6, ymm7           # u = low + 4 * bit
+    vpmaddubsw ymm6, ymm6, [rbp + \y]
+    vpmaddubsw ymm7, ymm4, [rbp + \y]   # 4 * q8, pair sums
+    vpsubw ymm6, ymm6, ymm7         # (u - 4) * q8 pair sums, as ggml's words
+    vpshufb ymm7, \sv, [r11 + \m]
+    vpmaddwd ymm6, ymm6, ymm7
+    vpaddd ymm1, ymm1, ymm6
 .endm
 
 # KQ3_SCALES lo, hi, t: the 16 6-bit scales (stored + 32) from the 12 bytes at [rdx + 96]
@@ -65,7 +73,7 @@
     vpinsrq xmm3, xmm3, r14, 1
     vpmovzxbw ymm3, xmm3
     vpsubw ymm3, ymm3, [rip + kg_w32]    # the 16 signed scales
-    KQ_OFFSET_AVX2 2                # isum starts at -4 * sum sc * bsums
+    vpxor xmm1, xmm1, xmm1
     vpermq ymm10, ymm3, 0x44        # scales 0..7 in both lanes
     vpermq ymm11, ymm3, 0xee        # scales 8..15
     vmovdqu ymm9, [rdx]             # hmask
@@ -113,7 +121,7 @@ matvec_q3_k_avx2:
     vmovdqa ymm4, [rip + kg_b04]
     mov rsi, qword ptr [rip + kg_nib]
     mov rdi, qword ptr [rip + kg_b03]
-    KMV_LOOPS_AVX2 2, 110, KQ3_BLOCK_AVX2
+    KMV_LOOPS_AVX2 2, 110, KQ3_BLOCK_AVX2, KMV_NOP, KMV_END8
 
 # ----------------------------------------------------------------------------------------
 # matvec_q3_k_sse2: the same contract and sums with SSE2 only: 16 quants at a time from one

@@ -5,10 +5,15 @@
 # bytes qs[32j .. 32j+31] hold weights 64j + l (low nibbles) and 64j + 32 + l (high), one
 # 6-bit scale and min per 32 weights (unpacked as in ggml_kunpack.s kq_scales_k4). Per
 # super-block, as ggml_vec_dot_q4_K_q8_K:
-#   isum = sum_j sc[j] * dot(nibbles of sub-block j, q8 of j)        (exact, i32 lanes)
-#   msum = sum_j m[j] * (bsums[2j] + bsums[2j+1])                      (exact, i32 lanes)
-#   acc += f32(isum lanes) * (yd * d) - f32(msum lanes) * (yd * dmin)  (8 f32 lanes, FMA)
-# and the 8 lanes are added at the end of the row. One 32-byte load of qs gives two sub-
+#   isum = sum_j sc[j] * dot(nibbles of sub-block j, q8 of j)        (exact, 8 i32 lanes)
+#   prod = m[2i] * s[2i] + m[2i+1] * s[2i+1], s[j] = bsums[2j] + bsums[2j+1]  (exact, 4 lanes)
+#   acc += f32(isum lanes) * (yd * d)                                  (8 f32 lanes, FMA)
+#   acc_m -= f32(prod lanes) * (yd * dmin)                             (4 f32 lanes, FMA)
+# and out = hsum_float_8(acc) + (acc_m's lanes 0+2, 1+3, then added) at the end of the row:
+# ggml's AVX2 build, bit for bit (the lane of each integer term as there: isum lane l holds
+# bytes 4l..4l+3 of every 32-byte qs load). llama.cpp runs this for a Q4_K weight it does
+# not repack (rows not a multiple of 8, or an embedding read as the classifier); the
+# repacked ones are Q4_K_R8's (ggml_q4_k_r8.s). One 32-byte load of qs gives two sub-
 # blocks: the low nibbles by one AND, the high by a 16-bit shift and the AND; vpmaddubsw
 # multiplies them (u8) by q8 (i8) into i16 pair sums (|.| <= 2 * 15 * 128), vpmaddwd by the
 # sub-block's scale in 16 words, read from a table of the 64 possible scale vectors at an
@@ -44,7 +49,7 @@
 # KQ4_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
 # in ymm2).
 .macro KQ4_BLOCK_AVX2
-    KQ_K4_HEAD_AVX2
+    KQ_K4_HEAD_AVX2 0
     KQ_K4_CHUNK_AVX2 16, 4, 0
     KQ_K4_CHUNK_AVX2 48, 68, 0
     KQ_K4_CHUNK_AVX2 80, 132, 0
@@ -54,12 +59,14 @@
 # matvec_q4_k_avx2(rcx = out, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d): peasm/ggml.py's
 # matvec contract (n a multiple of 256, a remainder ignored; xq = n/256 Q8_K blocks).
 # Changes rax, rcx, rdx, r8-r11, ymm0-ymm5 (and the upper halves of ymm6-ymm9).
+# (The SSE2 body below keeps its own order, 4 lanes and no FMA: its bits are not llama.cpp's
+# AVX2 build's, only within quant_k.matvec_bound of the exact sums.)
 matvec_q4_k_avx2:
     KMV_ENTER_AVX2
     lea r11, [rip + kg_k_sctab]
     vmovdqa ymm5, [rip + kg_nib]
-    vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
-    KMV_LOOPS_AVX2 3, 144, KQ4_BLOCK_AVX2
+    vmovdqa xmm4, [r11 + 32]        # words of 1 (scale table entry 1)
+    KMV_LOOPS_AVX2 3, 144, KQ4_BLOCK_AVX2, KQ_K4_ROW_START, KQ4_ROW_END
 
 # ----------------------------------------------------------------------------------------
 # matvec_q4_k_sse2: the same contract and sums with SSE2 only (no byte multiply, no byte

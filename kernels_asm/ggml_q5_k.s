@@ -9,7 +9,11 @@
 # Scales by table address, mins and (d, dmin) as in ggml_q4_k.s.
 # Per super-block, as ggml_vec_dot_q5_K_q8_K:
 #   isum = sum_j sc[j] * dot(u of sub-block j, q8 of j),  msum = sum_j m[j] * (bsums[2j] + bsums[2j+1])
-#   acc += f32(isum lanes) * (yd * d) - f32(msum lanes) * (yd * dmin)
+#   acc += f32(isum lanes) * (yd * d)   (8 f32 lanes, FMA)
+#   summs -= f32(msum) * (yd * dmin)    (one f32, FMA: the compiled build fuses ggml's
+#                                        summs += dmin * msum)
+# and out = hsum_float_8(acc) + summs: llama.cpp's AVX2 build bit for bit (it never
+# repacks Q5_K on x86). The SSE2 body is within quant_k.matvec_bound, not those bits.
 # vpmaddubsw pair sums <= 2 * 31 * 128. Model and error bound: tests/reference/quant_k.py.
 # The frame, the loops and the pieces shared with Q4_K: kquant.inc's K matvec macros.
 .include "kquant.inc"
@@ -47,7 +51,7 @@
 # KQ5_BLOCK_AVX2: one super-block, for kquant.inc's KMV_LOOPS_AVX2 (isum in ymm1, yd * d
 # in ymm2).
 .macro KQ5_BLOCK_AVX2
-    KQ_K4_HEAD_AVX2
+    KQ_K4_HEAD_AVX2 1
     vmovdqu ymm10, [rdx + 16]       # qh
     KQ5_HIBITS 0
     KQ_K4_CHUNK_AVX2 48, 4, 1
@@ -66,9 +70,9 @@ matvec_q5_k_avx2:
     KMV_ENTER_AVX2
     lea r11, [rip + kg_k_sctab]
     vmovdqa ymm5, [rip + kg_nib]
+    vmovdqa xmm4, [r11 + 32]        # words of 1 (scale table entry 1)
     vmovdqa ymm11, [rip + kg_b16]
-    vmovdqa ymm4, [r11 + 32]        # 16 words of 1 (scale table entry 1)
-    KMV_LOOPS_AVX2 4, 176, KQ5_BLOCK_AVX2
+    KMV_LOOPS_AVX2 4, 176, KQ5_BLOCK_AVX2, KQ_K4_ROW_START, KQ5_ROW_END
 
 # ----------------------------------------------------------------------------------------
 # matvec_q5_k_sse2: the same contract and sums with SSE2 only, as matvec_q4_k_sse2

@@ -68,7 +68,7 @@ matvec_q6_k_avx2:
     lea r11, [rip + kg_k_bcast]
     vmovdqa ymm5, [rip + kg_nib]
     vmovdqa ymm4, [rip + kg_b30]
-    KMV_LOOPS_AVX2 4, 210, KQ6_BLOCK_AVX2
+    KMV_LOOPS_AVX2 4, 210, KQ6_BLOCK_AVX2, KMV_NOP, KMV_END8
 
 # ----------------------------------------------------------------------------------------
 # matvec_q6_k_sse2: the same contract and sums with SSE2 only: u built 16 at a time (nibble

@@ -1,10 +1,11 @@
 # Q8_K, the activation format of the K-quants: quantize_row_q8_k (from_float).
 #
-# As ggml's quantize_row_q8_K (ggml-quants.c) for each 256 floats: max = the element of
-# largest magnitude (the first such, by index; NaNs never win), iscale = -128 / max,
-# q[j] = round-to-nearest-even(iscale * x[j]) capped at 127 (the element equal to max gives
-# -128), d = 1 / iscale, all f32; bsums[s] = the sum of q[16s .. 16s+15]. A block whose
-# max magnitude is 0 is all zeros (d = 0). Layout: kquant.inc Q8K_* (block_q8_K).
+# As ggml's quantize_row_q8_K (ggml-quants.c, llama.cpp 0c1e570; its x86 build calls the
+# same reference code) for each 256 floats: max = the element of largest magnitude (the
+# first such, by index; NaNs never win), iscale = -127 / max (ggml once used -128; the
+# build llama.cpp ships now divides -127, so every quant is in -127..127), q[j] =
+# round-to-nearest-even(iscale * x[j]) capped at 127, d = 1 / iscale, all f32; bsums[s] =
+# the sum of q[16s .. 16s+15]. A block whose max magnitude is 0 is all zeros (d = 0). Layout: kquant.inc Q8K_* (block_q8_K).
 # ggml rounds with the 1.5*2^23 trick, cvtps2dq with MXCSR's default rounding is the same
 # for |iscale * x| <= 128, i.e. for every finite block whose max has |max| >= 2^-119; for
 # blocks holding inf or NaN, or a smaller max, the quants are unspecified (no fault).
@@ -15,7 +16,7 @@
 .balign 16, 0
 kq8_abs:  .long 0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff
 kq8_bias: .byte 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80
-kq8_m128: .long 0xc3000000         # -128.0
+kq8_m127: .long 0xc2fe0000         # -127.0
 kq8_one:  .long 0x3f800000         # 1.0
 
 .section .text
@@ -62,8 +63,8 @@ quantize_row_q8_k_sse2:
 .Lfound:
     bsf r9d, r9d
     lea rax, [rax + r9 * 4]
-    movss xmm1, dword ptr [rip + kq8_m128]
-    divss xmm1, dword ptr [rdx + rax]   # iscale = -128 / max
+    movss xmm1, dword ptr [rip + kq8_m127]
+    divss xmm1, dword ptr [rdx + rax]   # iscale = -127 / max
     movss xmm0, dword ptr [rip + kq8_one]
     divss xmm0, xmm1
     movss dword ptr [rcx + Q8K_D], xmm0
@@ -85,7 +86,7 @@ quantize_row_q8_k_sse2:
     cvtps2dq xmm3, xmm3
     cvtps2dq xmm4, xmm4
     packssdw xmm3, xmm4
-    packsswb xmm2, xmm3             # saturates 128 to 127: ggml's cap
+    packsswb xmm2, xmm3             # |q| <= 127 (ggml's cap at 127 never bites)
     mov r10, rax
     shr r10, 2
     movdqu [rcx + r10 + Q8K_QS], xmm2
@@ -157,7 +158,7 @@ quantize_row_q8_k_avx2:
 .Lfound:
     bsf r9d, r9d
     lea rax, [rax + r9 * 4]
-    vmovss xmm1, dword ptr [rip + kq8_m128]
+    vmovss xmm1, dword ptr [rip + kq8_m127]
     vdivss xmm1, xmm1, dword ptr [rdx + rax]
     vmovss xmm0, dword ptr [rip + kq8_one]
     vdivss xmm0, xmm0, xmm1

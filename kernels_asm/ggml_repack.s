@@ -1,5 +1,5 @@
 # Weights repacked in place between ggml's row-major blocks and this program's "rows
-# interleaved" internal types (the R8 forms of Q4_0 and Q4_1: peasm/ggml.py's module text
+# interleaved" internal types (the R8 forms of Q4_0, Q4_1, Q4_K: peasm/ggml.py's module text
 # states the layout, peasm/ggml_r8.py packs it in numpy for the tests). The loader repacks a
 # weight once when the running path has the R8 type's matvec body, and back when a path
 # without it is chosen (app_asm/model_repack.s). Plain integer code, no SIMD: the same bytes
@@ -7,7 +7,8 @@
 #
 # The layout, for an R8 type of the table (GROUP_ROWS G > 1, BASE_TYPE its file type, the
 # base's BLOCK_SIZE bs and BLOCK_BYTES bb): a 4-bit block is sb = bb - bs/2 bytes of f16
-# scales (Q4_0: d; Q4_1: d, m) then bs/2 bytes of nibbles. Rows in groups of G, a group in
+# scales (Q4_0: d; Q4_1: d, m; Q4_K: d, dmin and its 12 scale bytes, moved as 6 more
+# words) then bs/2 bytes of nibbles. Rows in groups of G, a group in
 # the bytes of its G rows; for each block column in order, one group block of G * bb bytes:
 # each f16 scale field of the G rows (row r's at 2r), then bs/8 vectors of 4G bytes, vector
 # v's dword r = row r's nibble bytes 4v .. 4v+3.

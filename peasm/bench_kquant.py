@@ -5,7 +5,8 @@ TinyLlama-1.1B shapes, weights streamed from DRAM, as GB/s of weights and the ra
 The benchmark's pool is reused as the weights: for each type its super-blocks are laid over
 the pool and their f16 scale fields rewritten to finite values (random bytes elsewhere are
 valid quants for every K layout), so no weight is NaN or inf and every call does the
-arithmetic of a real model. The activation vector is quantized to Q8_K once, in cache.
+arithmetic of a real model. Q4_K_R8 (Q4_K in 8-row groups, AVX2 only) is timed on the same
+kind of pool, its f16 fields where the group layout has them. The activation vector is quantized to Q8_K once, in cache.
 
     kernel=matvec_q4_k path=avx2 shape=2048x2048 mode=streamed bytes=... gbs=... bw_ratio=...
 """
@@ -13,18 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 
-K_TYPES = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
-BLOCK_BYTES = {"Q2_K": 84, "Q3_K": 110, "Q4_K": 144, "Q5_K": 176, "Q6_K": 210}
-F16_FIELDS = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+K_TYPES = ("Q2_K", "Q3_K", "Q4_K", "Q4_K_R8", "Q5_K", "Q6_K")
+BLOCK_BYTES = {"Q2_K": 84, "Q3_K": 110, "Q4_K": 144, "Q4_K_R8": 144, "Q5_K": 176, "Q6_K": 210}
+F16_FIELDS = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,),
+              "Q4_K_R8": tuple(range(0, 32, 2))}   # per 8-row group block: 8 d, then 8 dmin
+FIELD_STRIDE = {"Q4_K_R8": 8 * 144}                # the unit the f16 fields repeat in
+AVX2_ONLY = ("Q4_K_R8",)                           # Q4_K repacked into 8-row groups
 TINYLLAMA_SHAPES = [(2048, 2048), (256, 2048), (5632, 2048), (2048, 5632), (32000, 2048)]
 QUICK_SHAPES = [(256, 2048), (2048, 2048)]
-TARGET_TYPES = ("Q4_K", "Q6_K")
+TARGET_TYPES = ("Q4_K", "Q4_K_R8", "Q6_K")
 TARGET = 0.85
 
 
 def _finite_scales(bench, kind: str) -> None:
     """Rewrite the f16 fields of every super-block laid over the pool (from bench.base)."""
-    bb = BLOCK_BYTES[kind]
+    bb = FIELD_STRIDE.get(kind, BLOCK_BYTES[kind])
     start = bench.base - bench.pool.ctypes.data
     raw = bench.pool.view(np.uint8)[start:]
     nblocks = raw.size // bb
@@ -41,7 +45,7 @@ def _q8_k(x: np.ndarray) -> bytes:
     out = bytearray()
     for row in x:
         j = int(np.argmax(np.abs(row)))
-        iscale = np.float32(-128.0) / row[j]
+        iscale = np.float32(-127.0) / row[j]
         q = np.minimum(np.rint(iscale * row), 127).astype(np.int8)
         out += np.float32(1.0 / iscale).tobytes() + q.tobytes()
         out += q.astype(np.int16).reshape(16, 16).sum(axis=1).astype("<i2").tobytes()
@@ -75,6 +79,8 @@ def run(bench, paths: list[str], *, quick: bool = False, out=print) -> None:
     for kind in K_TYPES:
         _finite_scales(bench, kind)
         for path in paths:
+            if kind in AVX2_ONLY and path != "avx2":
+                continue
             for d, n in shapes:
                 if d * n // 256 * BLOCK_BYTES[kind] > bench.pool_bytes:
                     continue

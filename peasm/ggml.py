@@ -30,8 +30,8 @@ F32 for F32) and the names of its kernel bodies per CPU path:
 A body declared as "name@avx2" exists on that path only (the other path's slot is 0).
 
 Besides ggml's own types, the table has this program's INTERNAL types (ids from
-INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0
-and Q4_1, into which the loader repacks a weight in place when the running path has their
+INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0,
+Q4_1 and Q4_K, into which the loader repacks a weight in place when the running path has their
 matvec body (so far AVX2 only). Layout (peasm/ggml_r8.py packs it in numpy for the
 tests): rows in groups of 8 (the weight's rows a multiple of 8); a group takes exactly the
 bytes of its 8 rows, group g at W + g * 8 * row_bytes. Within a group, for each block
@@ -49,6 +49,12 @@ ggml_mm8.inc's, the plain Q4_0 matmat's bits), its matmat the same; Q4_1_R8 as g
 vec_dot_q4_1_q8_1, which llama.cpp runs for Q4_1 on x86 (per row 8 lane accumulators folded
 in hsum_float_8's order, then + the m*s sum: the plain Q4_1 matvec body's bits), its matmat
 the same (kernels_asm/ggml_mm_r8.s): the prefill is bit for bit the decode.
+Q4_K_R8 (llama.cpp repacks Q4_K at load on AVX2 hosts, rows a multiple of 8) takes the same
+layout with Q4_K's block (256 weights, 144 bytes: its 16 bytes of d, dmin and the 12 scale
+bytes are the "scale fields", 8 words a row, then 32 vectors of nibbles) and rounds as
+llama.cpp's q4_K_8x8 gemv (per row two f32 accumulators, one FMA each a super-block: the
+scales' and the mins' exact integer sums, then their difference: kernels_asm/ggml_q4_k_r8.s);
+its matmat (ggml_mm_q4_k_r8.s) gives the matvec's bits.
 
 From this module peasm generates two includes:
 
@@ -148,6 +154,10 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2",
                                                   "matmat": "matmat_q4_1_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_1"),
+    # llama.cpp's repacked Q4_K (q4_K_8x8 gemv); its matmat the same roundings
+    GgmlType(INTERNAL_BASE + 2, "Q4_K_R8", 256, 144, "Q8_K", {"matvec": "matvec_q4_k_r8@avx2",
+                                                    "matmat": "matmat_q4_k_r8@avx2"},
+             group_rows=R8_GROUP, base="Q4_K"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES
 BY_ID = {t.id: t for t in TYPES}

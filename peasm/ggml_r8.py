@@ -8,7 +8,8 @@ import numpy as np
 
 from . import ggml
 
-SCALE_BYTES = {"Q4_0": 2, "Q4_1": 4, "Q8_0": 2}   # f16 d, or f16 d + f16 m, per row and block
+SCALE_BYTES = {"Q4_0": 2, "Q4_1": 4, "Q8_0": 2,   # f16 d, or f16 d + f16 m, per row and block
+               "Q4_K": 16}                          # f16 d, f16 dmin, the 12 scale bytes
 QS_BYTES = 16                               # the 32 nibbles of a Q4 block (Q8_0: 32 bytes)
 
 

@@ -28,6 +28,16 @@ position 13 layer 0 parted: RMSNorm, whose sum of squares ggml takes in double, 
 (ours was llama2.c's f32 partial sums; the ulps it left were mostly absorbed by the Q8
 rounding of the matmul inputs). With kernels_asm/rmsnorm_ggml.s all 37 positions of that
 prompt are identical.
+
+The K-quants (tiny256-Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K): every logit differed from
+position 0, layer 0. First Q8_K: llama.cpp 0c1e570 quantizes with iscale = -127/max (ggml
+had -128); with that alone Q6_K was identical. Then the order of the min terms: ggml's AVX2
+vec_dot keeps them apart from the 8 scale lanes (Q4_K: 4 lanes of FMAs folded 0+2, 1+3;
+Q5_K: one fused scalar), added after hsum_float_8: Q5_K_M identical. Q4_K_M still parted:
+llama.cpp repacks its Q4_K weights (rows a multiple of 8, AVX2) and runs the q4_K_8x8 gemv,
+one FMA chain per row for the scales and one for the mins, then their difference: with the
+Q4_K_R8 form (--repack on, the program's default) identical. Q3_K took its -4 per word pair
+as ggml's lanes do (not from the bsums): Q3_K_M and Q2_K identical. 60 positions of each.
 """
 from __future__ import annotations
 
@@ -103,13 +113,13 @@ def llama(py: str, model: Path, ctx: int, text: str, ids: list[int], layer_pos: 
     return np.load(out)
 
 
-def ours(model: Path, ctx: int):
+def ours(model: Path, ctx: int, repack: bool = True):
     from peasm.runners import native
     ok, why = native.supported()
     if not ok:
         sys.exit(f"compare_llamacpp: the native runner cannot run here: {why}")
     from tests.test_app_gguf_model import GgufAsmModel, machine
-    am = GgufAsmModel(machine("native"), model.read_bytes(), ctx=ctx)
+    am = GgufAsmModel(machine("native"), model.read_bytes(), ctx=ctx, repack=repack)
     if am.status:
         sys.exit(f"compare_llamacpp: {am.message(am.status)}")
     return am
@@ -124,6 +134,10 @@ def main() -> int:
     g.add_argument("--ids", help="token ids, comma-separated")
     ap.add_argument("--ctx", type=int, default=256, help="context of both (default 256)")
     ap.add_argument("--layers", action="store_true", help="at the first differing position, find the layer")
+    ap.add_argument("--repack", choices=("on", "off"), default="on",
+                    help="the program's `repack` setting (default on, as its default): on repacks the "
+                         "Q4_0/Q4_1/Q4_K product weights into 8-row groups, as llama.cpp's AVX2 CPU "
+                         "backend repacks Q4_0 and Q4_K")
     args = ap.parse_args()
     if not args.model.is_file():
         ap.error(f"{args.model}: no such file")
@@ -138,7 +152,7 @@ def main() -> int:
         ids = [int(t) for t in theirs["ids"]]
         if len(ids) > args.ctx:
             ap.error(f"{len(ids)} tokens do not fit --ctx {args.ctx}")
-        am = ours(args.model, args.ctx)
+        am = ours(args.model, args.ctx, args.repack == "on")
         first = None
         for pos, tok in enumerate(ids):
             a, b = am.logits(tok, pos), theirs["logits"][pos]
@@ -166,7 +180,7 @@ def main() -> int:
             key = f"l_out-{layer}"
             if key not in lay.files:
                 continue
-            fresh = ours(args.model, args.ctx)
+            fresh = ours(args.model, args.ctx, args.repack == "on")
             for pos in range(first):
                 fresh.logits(ids[pos], pos)
             fresh.mc.write(fresh.m + C["MODEL_N_LAYERS"], struct.pack("<I", layer + 1))

@@ -42,17 +42,20 @@ SMALL = ["stories260K.gguf", "quant/stories260K-Q8_0.gguf", "quant/stories260K-Q
 @lru_cache(maxsize=None)
 def image():
     sources = [APP / s for s in ("model.s", "model_state.s", "model_msg.s", "model_gguf.s", "model_gguf_keys.s",
-                                  "model_gguf_msg.s", "forward.s", "gguf.s", "gguf_get.s",
-                                  "gguf_msg.s")]
+                                  "model_gguf_msg.s", "forward.s", "model_repack.s", "gguf.s",
+                                  "gguf_get.s", "gguf_msg.s")]
     sources += [Path(p) for p in load_manifest(KERNELS / "kernels.toml").sources]
     return link(sources, "model_forward", include_dirs=[KERNELS])
 
 
 class GgufAsmModel:
     """A GGUF file loaded through the asm: open, config, bind, state; forward(token, pos).
-    kv_type: the caches' element type, "f16" as the program's default for GGUF (session_mem.s's kv_type_apply)."""
+    kv_type: the caches' element type, "f16" as the program's default for GGUF (session_mem.s's kv_type_apply).
+    repack: model_repack(want 1) after the state is laid out, as the program's load does with
+    `repack = on` (its default); `repacked` counts the weights it put into 8-row groups."""
 
-    def __init__(self, machine, data: bytes, ctx: int = 96, kv_type: str = "f16"):
+    def __init__(self, machine, data: bytes, ctx: int = 96, kv_type: str = "f16", repack: bool = False):
+        self.repacked = 0
         self.mc = machine
         self.file = machine.alloc(len(data), data, align=64)
         self.g = machine.alloc(C["GGUF_SIZE"], align=8)
@@ -71,6 +74,8 @@ class GgufAsmModel:
         machine.write(self.m + C["MODEL_KV_TYPE"], struct.pack("<I", C[f"GGML_TYPE_{kv_type.upper()}"]))
         need = machine.call("model_state_bytes", self.m, ctx)
         self.status = machine.call("model_init_state", self.m, machine.alloc(need, align=64), ctx, need)
+        if not self.status and repack:
+            self.repacked = machine.call("model_repack", self.m, 1)
 
     def u32(self, name: str) -> int:
         return struct.unpack("<I", self.mc.read(self.m + C[name], 4))[0]

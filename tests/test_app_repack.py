@@ -1,4 +1,4 @@
-"""The load-time repack of Q4_0/Q4_1 weights into 8-row groups (app_asm/model_repack.s over
+"""The load-time repack of Q4_0/Q4_1/Q4_K weights into 8-row groups (app_asm/model_repack.s over
 kernels_asm/ggml_repack.s; the layout: peasm/ggml.py, peasm/ggml_r8.py), natively on the
 AVX2 path, the only one with the R8 bodies:
 
@@ -97,7 +97,8 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("repack")
     out = {name: write_model(d / f"{name}.gguf", lt, output=o, embd=e, hidden=h)
            for name, lt, o, e, h in GENERATED}
-    for name in ("quant/tiny256-Q4_0.gguf", "quant/tiny256-Q4_1.gguf", "quant/stories260K-Q4_0.gguf"):
+    for name in ("quant/tiny256-Q4_0.gguf", "quant/tiny256-Q4_1.gguf", "quant/stories260K-Q4_0.gguf",
+                 "quant/tiny256-Q4_K_M.gguf"):
         out[name] = model_file(name)
     return out
 
@@ -137,7 +138,8 @@ def _bytes(model: Model, t: tuple) -> bytes:
 
 @pytest.mark.parametrize("name", [g[0] for g in GENERATED] + ["quant/tiny256-Q4_0.gguf",
                                                              "quant/tiny256-Q4_1.gguf",
-                                                             "quant/stories260K-Q4_0.gguf"])
+                                                             "quant/stories260K-Q4_0.gguf",
+                                                             "quant/tiny256-Q4_K_M.gguf"])
 def test_repack_bytes_types_and_back(native1, files, name):
     model = Model(native1, files[name])
     before = _tensors(model)
@@ -164,6 +166,9 @@ def test_repack_bytes_types_and_back(native1, files, name):
         assert after["OUTPUT"][2] == ggml.BY_NAME["Q4_1_R8"].id
     if name == "quant/stories260K-Q4_0.gguf":                     # gate/up of 172 rows: plain
         assert after["0.FFN_GATE"][2] == ggml.BY_NAME["Q4_0"].id
+    if name == "quant/tiny256-Q4_K_M.gguf":                       # Q4_K -> Q4_K_R8, Q6_K stays
+        assert count == 12 and after["0.ATTN_Q"][2] == ggml.BY_NAME["Q4_K_R8"].id
+        assert after["OUTPUT"][2] == ggml.BY_NAME["Q6_K"].id
     snap = {k: _bytes(model, t) for k, t in after.items()}
     assert native1.mc.call("model_repack", model.m, 1) == count      # idempotent
     assert _tensors(model) == after and {k: _bytes(model, t) for k, t in after.items()} == snap
@@ -206,7 +211,7 @@ def test_unicorn_sse2_never_repacks(files):
     assert _tensors(model) == before
 
 
-@pytest.mark.parametrize("name", ["q4_1_own", "quant/tiny256-Q4_0.gguf"])
+@pytest.mark.parametrize("name", ["q4_1_own", "quant/tiny256-Q4_0.gguf", "quant/tiny256-Q4_K_M.gguf"])
 def test_decode_and_prefill_workers_bit_identical(native1, files, name):
     """Decode (the queued jobs, cut at whole 8-row groups) and the batched prefill
     (k_par_matmat, the same) with 1, 2, 4 worker threads: one core's bits."""
@@ -228,7 +233,7 @@ def test_decode_and_prefill_workers_bit_identical(native1, files, name):
 
 
 @pytest.mark.parametrize("name", ["q4_0_tied", "q4_1_own", "quant/tiny256-Q4_0.gguf",
-                                  "quant/tiny256-Q4_1.gguf"])
+                                  "quant/tiny256-Q4_1.gguf", "quant/tiny256-Q4_K_M.gguf"])
 def test_prefill_equals_decode_bit_for_bit_when_repacked(native1, files, name):
     """Every Q4 product weight repacked (the tied classifier is Q4_0 but read as the
     embedding's file form through the plain bodies: q4_0_tied keeps the tolerance path for
@@ -248,7 +253,8 @@ def test_prefill_equals_decode_bit_for_bit_when_repacked(native1, files, name):
     assert_same(model, [prompt(model.vocab, 9, 1), prompt(model.vocab, B + 3, 2)], decode=4, path=path)
 
 
-@pytest.mark.parametrize("name", ["q4_1_own", "quant/tiny256-Q4_0.gguf", "quant/tiny256-Q4_1.gguf"])
+@pytest.mark.parametrize("name", ["q4_1_own", "quant/tiny256-Q4_0.gguf", "quant/tiny256-Q4_1.gguf",
+                                  "quant/tiny256-Q4_K_M.gguf"])
 def test_repack_on_and_off_same_greedy_tokens(native1, files, name):
     """On against off: the same exact block sums rounded otherwise (8 lanes per row reduced,
     against one FMA per block in row order), so the same tokens, near-ties excepted, and

@@ -171,7 +171,7 @@ def q8_cases(rng) -> np.ndarray:
               rng.standard_normal(256) * 1e-30,                # tiny (but |max| >= 2^-119)
               rng.standard_normal(256) * 3e37,                 # huge
               np.linspace(-1, 1, 256),                         # a tie for max (-1 first)
-              np.r_[np.full(128, 2.0), np.full(128, -2.0)],    # +2 first: -2 quantizes to 128 -> 127
+              np.r_[np.full(128, 2.0), np.full(128, -2.0)],    # +2 first: the -2s give +127
               np.arange(256) - 127.5,                          # many .5 ties after scaling
               np.r_[np.zeros(255), -7.0]]                      # one element, negative
     return np.concatenate(blocks).astype(np.float32)
@@ -186,7 +186,7 @@ def test_quantize_q8_k_equals_the_model(k):
     want = qk.quantize_q8_k(x)
     assert got.tobytes() == want.tobytes(), \
         f"first differing block {np.flatnonzero([g.tobytes() != w.tobytes() for g, w in zip(got, want)])[:1]}"
-    assert got["qs"].min() == -128 and got["qs"].max() == 127
+    assert got["qs"].min() == -127 and got["qs"].max() == 127    # iscale = -127/max
 
 
 def test_quantize_q8_k_nonfinite_input_does_not_fault(k):

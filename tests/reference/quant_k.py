@@ -50,8 +50,8 @@ assert Q8_K_DTYPE.itemsize == 292
 
 def quantize_q8_k(x) -> np.ndarray:
     """x (n floats, n a multiple of 256) -> n/256 Q8_K blocks (a structured array), as
-    ggml's quantize_row_q8_K: max = the element of largest |x| (the first one), iscale =
-    -128/max, q = round-half-even(iscale * x) capped at 127, d = 1/iscale, all in f32; a
+    ggml's quantize_row_q8_K (llama.cpp 0c1e570): max = the element of largest |x| (the
+    first one), iscale = -127/max, q = round-half-even(iscale * x) capped at 127, d = 1/iscale, all in f32; a
     block of zeros gets d = 0 and q = 0."""
     x = np.asarray(x, np.float32).reshape(-1, QK_K)
     out = np.zeros(x.shape[0], Q8_K_DTYPE)
@@ -60,7 +60,7 @@ def quantize_q8_k(x) -> np.ndarray:
         j = int(np.argmax(a))          # the first maximum
         if not a[j] > 0:
             continue
-        iscale = np.float32(-128.0) / row[j]
+        iscale = np.float32(-127.0) / row[j]
         with np.errstate(over="ignore", invalid="ignore"):
             q = np.rint(np.float32(iscale) * row)
         q = np.minimum(q, 127).astype(np.int32)
