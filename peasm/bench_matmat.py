@@ -11,7 +11,8 @@ inputs), each as ns per 32 weights per input (a Q4_0/Q4_1/Q8_0 block, 1/8 of a K
   prefill); the B inputs (quantized once) and the outputs stay in cache. A type without a
   matmat body: one call of k_par_matmat alone (kernels_asm/parallel_matmat.s,
   no workers), the prefill's own fallback: the matvec once per input over tiles of rows
-  kept in cache;
+  kept in cache (for the R8 forms, which have bodies, a `#` line after theirs compares the
+  body with that fallback, timed the same way);
 * `hot`: the matvec body called B times on one matrix reused (in cache as far as it fits:
   what B matvec calls over cache-sized tiles would cost at best);
 * `streamed`: the matvec body once per call with the weights streamed (decode's speed: one
@@ -94,15 +95,21 @@ def measure(bench, kind: str, d: int, n: int, batches) -> list[str]:
     lines = []
     body = ggml.body_symbol(t, "matmat", "avx2")
     for B in batches:
+        blocks_mm = _matmat_blocks(bench, mats, oa, xa, 4 * d, xq_stride, row, n, d, B,
+                                   bench.addr(mv))
+        bench._mm_keep += (blocks_mm,)
         if body:
             sec = bench.timed(body, lambda i: (oa, mats[i % len(mats)], xa, n, d, B, 4 * d, xq_stride), mat)
-        else:
-            blocks_mm = _matmat_blocks(bench, mats, oa, xa, 4 * d, xq_stride, row, n, d, B,
-                                       bench.addr(mv))
-            bench._mm_keep += (blocks_mm,)
-            sec = bench.timed("k_par_matmat", lambda i: (blocks_mm.ctypes.data + 80 * (i % len(mats)),), mat)
+        if not body or t.group_rows > 1:    # (the R8 forms: their bodies against the fallback)
+            tiles = bench.timed("k_par_matmat", lambda i: (blocks_mm.ctypes.data + 80 * (i % len(mats)),), mat)
+        if not body:
+            sec = tiles
         lines.append(_line(kind, d, n, B, sec / (blocks * B) * 1e9, hot / blocks * 1e9,
                            streamed / blocks * 1e9))
+        if body and t.group_rows > 1:
+            lines.append(f"# matmat_{kind.lower()} shape={d}x{n} B={B}: the matvec over cached "
+                         f"tiles (no matmat body) {tiles / (blocks * B) * 1e9:.3f} ns, the body "
+                         f"{tiles / sec:.2f}x faster")
     return lines
 
 

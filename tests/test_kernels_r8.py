@@ -363,6 +363,20 @@ def test_q4_1_matmat_every_small_batch(k):
 
 
 @pytest.mark.parametrize("base", MATMAT_BASES)
+def test_matmat_no_columns_gives_zeros(k, base):
+    """n = 0: every input's d outputs 0 (as the matvec writes), nothing else written."""
+    vt = ggml.BY_NAME[ggml.BY_NAME[base].vec_dot_type]
+    d, B = 16, 3
+    out, g = _guarded_matmat(k, base, bytes(16), bytes(vt.block_bytes), 0, d, B, 0, 4 * d + 8)
+    written = np.zeros(out.size, bool)
+    for b in range(B):
+        o = g + b * (d + 2)
+        written[o:o + d] = True
+        assert np.array_equal(out[o:o + d], np.zeros(d, np.float32)), (base, b)
+    assert np.all(np.isnan(out[~written])), base
+
+
+@pytest.mark.parametrize("base", MATMAT_BASES)
 def test_matmat_model_shapes(k, base):
     for i, (d, n, B) in enumerate([(520, 2048, 7), (40, 5632, 37), (256, 2048, 32), (72, 2048, 2)]):
         _check_matmat(k, base, d, n, B, seed=300 + i)
