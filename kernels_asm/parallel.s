@@ -61,6 +61,8 @@ k_par_worker_chunks: .quad 0          # chunks done by workers so far (tests, /c
 .global k_par_workers, k_par_worker_chunks  #  the others and from the ones workers read)
 k_par_workers:   .long 0              # workers allowed to take chunks (their index below it)
 par_quit:        .long 0              # nonzero: workers return from k_par_worker
+.balign 64, 0                         # (idle workers poll the two above: a line apart from
+                                      #  the job's fields, which the caller writes per job)
 par_job_run:     .quad 0              # the job: par_run_rows or par_run_range(ecx = chunk)
 par_job_body:    .quad 0              # rows: body(out + i0*4, W + i0*row_bytes, x, n, rows)
 par_job_out:     .quad 0              #   (range: body(ctx = out, first = i0, count))
