@@ -9,15 +9,18 @@
 .include "parallel.inc"
 
 .equ PAR_MAX_PARTS, 4                 # matvecs one queued job may hold
-# The chunks of a queued job shrink as it goes ("guided" self-scheduling): each takes
-# 1/(PAR_GUIDED_SHARE * cores) of the weight bytes not yet cut, so the first chunks are
-# large (few claims) and the last ones small (the cores finish close together), but none
-# under 2^PAR_MIN_CHUNK_SHIFT bytes (a claim and a body call cost ~0.2 us; 8 KiB of Q4 rows
-# take ~1 us) nor under 2^-PAR_TABLE_SHIFT of the job's bytes, except a matvec's last chunk.
+# The chunks of a queued job shrink as they go ("guided" self-scheduling), cut from both ends
+# of the job's rows in turn (the board's two ends, parallel.s: the caller takes the front
+# chunks, the workers the back ones): each takes 1/(PAR_GUIDED_SHARE * cores) of the weight
+# bytes not yet cut, so the first chunks at both ends are large (few claims, long runs of
+# memory) and the last ones, where the ends meet, small (the cores finish close together),
+# but none under 2^PAR_MIN_CHUNK_SHIFT bytes (a claim and a body call cost ~0.2 us; 8 KiB of
+# Q4 rows take ~0.4 us) nor under 2^-PAR_TABLE_SHIFT of the job's bytes, except where a
+# matvec ends (at most once per end per matvec) or the ends meet.
 .equ PAR_GUIDED_SHARE, 2
 .equ PAR_MIN_CHUNK_SHIFT, 13
-.equ PAR_TABLE_SHIFT, 8               # so at most 2^8 chunks of that size, plus each
-.equ PAR_MAX_CHUNKS, 256 + PAR_MAX_PARTS  #  matvec's last one: the table's length
+.equ PAR_TABLE_SHIFT, 8               # so at most 2^8 chunks of that size, plus the cut short
+.equ PAR_MAX_CHUNKS, 256 + 2 * PAR_MAX_PARTS + 2    # ones: the table's length
 # a queued matvec (this file's records, par_parts)
 .equ PP_BODY, 0
 .equ PP_OUT, 8
@@ -28,7 +31,11 @@
 .equ PP_D, 44                         # dword: rows
 .equ PP_GRAIN, 48                     # dword: a chunk's rows start at a multiple of it
 .equ PP_SIZE, 64
-# a chunk of the posted job (par_chunks): rows i0 .. i0+rows-1 of one queued matvec
+# a chunk of the posted job (par_chunks): rows i0 .. i0+rows-1 of one queued matvec; the
+# front chunks (cut from the job's first row on) at entries 0 .. front-1 in row order, the
+# back ones (cut from its last row down) at the table's end, entries PAR_MAX_CHUNKS-back ..
+# PAR_MAX_CHUNKS-1 in row order too: chunk j of the job (row order, as the board numbers
+# them) is entry j below par_cut_front, else entry j + par_cut_gap (PAR_CUT_ENTRY)
 .equ PC_PART, 0                       # its PP_* record
 .equ PC_I0, 8                         # dword
 .equ PC_ROWS, 12                      # dword
@@ -40,6 +47,10 @@ par_nparts:      .long 0              # matvecs queued (k_par_rows_queue), not y
 .balign 64, 0
 par_parts:       .fill PAR_MAX_PARTS * PP_SIZE, 1, 0   # their PP_* records
 par_chunks:      .fill PAR_MAX_CHUNKS * PC_SIZE, 1, 0  # the posted job's chunks, PC_* each
+par_pair:        .fill PP_SIZE, 1, 0  # k_par_rows_flush_glu: both products' rows as one record
+.balign 8
+par_cut_front:   .long 0              # the posted job's front chunks (par_cut)
+par_cut_gap:     .long 0              # PAR_MAX_CHUNKS - its chunks
 .balign 8
 par_glu_body:    .quad 0              # k_par_rows_flush_glu's glu(a, b, n) body
 par_glu_a:       .quad 0
@@ -98,24 +109,11 @@ k_par_rows_queue:
     mov [r11 + PP_GRAIN], eax
     ret
 
-# PAR_CUT_START: rbx = the job's weight bytes -> r12 = the smallest chunk's bytes (at least
-#   2^PAR_MIN_CHUNK_SHIFT and 2^-PAR_TABLE_SHIFT of the job's), r13 = PAR_GUIDED_SHARE *
-#   cores taking part. Changes only rax, r12, r13.
-.macro PAR_CUT_START
-    mov r12, rbx
-    shr r12, PAR_TABLE_SHIFT
-    mov eax, 1 << PAR_MIN_CHUNK_SHIFT
-    cmp r12, rax
-    cmovb r12, rax
-    mov r13d, [rip + k_par_workers]
-    inc r13d
-    imul r13d, r13d, PAR_GUIDED_SHARE
-.endm
-
 # PAR_CUT_ROWS: the next chunk's rows -> eax: rbx = bytes not yet cut, rcx = bytes a row
-#   (> 0), r15d = rows left of the matrix (> 0), r10 = the grain (a power of two, from
-#   PP_GRAIN), r12, r13 from PAR_CUT_START; what is left / (share * cores), at least r12
-#   bytes, in rows rounded up to a multiple of the grain, at most r15d. Changes only rax, rdx.
+#   (> 0), r11d = rows free at this end of the matrix (> 0), r10 = the grain (a power of
+#   two, from PP_GRAIN), r12 = the smallest chunk's bytes, r13 = PAR_GUIDED_SHARE * cores
+#   taking part; what is left / r13, at least r12 bytes, in rows rounded up to a multiple of
+#   the grain, at most r11d. Changes only rax, rdx.
 .macro PAR_CUT_ROWS
     mov rax, rbx
     xor edx, edx
@@ -130,92 +128,174 @@ k_par_rows_queue:
     mov rdx, r10
     neg rdx
     and rax, rdx
-    cmp rax, r15
-    cmova eax, r15d
+    cmp rax, r11
+    cmova eax, r11d
 .endm
 
-# PAR_CUT_TAKE: records the chunk of eax rows from row r14d at [rdi] (PC_I0, PC_ROWS; the
-#   caller stores PC_PART), then advances: rdi to the next record, esi (chunks) + 1, r14d
-#   (the next row) and r15d (rows left) by eax, rbx (bytes not yet cut) by eax * rcx.
-#   Changes rax.
-.macro PAR_CUT_TAKE
-    mov [rdi + PC_I0], r14d
-    mov [rdi + PC_ROWS], eax
-    add rdi, PC_SIZE
-    inc esi
-    add r14d, eax
-    sub r15d, eax
-    imul rax, rcx
-    sub rbx, rax
-.endm
-
-# k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
-#   when every row of every one is written; nothing queued: returns at once. Chunks: rows of
-#   one matvec each, starting at multiples of its grain (PAR_GRAIN-row blocks, whole groups
-#   of a grouped weight; a matvec's last chunk may have fewer rows), cut
-#   in queue order into the table par_chunks, guided: each 1/(PAR_GUIDED_SHARE * cores
-#   taking part) of the weight bytes left, at least 2^PAR_MIN_CHUNK_SHIFT bytes and
-#   2^-PAR_TABLE_SHIFT of the job's (at most PAR_MAX_CHUNKS chunks). One chunk in all: one
-#   body call here. Clobbers what a body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
-k_par_rows_flush:
-    mov r8d, [rip + par_nparts]
-    test r8d, r8d
-    jz .Lnothing
-    mov dword ptr [rip + par_nparts], 0
+# par_cut(r9 = the first PP_* record, r8d = records >= 1, each of d > 0 rows) -> eax =
+#   chunks: the job's rows (every record's, in order, as one run) cut into par_chunks from
+#   both ends in turn, front then back, each chunk guided (PAR_CUT_ROWS: 1/(PAR_GUIDED_SHARE
+#   * cores) of the bytes not yet cut, at least 2^PAR_MIN_CHUNK_SHIFT bytes and
+#   2^-PAR_TABLE_SHIFT of the job's) and within one record: a front chunk starts where the
+#   last one ended (row 0 of its record first), a back chunk ends where the last back one
+#   began (its record's last row first) and starts at a multiple of its record's grain
+#   (rounded down, or where the front reached), so every chunk starts at a multiple of its
+#   grain and ends at one or at its record's end. Rows of no bytes: one chunk, all free rows
+#   of that end. Sets par_cut_front and par_cut_gap. Changes rax, rcx, rdx, r8-r11.
+par_cut:
     push rbx
+    push rbp
     push rsi
     push rdi
     push r12
     push r13
     push r14
     push r15
-    lea r9, [rip + par_parts]
+    mov rsi, r9                       # rsi = the front's record, r14d its next row
+    imul eax, r8d, PP_SIZE
+    lea rdi, [r9 + rax - PP_SIZE]     # rdi = the back's record, r15d its first row cut
     xor ebx, ebx                      # rbx = weight bytes in all, then still to cut
-    mov r11, r9
-    mov ecx, r8d
 .Lsum:
-    mov eax, [r11 + PP_D]
-    imul rax, [r11 + PP_ROW_BYTES]
+    mov eax, [r9 + PP_D]
+    imul rax, [r9 + PP_ROW_BYTES]
     add rbx, rax
-    add r11, PP_SIZE
-    dec ecx
-    jnz .Lsum
-    PAR_CUT_START
-    lea rdi, [rip + par_chunks]       # rdi = the next entry
-    xor esi, esi                      # esi = chunks
-    mov r11, r9                       # r11 = the part
-.Lpart:
-    xor r14d, r14d                    # r14d = its next row
-    mov r15d, [r11 + PP_D]            # r15d = its rows left (> 0: the queue runs d = 0 alone)
-.Lcut:
-    mov rcx, [r11 + PP_ROW_BYTES]
-    mov r10d, [r11 + PP_GRAIN]
-    mov eax, r15d
-    test rcx, rcx
-    jz .Lrows                         # (rows of no bytes: all in one chunk)
-    PAR_CUT_ROWS
-.Lrows:
-    mov [rdi + PC_PART], r11
-    PAR_CUT_TAKE
-    test r15d, r15d
-    jnz .Lcut
-    add r11, PP_SIZE
+    add r9, PP_SIZE
     dec r8d
-    jnz .Lpart
-    mov eax, esi
+    jnz .Lsum
+    mov r12, rbx                      # the smallest chunk
+    shr r12, PAR_TABLE_SHIFT
+    mov eax, 1 << PAR_MIN_CHUNK_SHIFT
+    cmp r12, rax
+    cmovb r12, rax
+    mov r13d, [rip + k_par_workers]
+    inc r13d
+    imul r13d, r13d, PAR_GUIDED_SHARE
+    xor r14d, r14d
+    mov r15d, [rdi + PP_D]
+    xor ebp, ebp                      # ebp = front chunks
+    xor r9d, r9d                      # r9d = back chunks
+.Lfront:
+    mov r11d, [rsi + PP_D]            # free rows: to the record's end, or to the back's cut
+    cmp rsi, rdi
+    cmove r11d, r15d
+    sub r11d, r14d
+    jnz .Lfront_cut
+    cmp rsi, rdi
+    je .Lcut_done                     # the ends met
+    add rsi, PP_SIZE
+    xor r14d, r14d
+    jmp .Lfront
+.Lfront_cut:
+    mov rcx, [rsi + PP_ROW_BYTES]
+    mov r10d, [rsi + PP_GRAIN]
+    mov eax, r11d
+    test rcx, rcx
+    jz .Lfront_rows                   # (rows of no bytes: all in one chunk)
+    PAR_CUT_ROWS
+.Lfront_rows:
+    imul edx, ebp, PC_SIZE
+    lea r8, [rip + par_chunks]
+    add r8, rdx
+    mov [r8 + PC_PART], rsi
+    mov [r8 + PC_I0], r14d
+    mov [r8 + PC_ROWS], eax
+    inc ebp
+    add r14d, eax
+    imul rax, rcx
+    sub rbx, rax
+.Lback:
+    xor r11d, r11d                    # free rows: from the record's start, or the front's
+    cmp rsi, rdi
+    cmove r11d, r14d
+    neg r11d
+    add r11d, r15d
+    jnz .Lback_cut
+    cmp rsi, rdi
+    je .Lcut_done
+    sub rdi, PP_SIZE
+    mov r15d, [rdi + PP_D]
+    jmp .Lback
+.Lback_cut:
+    mov rcx, [rdi + PP_ROW_BYTES]
+    mov r10d, [rdi + PP_GRAIN]
+    mov eax, r11d
+    test rcx, rcx
+    jz .Lback_rows
+    PAR_CUT_ROWS
+.Lback_rows:
+    mov edx, r15d                     # its first row: r15d - rows, down to the grain,
+    sub edx, eax                      #  not below the free rows' first
+    neg r10d
+    and edx, r10d
+    mov eax, r15d
+    sub eax, r11d
+    cmp edx, eax
+    cmovb edx, eax
+    mov eax, r15d
+    sub eax, edx                      # eax = its rows
+    mov r15d, edx
+    mov r10d, PAR_MAX_CHUNKS - 1
+    sub r10d, r9d
+    imul r10d, r10d, PC_SIZE
+    lea r8, [rip + par_chunks]
+    add r8, r10
+    mov [r8 + PC_PART], rdi
+    mov [r8 + PC_I0], edx
+    mov [r8 + PC_ROWS], eax
+    inc r9d
+    imul rax, rcx
+    sub rbx, rax
+    jmp .Lfront
+.Lcut_done:
+    mov [rip + par_cut_front], ebp
+    lea eax, [rbp + r9]
+    mov edx, PAR_MAX_CHUNKS
+    sub edx, eax
+    mov [rip + par_cut_gap], edx
     pop r15
     pop r14
     pop r13
     pop r12
     pop rdi
     pop rsi
+    pop rbp
     pop rbx
+    ret
+
+# PAR_CUT_ENTRY: ecx = chunk j of the posted job (row order) -> r11 = its par_chunks entry.
+#   Changes rax, r11.
+.macro PAR_CUT_ENTRY
+    xor eax, eax
+    cmp ecx, [rip + par_cut_front]
+    cmovae eax, [rip + par_cut_gap]
+    add eax, ecx
+    imul eax, eax, PC_SIZE
+    lea r11, [rip + par_chunks]
+    add r11, rax
+.endm
+
+# k_par_rows_flush(): posts the queued matvecs (k_par_rows_queue) as one job and returns
+#   when every row of every one is written; nothing queued: returns at once. Chunks: rows of
+#   one matvec each, cut by par_cut (guided, from both ends; each starts at a multiple of
+#   its matvec's grain: PAR_GRAIN-row blocks, whole groups of a grouped weight; a matvec's
+#   last chunk may have fewer rows), at most PAR_MAX_CHUNKS. One chunk in all: one body
+#   call here. Clobbers what a body may (rax, rcx, rdx, r8-r11, xmm0-xmm5).
+k_par_rows_flush:
+    mov r8d, [rip + par_nparts]
+    test r8d, r8d
+    jz .Lnothing
+    mov dword ptr [rip + par_nparts], 0
+    lea r9, [rip + par_parts]
+    sub rsp, 8                        # (the entry rsp: aligned for the call)
+    call par_cut
+    add rsp, 8
     cmp eax, 2
     jb .Lone
     lea rcx, [rip + par_run_parts]
     mov [rip + par_job_run], rcx
     jmp par_post
 .Lone:                                # one matvec, one chunk: body(out, W, x, n, d) here
+    lea r9, [rip + par_parts]
     sub rsp, 56
     mov eax, [r9 + PP_D]
     mov dword ptr [rsp + 32], eax
@@ -235,9 +315,7 @@ par_run_parts:
     push rsi
     push rdi
     sub rsp, 32
-    imul eax, ecx, PC_SIZE
-    lea r11, [rip + par_chunks]
-    add r11, rax
+    PAR_CUT_ENTRY
     mov ebx, [r11 + PC_I0]
     mov esi, [r11 + PC_ROWS]
     mov rdi, [r11 + PC_PART]
@@ -276,42 +354,21 @@ k_par_rows_flush_glu:
     jne .Lapart
     cmp [r11 + PP_D], r9d
     jne .Lapart
-    push rbx
-    push rsi
-    push rdi
-    push r12
-    push r13
-    push r14
-    push r15
-    mov rcx, [r11 + PP_ROW_BYTES]     # rcx = bytes a row of both
+    lea r10, [rip + par_pair]         # both products' rows as one record: n rows of
+    mov [r10 + PP_D], r9d             #  both's bytes, at multiples of the larger grain
+    mov rcx, [r11 + PP_ROW_BYTES]
     lea rax, [rip + par_parts]
     add rcx, [rax + PP_ROW_BYTES]
-    mov r10d, [r11 + PP_GRAIN]        # r10 = the larger grain
-    cmp r10d, [rax + PP_GRAIN]
-    cmovb r10d, [rax + PP_GRAIN]
-    mov r15d, r9d                     # r15d = rows left
-    mov ebx, r9d
-    imul rbx, rcx                     # rbx = bytes not yet cut
-    PAR_CUT_START
-    lea rdi, [rip + par_chunks]
-    xor esi, esi                      # chunks
-    xor r14d, r14d                    # the next row
-    test rcx, rcx
-    jz .Lpair_done                    # (rows of no bytes: one chunk, done here)
-.Lpair:
-    PAR_CUT_ROWS
-    PAR_CUT_TAKE
-    test r15d, r15d
-    jnz .Lpair
-.Lpair_done:
-    mov eax, esi
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rdi
-    pop rsi
-    pop rbx
+    mov [r10 + PP_ROW_BYTES], rcx
+    mov ecx, [r11 + PP_GRAIN]
+    cmp ecx, [rax + PP_GRAIN]
+    cmovb ecx, [rax + PP_GRAIN]
+    mov [r10 + PP_GRAIN], ecx
+    mov r9, r10
+    mov r8d, 1
+    sub rsp, 8                        # (the entry rsp: aligned for the call)
+    call par_cut
+    add rsp, 8
     cmp eax, 2
     jb .Lapart
     mov dword ptr [rip + par_nparts], 0
@@ -335,9 +392,7 @@ par_run_glu:
     push rsi
     push rdi
     sub rsp, 48
-    imul eax, ecx, PC_SIZE
-    lea r11, [rip + par_chunks]
-    add r11, rax
+    PAR_CUT_ENTRY
     mov ebx, [r11 + PC_I0]
     mov esi, [r11 + PC_ROWS]
     lea rdi, [rip + par_parts]

@@ -167,50 +167,78 @@ def _random_q4_1(rng, d, n) -> bytes:
     return blocks.tobytes()
 
 
+MAX_CHUNKS = 256 + 2 * 4 + 2         # parallel_queue.s: PAR_MAX_CHUNKS (4 parts a job)
+
+
 def _guided_cut(parts, cores, grain=1):
-    """The chunks k_par_rows_flush cuts, as its contract states them: (part, first row, rows)
-    in queue order, each 1/(2 * cores) of the weight bytes not yet cut, at least 8 KiB and
-    1/256 of the job's bytes, in rows rounded up to whole PAR_GRAIN-row blocks and whole
-    groups of `grain` rows, at most the part's rows left."""
+    """The chunks k_par_rows_flush cuts, as its contract (par_cut) states them: (part, first
+    row, rows), cut from the front and the back of the job's rows in turn (the queue's parts
+    one after the other), each 1/(2 * cores) of the weight bytes not yet cut, at least 8 KiB
+    and 1/256 of the job's bytes, in rows rounded up to whole PAR_GRAIN-row blocks and whole
+    groups of `grain` rows, at most the rows free at that end of the part; a back chunk
+    starts that many rows before the last back cut, rounded down to the grain, not before
+    the front's cut. Returns (the front chunks, the back chunks), each in row order."""
     g = max(GRAIN, grain)
     total = sum(d * rb for d, rb in parts)
     least = max(1 << 13, total >> 8)
-    left, out = total, []
-    for p, (d, rb) in enumerate(parts):
-        i0 = 0
-        while i0 < d:
-            want = max(left // (2 * cores), least)
-            rows = min((-(-want // rb) + g - 1) & -g, d - i0)
-            out.append((p, i0, rows))
-            i0 += rows
-            left -= rows * rb
-    return out
+    left, front, back = total, [], []
+    fp, fr, bp, br = 0, 0, len(parts) - 1, parts[-1][0]
+
+    def rows_for(free, rb):
+        want = max(left // (2 * cores), least)
+        return min((-(-want // rb) + g - 1) & -g, free)
+    while True:
+        while (free := (br if fp == bp else parts[fp][0]) - fr) == 0:
+            if fp == bp:
+                return front, back
+            fp, fr = fp + 1, 0
+        rows = rows_for(free, parts[fp][1])
+        front.append((fp, fr, rows))
+        fr += rows
+        left -= rows * parts[fp][1]
+        while (free := br - (lo := fr if fp == bp else 0)) == 0:
+            if fp == bp:
+                return front, back
+            bp, br = bp - 1, parts[bp - 1][0]
+        start = max(lo, (br - rows_for(free, parts[bp][1])) & -g)
+        back.insert(0, (bp, start, br - start))
+        left -= (br - start) * parts[bp][1]
+        br = start
 
 
 @pytest.mark.parametrize("workers, grain", [(1, 1), (3, 1), (255, 1), (1, 8), (3, 8), (255, 8), (3, 0)])
 def test_unicorn_queued_chunks_shrink_as_the_contract_says(unicorn_board, workers, grain):
-    """The posted job's chunk table (par_chunks) and count (the claim word's high half) are
-    the guided cut: big chunks first, small ones last, never more than the table holds (255
-    workers allowed while 4 run: the cores there take every chunk), and the products are
-    still bit for bit one core's. A weight stored in groups of 8 rows (grain 8: the R8 types)
-    is cut only at multiples of 8; grain 0 reads as 1."""
+    """The posted job's chunk table (par_chunks: the front chunks at its start, the back ones
+    at its end) and count (the claim word's top 16 bits) are the guided cut from both ends:
+    big chunks at the ends, small ones where they meet, never more than the table holds (255
+    workers allowed while 4 run: the cores there take every chunk), every row in exactly one
+    chunk, and the products are still bit for bit one core's. A weight stored in groups of 8
+    rows (grain 8: the R8 types) is cut only at multiples of 8; grain 0 reads as 1."""
     m = unicorn_board
     k = Kernels(m, "sse2")
     rng = np.random.default_rng(300 + workers)
     table, word = m.address("parallel_queue.s:par_chunks"), m.address("parallel.s:par_word")
     parts_base = m.address("parallel_queue.s:par_parts")
-    for group in [[(2048, 256), (256, 256), (256, 256)], [(1536, 64), (1536, 64)], [(513, 40), (9, 40)]]:
+    for group in [[(2048, 256), (256, 256), (256, 256)], [(1536, 64), (1536, 64)], [(513, 40), (9, 40)],
+                  [(8, 4096), (513, 40), (9, 40), (300, 300)]]:
         got, want = _run_group(k, m, group, rng, workers, grain)
         for g, w in zip(got, want):
             assert g.tobytes() == w.tobytes(), (group, workers)
-        cut = _guided_cut([(d, 4 * n) for d, n in group], workers + 1, grain)
-        assert all(i0 % max(4, grain) == 0 for _, i0, _ in cut)
-        assert len(cut) <= 256 + 4
-        raw = m.read(table, 16 * len(cut))
-        entries = [struct.unpack_from("<QII", raw, 16 * i) for i in range(len(cut))]
+        front, back = _guided_cut([(d, 4 * n) for d, n in group], workers + 1, grain)
+        cut = front + back
+        assert all(i0 % max(GRAIN, grain) == 0 for _, i0, _ in cut)
+        assert sorted((p, i0) for p, i0, _ in cut) == [(p, i0) for p, i0, _ in cut]      # row order
+        for p, (d, _) in enumerate(group):                                         # every row once
+            mine = [(i0, rows) for q, i0, rows in cut if q == p]
+            assert [i0 for i0, _ in mine] == [0] + [i0 + rows for i0, rows in mine[:-1]]
+            assert mine[-1][0] + mine[-1][1] == d
+        assert len(cut) <= MAX_CHUNKS and len(back) >= 1
+        raw = m.read(table, 16 * MAX_CHUNKS)
+        entries = [struct.unpack_from("<QII", raw, 16 * i) for i in
+                   [*range(len(front)), *range(MAX_CHUNKS - len(back), MAX_CHUNKS)]]
         assert [((a - parts_base) // 64, i0, rows) for a, i0, rows in entries] == cut, (group, workers)
         if len(cut) >= 2:
-            assert struct.unpack("<Q", m.read(word, 8))[0] >> 32 == len(cut)
+            assert struct.unpack("<Q", m.read(word, 8))[0] >> 48 == len(cut)
 
 
 def _run_glu(k, m, shapes, rng, workers, grain=1):
