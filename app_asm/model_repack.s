@@ -160,8 +160,8 @@ mr_one:
     mov r9, [rdi + TENSOR_ROW_BYTES]
     mov [rsp + 32], rsi
     call ggml_unpack_r8               # (the shape it was packed with: never refused)
-    test eax, eax
-    jz .Lone_yes
+    cmp eax, GGML_TYPE_COUNT
+    je .Lone_yes
     mov [rdi + TENSOR_TYPE], eax
 .Lone_no:
     xor eax, eax

@@ -16,7 +16,7 @@
 .include "kmacros.inc"
 
 .section .text
-.global matvec_sse2, matvec_avx2
+.global matvec_sse2, matvec_avx2, matvec_f32_r8_avx2
 
 # matvec_sse2(rcx = out, rdx = W, r8 = x, r9d = n, dword [rsp+40] = d)
 # frame: 4 pushes, 72 bytes: slots for 4 rows' partial sums at [rsp] .. [rsp+63]
@@ -239,5 +239,76 @@ matvec_avx2:
     pop r12
     pop rsi
     pop rbx
+    vzeroupper
+    ret
+
+# matvec_f32_r8_avx2(rcx = out, rdx = W in the F32_R8 layout, r8 = x, r9d = n, dword [rsp+40] = d)
+#   out(d) = W(d, n) @ x(n) for weights repacked into F32_R8 (peasm/ggml.py states the
+#   layout: rows in groups of 8; a group is n/8 chunks of 256 bytes, chunk c = the 8 rows'
+#   columns 8c .. 8c+7, row r's 32 bytes at 32r). n a multiple of 8 (what the repack,
+#   kernels_asm/ggml_repack.s, accepts); whole groups only: the last d mod 8 outputs are
+#   neither computed nor written (the repack packs only rows that are whole groups).
+#   Per group: one x load shared by 8 FMAs (one accumulator per row, lane j = columns
+#   8c + j, c in order), then the 8 accumulators reduced together: vhaddps pairs, pairs of
+#   pairs, then the two 128-bit halves: row r = ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)).
+#   W is still one sequential stream, and a step reads 256 bytes of it for one 32-byte
+#   load of x (the row-major body reads as many bytes of x as of W).
+#   Clobbers rax, r9-r11, ymm0-ymm5 (xmm6-xmm8 saved).
+matvec_f32_r8_avx2:
+    sub rsp, 56
+    vmovups [rsp], xmm6
+    vmovups [rsp + 16], xmm7
+    vmovups [rsp + 32], xmm8
+    mov r11d, dword ptr [rsp + 56 + 40]
+    shr r11, 3                            # groups (d mod 8 rows: left alone)
+    mov r9d, r9d
+    lea r10, [r9 * 4]                     # x bytes (n * 4)
+.Lr8_group:
+    test r11, r11
+    jz .Lr8_done
+    vxorps xmm0, xmm0, xmm0
+    vxorps xmm1, xmm1, xmm1
+    vxorps xmm2, xmm2, xmm2
+    vxorps xmm3, xmm3, xmm3
+    vxorps xmm4, xmm4, xmm4
+    vxorps xmm5, xmm5, xmm5
+    vxorps xmm6, xmm6, xmm6
+    vxorps xmm7, xmm7, xmm7
+    xor eax, eax
+    test r10, r10
+    jz .Lr8_reduce
+.Lr8_chunk:
+    vmovups ymm8, [r8 + rax]
+    vfmadd231ps ymm0, ymm8, [rdx]
+    vfmadd231ps ymm1, ymm8, [rdx + 32]
+    vfmadd231ps ymm2, ymm8, [rdx + 64]
+    vfmadd231ps ymm3, ymm8, [rdx + 96]
+    vfmadd231ps ymm4, ymm8, [rdx + 128]
+    vfmadd231ps ymm5, ymm8, [rdx + 160]
+    vfmadd231ps ymm6, ymm8, [rdx + 192]
+    vfmadd231ps ymm7, ymm8, [rdx + 224]
+    add rdx, 256
+    add rax, 32
+    cmp rax, r10
+    jb .Lr8_chunk
+.Lr8_reduce:
+    vhaddps ymm0, ymm0, ymm1              # per 128-bit half: r0 r0 r1 r1 (pair sums)
+    vhaddps ymm2, ymm2, ymm3
+    vhaddps ymm4, ymm4, ymm5
+    vhaddps ymm6, ymm6, ymm7
+    vhaddps ymm0, ymm0, ymm2              # per half: r0 r1 r2 r3
+    vhaddps ymm4, ymm4, ymm6              # per half: r4 r5 r6 r7
+    vperm2f128 ymm1, ymm0, ymm4, 0x20     # low halves: r0..r3 | r4..r7
+    vperm2f128 ymm2, ymm0, ymm4, 0x31     # high halves
+    vaddps ymm0, ymm1, ymm2
+    vmovups [rcx], ymm0
+    add rcx, 32
+    dec r11
+    jmp .Lr8_group
+.Lr8_done:
+    vmovups xmm6, [rsp]
+    vmovups xmm7, [rsp + 16]
+    vmovups xmm8, [rsp + 32]
+    add rsp, 56
     vzeroupper
     ret

@@ -30,8 +30,8 @@ F32 for F32) and the names of its kernel bodies per CPU path:
 A body declared as "name@avx2" exists on that path only (the other path's slot is 0).
 
 Besides ggml's own types, the table has this program's INTERNAL types (ids from
-INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0
-and Q4_1, into which the loader repacks a weight in place when the running path has their
+INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0,
+Q4_1 and F32, into which the loader repacks a weight in place when the running path has their
 matvec body (so far AVX2 only). Layout (peasm/ggml_r8.py packs it in numpy for the
 tests): rows in groups of 8 (the weight's rows a multiple of 8); a group takes exactly the
 bytes of its 8 rows, group g at W + g * 8 * row_bytes. Within a group, for each block
@@ -49,6 +49,16 @@ ggml_mm8.inc's, the plain Q4_0 matmat's bits), its matmat the same; Q4_1_R8 as g
 vec_dot_q4_1_q8_1, which llama.cpp runs for Q4_1 on x86 (per row 8 lane accumulators folded
 in hsum_float_8's order, then + the m*s sum: the plain Q4_1 matvec body's bits). Q4_1_R8
 has no matmat: the prefill runs its matvec over cached tiles, bit for bit the decode.
+
+F32_R8 (base F32, block size 1, 4 bytes) groups columns by 8 instead of blocks: within a
+group, for each chunk c = 0 .. n/8-1 in order, 256 bytes: row r's columns 8c .. 8c+7 at
+byte 32r (n a multiple of 8: the repack refuses other rows). Its matvec
+(kernels_asm/matvec.s) shares each 32-byte load of x between the 8 rows' FMAs, where the
+row-major body loads as many bytes of x as it reads of W (measured: 0.99-1.0 of
+stream_read against 0.87-0.93 at stories110M's shapes on an AMD Zen 3); it rounds
+otherwise than the row-major body (per row one accumulator of 8 lanes, lane j = columns
+8c + j, folded ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))). No matmat: the prefill runs its
+matvec over cached tiles, bit for bit the decode.
 
 From this module peasm generates two includes:
 
@@ -148,6 +158,8 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     # no matmat: prefill runs the matvec per input over cached tiles (bit for bit decode)
     GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_1"),
+    GgmlType(INTERNAL_BASE + 2, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2"},
+             group_rows=R8_GROUP, base="F32"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES
 BY_ID = {t.id: t for t in TYPES}
