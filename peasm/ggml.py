@@ -158,7 +158,7 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     # no matmat: prefill runs the matvec per input over cached tiles (bit for bit decode)
     GgmlType(INTERNAL_BASE + 1, "Q4_1_R8", 32, 20, "Q8_1", {"matvec": "matvec_q4_1_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_1"),
-    GgmlType(INTERNAL_BASE + 2, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2"},
+    GgmlType(INTERNAL_BASE + 3, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2"},
              group_rows=R8_GROUP, base="F32"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES

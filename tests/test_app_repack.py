@@ -3,10 +3,11 @@ kernels_asm/ggml_repack.s; the layout: peasm/ggml.py, peasm/ggml_r8.py), nativel
 AVX2 path, the only one with the R8 bodies:
 
 * after model_repack, every eligible weight (each layer's q/k/v/o/gate/up/down and an
-  untied classifier) that peasm.ggml_r8.packable says the repack takes (a type with an R8
-  form, rows a multiple of 8, F32 rows of whole 8-column chunks) holds exactly
-  peasm.ggml_r8.pack of its file bytes and has the R8 type id; every other weight, the
-  token embedding and a tied classifier are untouched; repack off (want 0) puts everything
+  classifier, untied, or tied to the token embedding when F32: the embedding's descriptor
+  then takes F32_R8 too, its rows gathered by model_embed_row) that peasm.ggml_r8.packable
+  says the repack takes (a type with an R8 form, rows a multiple of 8, F32 rows of whole
+  8-column chunks) holds exactly peasm.ggml_r8.pack of its file bytes and has the R8 type
+  id; every other weight, an untied token embedding and a tied Q4 classifier are untouched; repack off (want 0) puts everything
   back bit for bit; a second call moves nothing;
 * the SSE2 path (no R8 bodies) never repacks, and a repacked model switched to it is put back;
 * decode with 1, 2 and 4 worker threads gives one core's bits;
@@ -150,12 +151,17 @@ def test_repack_bytes_types_and_back(native1, files, name):
     before = _tensors(model)
     raw = {k: _bytes(model, t) for k, t in before.items()}
     tied = before["OUTPUT"][1] == before["TOK_EMBD"][1]
+    tied_f32 = tied and ggml.BY_ID[before["OUTPUT"][2]].name == "F32"   # gathered by rows
     count = native1.mc.call("model_repack", model.m, 1)
     after = _tensors(model)
     moved = 0
     for k, (at, data, tid, rows, n) in before.items():
         base = ggml.BY_ID[tid].name
-        eligible = k != "TOK_EMBD" and not (k == "OUTPUT" and tied)
+        if k == "TOK_EMBD" and tied_f32 and ggml_r8.packable(base, rows, n):
+            assert after[k][2] == after["OUTPUT"][2] == ggml.BY_NAME["F32_R8"].id   # one layout
+            assert _bytes(model, after[k]) == ggml_r8.pack(raw[k], base, rows, n), k
+            continue
+        eligible = k != "TOK_EMBD" and not (k == "OUTPUT" and tied and not tied_f32)
         if eligible and ggml_r8.packable(base, rows, n):
             r8 = ggml.BY_NAME[ggml.R8_OF[base]]
             assert after[k][2] == r8.id, k
@@ -172,7 +178,7 @@ def test_repack_bytes_types_and_back(native1, files, name):
     if name == "quant/stories260K-Q4_0.gguf":                     # gate/up of 172 rows: plain
         assert after["0.FFN_GATE"][2] == ggml.BY_NAME["Q4_0"].id
     if name == "stories260K.bin":                                 # llama2.c: a shared classifier
-        assert tied and after["OUTPUT"][2] == ggml.BY_NAME["F32"].id
+        assert tied and after["OUTPUT"][2] == after["TOK_EMBD"][2] == ggml.BY_NAME["F32_R8"].id
     if name in ("stories260K.bin", "stories260K.gguf"):            # 172 rows or columns: plain
         assert after["0.ATTN_Q"][2] == ggml.BY_NAME["F32_R8"].id
         assert after["0.FFN_GATE"][2] == after["0.FFN_DOWN"][2] == ggml.BY_NAME["F32"].id
