@@ -12,6 +12,21 @@
 # stack slot, and every 4 rows one transpose-and-add turns the 4 vectors into 4 results
 # and one store. Inside a row: 4 accumulators, 32 (avx2) or 16 (sse2) columns per step,
 # then 8 or 4 at a time, then 1 at a time, so nothing past W or x is read.
+#
+# Measured again on an AMD EPYC Zen 3 (family 25, 2 vCPUs, 32 MB L3; stream_read ~21 GB/s
+# quiet): A/B in one process, CPU time, variants interleaved over 5-9 rounds, each streamed
+# over 256 MiB as `peasm bench kernels` does, as ratios to stream_read in the same round
+# (medians; the host was shared, single rounds vary by +-5%). This row-major body: 0.87-0.93
+# at stories110M's 768x768, 2048x768, 768x2048 and 32000x768. The same loop without its x
+# loads reached 0.94-1.0, and with every x load from one fixed address 0.95: the loss goes
+# with the loads of x (as many bytes as of W pass the load pipes). Not better: 64 columns a step with
+# a bottom-tested loop (0.90-0.95, within the noise); x 16 bytes off 32-byte alignment (no
+# change); prefetcht0 1 KB ahead (0.83-0.86) and, on the 8-row body, 2 KB ahead (0.77); two
+# rows at once sharing each x load (two streams of W: 0.81-0.82 at 768 columns, 1.03 in the
+# one run at 2048); rows interleaved by pairs in 32-column chunks (this body's rounding kept, half the x
+# loads: 0.94-0.97). Best: 8 rows interleaved in 8-column chunks, one x load for 8 FMAs,
+# still one stream (matvec_f32_r8_avx2 below, on weights the loader repacks into F32_R8):
+# 0.97-0.98 against this body's 0.87-0.90 in the same rounds (7-10% faster at every shape).
 .include "kernels.inc"
 .include "kmacros.inc"
 

@@ -54,11 +54,13 @@ F32_R8 (base F32, block size 1, 4 bytes) groups columns by 8 instead of blocks: 
 group, for each chunk c = 0 .. n/8-1 in order, 256 bytes: row r's columns 8c .. 8c+7 at
 byte 32r (n a multiple of 8: the repack refuses other rows). Its matvec
 (kernels_asm/matvec.s) shares each 32-byte load of x between the 8 rows' FMAs, where the
-row-major body loads as many bytes of x as it reads of W (measured: 0.99-1.0 of
-stream_read against 0.87-0.93 at stories110M's shapes on an AMD Zen 3); it rounds
+row-major body loads as many bytes of x as it reads of W (measured: 0.97-0.98 of
+stream_read against 0.87-0.90 at stories110M's shapes on an AMD Zen 3); it rounds
 otherwise than the row-major body (per row one accumulator of 8 lanes, lane j = columns
 8c + j, folded ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))). No matmat: the prefill runs its
-matvec over cached tiles, bit for bit the decode.
+matvec over cached tiles, bit for bit the decode. The only R8 form a classifier tied to the
+token embedding takes (llama2.c files): the embedding's rows are gathered from it
+(app_asm/forward.s, model_embed_row).
 
 From this module peasm generates two includes:
 
