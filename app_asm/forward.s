@@ -31,7 +31,7 @@
 .include "model.inc"
 
 .section .text
-.global model_forward, fw_kv_store
+.global model_forward, fw_kv_store, model_embed_row
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
 .extern k_rope_apply_ggml, k_rmsnorm_ggml
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table
@@ -104,15 +104,10 @@ model_forward:
     mov r12d, r8d
     mov r13d, edx
 
-    mov ecx, [rbx + MODEL_TOK_EMBD + TENSOR_TYPE]   # x = dequantize(tok_embd[token])
-    mov edx, GGML_TT_TO_FLOAT
-    call ggml_type_body
-    mov rdx, [rbx + MODEL_TOK_EMBD + TENSOR_ROW_BYTES]
-    imul rdx, r13
-    add rdx, [rbx + MODEL_TOK_EMBD + TENSOR_DATA]
-    mov rcx, [rbx + MODEL_S_X]
-    mov r8d, [rbx + MODEL_DIM]
-    call rax
+    mov rcx, [rbx + MODEL_S_X]        # x = dequantize(tok_embd[token])
+    mov rdx, rbx
+    mov r8d, r13d
+    call model_embed_row
 
     mov rcx, [rbx + MODEL_S_ROPE]     # cos/sin for this position, shared by every layer
     mov edx, r12d
@@ -439,5 +434,62 @@ fw_kv_store:
     pop rdi
     pop rsi
     pop rbp
+    pop rbx
+    ret
+
+# model_embed_row(rcx = out f32[dim], rdx = Model*, r8d = token < vocab) : out = row `token`
+#   of the token embedding as floats, in whichever layout the weights are now: the file's
+#   (the type's to_float body on row_bytes * token), or F32_R8 (a classifier tied to the
+#   embedding and repacked by model_repack.s: the only R8 form an embedding takes; layout
+#   in peasm/ggml.py), whose row is gathered from its group, token & ~7: its 32-byte chunk
+#   c at c * 256 + (token & 7) * 32, exact copies. Used by model_forward and the batched
+#   pass (forward_batch.s) alike. Clobbers the volatile registers.
+model_embed_row:
+    push rbx
+    push rsi
+    push rdi
+    sub rsp, 32
+    mov rbx, rdx
+    mov rsi, rcx
+    mov edi, r8d
+    mov ecx, [rbx + MODEL_TOK_EMBD + TENSOR_TYPE]
+    imul eax, ecx, GGML_TT_SIZE
+    lea rdx, [rip + ggml_type_table]
+    cmp dword ptr [rdx + rax + GGML_TT_GROUP_ROWS], 1
+    ja .Lgather
+    mov edx, GGML_TT_TO_FLOAT
+    call ggml_type_body
+    mov rdx, [rbx + MODEL_TOK_EMBD + TENSOR_ROW_BYTES]
+    imul rdx, rdi
+    add rdx, [rbx + MODEL_TOK_EMBD + TENSOR_DATA]
+    mov rcx, rsi
+    mov r8d, [rbx + MODEL_DIM]
+    call rax
+    jmp .Lembed_out
+.Lgather:
+    mov r9, [rbx + MODEL_TOK_EMBD + TENSOR_ROW_BYTES]
+    mov rax, rdi
+    and rax, -8
+    imul rax, r9
+    add rax, [rbx + MODEL_TOK_EMBD + TENSOR_DATA]   # the group
+    mov ecx, edi
+    and ecx, 7
+    shl ecx, 5
+    add rax, rcx                      # the row's first chunk
+    xor edx, edx
+.Lchunk:
+    cmp rdx, r9
+    jae .Lembed_out
+    movups xmm0, [rax]
+    movups xmm1, [rax + 16]
+    movups [rsi + rdx], xmm0
+    movups [rsi + rdx + 16], xmm1
+    add rax, 256
+    add rdx, 32
+    jmp .Lchunk
+.Lembed_out:
+    add rsp, 32
+    pop rdi
+    pop rsi
     pop rbx
     ret

@@ -26,7 +26,7 @@
 .extern k_rmsnorm, k_rope_table, k_rope_table_ggml, k_rope_apply, k_rope_apply_neox
 .extern k_rope_apply_ggml, k_rmsnorm_ggml
 .extern k_attention, k_add, k_swiglu, ggml_type_body, ggml_type_table, k_par_matmat
-.extern fw_kv_store
+.extern fw_kv_store, model_embed_row
 
 # The frame of model_forward_batch below its 8 pushes; rbp points at it and the private
 # helpers below read the batch's fields through rbp (they keep rbx = Model*, rbp).
@@ -184,22 +184,15 @@ fb_run:
 fb_embed:
     push r12
     push r14
-    push r15
-    sub rsp, 64
-    mov ecx, [rbx + MODEL_TOK_EMBD + TENSOR_TYPE]
-    mov edx, GGML_TT_TO_FLOAT
-    call ggml_type_body
-    mov r15, rax
+    sub rsp, 72
     xor r12d, r12d
     mov r14, [rbx + MODEL_S_BX]
 .Lrow:
     mov rax, [rbp + FB_TOKENS]
-    mov edx, [rax + r12 * 4]
-    imul rdx, [rbx + MODEL_TOK_EMBD + TENSOR_ROW_BYTES]
-    add rdx, [rbx + MODEL_TOK_EMBD + TENSOR_DATA]
+    mov r8d, [rax + r12 * 4]
     mov rcx, r14
-    mov r8d, [rbx + MODEL_DIM]
-    call r15
+    mov rdx, rbx
+    call model_embed_row              # (forward.s: the file's layout or F32_R8)
     add r14, [rbp + FB_RDIM]
     inc r12d
     cmp r12d, [rbp + FB_ROWS]
@@ -229,8 +222,7 @@ fb_embed:
     inc r12d
     cmp r12d, [rbp + FB_ROWS]
     jb .Ltable
-    add rsp, 64
-    pop r15
+    add rsp, 72
     pop r14
     pop r12
     ret

@@ -12,9 +12,11 @@
 #       its TENSOR_TYPE set to the R8 id; a weight already in an R8 form whose body the path
 #       lacks is put back. want 0: every R8 weight is put back (TENSOR_TYPE its file type).
 #       Eligible: each layer's attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up,
-#       ffn_down, and the classifier (MODEL_OUTPUT) unless it is the token embedding (tied:
-#       the same data), which is read row by row through to_float (R8 types have none) and
-#       is never touched; norms and biases are F32. Needs MODEL_F_READY (the weights bound
+#       ffn_down, and the classifier (MODEL_OUTPUT). A classifier tied to the token
+#       embedding (the same data) is repacked only into an R8 form of block size 1 (F32_R8,
+#       whose rows forward.s's model_embed_row gathers: the embedding is read row by row), and then the
+#       embedding's descriptor takes its type too; a tied Q4 classifier (R8 types have no
+#       to_float) is never touched. Norms and biases are F32. Needs MODEL_F_READY (the weights bound
 #       and the run state laid out), else returns 0 and changes nothing. Idempotent: a
 #       second call with the same want and path moves nothing. Clobbers the volatile
 #       registers.
@@ -88,10 +90,28 @@ model_repack:
 .Loutput:
     mov rax, [rbx + MODEL_OUTPUT + TENSOR_DATA]
     cmp rax, [rbx + MODEL_TOK_EMBD + TENSOR_DATA]
-    je .Lout                          # tied to the embedding: read row by row, never repacked
+    je .Ltied
     lea rcx, [rbx + MODEL_OUTPUT]
     call mr_one
     add r13d, eax
+    jmp .Lout
+.Ltied:                               # tied to the embedding, read row by row as well:
+    mov ecx, [rbx + MODEL_OUTPUT + TENSOR_TYPE]
+    cmp ecx, GGML_TYPE_COUNT
+    jae .Ltied_one                    # in an R8 form already (F32_R8): kept or put back
+    call ggml_r8_of
+    test eax, eax
+    jz .Lout
+    imul eax, eax, GGML_TT_SIZE
+    lea rcx, [rip + ggml_type_table]
+    cmp dword ptr [rcx + rax + GGML_TT_BLOCK_SIZE], 1
+    jne .Lout                         # rows model_embed_row cannot gather: never touched
+.Ltied_one:
+    lea rcx, [rbx + MODEL_OUTPUT]
+    call mr_one
+    add r13d, eax
+    mov eax, [rbx + MODEL_OUTPUT + TENSOR_TYPE]
+    mov [rbx + MODEL_TOK_EMBD + TENSOR_TYPE], eax   # one layout, one type: both descriptors
 .Lout:
     mov eax, r13d
     add rsp, 40
@@ -160,8 +180,8 @@ mr_one:
     mov r9, [rdi + TENSOR_ROW_BYTES]
     mov [rsp + 32], rsi
     call ggml_unpack_r8               # (the shape it was packed with: never refused)
-    test eax, eax
-    jz .Lone_yes
+    cmp eax, GGML_TYPE_COUNT
+    je .Lone_yes
     mov [rdi + TENSOR_TYPE], eax
 .Lone_no:
     xor eax, eax

@@ -1,5 +1,5 @@
 # Weights repacked in place between ggml's row-major blocks and this program's "rows
-# interleaved" internal types (the R8 forms of Q4_0, Q4_1, Q4_K: peasm/ggml.py's module text
+# interleaved" internal types (the R8 forms of Q4_0, Q4_1, Q4_K and F32: peasm/ggml.py's module text
 # states the layout, peasm/ggml_r8.py packs it in numpy for the tests). The loader repacks a
 # weight once when the running path has the R8 type's matvec body, and back when a path
 # without it is chosen (app_asm/model_repack.s). Plain integer code, no SIMD: the same bytes
@@ -11,7 +11,9 @@
 # words) then bs/2 bytes of nibbles. Rows in groups of G, a group in
 # the bytes of its G rows; for each block column in order, one group block of G * bb bytes:
 # each f16 scale field of the G rows (row r's at 2r), then bs/8 vectors of 4G bytes, vector
-# v's dword r = row r's nibble bytes 4v .. 4v+3.
+# v's dword r = row r's nibble bytes 4v .. 4v+3. A type of block size 1 (F32_R8) instead:
+# for each 32-byte chunk column in order, the chunk of each of the G rows (row r's at 32r);
+# its rows must be whole chunks (row bytes a multiple of 32).
 .include "kernels.inc"
 .include "ggml.inc"
 
@@ -24,7 +26,8 @@
 #   -> eax = the R8 type id now in W, or 0 (nothing written, scratch untouched) when no
 #   R8 type of the table (ids GGML_TYPE_COUNT .. GGML_TABLE_ROWS-1, GROUP_ROWS > 1) has
 #   edx as its BASE_TYPE, edx is not a file type id, rows is 0 or not a multiple of that
-#   type's GROUP_ROWS G, or row bytes is 0 or not a multiple of its block bytes.
+#   type's GROUP_ROWS G, or row bytes is 0 or not a multiple of its block bytes (of 32
+#   for a block size of 1).
 #   In place, group by group: the G rows copied to the scratch, then the group written back
 #   in the R8 layout (above). W and the scratch must not overlap. Changes rax, rcx, rdx,
 #   r8-r11 only (the ABI's volatile registers; no xmm).
@@ -71,12 +74,12 @@ ggml_r8_of:
 
 # ggml_unpack_r8(rcx = W, edx = R8 type id, r8d = rows, r9 = row bytes,
 #                qword [rsp+40] = scratch of at least G * row bytes)
-#   -> eax = the file type id (the R8 type's BASE_TYPE) now in W, or 0 (nothing written)
-#   when edx is not an R8 type of the table or rows / row bytes are refused as by
-#   ggml_repack_r8. The inverse of ggml_repack_r8: ggml's row-major blocks again, bit for
+#   -> eax = the file type id (the R8 type's BASE_TYPE) now in W, or GGML_TYPE_COUNT (the
+#   "no type" value: 0 is F32's id) with nothing written when edx is not an R8 type of the
+#   table or rows / row bytes are refused as by ggml_repack_r8. The inverse of ggml_repack_r8: ggml's row-major blocks again, bit for
 #   bit what was packed. Same registers changed.
 ggml_unpack_r8:
-    xor eax, eax
+    mov eax, GGML_TYPE_COUNT
     cmp edx, GGML_TYPE_COUNT
     jb .Lnot_r8
     cmp edx, GGML_TABLE_ROWS
@@ -98,6 +101,18 @@ ggml_unpack_r8:
 # Its frame after the 9 pushes: the caller's home slots of rcx and r9 hold the group's and a
 # row's bytes.
 .equ RM_GROUP_BYTES, 72 + 8
+# 32 bytes from [rsi] to [rdi], then rdi 32 bytes on (rdx changed)
+.macro RM_CHUNK32
+    mov rdx, [rsi]
+    mov [rdi], rdx
+    mov rdx, [rsi + 8]
+    mov [rdi + 8], rdx
+    mov rdx, [rsi + 16]
+    mov [rdi + 16], rdx
+    mov rdx, [rsi + 24]
+    mov [rdi + 24], rdx
+    add rdi, 32
+.endm
 .equ RM_ROW_BYTES, 72 + 32
 r8_move:
     push rbx
@@ -131,9 +146,14 @@ r8_move:
     test rdx, rdx
     jnz .Lrefuse
     mov r13d, [r11 + GGML_TT_BLOCK_SIZE]
+    cmp r13d, 1
+    jne .Lquant
+    test r9b, 31
+    jnz .Lrefuse                      # F32_R8: whole 32-byte chunks only
+.Lquant:
     shr r13d, 1
     mov r14d, r13d
-    shr r14d, 2                       # r14 = nibble dwords a block (bs / 8)
+    shr r14d, 2                       # r14 = nibble dwords a block (bs / 8); 0: chunks
     neg r13
     add r13, r12                      # r13 = sb, scale bytes a block
     mov r11, rcx                      # r11 = the group's first byte
@@ -146,6 +166,8 @@ r8_move:
     mov rcx, [rsp + RM_GROUP_BYTES]
     rep movsb
     mov rdi, r11                      # then written back in order, from the scratch
+    test r14d, r14d
+    jz .Lchunks
     test r15d, r15d
     jnz .Lunpack
     # pack: for each block column (r8 = its offset in a row), each scale word then each
@@ -231,6 +253,38 @@ r8_move:
     add eax, eax
     cmp r9d, eax
     jb .Lu_row
+    jmp .Lgroup_done
+.Lchunks:                             # block size 1 (F32_R8): 32-byte chunks
+    test r15d, r15d
+    jnz .Lc_unpack
+    xor r8d, r8d                      # pack: for each chunk column (r8 = its row offset),
+.Lc_col:                              # the chunk of each of the G rows
+    lea rsi, [r10 + r8]
+    mov eax, ebp
+.Lc_row:
+    RM_CHUNK32
+    add rsi, [rsp + RM_ROW_BYTES]
+    dec eax
+    jnz .Lc_row
+    add r8, 32
+    cmp r8, [rsp + RM_ROW_BYTES]
+    jb .Lc_col
+    jmp .Lgroup_done
+.Lc_unpack:                           # unpack: for each row r (r9 = 32r), its chunks, 32G
+    xor r9d, r9d                      # bytes apart in the scratch
+    mov ecx, ebp
+    shl ecx, 5                        # rcx = 32G
+.Lc_urow:
+    lea rsi, [r10 + r9]
+    mov r8, [rsp + RM_ROW_BYTES]
+.Lc_ucol:
+    RM_CHUNK32
+    add rsi, rcx
+    sub r8, 32
+    jnz .Lc_ucol
+    add r9, 32
+    cmp r9, rcx
+    jb .Lc_urow
 .Lgroup_done:
     mov r11, rdi
     dec rbx
@@ -239,7 +293,10 @@ r8_move:
     jmp .Lout
 .Lrefuse:
     pop rax
-    xor eax, eax
+    xor eax, eax                      # pack: 0; unpack: GGML_TYPE_COUNT
+    test r15d, r15d
+    jz .Lout
+    mov eax, GGML_TYPE_COUNT
 .Lout:
     pop r15
     pop r14

@@ -31,7 +31,7 @@ A body declared as "name@avx2" exists on that path only (the other path's slot i
 
 Besides ggml's own types, the table has this program's INTERNAL types (ids from
 INTERNAL_BASE up, never accepted from a file): the "8 rows interleaved" (R8) forms of Q4_0,
-Q4_1 and Q4_K, into which the loader repacks a weight in place when the running path has their
+Q4_1, Q4_K and F32, into which the loader repacks a weight in place when the running path has their
 matvec body (so far AVX2 only). Layout (peasm/ggml_r8.py packs it in numpy for the
 tests): rows in groups of 8 (the weight's rows a multiple of 8); a group takes exactly the
 bytes of its 8 rows, group g at W + g * 8 * row_bytes. Within a group, for each block
@@ -55,6 +55,18 @@ bytes are the "scale fields", 8 words a row, then 32 vectors of nibbles) and rou
 llama.cpp's q4_K_8x8 gemv (per row two f32 accumulators, one FMA each a super-block: the
 scales' and the mins' exact integer sums, then their difference: kernels_asm/ggml_q4_k_r8.s);
 its matmat (ggml_mm_q4_k_r8.s) gives the matvec's bits.
+
+F32_R8 (base F32, block size 1, 4 bytes) groups columns by 8 instead of blocks: within a
+group, for each chunk c = 0 .. n/8-1 in order, 256 bytes: row r's columns 8c .. 8c+7 at
+byte 32r (n a multiple of 8: the repack refuses other rows). Its matvec
+(kernels_asm/matvec.s) shares each 32-byte load of x between the 8 rows' FMAs, where the
+row-major body loads as many bytes of x as it reads of W (measured: 0.97-0.98 of
+stream_read against 0.87-0.90 at stories110M's shapes on an AMD Zen 3); it rounds
+otherwise than the row-major body (per row one accumulator of 8 lanes, lane j = columns
+8c + j, folded ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))). No matmat: the prefill runs its
+matvec over cached tiles, bit for bit the decode. The only R8 form a classifier tied to the
+token embedding takes (llama2.c files): the embedding's rows are gathered from it
+(app_asm/forward.s, model_embed_row).
 
 From this module peasm generates two includes:
 
@@ -158,6 +170,8 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     GgmlType(INTERNAL_BASE + 2, "Q4_K_R8", 256, 144, "Q8_K", {"matvec": "matvec_q4_k_r8@avx2",
                                                     "matmat": "matmat_q4_k_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_K"),
+    GgmlType(INTERNAL_BASE + 3, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2"},
+             group_rows=R8_GROUP, base="F32"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES
 BY_ID = {t.id: t for t in TYPES}

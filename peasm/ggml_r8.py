@@ -13,6 +13,20 @@ SCALE_BYTES = {"Q4_0": 2, "Q4_1": 4, "Q8_0": 2,   # f16 d, or f16 d + f16 m, per
 QS_BYTES = 16                               # the 32 nibbles of a Q4 block (Q8_0: 32 bytes)
 
 
+CHUNK = 8                                   # F32_R8: columns per row chunk (32 bytes)
+
+
+def _chunks(base: str, rows: int, n: int) -> bool:
+    """True for a block-size-1 base (F32: 32-byte chunks of 8 columns), after checking the
+    shape; False for the 4-bit block layouts."""
+    if base != "F32":
+        return False
+    if rows % ggml.R8_GROUP or n % CHUNK:
+        raise ValueError(f"{rows} rows of {n}: rows must be a multiple of {ggml.R8_GROUP}, "
+                         f"n of {CHUNK}")
+    return True
+
+
 def _shape(base: str, rows: int, n: int) -> tuple[int, int]:
     t = ggml.BY_NAME[base]
     if base not in SCALE_BYTES:
@@ -23,9 +37,21 @@ def _shape(base: str, rows: int, n: int) -> tuple[int, int]:
     return t.block_bytes, n // t.block_size
 
 
+def packable(base: str, rows: int, n: int) -> bool:
+    """Whether the loader's repack (kernels_asm/ggml_repack.s) puts a weight of `rows` rows
+    of `n` elements of file type `base` into its R8 form: the type has one, the rows are
+    whole groups of 8 and the row whole blocks (F32: whole 32-byte chunks, n % 8 == 0)."""
+    if base not in ggml.R8_OF or rows % ggml.R8_GROUP or rows == 0:
+        return False
+    return n % (CHUNK if base == "F32" else ggml.BY_NAME[base].block_size) == 0 and n > 0
+
+
 def pack(raw: bytes | np.ndarray, base: str, rows: int, n: int) -> bytes:
     """ggml's row-major blocks of `rows` rows of `n` elements of type `base` -> R8 bytes
     (the same size)."""
+    if _chunks(base, rows, n):
+        a = np.frombuffer(bytes(raw), np.uint8).reshape(rows // 8, 8, n // CHUNK, 4 * CHUNK)
+        return a.transpose(0, 2, 1, 3).tobytes()
     bb, k = _shape(base, rows, n)
     sb = SCALE_BYTES[base]
     a = np.frombuffer(bytes(raw), np.uint8).reshape(rows // 8, 8, k, bb)
@@ -44,6 +70,9 @@ def pack(raw: bytes | np.ndarray, base: str, rows: int, n: int) -> bytes:
 
 def unpack(packed: bytes | np.ndarray, base: str, rows: int, n: int) -> bytes:
     """The inverse of pack."""
+    if _chunks(base, rows, n):
+        p = np.frombuffer(bytes(packed), np.uint8).reshape(rows // 8, n // CHUNK, 8, 4 * CHUNK)
+        return p.transpose(0, 2, 1, 3).tobytes()
     bb, k = _shape(base, rows, n)
     sb = SCALE_BYTES[base]
     p = np.frombuffer(bytes(packed), np.uint8).reshape(rows // 8, k, 8 * bb)

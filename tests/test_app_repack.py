@@ -1,17 +1,21 @@
-"""The load-time repack of Q4_0/Q4_1/Q4_K weights into 8-row groups (app_asm/model_repack.s over
+"""The load-time repack of Q4_0/Q4_1/Q4_K/F32 weights into 8-row groups (app_asm/model_repack.s over
 kernels_asm/ggml_repack.s; the layout: peasm/ggml.py, peasm/ggml_r8.py), natively on the
 AVX2 path, the only one with the R8 bodies:
 
 * after model_repack, every eligible weight (each layer's q/k/v/o/gate/up/down and an
-  untied classifier) of a type with an R8 form and rows a multiple of 8 holds exactly
-  peasm.ggml_r8.pack of its file bytes and has the R8 type id; every other weight, the
-  token embedding and a tied classifier are untouched; repack off (want 0) puts everything
+  classifier, untied, or tied to the token embedding when F32: the embedding's descriptor
+  then takes F32_R8 too, its rows gathered by model_embed_row) that peasm.ggml_r8.packable
+  says the repack takes (a type with an R8 form, rows a multiple of 8, F32 rows of whole
+  8-column chunks) holds exactly peasm.ggml_r8.pack of its file bytes and has the R8 type
+  id; every other weight, an untied token embedding and a tied Q4 classifier are untouched; repack off (want 0) puts everything
   back bit for bit; a second call moves nothing;
 * the SSE2 path (no R8 bodies) never repacks, and a repacked model switched to it is put back;
 * decode with 1, 2 and 4 worker threads gives one core's bits;
 * the batched prefill equals token-by-token decode BIT FOR BIT (logits and KV cache) once
   every Q4 product weight is repacked (the R8 matvec rounds as the batched bodies do;
-  test_app_prefill.py keeps the tolerance rule for models with Q4 weights left plain);
+  test_app_prefill.py keeps the tolerance rule for models with Q4 weights left plain), and
+  for f32 models (.bin and GGUF: F32_R8 has no batched body, the prefill runs its matvec;
+  the f32 weights left plain round alike in both passes too);
 * repack on and off give the same greedy tokens, near-ties excepted (test_app_prefill's
   rule: the two passes differ only by f32 roundings of the same exact block sums);
 * the whole program: `repack = on|off` in repl.cfg, the load line, /cfg, /attn sse2 and back,
@@ -89,7 +93,10 @@ def write_model(path: Path, layer_type: str, *, output: str | None, embd: str = 
 GENERATED = [
     ("q4_0_tied", "Q4_0", None, "Q4_0", 320),       # a tied Q4_0 classifier: never repacked
     ("q4_1_own", "Q4_1", "Q4_1", "Q4_0", 320),      # an own Q4_1 classifier: repacked
+    ("f32_own", "F32", "F32", "F32", 320),          # f32 throughout, an own classifier
 ]
+# f32 model files: stories260K's ffn_gate/up (172 rows) and ffn_down (172 columns) stay plain
+F32_FILES = ("stories260K.bin", "stories260K.gguf", "quant/tiny256-f32.gguf")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +105,7 @@ def files(tmp_path_factory):
     out = {name: write_model(d / f"{name}.gguf", lt, output=o, embd=e, hidden=h)
            for name, lt, o, e, h in GENERATED}
     for name in ("quant/tiny256-Q4_0.gguf", "quant/tiny256-Q4_1.gguf", "quant/stories260K-Q4_0.gguf",
-                 "quant/tiny256-Q4_K_M.gguf"):
+                 "quant/tiny256-Q4_K_M.gguf") + F32_FILES:
         out[name] = model_file(name)
     return out
 
@@ -139,19 +146,25 @@ def _bytes(model: Model, t: tuple) -> bytes:
 @pytest.mark.parametrize("name", [g[0] for g in GENERATED] + ["quant/tiny256-Q4_0.gguf",
                                                              "quant/tiny256-Q4_1.gguf",
                                                              "quant/stories260K-Q4_0.gguf",
-                                                             "quant/tiny256-Q4_K_M.gguf"])
+                                                             "quant/tiny256-Q4_K_M.gguf",
+                                                             *F32_FILES])
 def test_repack_bytes_types_and_back(native1, files, name):
     model = Model(native1, files[name])
     before = _tensors(model)
     raw = {k: _bytes(model, t) for k, t in before.items()}
     tied = before["OUTPUT"][1] == before["TOK_EMBD"][1]
+    tied_f32 = tied and ggml.BY_ID[before["OUTPUT"][2]].name == "F32"   # gathered by rows
     count = native1.mc.call("model_repack", model.m, 1)
     after = _tensors(model)
     moved = 0
     for k, (at, data, tid, rows, n) in before.items():
         base = ggml.BY_ID[tid].name
-        eligible = k != "TOK_EMBD" and not (k == "OUTPUT" and tied)
-        if eligible and base in ggml.R8_OF and rows % ggml.R8_GROUP == 0:
+        if k == "TOK_EMBD" and tied_f32 and ggml_r8.packable(base, rows, n):
+            assert after[k][2] == after["OUTPUT"][2] == ggml.BY_NAME["F32_R8"].id   # one layout
+            assert _bytes(model, after[k]) == ggml_r8.pack(raw[k], base, rows, n), k
+            continue
+        eligible = k != "TOK_EMBD" and not (k == "OUTPUT" and tied and not tied_f32)
+        if eligible and ggml_r8.packable(base, rows, n):
             r8 = ggml.BY_NAME[ggml.R8_OF[base]]
             assert after[k][2] == r8.id, k
             assert _bytes(model, after[k]) == ggml_r8.pack(raw[k], base, rows, n), k
@@ -169,6 +182,13 @@ def test_repack_bytes_types_and_back(native1, files, name):
     if name == "quant/tiny256-Q4_K_M.gguf":                       # Q4_K -> Q4_K_R8, Q6_K stays
         assert count == 12 and after["0.ATTN_Q"][2] == ggml.BY_NAME["Q4_K_R8"].id
         assert after["OUTPUT"][2] == ggml.BY_NAME["Q6_K"].id
+    if name == "stories260K.bin":                                 # llama2.c: a shared classifier
+        assert tied and after["OUTPUT"][2] == after["TOK_EMBD"][2] == ggml.BY_NAME["F32_R8"].id
+    if name in ("stories260K.bin", "stories260K.gguf"):            # 172 rows or columns: plain
+        assert after["0.ATTN_Q"][2] == ggml.BY_NAME["F32_R8"].id
+        assert after["0.FFN_GATE"][2] == after["0.FFN_DOWN"][2] == ggml.BY_NAME["F32"].id
+    if name == "f32_own":
+        assert after["OUTPUT"][2] == after["0.FFN_DOWN"][2] == ggml.BY_NAME["F32_R8"].id
     snap = {k: _bytes(model, t) for k, t in after.items()}
     assert native1.mc.call("model_repack", model.m, 1) == count      # idempotent
     assert _tensors(model) == after and {k: _bytes(model, t) for k, t in after.items()} == snap
@@ -233,7 +253,8 @@ def test_decode_and_prefill_workers_bit_identical(native1, files, name):
 
 
 @pytest.mark.parametrize("name", ["q4_0_tied", "q4_1_own", "quant/tiny256-Q4_0.gguf",
-                                  "quant/tiny256-Q4_1.gguf", "quant/tiny256-Q4_K_M.gguf"])
+                                  "quant/tiny256-Q4_1.gguf", "quant/tiny256-Q4_K_M.gguf",
+                                  "f32_own", *F32_FILES])
 def test_prefill_equals_decode_bit_for_bit_when_repacked(native1, files, name):
     """Every Q4 product weight repacked (the tied classifier is Q4_0 but read as the
     embedding's file form through the plain bodies: q4_0_tied keeps the tolerance path for
@@ -254,7 +275,7 @@ def test_prefill_equals_decode_bit_for_bit_when_repacked(native1, files, name):
 
 
 @pytest.mark.parametrize("name", ["q4_1_own", "quant/tiny256-Q4_0.gguf", "quant/tiny256-Q4_1.gguf",
-                                  "quant/tiny256-Q4_K_M.gguf"])
+                                  "quant/tiny256-Q4_K_M.gguf", "f32_own", "stories260K.bin"])
 def test_repack_on_and_off_same_greedy_tokens(native1, files, name):
     """On against off: the same exact block sums rounded otherwise (8 lanes per row reduced,
     against one FMA per block in row order), so the same tokens, near-ties excepted, and

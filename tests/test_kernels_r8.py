@@ -444,7 +444,7 @@ def _par_matmat(k: Kernels, name: str, P: bytes, xq: bytes, n: int, d: int, B: i
         po = k.put(np.full(size + guard, np.nan, np.float32), "out")
         blk = bytearray(MM["MATMAT_SIZE"])
         for key, v in (("OUT", po + 4 * guard), ("W", pw), ("XQ", px), ("OUT_STRIDE", out_stride),
-                       ("XQ_STRIDE", x_stride), ("ROW_BYTES", n // 32 * t.block_bytes),
+                       ("XQ_STRIDE", x_stride), ("ROW_BYTES", n // t.block_size * t.block_bytes),
                        ("BODY", k.ggml_body(name, "matmat") if body else 0),
                        ("MATVEC", k.ggml_body(name, "matvec"))):
             struct.pack_into("<Q", blk, MM[f"MATMAT_{key}"], v)

@@ -1,7 +1,8 @@
 """The load-time repack into the "8 rows interleaved" types (kernels_asm/ggml_repack.s:
 ggml_repack_r8, ggml_unpack_r8): the bytes written equal peasm.ggml_r8's numpy statement of
-the layout (pack, unpack), for Q4_0, Q4_1 and Q4_K at several shapes; refusals return 0 and leave
-every byte (the weight's and the scratch's) as it was. Under unicorn (every buffer flush
+the layout (pack, unpack), for Q4_0, Q4_1, Q4_K and F32 at several shapes; refusals (the repack's
+0, the unpack's GGML_TYPE_COUNT) leave every byte (the weight's and the scratch's) as it was.
+Under unicorn (every buffer flush
 against a guard page: the weight, and a scratch of exactly 8 rows) and natively."""
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _run(m, fn: str, raw: bytes, type_id: int, rows: int, row_bytes: int, scratc
 K_SHAPES = [(8, 256), (16, 512), (24, 768), (8, 1536)]    # Q4_K: rows of whole super-blocks
 
 
-@pytest.mark.parametrize("base", ["Q4_0", "Q4_1", "Q4_K"])
+@pytest.mark.parametrize("base", ["Q4_0", "Q4_1", "Q4_K", "F32"])
 def test_repack_equals_numpy_and_unpack_inverts(machine, base):
     rng = np.random.default_rng(len(base) + ord(base[-1]))
     t, r8 = ggml.BY_NAME[base], ggml.BY_NAME[ggml.R8_OF[base]]
@@ -69,8 +70,10 @@ def test_refusals_change_nothing(machine):
     rb = 2 * q40.block_bytes
     cases = [
         ("ggml_repack_r8", ggml.BY_NAME["Q8_0"].id, 16, rb),      # no R8 form
-        ("ggml_repack_r8", ggml.BY_NAME["F32"].id, 16, rb),
+        ("ggml_repack_r8", ggml.BY_NAME["F16"].id, 16, rb),
         ("ggml_repack_r8", ggml.BY_NAME["Q5_K"].id, 16, rb),
+        ("ggml_repack_r8", ggml.BY_NAME["F32"].id, 16, rb),       # F32: not whole 32-byte
+        ("ggml_repack_r8", ggml.BY_NAME["F32"].id, 8, 48),        # chunks (n % 8)
         ("ggml_repack_r8", ggml.BY_NAME["Q4_K"].id, 16, rb),      # not whole super-blocks
         ("ggml_repack_r8", r8.id, 16, rb),                        # already internal
         ("ggml_repack_r8", ggml.TYPE_COUNT, 16, rb),              # not a file type id
@@ -87,7 +90,8 @@ def test_refusals_change_nothing(machine):
     ]
     for fn, tid, rows, row_bytes in cases:
         got, out, scratch_same = _run(machine, fn, raw, tid, rows, row_bytes, 8 * rb)
-        assert got == 0 and out == raw and scratch_same, (fn, tid, rows, row_bytes)
+        refused = ggml.TYPE_COUNT if fn == "ggml_unpack_r8" else 0     # (0 is F32's id)
+        assert got == refused and out == raw and scratch_same, (fn, tid, rows, row_bytes)
 
 
 def test_r8_type_found_from_the_table():
@@ -95,7 +99,7 @@ def test_r8_type_found_from_the_table():
     every internal type is some file type's form, and the file types with one are exactly
     peasm.ggml's R8_OF."""
     forms = {t.base for t in ggml.INTERNAL_TYPES if t.group_rows > 1}
-    assert forms == set(ggml.R8_OF) == {"Q4_0", "Q4_1", "Q4_K"}
+    assert forms == set(ggml.R8_OF) == {"Q4_0", "Q4_1", "Q4_K", "F32"}
     src = (ggml_r8.__file__.rsplit("peasm", 1)[0] + "kernels_asm/ggml_repack.s")
     text = open(src, encoding="utf-8").read()
-    assert not any(f"GGML_TYPE_{b}" in text for b in ("Q4_0", "Q4_1", "Q4_K"))
+    assert not any(f"GGML_TYPE_{t}" in text for t in ("Q4_0", "Q4_1", "Q4_K", "F32"))
