@@ -183,18 +183,7 @@ matmat_q4_k_r8_avx2:
     prefetcht0 byte ptr [r10 + KQ_PREFETCH]
     prefetcht0 byte ptr [r10 + KQ_PREFETCH + 64]
     # scales and mins of the 8 rows (as ggml_q4_k_r8.s)
-    vmovdqu xmm6, [r10 + 32]
-    vpunpcklwd xmm8, xmm6, [r10 + 48]
-    vpunpckhwd xmm9, xmm6, [r10 + 48]
-    vinserti128 ymm8, ymm8, xmm9, 1         # A
-    vmovdqu xmm6, [r10 + 64]
-    vpunpcklwd xmm9, xmm6, [r10 + 80]
-    vpunpckhwd xmm10, xmm6, [r10 + 80]
-    vinserti128 ymm9, ymm9, xmm10, 1        # B
-    vmovdqu xmm6, [r10 + 96]
-    vpunpcklwd xmm10, xmm6, [r10 + 112]
-    vpunpckhwd xmm11, xmm6, [r10 + 112]
-    vinserti128 ymm10, ymm10, xmm11, 1      # C
+    K4R8_ABC r10
     vpsrld ymm11, ymm8, 2
     vpand ymm11, ymm11, [rip + k4m_m30]
     vpand ymm6, ymm8, [rip + k4m_m3f]       # sc 0..3

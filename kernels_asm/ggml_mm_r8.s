@@ -284,14 +284,8 @@ matmat_q8_0_r8_avx2:
 # Q1M_BLOCK: one scratch block (rax) against one Q8_1 block (rsi) into ymm7-ymm15, as
 # R8Q1_BLOCK rounds: summs += f32(m_w) * f32(s_x), then lane j += f32(I_j) * (f32(d_w) *
 # f32(d_x)); ymm0-ymm5 clobbered
-.macro Q1M_BLOCK
-    vpbroadcastd xmm0, dword ptr [rsi]        # f16 d_x, s_x, 4 times
-    vcvtph2ps ymm0, xmm0
-    vmovshdup ymm1, ymm0                      # s_x in every lane
-    vmulps ymm1, ymm1, [rax + 288]
-    vaddps ymm7, ymm7, ymm1
-    vmovsldup ymm0, ymm0                      # d_x in every lane
-    vmulps ymm1, ymm0, [rax + 256]
+# Q1M_LANES: the 8 lanes' products and FMAs of a block (Q1M_LANE 0 .. 7)
+.macro Q1M_LANES
     Q1M_LANE 0, ymm8, ymm2, ymm3
     Q1M_LANE 1, ymm9, ymm4, ymm5
     Q1M_LANE 2, ymm10, ymm2, ymm3
@@ -301,6 +295,16 @@ matmat_q8_0_r8_avx2:
     Q1M_LANE 6, ymm14, ymm2, ymm3
     Q1M_LANE 7, ymm15, ymm4, ymm5
 .endm
+.macro Q1M_BLOCK
+    vpbroadcastd xmm0, dword ptr [rsi]        # f16 d_x, s_x, 4 times
+    vcvtph2ps ymm0, xmm0
+    vmovshdup ymm1, ymm0                      # s_x in every lane
+    vmulps ymm1, ymm1, [rax + 288]
+    vaddps ymm7, ymm7, ymm1
+    vmovsldup ymm0, ymm0                      # d_x in every lane
+    vmulps ymm1, ymm0, [rax + 256]
+    Q1M_LANES
+.endm
 # Q1M_BLOCK_T: the same with the input block's f32 d_x, s_x from the scale table (rcx): the
 # same values (vcvtph2ps of the same f16), broadcast from memory
 .macro Q1M_BLOCK_T
@@ -309,14 +313,7 @@ matmat_q8_0_r8_avx2:
     vaddps ymm7, ymm7, ymm1
     vbroadcastss ymm1, dword ptr [rcx]        # d_x
     vmulps ymm1, ymm1, [rax + 256]
-    Q1M_LANE 0, ymm8, ymm2, ymm3
-    Q1M_LANE 1, ymm9, ymm4, ymm5
-    Q1M_LANE 2, ymm10, ymm2, ymm3
-    Q1M_LANE 3, ymm11, ymm4, ymm5
-    Q1M_LANE 4, ymm12, ymm2, ymm3
-    Q1M_LANE 5, ymm13, ymm4, ymm5
-    Q1M_LANE 6, ymm14, ymm2, ymm3
-    Q1M_LANE 7, ymm15, ymm4, ymm5
+    Q1M_LANES
 .endm
 .macro Q1M_ACC op, base
     \op [\base], ymm7

@@ -153,18 +153,7 @@ matvec_q4_k_r8_avx2:
     prefetcht0 byte ptr [rdx + KQ_PREFETCH]
     prefetcht0 byte ptr [rdx + KQ_PREFETCH + 64]
     # A, B, C: each row's scale bytes 0-3, 4-7, 8-11 (dword r = row r)
-    vmovdqu xmm6, [rdx + 32]
-    vpunpcklwd xmm8, xmm6, [rdx + 48]
-    vpunpckhwd xmm9, xmm6, [rdx + 48]
-    vinserti128 ymm8, ymm8, xmm9, 1         # A
-    vmovdqu xmm6, [rdx + 64]
-    vpunpcklwd xmm9, xmm6, [rdx + 80]
-    vpunpckhwd xmm10, xmm6, [rdx + 80]
-    vinserti128 ymm9, ymm9, xmm10, 1        # B
-    vmovdqu xmm6, [rdx + 96]
-    vpunpcklwd xmm10, xmm6, [rdx + 112]
-    vpunpckhwd xmm11, xmm6, [rdx + 112]
-    vinserti128 ymm10, ymm10, xmm11, 1      # C
+    K4R8_ABC rdx
     vpbroadcastd ymm5, dword ptr [rip + k4r8_m0f]
     vpsrld ymm11, ymm8, 2
     vpand ymm11, ymm11, ymm13
