@@ -8,7 +8,11 @@
 #   matvec_q4_<k>_<path>(rcx = out f32*, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 #       out[i] = sum over the row's blocks b of f32(d_w) * f32(d_x) * sum_j qw_j * qx_j
 #       (+ f32(m_w) * f32(s_x) for Q4_1), qw = q - 8 (Q4_0) or q (Q4_1); integer dots
-#       exact, the rest in f32 (ggml_qmacros.inc's skeleton)
+#       exact, the rest in f32 (ggml_qmacros.inc's skeleton). AVX2: every row (a pair's
+#       and an odd last one) rounds as ggml's AVX2 vec_dot_q4_0_q8_0 / vec_dot_q4_1_q8_1
+#       (one 8-lane FMA accumulator in block order, hsum_float_8, + the m*s sum; bit for
+#       bit a numpy model of it: tests/test_kernels_q45_vecdot.py). (llama.cpp on x86
+#       repacks Q4_0 and runs its q4_0_8x8 gemv instead: Q4_0_R8, ggml_r8.s.)
 #
 # n is a multiple of 32 (the caller checks; the rest is ignored); unaligned pointers.
 # Dequantizers change xmm0-xmm5 only (AVX2: ymm0-ymm5, and r11); matvec bodies save what

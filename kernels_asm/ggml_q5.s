@@ -8,7 +8,10 @@
 #   matvec_q5_<k>_<path>(rcx = out f32*, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 #       out[i] = sum over the row's blocks of f32(d_w) * f32(d_x) * sum_j qw_j * qx_j
 #       (+ f32(m_w) * f32(s_x) for Q5_1), qw = q - 16 (Q5_0) or q (Q5_1); integer dots
-#       exact, the rest in f32 (ggml_qmacros.inc's skeleton)
+#       exact, the rest in f32 (ggml_qmacros.inc's skeleton). AVX2: every row (a pair's
+#       and an odd last one) rounds as ggml's AVX2 vec_dot_q5_0_q8_0 / vec_dot_q5_1_q8_1
+#       (one 8-lane FMA accumulator in block order, hsum_float_8, + the m*s sum; bit for
+#       bit a numpy model of it: tests/test_kernels_q45_vecdot.py)
 #
 # The 5th bits: qh's 32 bits spread to one byte each (0xff where set), then Q5_0 ORs 0xf0
 # into the nibbles whose bit is clear (nibble - 16 as int8), Q5_1 ORs 0x10 where it is set.
