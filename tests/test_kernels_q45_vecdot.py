@@ -1,8 +1,8 @@
 """The plain-layout AVX2 Q4_0, Q4_1, Q5_0 and Q5_1 matvecs (kernels_asm/ggml_q4.s,
-ggml_q5.s on ggml_pairs.inc's GMV_BODY_AVX2) round as ggml's AVX2 vec_dot_q4_0_q8_0,
+ggml_q5.s on ggml_quads.inc's GMV4_BODY_AVX2) round as ggml's AVX2 vec_dot_q4_0_q8_0,
 vec_dot_q4_1_q8_1, vec_dot_q5_0_q8_0, vec_dot_q5_1_q8_1, bit for bit, on every row: the
-rows of a pair and an odd last row alike (d = 1..9 and model shapes), natively. The Q5_x
-matmat bodies (ggml_mm_q5.s) equal these matvecs bit for bit (their contract,
+rows of a 4-row group and of a last partial group alike (d = 1..9 and model shapes),
+natively. The Q5_x matmat bodies (ggml_mm_q5.s) equal these matvecs bit for bit (their contract,
 tests/test_kernels_matmat.py), so they round as ggml's vec_dot too; the Q4_x matmat bodies
 round otherwise (ggml_mm8.inc: llama.cpp's repacked gemv) and are not judged here.
 
@@ -15,8 +15,8 @@ exact integer sum of the products of elements 4j..4j+3 (the unpacked quants in e
 order: bytes_from_nibbles_32 puts the low nibbles, elements 0..15, in the low 128 bits;
 Q4_0: q - 8, Q5_0: q - 16, the _1 types: q unsigned). The FMA and the fold are
 tests/test_kernels_q8_0_vecdot.py's (fma_f32 checked there against exact rational
-rounding). A body whose odd last row summed even and odd blocks apart (the former one-row
-loop) or folded otherwise differs from the model in the last bits of some of these random
+rounding). A body whose odd last row summed even and odd blocks apart (the former pair loop's
+one-row loop) or folded otherwise differs from the model in the last bits of some of these random
 rows; the tests compare bits.
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _weights(type_name: str, d: int, n: int, rng) -> bytes:
     return raw.tobytes()
 
 
-def _check(k: Kernels, type_name: str, d: int, n: int, seed: int) -> None:
+def _check(k: Kernels, type_name: str, d: int, n: int, seed: int, misalign: int = 0) -> None:
     t = ggml.BY_NAME[type_name]
     rng = np.random.default_rng(seed)
     W = _weights(type_name, d, n, rng)
@@ -83,7 +83,8 @@ def _check(k: Kernels, type_name: str, d: int, n: int, seed: int) -> None:
     x *= np.exp2(rng.uniform(-6, 6, n // 32)).astype(np.float32).repeat(32)
     xq = k.quantize(t.vec_dot_type, x)
     assert xq == Q.quantize(t.vec_dot_type, x)
-    got = k.matvec_q(type_name, W, xq, n, d)
+    ku = Kernels(k.m, k.path, misalign=misalign) if misalign else k
+    got = ku.matvec_q(type_name, W, xq, n, d)
     want = vec_dot(type_name, W, xq, n, d)
     bad = np.flatnonzero(got.view(np.uint32) != want.view(np.uint32))
     assert bad.size == 0, (type_name, d, n, bad[:10], got[bad[:3]], want[bad[:3]])
@@ -115,3 +116,34 @@ def test_q5_matmat_odd_row_is_ggml_vec_dot(k, type_name, d):
     for b in range(B):
         want = vec_dot(type_name, W, xs[b], n, d)
         assert np.array_equal(got[b].view(np.uint32), want.view(np.uint32)), (type_name, d, b)
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+@pytest.mark.parametrize("misalign", [1, 3, 6])
+def test_matvec_is_ggml_vec_dot_unaligned(k, type_name, misalign):
+    for d in (3, 7, 8):
+        _check(k, type_name, d, 96, seed=misalign * 10 + d, misalign=misalign)
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_matvec_writes_only_its_outputs(k, type_name):
+    """Outputs between guard floats: d of them written (any d mod 4), none around."""
+    t = ggml.BY_NAME[type_name]
+    rng = np.random.default_rng(3)
+    n = 64
+    for d in range(1, 10):
+        W = _weights(type_name, d, n, rng)
+        xq = k.quantize(t.vec_dot_type, rng.standard_normal(n).astype(np.float32))
+        body = k.ggml_body(type_name, "matvec")
+        guard = np.float32(-7.25)
+        try:
+            pw = k.put(np.frombuffer(W, np.uint8), "W")
+            px = k.put(np.frombuffer(xq, np.uint8), "xq")
+            po = k.put(np.full(d + 8, guard, np.float32), "out")
+            k.m.call(body, po + 16, pw, px, n, d)
+            got = k.get(po, d + 8)
+        finally:
+            k._done()
+        assert np.array_equal(got[:4], np.full(4, guard)) and np.array_equal(got[4 + d:], np.full(4, guard)), d
+        want = vec_dot(type_name, W, xq, n, d)
+        assert np.array_equal(got[4:4 + d].view(np.uint32), want.view(np.uint32)), d
