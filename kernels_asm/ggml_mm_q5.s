@@ -142,23 +142,18 @@ matmat_q5_0_avx2:
     add rdx, rbx                      # past the pair's second row
     sub r8, 2
     jmp .Lpair
-.Lrow:                                # an odd last row: even blocks into ymm8-11, odd into ymm12-15
+.Lrow:                                # an odd last row: every block into ymm8-11 in order
     test r8, r8
     jz .Lgroup_done
     MM_ZERO_ACC
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
-.Lrblock2:
-    cmp r11, 2
-    jb .Lrblock1
-    MM_Q5_0_ROW ymm8, ymm9, ymm10, ymm11
-    MM_Q5_0_ROW ymm12, ymm13, ymm14, ymm15
-    sub r11, 2
-    jmp .Lrblock2
-.Lrblock1:
+.Lrblock:
     test r11, r11
     jz .Lrow_done
     MM_Q5_0_ROW ymm8, ymm9, ymm10, ymm11
+    dec r11
+    jmp .Lrblock
 .Lrow_done:
     MM_ROW_STORE
 .Lgroup_done:
@@ -231,23 +226,18 @@ matmat_q5_1_avx2:
     add rdx, rbx                      # past the pair's second row
     sub r8, 2
     jmp .Lpair
-.Lrow:                                # an odd last row: even blocks into ymm8-11, odd into ymm12-15
+.Lrow:                                # an odd last row: every block into ymm8-11 in order
     test r8, r8
     jz .Lgroup_done
     MM_ZERO_ACC
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
-.Lrblock2:
-    cmp r11, 2
-    jb .Lrblock1
-    MM_Q5_1_ROW ymm8, ymm9, ymm10, ymm11
-    MM_Q5_1_ROW ymm12, ymm13, ymm14, ymm15
-    sub r11, 2
-    jmp .Lrblock2
-.Lrblock1:
+.Lrblock:
     test r11, r11
     jz .Lrow_done
     MM_Q5_1_ROW ymm8, ymm9, ymm10, ymm11
+    dec r11
+    jmp .Lrblock
 .Lrow_done:
     MM_ROW_STORE
 .Lgroup_done:

@@ -131,9 +131,9 @@ matmat_q8_0_avx2:
     sub r8, 2
     jmp .Lpair
 .Lrow:                                # an odd last row: every block into ymm8-11 in order
-    test r8, r8                       # (ymm12-15 stay +0: MM_ROW_STORE's add of them is
-    jz .Lgroup_done                   # exact, an accumulator that starts at +0 never
-    MM_ZERO_ACC                       # holds -0 under round to nearest)
+    test r8, r8
+    jz .Lgroup_done
+    MM_ZERO_ACC
     mov rsi, qword ptr [rsp + MM_XG]
     mov r11, r9
 .Lrblock:

@@ -8,7 +8,11 @@
 #   matvec_q4_<k>_<path>(rcx = out f32*, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 #       out[i] = sum over the row's blocks b of f32(d_w) * f32(d_x) * sum_j qw_j * qx_j
 #       (+ f32(m_w) * f32(s_x) for Q4_1), qw = q - 8 (Q4_0) or q (Q4_1); integer dots
-#       exact, the rest in f32 (ggml_qmacros.inc's skeleton)
+#       exact, the rest in f32 (ggml_qmacros.inc's skeleton). AVX2 (four rows at a
+#       time, ggml_quads.inc): every row rounds as ggml's AVX2 vec_dot_q4_0_q8_0 / vec_dot_q4_1_q8_1
+#       (one 8-lane FMA accumulator in block order, hsum_float_8, + the m*s sum; bit for
+#       bit a numpy model of it: tests/test_kernels_q45_vecdot.py). (llama.cpp on x86
+#       repacks Q4_0 and runs its q4_0_8x8 gemv instead: Q4_0_R8, ggml_r8.s.)
 #
 # n is a multiple of 32 (the caller checks; the rest is ignored); unaligned pointers.
 # Dequantizers change xmm0-xmm5 only (AVX2: ymm0-ymm5, and r11); matvec bodies save what
@@ -18,6 +22,7 @@
 .include "ggml_cvt.inc"
 .include "ggml_qmacros.inc"
 .include "ggml_pairs.inc"
+.include "ggml_quads.inc"
 
 .section .text
 .global dequantize_row_q4_0_sse2, dequantize_row_q4_0_avx2
@@ -145,49 +150,25 @@ matvec_q4_0_sse2:
 matvec_q4_1_sse2:
     GMV_BODY_SSE2 20, 36, Q4_1_PAIR_SSE2, Q4_1_ROW_SSE2
 
-# Q4_0_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
-.macro Q4_0_ROW_AVX2 acc
-    GSCALE0_AVX2
-    GNIB_AVX2 2
-    vpsubb ymm0, ymm0, [rip + kg_b8]
-    vmovdqu ymm1, [r11 + 2]
-    GDOTS_AVX2 \acc
+# Q4X4_W base, off: ymm0 = the 32 nibbles of the block at [base + r11 + off] in element
+# order (GMV4_BODY_AVX2's unpack); xmm2 clobbered
+.macro Q4X4_W base, off
+    vmovdqu xmm0, [\base + r11 + \off]
+    vpsrlw xmm2, xmm0, 4
+    vinserti128 ymm0, ymm0, xmm2, 1
+    vpand ymm0, ymm0, [rip + kg_nib]
 .endm
-
-# Q4_0_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
-.macro Q4_0_PAIR_AVX2
-    GPAIR_SCALE0_AVX2
-    vmovdqu ymm1, [r11 + 2]
-    vmovdqa ymm7, [rip + kg_b8]
-    vpmaddubsw ymm7, ymm7, ymm1       # 8 * (x_2k + x_2k+1), int16: both rows' offset
-    GWA_NIB_AVX2 rdx, 2
-    GPAIR_DOTO_AVX2 ymm12, ymm8
-    GWA_NIB_AVX2 rdx+rbx, 2
-    GPAIR_DOTO_AVX2 ymm13, ymm10
+.macro Q4_0X4_W base
+    Q4X4_W \base, 2
+.endm
+.macro Q4_1X4_W base
+    Q4X4_W \base, 4
 .endm
 
 # matvec_q4_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q4_0_avx2:
-    GMV_BODY_AVX2 18, 34, Q4_0_PAIR_AVX2, Q4_0_ROW_AVX2
-
-# Q4_1_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
-.macro Q4_1_ROW_AVX2 acc
-    GSCALE1_AVX2
-    GNIB_AVX2 4
-    vmovdqu ymm1, [r11 + 4]
-    GDOTU_AVX2 \acc
-.endm
-
-# Q4_1_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
-.macro Q4_1_PAIR_AVX2
-    GPAIR_SCALE1_AVX2
-    vmovdqu ymm1, [r11 + 4]
-    GWA_NIB_AVX2 rdx, 4
-    GPAIR_DOTU_AVX2 ymm12, ymm8
-    GWA_NIB_AVX2 rdx+rbx, 4
-    GPAIR_DOTU_AVX2 ymm13, ymm10
-.endm
+    GMV4_BODY_AVX2 18, 34, 0, Q4_0X4_W, kg_b8
 
 # matvec_q4_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q4_1_avx2:
-    GMV_BODY_AVX2 20, 36, Q4_1_PAIR_AVX2, Q4_1_ROW_AVX2
+    GMV4_BODY_AVX2 20, 36, 1, Q4_1X4_W

@@ -8,7 +8,10 @@
 #   matvec_q5_<k>_<path>(rcx = out f32*, rdx = W, r8 = xq, r9d = n, dword [rsp+40] = d)
 #       out[i] = sum over the row's blocks of f32(d_w) * f32(d_x) * sum_j qw_j * qx_j
 #       (+ f32(m_w) * f32(s_x) for Q5_1), qw = q - 16 (Q5_0) or q (Q5_1); integer dots
-#       exact, the rest in f32 (ggml_qmacros.inc's skeleton)
+#       exact, the rest in f32 (ggml_qmacros.inc's skeleton). AVX2 (four rows at a
+#       time, ggml_quads.inc): every row rounds as ggml's AVX2 vec_dot_q5_0_q8_0 / vec_dot_q5_1_q8_1
+#       (one 8-lane FMA accumulator in block order, hsum_float_8, + the m*s sum; bit for
+#       bit a numpy model of it: tests/test_kernels_q45_vecdot.py)
 #
 # The 5th bits: qh's 32 bits spread to one byte each (0xff where set), then Q5_0 ORs 0xf0
 # into the nibbles whose bit is clear (nibble - 16 as int8), Q5_1 ORs 0x10 where it is set.
@@ -20,6 +23,7 @@
 .include "ggml_cvt.inc"
 .include "ggml_qmacros.inc"
 .include "ggml_pairs.inc"
+.include "ggml_quads.inc"
 
 .section .text
 .global dequantize_row_q5_0_sse2, dequantize_row_q5_0_avx2
@@ -48,14 +52,6 @@
     \op xmm3, [rip + \mask]
     por xmm0, xmm2
     por xmm1, xmm3
-.endm
-# Q5W_AVX2 base, qh, qs: ymm0 = a row's 32 quants 0..31 (unsigned: Q5_0's pairs subtract
-# the offset after the product); ymm5, ymm6 clobbered.
-.macro Q5W_AVX2 base, qh, qs
-    GWA_NIB_AVX2 \base, \qs
-    GWA_BITS_AVX2 \base, \qh
-    vpand ymm6, ymm6, [rip + kg_b16]
-    vpor ymm0, ymm0, ymm6
 .endm
 # Q5ROW_AVX2 qh, qs, op, mask: ymm0 = the 32 quants of the block at rdx (op vpandn with
 # kg_hi_f0: Q5_0, int8; vpand with kg_b16: Q5_1); ymm1 clobbered.
@@ -178,48 +174,31 @@ matvec_q5_0_sse2:
 matvec_q5_1_sse2:
     GMV_BODY_SSE2 24, 36, Q5_1_PAIR_SSE2, Q5_1_ROW_SSE2
 
-# Q5_0_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
-.macro Q5_0_ROW_AVX2 acc
-    GSCALE0_AVX2
-    Q5ROW_AVX2 2, 6, vpandn, kg_hi_f0
-    vmovdqu ymm1, [r11 + 2]
-    GDOTS_AVX2 \acc
+# Q5X4_W base, qh, qs: ymm0 = the 32 quants 0..31 of the block at [base + r11] (qh, qs:
+# the fields' offsets) in element order (GMV4_BODY_AVX2's unpack); ymm2, ymm3 clobbered
+.macro Q5X4_W base, qh, qs
+    vmovdqu xmm0, [\base + r11 + \qs]
+    vpsrlw xmm2, xmm0, 4
+    vinserti128 ymm0, ymm0, xmm2, 1
+    vpand ymm0, ymm0, [rip + kg_nib]
+    vpbroadcastd ymm3, dword ptr [\base + r11 + \qh]
+    vpshufb ymm3, ymm3, [rip + kg_bits_shuf]
+    vpand ymm3, ymm3, [rip + kg_bits_mask]
+    vpcmpeqb ymm3, ymm3, [rip + kg_bits_mask]
+    vpand ymm3, ymm3, [rip + kg_b16]
+    vpor ymm0, ymm0, ymm3
 .endm
-
-# Q5_0_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
-.macro Q5_0_PAIR_AVX2
-    GPAIR_SCALE0_AVX2
-    vmovdqu ymm1, [r11 + 2]
-    vmovdqa ymm7, [rip + kg_b16]
-    vpmaddubsw ymm7, ymm7, ymm1       # 16 * (x_2k + x_2k+1), int16: both rows' offset
-    Q5W_AVX2 rdx, 2, 6
-    GPAIR_DOTO_AVX2 ymm12, ymm8
-    Q5W_AVX2 rdx+rbx, 2, 6
-    GPAIR_DOTO_AVX2 ymm13, ymm10
+.macro Q5_0X4_W base
+    Q5X4_W \base, 2, 6
+.endm
+.macro Q5_1X4_W base
+    Q5X4_W \base, 4, 8
 .endm
 
 # matvec_q5_0_avx2(rcx = out, rdx = W, r8 = xq (Q8_0), r9d = n, dword [rsp+40] = d)
 matvec_q5_0_avx2:
-    GMV_BODY_AVX2 22, 34, Q5_0_PAIR_AVX2, Q5_0_ROW_AVX2
-
-# Q5_1_ROW_AVX2 acc: a block of the one-row loop into acc (GMV_BODY_AVX2).
-.macro Q5_1_ROW_AVX2 acc
-    GSCALE1_AVX2
-    Q5ROW_AVX2 4, 8, vpand, kg_b16
-    vmovdqu ymm1, [r11 + 4]
-    GDOTU_AVX2 \acc
-.endm
-
-# Q5_1_PAIR_AVX2: a pair's block (ggml_pairs.inc's GMV_BODY_AVX2).
-.macro Q5_1_PAIR_AVX2
-    GPAIR_SCALE1_AVX2
-    vmovdqu ymm1, [r11 + 4]
-    Q5W_AVX2 rdx, 4, 8
-    GPAIR_DOTU_AVX2 ymm12, ymm8
-    Q5W_AVX2 rdx+rbx, 4, 8
-    GPAIR_DOTU_AVX2 ymm13, ymm10
-.endm
+    GMV4_BODY_AVX2 22, 34, 0, Q5_0X4_W, kg_b16
 
 # matvec_q5_1_avx2(rcx = out, rdx = W, r8 = xq (Q8_1), r9d = n, dword [rsp+40] = d)
 matvec_q5_1_avx2:
-    GMV_BODY_AVX2 24, 36, Q5_1_PAIR_AVX2, Q5_1_ROW_AVX2
+    GMV4_BODY_AVX2 24, 36, 1, Q5_1X4_W
