@@ -65,7 +65,8 @@
 # plain-layout matvec at 10. Q4_1_R8 (same host and way, 3 alternating runs, GB/s and
 # ratio to stream_read 19-22): 576x576 18.3-19.8 (0.89-0.98), 1536x576 18.7-19.7
 # (0.84-0.99), 576x1536 16.6-17.1 (0.74-0.86), 2048x5632 17.2-19.7 (0.85-0.95); the plain
-# matvec_q4_1_avx2 7-10 (0.31-0.46); the former 4-groups body (ggml_mm8.inc's rounding)
+# matvec_q4_1_avx2 then (2 rows at a time) 7-10 (0.31-0.46), now (4 rows, ggml_quads.inc)
+# 0.54-0.66 of stream_read; the former 4-groups body (ggml_mm8.inc's rounding)
 # 13.4-16.8, 13.7-15.6, 16.5-18.0, 18.6-21.7. In cache 21-26 GB/s (6.2-7.6 ns a group
 # block: 8 conversions and FMAs a row and block, as ggml's), the former body 30-41.
 #
