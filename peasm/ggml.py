@@ -170,7 +170,8 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     GgmlType(INTERNAL_BASE + 2, "Q4_K_R8", 256, 144, "Q8_K", {"matvec": "matvec_q4_k_r8@avx2",
                                                     "matmat": "matmat_q4_k_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_K"),
-    GgmlType(INTERNAL_BASE + 3, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2"},
+    GgmlType(INTERNAL_BASE + 3, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2",
+                                                 "matmat": "matmat_f32_r8@avx2"},
              group_rows=R8_GROUP, base="F32"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES
