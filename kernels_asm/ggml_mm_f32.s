@@ -142,7 +142,8 @@ matmat_f32_avx2:
 #   Register blocking: 4 rows x 3 inputs = 12 accumulators (ymm0-11: input i, row r in
 #   ymm(4i + r)); per chunk the 3 inputs' x loaded once (ymm12-14), each of the 4 rows'
 #   32 bytes of W once (ymm15) for 3 FMAs; a group's rows 0-3, then 4-7 over the same x
-#   (from L1). Tiles of W and groups of 3 inputs as ggml_mm.inc (tiles of whole groups).
+#   (from L1). Groups of 3 inputs as ggml_mm.inc; tiles of F32R8_TILE_BYTES of W (whole
+#   groups, at least one), not ggml_mm.inc's MM_TILE_BYTES.
 #   Registers, stack: as ggml_mm.inc (F32's frame); r11 = the W chunk pointer.
 # F32R8_FOLD a, b, c, d, xa: rows a..d of one input (as the matvec: pairs, pairs of pairs,
 # low half + high half) into xa = rows 0..3; ymm15 clobbered
@@ -164,15 +165,19 @@ matmat_f32_avx2:
     mov rax, qword ptr [rsp + MM_O + 16]
     vmovups [rcx + rax], xmm8
 .endm
+# W bytes a tile (as k_par_matmat's tiles, PAR_TILE_BYTES: in L1; measured in one noisy
+# session, stories110M shapes: 16 KiB 0.94-1.36x the tile path, 32 or 64 KiB no better)
+.equ F32R8_TILE_BYTES, 16384
 matmat_f32_r8_avx2:
     MM_PROLOGUE_SAVE MM_FRAME_F32
     and r15, -8                       # whole groups only
     mov r9d, r9d
     shl r9, 2                         # bytes per row (x bytes)
-    mov rbx, r9
-    MM_TILE_ROWS
-    mov rax, qword ptr [rsp + MM_TROWS]
-    and rax, -8                       # tiles of whole groups, at least one
+    mov eax, F32R8_TILE_BYTES         # rows a tile: F32R8_TILE_BYTES / row bytes, whole
+    xor edx, edx                      # groups, at least one
+    lea r10, [r9 + 1]
+    div r10
+    and rax, -8
     mov r10d, 8
     cmp rax, r10
     cmovb rax, r10
