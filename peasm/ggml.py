@@ -63,8 +63,9 @@ byte 32r (n a multiple of 8: the repack refuses other rows). Its matvec
 row-major body loads as many bytes of x as it reads of W (measured: 0.97-0.98 of
 stream_read against 0.87-0.90 at stories110M's shapes on an AMD Zen 3); it rounds
 otherwise than the row-major body (per row one accumulator of 8 lanes, lane j = columns
-8c + j, folded ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))). No matmat: the prefill runs its
-matvec over cached tiles, bit for bit the decode. The only R8 form a classifier tied to the
+8c + j, folded ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))). Its matmat (matmat_f32_r8_avx2,
+kernels_asm/ggml_mm_f32.s: 4 rows x 3 inputs a step) keeps that rounding: the prefill is
+bit for bit the decode. The only R8 form a classifier tied to the
 token embedding takes (llama2.c files): the embedding's rows are gathered from it
 (app_asm/forward.s, model_embed_row).
 
@@ -170,7 +171,8 @@ INTERNAL_TYPES: tuple[GgmlType, ...] = (
     GgmlType(INTERNAL_BASE + 2, "Q4_K_R8", 256, 144, "Q8_K", {"matvec": "matvec_q4_k_r8@avx2",
                                                     "matmat": "matmat_q4_k_r8@avx2"},
              group_rows=R8_GROUP, base="Q4_K"),
-    GgmlType(INTERNAL_BASE + 3, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2"},
+    GgmlType(INTERNAL_BASE + 3, "F32_R8", 1, 4, "F32", {"matvec": "matvec_f32_r8@avx2",
+                                                 "matmat": "matmat_f32_r8@avx2"},
              group_rows=R8_GROUP, base="F32"),
 )
 TYPES = FILE_TYPES + INTERNAL_TYPES

@@ -14,7 +14,7 @@ AVX2 path, the only one with the R8 bodies:
 * the batched prefill equals token-by-token decode BIT FOR BIT (logits and KV cache) once
   every Q4 product weight is repacked (the R8 matvec rounds as the batched bodies do;
   test_app_prefill.py keeps the tolerance rule for models with Q4 weights left plain), and
-  for f32 models (.bin and GGUF: F32_R8 has no batched body, the prefill runs its matvec;
+  for f32 models (.bin and GGUF: F32_R8's batched body, matmat_f32_r8_avx2, rounds as its matvec;
   the f32 weights left plain round alike in both passes too);
 * repack on and off give the same greedy tokens, near-ties excepted (test_app_prefill's
   rule: the two passes differ only by f32 roundings of the same exact block sums);

@@ -11,12 +11,14 @@ itself: tests/test_kernels_repack.py). Judges:
   map or fold order changes roundings of random rows;
 * the float64 sum: within (n/8 + 3) u of sum |w x| (n/8 FMAs into a lane, 3 folds);
   integer rows exactly;
-* the prefill's product (k_par_matmat: no matmat body, the matvec per input over tiles of
-  whole groups, alone and with 2 worker threads): every input's outputs bit for bit the
-  matvec's on all rows (decode); nothing written between the strided outputs;
+* the prefill's product (k_par_matmat with the matmat body, matmat_f32_r8_avx2, and
+  without it: the matvec per input over tiles of whole groups; alone and with 2 worker
+  threads; B = 1..9 and 17, so every count of inputs in the body's last group of 3):
+  every input's outputs bit for bit the matvec's on all rows (decode); nothing written
+  between the strided outputs;
 * whole groups only: a d that is not a multiple of 8 leaves its last d mod 8 outputs (and
   every float around the outputs) alone;
-* the SSE2 path has no F32_R8 body (so the loader never repacks for it).
+* the SSE2 path has no F32_R8 body, matvec or matmat (so the loader never repacks for it).
 """
 from __future__ import annotations
 
@@ -74,7 +76,9 @@ def _emulated(W: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def test_body_only_on_avx2(k):
     assert k.ggml_body("F32_R8", "matvec") == k.m.address("matvec_f32_r8_avx2")
+    assert k.ggml_body("F32_R8", "matmat") == k.m.address("matmat_f32_r8_avx2")
     assert ggml.body_symbol(ggml.BY_NAME["F32_R8"], "matvec", "sse2") is None
+    assert ggml.body_symbol(ggml.BY_NAME["F32_R8"], "matmat", "sse2") is None
     assert ggml.BY_NAME["F32_R8"].group_rows == ggml.R8_GROUP
 
 
@@ -110,12 +114,15 @@ def test_whole_groups_only(k):
         assert np.all(np.isnan(out[16 + done:])) and np.all(np.isnan(out[:16])), d_arg
 
 
-CASES = [(8, 8, 1, 0, 0), (768, 768, 5, 4, 12), (64, 2048, 3, 0, 4), (2048, 768, 8, 36, 0),
-         (40, 96, 37, 4, 8)]      # d, n, B, input and output padding (bytes)
+CASES = ([(8, 8, 1, 0, 0), (768, 768, 5, 4, 12), (64, 2048, 3, 0, 4), (2048, 768, 8, 36, 0),
+          (40, 96, 37, 4, 8), (24, 2048, 17, 12, 4), (16, 8, 17, 0, 0)]
+         + [(48 + 8 * B, (8, 768, 64)[B % 3], B, 4 * (B % 2), 4 * (B % 3)) for B in range(1, 10)])
+# d, n, B, input and output padding (bytes)
 
 
+@pytest.mark.parametrize("body", [True, False], ids=["matmat", "matvec_tiles"])
 @pytest.mark.parametrize("workers", [0, 2])
-def test_prefill_product_is_the_decode_matvec(k, workers):
+def test_prefill_product_is_the_decode_matvec(k, workers, body):
     if workers:
         k.m.start_workers(workers)
     try:
@@ -128,7 +135,7 @@ def test_prefill_product_is_the_decode_matvec(k, workers):
             packed = b"".join(x.tobytes() + bytes(x_pad) for x in xs)[:x_stride * (B - 1) + 4 * n]
             out_stride = 4 * d + out_pad
             out, g = _par_matmat(k, "F32_R8", P, packed, n, d, B, x_stride, out_stride, workers,
-                                body=False)   # no matmat body: the tiles of the matvec
+                                body=body)
             written = np.zeros(out.size, bool)
             for b in range(B):
                 o = g + b * out_stride // 4
