@@ -26,9 +26,9 @@ services report, APs being host threads; the program's default threads=0 uses th
 speedup = decode_tok_s / decode_tok_s with one thread, in the same run (the ratio to the
 single-core limit can pass 1 with several cores: each core has its own path to memory).
 For each thread count T above 1 the run also measures stream_read on T threads at once
-(peasm.bench's bandwidth_cores: the pool cut in T parts, read together) and prints it as a
-multiple of one core's: the largest speedup a decode bound by memory can reach with T
-threads on this host. ratio_Tcore = decode_tok_s / (that T-core bandwidth / weights bytes).
+(peasm.bench's bandwidth_cores: the pool cut in T parts, read together; before the models and
+after them, the larger used) and prints it as a multiple of one core's: the largest speedup
+a decode bound by memory can reach with T threads on this host. ratio_Tcore = decode_tok_s / (that T-core bandwidth / weights bytes).
 p50_tok_s = 1 / the median time between two generated pieces as they reached the runner's
 output (one write each), and speedup_p50 its ratio to one thread's: on a shared host a
 worker thread descheduled while it holds a chunk stalls that step for a time slice (ms),
@@ -372,6 +372,7 @@ def main() -> int:
         bw_lines: list[str] = []
         bench = KernelBench(out=bw_lines.append)
         bw_start = bench.bandwidth([path], "start")
+        bw_cores = {t: bench.bandwidth_cores(path, t) for t in thread_counts if t > 1}
         results = []
         for vol, cfg in volumes:
             for t in thread_counts:
@@ -380,14 +381,15 @@ def main() -> int:
         bench.bw = bw_start
         bw_end = bench.bandwidth([path], "end")
         bw = max(bw_start, bw_end)
-        bw_cores = {t: bench.bandwidth_cores(path, t) for t in thread_counts if t > 1}
+        bw_cores = {t: max(b, bench.bandwidth_cores(path, t)) for t, b in bw_cores.items()}
 
         print(f"# host: cpus={os.cpu_count()} llc={llc_bytes() >> 20} MiB; kernels path {path}; "
               f"stream_read over {bench.pool_bytes >> 20} MiB, one core: {bw_start / 1e9:.2f} GB/s before the runs, "
               f"{bw_end / 1e9:.2f} GB/s after (the larger is used); load average {os.getloadavg()[0]:.2f}")
         for t, b in bw_cores.items():
             print(f"# stream_read on {t} threads at once (each its own part of the pool): {b / 1e9:.2f} GB/s, "
-                  f"{b / bw:.2f}x one core: the most a memory-bound decode can gain from {t} threads")
+                  f"{b / bw:.2f}x one core (the larger of before and after the runs): the most a memory-bound decode "
+                  f"can gain from {t} threads")
         base = {}
         for vol_name, cfg, t, r in results:
             wbytes = cfg.step_bytes if isinstance(cfg, GgufBench) else weight_bytes_per_token(cfg)
